@@ -1,0 +1,19 @@
+# SelfPanoptic: self-trained domain-adaptive panoptic segmentation.
+# Thin on purpose: the config, its validation, and the stages in workflow/rules/.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

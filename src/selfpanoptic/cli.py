@@ -1,0 +1,172 @@
+"""The ``selfpanoptic`` command line: one subcommand per workflow stage, plus ``audit`` and ``config``.
+
+Each stage's hyperparameters come from its config section, either inline as JSON
+(``--settings``, what the workflow passes) or from a whole config file (``--config``, for a
+person running a stage by hand). Inputs and outputs are always explicit paths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from . import __version__
+from .errors import SelfPanopticError
+
+
+def _add_settings(parser: argparse.ArgumentParser, section: str) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--config", metavar="FILE", help="config file (YAML); its `%s` section is used" % section)
+    group.add_argument("--settings", metavar="JSON", help="the `%s` config section as inline JSON" % section)
+
+
+def _settings(args: argparse.Namespace, section: str) -> dict:
+    from .config import section_settings
+
+    return section_settings(section, args.config, args.settings)
+
+
+def cmd_synthesize(args: argparse.Namespace) -> None:
+    from .config import load_config, validate_config
+    from .toy.domains import synthesize_toy_domains
+
+    toy = _settings(args, "toy")
+    datasets = (load_config(args.config) if args.config else validate_config({}))["datasets"]
+    roots = {
+        "synthia": args.synthia_root or datasets["synthia"]["root"],
+        "gta": args.gta_root or datasets["gta"]["root"],
+        "target": args.target_root or datasets["target"]["root"],
+    }
+    synthesize_toy_domains(toy, roots, workers=args.threads, progress=not args.quiet)
+
+
+def cmd_index(args: argparse.Namespace) -> None:
+    from .data.manifest import build_manifest
+    from .atomic import atomic_write_text
+
+    manifest = build_manifest(args.name, args.format, args.root, args.split, threads=args.threads, progress=not args.quiet)
+    atomic_write_text(args.out, manifest.to_csv(index=False))
+    print(f"indexed {len(manifest)} images of {args.name} -> {args.out}")
+
+
+def cmd_mix(args: argparse.Namespace) -> None:
+    from .data.manifest import read_manifest
+    from .atomic import atomic_write_text
+    from .mixing import class_statistics, mix_sources, select_images_with_all, statistics_markdown
+
+    settings = _settings(args, "mixing")
+    base, extra = read_manifest(args.base), read_manifest(args.extra)
+    require, min_pixels = settings["require_all"], settings["min_pixels"]
+    mixed = mix_sources(base, extra, require, min_pixels)
+    selected = extra[select_images_with_all(extra, require, min_pixels)]
+    parts = {
+        base["dataset"].iloc[0]: base,
+        extra["dataset"].iloc[0]: extra,
+        f"{extra['dataset'].iloc[0]}_selected": selected,
+        "mixed": mixed,
+    }
+    table = class_statistics(parts, min_pixels)
+    atomic_write_text(args.stats, table.to_csv(index=False))
+    atomic_write_text(args.stats_md, statistics_markdown(table, parts, require))
+    atomic_write_text(args.out, mixed.to_csv(index=False))
+    print(f"mixed source: {len(base)} + {len(selected)} of {len(extra)} images -> {args.out}")
+
+
+def cmd_cache(args: argparse.Namespace) -> None:
+    from .data.cache import write_cache
+
+    path = write_cache(args.manifest, args.out, _settings(args, "data"), progress=not args.quiet)
+    print(f"cached -> {path}")
+
+
+def cmd_audit(args: argparse.Namespace) -> None:
+    from .audit import audit_lines
+
+    for i, path in enumerate(args.files):
+        if i:
+            print()
+        for line in audit_lines(path):
+            print(line)
+
+
+def cmd_config(args: argparse.Namespace) -> None:
+    from .config import load_config, validate_config
+
+    config = load_config(args.file) if args.file else validate_config({})
+    if args.json:
+        print(json.dumps(config, indent=2, sort_keys=True))
+    else:
+        print(yaml.safe_dump(config, sort_keys=False), end="")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="selfpanoptic", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"selfpanoptic {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("synthesize", help="generate the toy domains in the Synthia, GTA5 and Cityscapes formats")
+    _add_settings(p, "toy")
+    p.add_argument("--synthia-root", help="output folder of the synthia-like domain")
+    p.add_argument("--gta-root", help="output folder of the gta-like domain")
+    p.add_argument("--target-root", help="output folder of the cityscapes-like target domain")
+    p.set_defaults(func=cmd_synthesize)
+
+    p = sub.add_parser("index", help="check a dataset and write its manifest (files, sizes, class statistics)")
+    p.add_argument("--name", required=True, help="dataset name recorded in the manifest (synthia, gta, target)")
+    p.add_argument("--format", required=True, choices=["synthia", "gta5", "cityscapes"])
+    p.add_argument("--root", required=True, help="dataset root folder")
+    p.add_argument("--split", help="split to index (Cityscapes only)")
+    p.add_argument("--out", required=True, help="manifest CSV to write")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("mix", help="build the mixed source: base images + extra images containing required classes")
+    _add_settings(p, "mixing")
+    p.add_argument("--base", required=True, help="manifest whose images are all taken (synthia)")
+    p.add_argument("--extra", required=True, help="manifest filtered by mixing.require_all (gta)")
+    p.add_argument("--out", required=True, help="mixed manifest CSV to write")
+    p.add_argument("--stats", required=True, help="class statistics CSV to write")
+    p.add_argument("--stats-md", required=True, help="class statistics page (Markdown) to write")
+    p.set_defaults(func=cmd_mix)
+
+    p = sub.add_parser("cache", help="write a manifest's samples at the working resolution to HDF5")
+    _add_settings(p, "data")
+    p.add_argument("--manifest", required=True, help="manifest CSV (from index or mix)")
+    p.add_argument("--out", required=True, help="HDF5 file to write")
+    p.set_defaults(func=cmd_cache)
+
+    p = sub.add_parser("audit", help="explain HDF5 intermediates: provenance, datasets, class histograms")
+    p.add_argument("files", nargs="+", help="HDF5 files written by selfpanoptic")
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("config", help="validate a config file and print it with every default filled in")
+    p.add_argument("file", nargs="?", help="config file (YAML); none prints the defaults")
+    p.add_argument("--json", action="store_true", help="print JSON instead of YAML")
+    p.set_defaults(func=cmd_config)
+
+    for name, p in sub.choices.items():
+        if name in ("synthesize", "index"):
+            p.add_argument("--threads", type=int, default=1, help="worker processes/threads")
+        if name in ("synthesize", "index", "cache"):
+            p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except SelfPanopticError as err:
+        print(f"selfpanoptic {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"selfpanoptic {args.command}: interrupted; no output was completed", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""The workflow configuration: one JSON schema holds every key and its default.
+
+:func:`validate_config` fills in the defaults and turns schema violations into one
+:class:`~selfpanoptic.errors.InputError` that names the key, e.g. an unknown key
+``mixing.requre_all`` with the suggestion ``require_all``.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .errors import InputError
+
+SCHEMA_RESOURCE = "schemas/config.schema.yaml"
+
+
+@lru_cache(maxsize=1)
+def load_schema() -> dict[str, Any]:
+    """The config schema shipped with the package (also linked from workflow/schemas/)."""
+    text = resources.files("selfpanoptic").joinpath(SCHEMA_RESOURCE).read_text()
+    return yaml.safe_load(text)
+
+
+def _with_defaults(validator_class):
+    """A validator that also fills in ``default`` values, recursing into nested objects."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def _explain(error: jsonschema.ValidationError, schema: dict[str, Any]) -> str:
+    where = _key_path(error)
+    if error.validator == "additionalProperties":
+        known = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(known))
+        parts = []
+        for key in unknown:
+            full = f"{where}.{key}" if error.absolute_path else key
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            parts.append(f"unknown config key {full!r}{hint}; known keys here: {', '.join(known)}")
+        return "; ".join(parts)
+    return f"config key {where!r}: {error.message}"
+
+
+def validate_config(config: dict[str, Any] | None, source: str | Path = "config") -> dict[str, Any]:
+    """Validate ``config`` against the schema and return a copy with every default filled in.
+
+    Raises :class:`InputError` naming ``source`` and listing every violation by key path.
+    """
+    config = copy.deepcopy(config) if config is not None else {}
+    if not isinstance(config, dict):
+        raise InputError("the config must be a mapping of keys to values", source)
+    errors = sorted(_Validator(load_schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [_explain(error, load_schema()) for error in errors]
+        raise InputError(
+            "invalid config:\n  " + "\n  ".join(lines),
+            source,
+            "every key, its type and default is documented in workflow/schemas/config.schema.yaml",
+        )
+    return config
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML (or JSON) config file and validate it, defaults filled in."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputError("config file does not exist", path) from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"config file is not valid YAML ({exc})", path) from exc
+    return validate_config(data, path)
+
+
+def section_settings(section: str, config_path: str | None, settings_json: str | None) -> dict[str, Any]:
+    """A stage's own config section, from a whole config file or from inline JSON of the section.
+
+    The workflow passes the section inline (``--settings``), so that Snakemake reruns a stage
+    when, and only when, its own section changes; a person running a stage by hand passes the
+    config file (``--config``). Either way the result is validated and has defaults filled in.
+    """
+    if config_path and settings_json:
+        raise InputError("give either --config or --settings, not both")
+    if settings_json:
+        try:
+            section_value = json.loads(settings_json)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"--settings is not valid JSON ({exc})") from exc
+        return validate_config({section: section_value}, f"--settings ({section})")[section]
+    if config_path:
+        return load_config(config_path)[section]
+    return validate_config({})[section]

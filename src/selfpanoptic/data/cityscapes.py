@@ -1,0 +1,63 @@
+"""Cityscapes: ``leftImg8bit/<split>/<city>/*_leftImg8bit.png`` with ``gtFine`` labelIds and instanceIds.
+
+Instance ids of things are ``labelId * 1000 + k``; values below 1000 are stuff or thing
+regions without an instance. Instances of classes outside the 19 (caravan, trailer) are dropped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..classes import MAX_LABEL_ID, THING_TRAIN_IDS, label_ids_to_train_ids
+from .. import pngio
+from ..errors import InputError
+from .base import DatasetReader, SampleFiles, check_id_range
+from .listing import paired_files
+
+VALID_LABEL_IDS = np.zeros(256, dtype=bool)
+VALID_LABEL_IDS[: MAX_LABEL_ID + 1] = True
+VALID_LABEL_IDS[255] = True  # some exports store the license plate (labelId -1) as 255
+
+IMAGE_SUFFIX = "_leftImg8bit.png"
+
+
+class CityscapesDataset(DatasetReader):
+    format = "cityscapes"
+    layout_hint = (
+        "leftImg8bit/<split>/<city>/<name>_leftImg8bit.png and "
+        "gtFine/<split>/<city>/<name>_gtFine_labelIds.png + _gtFine_instanceIds.png"
+    )
+
+    def list_files(self) -> list[SampleFiles]:
+        if self.split is None:
+            raise ValueError("CityscapesDataset needs a split (train, val or test)")
+        image_dir = self.root / "leftImg8bit" / self.split
+        if not image_dir.is_dir():
+            raise InputError(
+                f"split {self.split!r} not found", image_dir, f"the folder must be laid out as {self.layout_hint}"
+            )
+
+        def label_files(image):
+            stem = image.name[: -len(IMAGE_SUFFIX)]
+            folder = self.root / "gtFine" / self.split / image.parent.name
+            return [folder / f"{stem}_gtFine_labelIds.png", folder / f"{stem}_gtFine_instanceIds.png"]
+
+        return paired_files(self.format, image_dir, f"*/*{IMAGE_SUFFIX}", label_files, self.layout_hint)
+
+    def decode_labels(self, files: SampleFiles) -> tuple[np.ndarray, np.ndarray]:
+        label_ids = pngio.read_single_channel(files.label_path)
+        check_id_range(
+            label_ids, VALID_LABEL_IDS, files.label_path, "Cityscapes labelId(s)",
+            "gtFine *_labelIds.png files hold Cityscapes labelIds 0..33",
+        )
+        labels = label_ids_to_train_ids(label_ids)
+        raw = pngio.read_single_channel(files.instance_path).astype(np.int32)
+        if raw.shape != labels.shape:
+            raise InputError(
+                f"instance map size {raw.shape[1]}x{raw.shape[0]} differs from {files.label_path}",
+                files.instance_path,
+                "labelIds and instanceIds files of a sample must have the same size",
+            )
+        is_thing = np.isin(labels, THING_TRAIN_IDS)
+        instances = np.where((raw >= 1000) & is_thing, raw, 0).astype(np.int32)
+        return labels, instances

@@ -1,0 +1,92 @@
+"""Shared fixtures: tiny datasets written by hand in each real format (not through the generator)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import png
+import pytest
+from PIL import Image
+
+
+def save_rgb(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array.astype(np.uint8), "RGB").save(path)
+
+
+def save_grey8(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array.astype(np.uint8), "L").save(path)
+
+
+def save_grey16(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    height, width = array.shape
+    png.Writer(width, height, greyscale=True, bitdepth=16).write(
+        open(path, "wb"), array.astype(np.uint16).tolist()
+    )
+
+
+def save_rgb16(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    height, width, _ = array.shape
+    with open(path, "wb") as handle:
+        png.Writer(width, height, greyscale=False, bitdepth=16).write(
+            handle, array.astype(np.uint16).reshape(height, width * 3).tolist()
+        )
+
+
+def image_of(height: int, width: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+# Synthia ids: 3 road, 10 pedestrian, 8 car, 18 truck (void in semantic, instance kept), 22 lanemarking.
+SYNTHIA_CLASSES = np.array([[3, 3, 10, 10], [8, 8, 0, 22]])
+SYNTHIA_INSTANCES = np.array([[0, 0, 4, 4], [9, 9, 12, 0]])
+SYNTHIA_EXPECTED_TRAIN_IDS = np.array([[0, 0, 11, 11], [13, 13, 255, 255]], dtype=np.uint8)
+
+# Cityscapes labelIds: 7 road, 24 person, 26 car, 29 caravan (not evaluated), 0 unlabeled.
+CITYSCAPES_LABEL_IDS = np.array([[7, 24, 24, 26], [7, 26, 29, 0]])
+CITYSCAPES_INSTANCE_IDS = np.array([[7, 24000, 24001, 26000], [7, 26000, 29000, 0]])
+CITYSCAPES_EXPECTED_TRAIN_IDS = np.array([[0, 11, 11, 13], [0, 13, 255, 255]], dtype=np.uint8)
+CITYSCAPES_EXPECTED_INSTANCES = np.array([[0, 24000, 24001, 26000], [0, 26000, 0, 0]])
+
+# GTA5 labels are Cityscapes labelIds: 23 sky, 21 vegetation, 27 truck, 31 train, 4 static.
+GTA_LABEL_IDS = np.array([[23, 23, 21, 4], [27, 27, 31, 31]])
+GTA_EXPECTED_TRAIN_IDS = np.array([[10, 10, 8, 255], [14, 14, 16, 16]], dtype=np.uint8)
+
+
+@pytest.fixture
+def synthia_root(tmp_path: Path) -> Path:
+    root = tmp_path / "synthia"
+    for i in range(2):
+        save_rgb(root / "RGB" / f"000000{i}.png", image_of(2, 4, i))
+        labels = np.zeros((2, 4, 3), dtype=np.uint16)
+        labels[..., 0] = SYNTHIA_CLASSES
+        labels[..., 1] = SYNTHIA_INSTANCES
+        save_rgb16(root / "GT" / "LABELS" / f"000000{i}.png", labels)
+    return root
+
+
+@pytest.fixture
+def gta_root(tmp_path: Path) -> Path:
+    root = tmp_path / "gta"
+    save_rgb(root / "images" / "00001.png", image_of(2, 4))
+    # GTA5 ships palette PNGs: the palette index is the labelId.
+    label = Image.fromarray(GTA_LABEL_IDS.astype(np.uint8), "P")
+    label.putpalette([v for i in range(256) for v in (i, 255 - i, 0)])
+    (root / "labels").mkdir(parents=True)
+    label.save(root / "labels" / "00001.png")
+    return root
+
+
+@pytest.fixture
+def cityscapes_root(tmp_path: Path) -> Path:
+    root = tmp_path / "cityscapes"
+    for split, city in (("train", "aachen"), ("val", "lindau")):
+        stem = f"{city}_000000_000019"
+        save_rgb(root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png", image_of(2, 4))
+        save_grey8(root / "gtFine" / split / city / f"{stem}_gtFine_labelIds.png", CITYSCAPES_LABEL_IDS)
+        save_grey16(root / "gtFine" / split / city / f"{stem}_gtFine_instanceIds.png", CITYSCAPES_INSTANCE_IDS)
+    return root

@@ -1,0 +1,112 @@
+"""The smoke workflow end to end: toy domains -> index -> mixing -> caches, then nothing to redo."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TRUCK_LABEL_ID, TRAIN_LABEL_ID = 27, 31
+
+pytestmark = pytest.mark.workflow
+
+
+SMOKE = yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text())
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, **changes: dict) -> subprocess.CompletedProcess:
+    """Run the workflow on the smoke config, with sections of it replaced by ``changes``."""
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    config = workdir / "config-under-test.yaml"
+    config.write_text(yaml.safe_dump({**SMOKE, **changes}))
+    cmd = [
+        str(BIN / "snakemake"), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+        "--configfile", str(config), "--cores", "2", *args,
+    ]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("smoke")
+    snakemake(workdir)
+    return workdir
+
+
+def test_all_outputs_written(smoke):
+    results = smoke / "results-smoke" / "data"
+    for name in ("source", "target_train", "target_val"):
+        assert (results / "cache" / f"{name}.h5").is_file()
+    assert (smoke / "data/toy-smoke/cityscapes-like/gtFine/cityscapes_panoptic_val.json").is_file()
+    assert not list(smoke.rglob("*.tmp-*")), "temporary files left behind"
+
+
+def test_second_dry_run_has_nothing_to_do(smoke):
+    result = snakemake(smoke, "-n")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_mixing_selects_exactly_the_gta_images_with_truck_and_train(smoke):
+    gta_labels = sorted((smoke / "data/toy-smoke/gta-like/labels").glob("*.png"))
+    with_both = set()
+    for path in gta_labels:  # decoded here with Pillow alone, independently of the package
+        ids = np.asarray(Image.open(path))
+        if (ids == TRUCK_LABEL_ID).any() and (ids == TRAIN_LABEL_ID).any():
+            with_both.add(path.stem)
+    assert 0 < len(with_both) < len(gta_labels)
+    mixed = pd.read_csv(smoke / "results-smoke/data/mixed_source.csv", dtype={"image_id": str})
+    assert set(mixed.loc[mixed.dataset == "gta", "image_id"]) == with_both
+    assert (mixed.dataset == "synthia").sum() == len(list((smoke / "data/toy-smoke/synthia-like/RGB").glob("*.png")))
+
+    stats = pd.read_csv(smoke / "results-smoke/data/mixing_stats.csv").set_index("class")
+    for cls in ("truck", "train"):
+        assert stats.loc[cls, "synthia_pixels"] == 0
+        assert stats.loc[cls, "mixed_pixels"] > 0
+        assert stats.loc[cls, "mixed_images"] == len(with_both)
+
+
+def test_caches_hold_working_resolution_and_provenance(smoke):
+    with h5py.File(smoke / "results-smoke/data/cache/source.h5") as h5:
+        assert h5["images"].shape[1:] == (64, 128, 3) and h5["labels"].chunks == (1, 64, 128)
+        assert h5.attrs["stage"] == "dataset_cache" and h5.attrs["complete"]
+        labels = h5["labels"][()]
+        assert set(np.unique(labels)) <= set(range(19)) | {255}
+        datasets = h5["datasets"].asstr()[()]
+        gta_rows = labels[datasets == "gta"]
+        assert all((row == 14).any() and (row == 16).any() for row in gta_rows)  # truck, train trainIds
+
+
+def test_audit_command_explains_a_cache(smoke):
+    result = subprocess.run(
+        [str(BIN / "selfpanoptic"), "audit", str(smoke / "results-smoke/data/cache/target_val.h5")],
+        capture_output=True, text=True, check=True,
+    )
+    assert "stage: dataset_cache" in result.stdout
+    assert "label histogram (6 images" in result.stdout
+    assert "instances (" in result.stdout
+
+
+def test_changing_mixing_reruns_only_mixing_and_its_cache(smoke):
+    result = snakemake(smoke, "-n", mixing={"require_all": ["truck", "train"], "min_pixels": 2})
+    out = result.stdout
+    jobs = {line.split()[1].rstrip(":") for line in out.splitlines() if line.startswith(("rule ", "localrule "))}
+    assert jobs == {"mix_sources", "cache_dataset", "all"}, out
+
+
+def test_config_typo_stops_the_workflow_with_the_key_named(smoke):
+    result = snakemake(smoke, "-n", check=False, mixing={"requre_all": ["truck"]})
+    assert result.returncode != 0
+    assert "mixing.requre_all" in result.stderr + result.stdout

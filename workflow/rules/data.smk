@@ -1,0 +1,87 @@
+# Data stages: toy domains -> dataset index -> mixed source -> HDF5 caches at working resolution.
+
+
+if TOY:
+
+    rule synthesize_toy_domains:
+        output:
+            synthia=directory(config["datasets"]["synthia"]["root"]),
+            gta=directory(config["datasets"]["gta"]["root"]),
+            target=directory(config["datasets"]["target"]["root"]),
+        params:
+            settings=stage_settings("toy"),
+        log:
+            f"{RESULTS}/logs/synthesize_toy_domains.log",
+        threads: 2
+        conda:
+            ENV
+        shell:
+            "selfpanoptic synthesize --settings {params.settings:q} --threads {threads}"
+            " --synthia-root {output.synthia:q} --gta-root {output.gta:q}"
+            " --target-root {output.target:q} > {log:q} 2>&1"
+
+
+rule index_dataset:
+    input:
+        root=dataset_root,
+    output:
+        f"{RESULTS}/data/index/{{dataset}}_{{split}}.csv",
+    wildcard_constraints:
+        dataset="synthia|gta|target",
+    params:
+        format=lambda wildcards: DATASET_FORMATS[wildcards.dataset],
+        split=split_option,
+    log:
+        f"{RESULTS}/logs/index_dataset/{{dataset}}_{{split}}.log",
+    threads: 2
+    conda:
+        ENV
+    shell:
+        "selfpanoptic index --name {wildcards.dataset} --format {params.format}"
+        " --root {input.root:q} {params.split} --out {output:q} --threads {threads} > {log:q} 2>&1"
+
+
+rule mix_sources:
+    input:
+        base=f"{RESULTS}/data/index/synthia_all.csv",
+        extra=f"{RESULTS}/data/index/gta_all.csv",
+    output:
+        manifest=f"{RESULTS}/data/mixed_source.csv",
+        stats=f"{RESULTS}/data/mixing_stats.csv",
+        page=report(
+            f"{RESULTS}/data/mixing_stats.md",
+            caption="../report/mixing.rst",
+            category="Data",
+        ),
+    params:
+        settings=stage_settings("mixing"),
+    log:
+        f"{RESULTS}/logs/mix_sources.log",
+    conda:
+        ENV
+    shell:
+        "selfpanoptic mix --settings {params.settings:q} --base {input.base:q} --extra {input.extra:q}"
+        " --out {output.manifest:q} --stats {output.stats:q} --stats-md {output.page:q} > {log:q} 2>&1"
+
+
+rule cache_dataset:
+    input:
+        cache_manifest,
+    output:
+        f"{RESULTS}/data/cache/{{name}}.h5",
+    wildcard_constraints:
+        name="source|target_[A-Za-z0-9]+",
+    params:
+        settings=stage_settings("data"),
+    log:
+        f"{RESULTS}/logs/cache_dataset/{{name}}.log",
+    resources:
+        mem_mb=2000,
+    conda:
+        ENV
+    shell:
+        "selfpanoptic cache --settings {params.settings:q} --manifest {input:q} --out {output:q} > {log:q} 2>&1"
+
+
+localrules:
+    mix_sources,
