@@ -17,7 +17,7 @@ def save_rgb(path: Path, array: np.ndarray) -> None:
 
 def save_grey8(path: Path, array: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array.astype(np.uint8), "L").save(path)
+    Image.fromarray(np.asarray(array, dtype=np.uint8), "L").save(path)
 
 
 def save_grey16(path: Path, array: np.ndarray) -> None:

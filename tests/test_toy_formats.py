@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from selfpanoptic.classes import class_id
 from selfpanoptic.data import open_dataset
@@ -59,3 +60,43 @@ def test_gta_plan_has_the_requested_share_of_truck_and_train_images():
     assert sum(t and r for t, r in plan) == 20
     assert 40 < sum(t != r for t, r in plan) < 160  # the others hold one of the two, or neither
     assert plan == gta_truck_train_plan(200, 0.1, seed=0)
+
+
+TINY = {
+    "enabled": True, "seed": 3, "height": 32, "width": 64, "synthia_images": 3, "gta_images": 4,
+    "gta_truck_and_train_fraction": 0.5, "target_train_images": 2, "target_val_images": 2,
+}
+
+
+def _tree_bytes(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_synthesize_is_deterministic_and_independent_of_workers(tmp_path):
+    from selfpanoptic.toy.domains import MARKER, synthesize_toy_domains
+
+    trees = []
+    for workers in (1, 2):
+        roots = {name: tmp_path / f"w{workers}" / name for name in ("synthia", "gta", "target")}
+        synthesize_toy_domains(TINY, roots, workers=workers, progress=False)
+        trees.append(_tree_bytes(tmp_path / f"w{workers}"))
+    assert trees[0] == trees[1]
+    names = set(trees[0])
+    assert "synthia/RGB/0000002.png" in names and "gta/labels/00004.png" in names
+    assert "target/leftImg8bit/val/valmont/valmont_000002_000019_leftImg8bit.png" in names
+    assert "target/gtFine/cityscapes_panoptic_val.json" in names
+    assert f"target/{MARKER}" in names
+
+
+def test_generator_refuses_to_replace_a_real_dataset(tmp_path):
+    from selfpanoptic.errors import InputError
+    from selfpanoptic.toy.domains import synthesize_toy_domains
+
+    real = tmp_path / "real-gta"
+    (real / "images").mkdir(parents=True)
+    (real / "images" / "00001.png").write_bytes(b"precious")
+    roots = {"synthia": tmp_path / "s", "gta": real, "target": tmp_path / "t"}
+    with pytest.raises(InputError, match="toy generator did not write"):
+        synthesize_toy_domains(TINY, roots, progress=False)
+    assert (real / "images" / "00001.png").read_bytes() == b"precious"
+    assert not (tmp_path / "s").exists()

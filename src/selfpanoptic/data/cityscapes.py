@@ -21,6 +21,13 @@ VALID_LABEL_IDS[255] = True  # some exports store the license plate (labelId -1)
 IMAGE_SUFFIX = "_leftImg8bit.png"
 
 
+def read_label_id_png(path, fix: str) -> np.ndarray:
+    """Read a PNG of Cityscapes labelIds (gtFine labelIds, GTA5 labels) as trainIds, checking the id range."""
+    label_ids = pngio.read_single_channel(path)
+    check_id_range(label_ids, VALID_LABEL_IDS, path, "Cityscapes labelId(s)", fix)
+    return label_ids_to_train_ids(label_ids)
+
+
 class CityscapesDataset(DatasetReader):
     format = "cityscapes"
     layout_hint = (
@@ -45,12 +52,7 @@ class CityscapesDataset(DatasetReader):
         return paired_files(self.format, image_dir, f"*/*{IMAGE_SUFFIX}", label_files, self.layout_hint)
 
     def decode_labels(self, files: SampleFiles) -> tuple[np.ndarray, np.ndarray]:
-        label_ids = pngio.read_single_channel(files.label_path)
-        check_id_range(
-            label_ids, VALID_LABEL_IDS, files.label_path, "Cityscapes labelId(s)",
-            "gtFine *_labelIds.png files hold Cityscapes labelIds 0..33",
-        )
-        labels = label_ids_to_train_ids(label_ids)
+        labels = read_label_id_png(files.label_path, "gtFine *_labelIds.png files hold Cityscapes labelIds 0..33")
         raw = pngio.read_single_channel(files.instance_path).astype(np.int32)
         if raw.shape != labels.shape:
             raise InputError(

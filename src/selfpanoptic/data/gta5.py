@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..classes import label_ids_to_train_ids
-from .. import pngio
-from .base import DatasetReader, SampleFiles, check_id_range
-from .cityscapes import VALID_LABEL_IDS
+from .base import DatasetReader, SampleFiles
+from .cityscapes import read_label_id_png
 from .listing import paired_files
 
 
@@ -29,10 +27,5 @@ class GTA5Dataset(DatasetReader):
         )
 
     def decode_labels(self, files: SampleFiles) -> tuple[np.ndarray, np.ndarray]:
-        label_ids = pngio.read_single_channel(files.label_path)
-        check_id_range(
-            label_ids, VALID_LABEL_IDS, files.label_path, "Cityscapes labelId(s)",
-            "GTA5 label files hold Cityscapes labelIds 0..33 (255 = void)",
-        )
-        labels = label_ids_to_train_ids(label_ids)
+        labels = read_label_id_png(files.label_path, "GTA5 label files hold Cityscapes labelIds 0..33 (255 = void)")
         return labels, np.zeros(labels.shape, dtype=np.int32)

@@ -1,0 +1,55 @@
+"""The command line reports bad input as one message with the file and the fix, no traceback."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from selfpanoptic.cli import main
+
+
+def test_index_of_missing_root(tmp_path, capsys):
+    code = main(["index", "--name", "gta", "--format", "gta5", "--root", str(tmp_path / "gone"), "--out", str(tmp_path / "m.csv")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "gone: gta5 dataset root does not exist" in err and "fix:" in err and "Traceback" not in err
+    assert not (tmp_path / "m.csv").exists()
+
+
+def test_index_lists_every_bad_file_and_writes_nothing(gta_root, tmp_path, capsys):
+    from conftest import image_of, save_grey8, save_rgb
+
+    save_rgb(gta_root / "images" / "00002.png", image_of(2, 4))
+    save_grey8(gta_root / "labels" / "00002.png", [[7, 99, 7, 7], [7, 7, 7, 7]])
+    (gta_root / "images" / "00003.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    save_grey8(gta_root / "labels" / "00003.png", [[7] * 4] * 2)
+    out = tmp_path / "m.csv"
+    code = main(["index", "--name", "gta", "--format", "gta5", "--root", str(gta_root), "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "2 file(s) of dataset 'gta' cannot be used" in err
+    assert "labels/00002.png: Cityscapes labelId(s) out of range: 99" in err
+    assert "images/00003.png: cannot decode image" in err
+    assert not out.exists()
+
+
+def test_index_then_cache_then_audit(cityscapes_root, tmp_path, capsys):
+    manifest = tmp_path / "val.csv"
+    assert main(["index", "--name", "target", "--format", "cityscapes", "--root", str(cityscapes_root),
+                 "--split", "val", "--out", str(manifest), "--quiet"]) == 0
+    frame = pd.read_csv(manifest)
+    assert frame.loc[0, "pixels_person"] == 2 and frame.loc[0, "instances_person"] == 2
+    assert frame.loc[0, "instances_car"] == 1 and frame.loc[0, "pixels_ignore"] == 2
+    cache = tmp_path / "val.h5"
+    assert main(["cache", "--manifest", str(manifest), "--out", str(cache),
+                 "--settings", '{"height": 4, "width": 8}', "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["audit", str(cache)]) == 0
+    out = capsys.readouterr().out
+    assert "(1, 4, 8, 3)" in out and "stage: dataset_cache" in out
+
+
+def test_config_command_names_a_typo(tmp_path, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_text("data: {hieght: 64}\n")
+    assert main(["config", str(path)]) == 2
+    assert "unknown config key 'data.hieght' (did you mean 'height'?)" in capsys.readouterr().err
