@@ -65,3 +65,10 @@ def test_unreadable_config_file(tmp_path):
     bad.write_text("toy: [unclosed")
     with pytest.raises(InputError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_instance_groups_must_not_overlap():
+    groups = {"auto": ["car", "bus"], "big": ["bus", "truck"]}
+    with pytest.raises(InputError, match="class 'bus' is in instance groups 'auto' and 'big'"):
+        validate_config({"instance": {"groups": groups}})
+    assert validate_config({"instance": {"groups": {"a": ["car"], "b": ["bus"]}}})["instance"]["groups"]["b"] == ["bus"]

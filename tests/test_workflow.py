@@ -80,7 +80,7 @@ def test_mixing_selects_exactly_the_gta_images_with_truck_and_train(smoke):
 
 def test_caches_hold_working_resolution_and_provenance(smoke):
     with h5py.File(smoke / "results-smoke/data/cache/source.h5") as h5:
-        assert h5["images"].shape[1:] == (64, 128, 3) and h5["labels"].chunks == (1, 64, 128)
+        assert h5["images"].shape[1:] == (32, 64, 3) and h5["labels"].chunks == (1, 32, 64)
         assert h5.attrs["stage"] == "dataset_cache" and h5.attrs["complete"]
         labels = h5["labels"][()]
         assert set(np.unique(labels)) <= set(range(19)) | {255}
@@ -99,11 +99,34 @@ def test_audit_command_explains_a_cache(smoke):
     assert "instances (" in result.stdout
 
 
-def test_changing_mixing_reruns_only_mixing_and_its_cache(smoke):
-    result = snakemake(smoke, "-n", mixing={"require_all": ["truck", "train"], "min_pixels": 2})
-    out = result.stdout
-    jobs = {line.split()[1].rstrip(":") for line in out.splitlines() if line.startswith(("rule ", "localrule "))}
-    assert jobs == {"mix_sources", "cache_dataset", "all"}, out
+def planned_jobs(output: str) -> tuple[set[str], str]:
+    """Rule names of a dry run's jobs, and its text."""
+    rules = {line.split()[1].rstrip(":") for line in output.splitlines() if line.startswith(("rule ", "localrule "))}
+    return rules, output
+
+
+def test_changing_mixing_reruns_its_descendants_only(smoke):
+    rules, out = planned_jobs(snakemake(smoke, "-n", mixing={"require_all": ["truck", "train"], "min_pixels": 2}).stdout)
+    assert "mix_sources" in rules and "pretrain_semantic" in rules and "summarize_metrics" in rules
+    assert not rules & {"synthesize_toy_domains", "index_dataset"}
+    assert "run=oracle" not in out, "the oracle trains on target labels and does not depend on mixing"
+    assert "name=target_" not in out
+
+
+def test_changing_evaluation_reruns_only_evaluation(smoke):
+    rules, _ = planned_jobs(snakemake(smoke, "-n", evaluation={"instance_min_region_size": 7}).stdout)
+    assert rules == {"evaluate_instance", "summarize_metrics", "all"}
+
+
+def test_metrics_table_has_round0_and_oracle_rows(smoke):
+    table = pd.read_csv(smoke / "results-smoke/summary/metrics.csv", dtype={"round": str})
+    assert list(table.columns) == ["round", "task", "metric", "class", "value"]
+    assert set(table["round"]) == {"0", "oracle"}
+    for run in ("0", "oracle"):
+        rows = table[table["round"] == run]
+        assert {("semantic", "mIoU", "all"), ("semantic", "mIoU", "all16"), ("instance", "AP", "all"),
+                ("instance", "AP50", "all")} <= set(zip(rows.task, rows.metric, rows["class"]))
+        assert (rows[rows.metric == "IoU"]["class"].nunique()) == 19
 
 
 def test_config_typo_stops_the_workflow_with_the_key_named(smoke):

@@ -83,6 +83,78 @@ def cmd_cache(args: argparse.Namespace) -> None:
     print(f"cached -> {path}")
 
 
+def _torch_setup(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+
+
+def cmd_pretrain_semantic(args: argparse.Namespace) -> None:
+    from .train.semantic import train_semantic
+
+    _torch_setup(args)
+    train_semantic(args.data, args.out, args.work_dir, _settings(args, "semantic"), args.device,
+                   progress=not args.quiet, desc=args.desc)
+
+
+def cmd_pretrain_instance(args: argparse.Namespace) -> None:
+    from .train.instance import train_instance
+
+    _torch_setup(args)
+    settings = _settings(args, "instance")
+    if args.group not in settings["groups"]:
+        from .errors import InputError
+
+        raise InputError(f"unknown instance group {args.group!r}; the config defines {', '.join(settings['groups'])}")
+    train_instance(args.data, args.out, args.work_dir, settings, args.group, args.device,
+                   progress=not args.quiet, desc=args.desc)
+
+
+def cmd_predict_semantic(args: argparse.Namespace) -> None:
+    from .predict import predict_semantic
+
+    _torch_setup(args)
+    predict_semantic(args.model, args.data, args.out, args.device, progress=not args.quiet)
+
+
+def cmd_predict_instance(args: argparse.Namespace) -> None:
+    from .predict import predict_instance
+
+    _torch_setup(args)
+    predict_instance(args.models, args.semantic, args.data, args.out, _settings(args, "instance"), args.device,
+                     progress=not args.quiet)
+
+
+def cmd_evaluate_semantic(args: argparse.Namespace) -> None:
+    from .atomic import atomic_write_text
+    from .evaluate import evaluate_semantic
+
+    table = evaluate_semantic(args.prediction, args.data, args.round, progress=not args.quiet)
+    atomic_write_text(args.out, table.to_csv(index=False))
+    print(table.to_string(index=False))
+
+
+def cmd_evaluate_instance(args: argparse.Namespace) -> None:
+    from .atomic import atomic_write_text
+    from .evaluate import evaluate_instance
+
+    settings = _settings(args, "evaluation")
+    table = evaluate_instance(args.prediction, args.data, args.round, settings["instance_min_region_size"],
+                              progress=not args.quiet)
+    atomic_write_text(args.out, table.to_csv(index=False))
+    print(table.to_string(index=False))
+
+
+def cmd_summarize(args: argparse.Namespace) -> None:
+    from .atomic import atomic_write_text
+    from .evaluate import collect_metrics
+
+    table = collect_metrics(args.tables)
+    atomic_write_text(args.out, table.to_csv(index=False))
+    headline = table[table["class"].isin(["all", "all16"])]
+    print(headline.to_string(index=False))
+
+
 def cmd_audit(args: argparse.Namespace) -> None:
     from .audit import audit_lines
 
@@ -138,6 +210,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="HDF5 file to write")
     p.set_defaults(func=cmd_cache)
 
+    p = sub.add_parser("pretrain-semantic", help="train the semantic DeepLab on a labelled cache (source, or target for the oracle)")
+    _add_settings(p, "semantic")
+    p.add_argument("--data", required=True, help="dataset cache (HDF5) with labels")
+    p.add_argument("--out", required=True, help="model file to write")
+    p.add_argument("--work-dir", required=True, help="folder for the checkpoint and the per-step log")
+    p.add_argument("--desc", default="pretrain semantic", help="label of the progress bar")
+    p.set_defaults(func=cmd_pretrain_semantic)
+
+    p = sub.add_parser("pretrain-instance", help="train the instance embedding model of one class group")
+    _add_settings(p, "instance")
+    p.add_argument("--data", required=True, help="dataset cache (HDF5) with instance labels")
+    p.add_argument("--group", required=True, help="class group (a key of instance.groups)")
+    p.add_argument("--out", required=True, help="model file to write")
+    p.add_argument("--work-dir", required=True, help="folder for the checkpoint and the per-step log")
+    p.add_argument("--desc", default="pretrain instance", help="label of the progress bar")
+    p.set_defaults(func=cmd_pretrain_instance)
+
+    p = sub.add_parser("predict-semantic", help="semantic labels and confidence of every image of a cache")
+    p.add_argument("--model", required=True, help="semantic model file")
+    p.add_argument("--data", required=True, help="dataset cache (HDF5)")
+    p.add_argument("--out", required=True, help="prediction HDF5 to write")
+    p.set_defaults(func=cmd_predict_semantic)
+
+    p = sub.add_parser("predict-instance", help="instances by clustering embeddings inside predicted thing masks")
+    _add_settings(p, "instance")
+    p.add_argument("--models", nargs="+", required=True, help="instance model files (one per class group)")
+    p.add_argument("--semantic", required=True, help="semantic prediction HDF5 of the same images")
+    p.add_argument("--data", required=True, help="dataset cache (HDF5)")
+    p.add_argument("--out", required=True, help="prediction HDF5 to write")
+    p.set_defaults(func=cmd_predict_instance)
+
+    for task, func in (("semantic", cmd_evaluate_semantic), ("instance", cmd_evaluate_instance)):
+        p = sub.add_parser(f"evaluate-{task}", help=f"score {task} predictions against a cache's ground truth")
+        if task == "instance":
+            _add_settings(p, "evaluation")
+        p.add_argument("--prediction", required=True, help=f"{task} prediction HDF5")
+        p.add_argument("--data", required=True, help="dataset cache (HDF5) with the ground truth")
+        p.add_argument("--round", required=True, help="round label for the table (0, 1, ..., oracle)")
+        p.add_argument("--out", required=True, help="metrics CSV to write")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("summarize", help="collect metric tables into results/summary/metrics.csv")
+    p.add_argument("--out", required=True, help="summary CSV to write")
+    p.add_argument("tables", nargs="+", help="metric CSVs of the evaluation stages")
+    p.set_defaults(func=cmd_summarize)
+
     p = sub.add_parser("audit", help="explain HDF5 intermediates: provenance, datasets, class histograms")
     p.add_argument("files", nargs="+", help="HDF5 files written by selfpanoptic")
     p.set_defaults(func=cmd_audit)
@@ -148,9 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_config)
 
     for name, p in sub.choices.items():
-        if name in ("synthesize", "index"):
+        if name in ("synthesize", "index") or name.startswith(("pretrain", "predict")):
             p.add_argument("--threads", type=int, default=1, help="worker processes/threads")
-        if name in ("synthesize", "index", "cache"):
+        if name.startswith(("pretrain", "predict")):
+            p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: CUDA when present")
+        if name not in ("audit", "config", "summarize", "mix"):
             p.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 

@@ -82,7 +82,21 @@ def validate_config(config: dict[str, Any] | None, source: str | Path = "config"
             source,
             "every key, its type and default is documented in workflow/schemas/config.schema.yaml",
         )
+    _check_groups(config, source)
     return config
+
+
+def _check_groups(config: dict[str, Any], source: str | Path) -> None:
+    """Each thing class may belong to one instance group at most (their predictions are merged)."""
+    owner: dict[str, str] = {}
+    for group, classes in config.get("instance", {}).get("groups", {}).items():
+        for name in classes:
+            if name in owner:
+                raise InputError(
+                    f"invalid config: class {name!r} is in instance groups {owner[name]!r} and {group!r}",
+                    source, "put each thing class into one group of instance.groups",
+                )
+            owner[name] = group
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

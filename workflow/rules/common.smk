@@ -22,7 +22,12 @@ ENV = "../../envs/selfpanoptic.yaml"
 TOY = config["toy"]["enabled"]
 
 DATASET_FORMATS = {"synthia": "synthia", "gta": "gta5", "target": "cityscapes"}
-TARGET_SPLITS = [config["datasets"]["target"]["train_split"], config["datasets"]["target"]["val_split"]]
+TRAIN_SPLIT = config["datasets"]["target"]["train_split"]
+VAL_SPLIT = config["datasets"]["target"]["val_split"]
+TARGET_SPLITS = [TRAIN_SPLIT, VAL_SPLIT]
+RUNS = ["round0"] + (["oracle"] if config["oracle"] else [])
+PRETRAIN_RUNS = "round0|oracle"
+GROUPS = list(config["instance"]["groups"])
 
 
 def stage_settings(section):
@@ -50,8 +55,29 @@ def cache_manifest(wildcards):
     return f"{RESULTS}/data/index/target_{split}.csv"
 
 
+def training_cache(wildcards):
+    """Round 0 trains on the mixed source, the oracle on the target train split's labels."""
+    name = "source" if wildcards.run == "round0" else f"target_{TRAIN_SPLIT}"
+    return f"{RESULTS}/data/cache/{name}.h5"
+
+
+def instance_models(wildcards):
+    return [f"{RESULTS}/{wildcards.run}/instance/{group}/model.pt" for group in GROUPS]
+
+
+def round_label(wildcards):
+    """The round column of the metrics table: 0, 1, ... or oracle."""
+    return wildcards.run.removeprefix("round")
+
+
+def metric_tables():
+    return [f"{RESULTS}/{run}/eval/{task}.csv" for run in RUNS for task in ("semantic", "instance")]
+
+
 def final_outputs():
     caches = ["source"] + [f"target_{split}" for split in TARGET_SPLITS]
-    return [f"{RESULTS}/data/cache/{name}.h5" for name in caches] + [
-        f"{RESULTS}/data/mixing_stats.md"
-    ]
+    return (
+        [f"{RESULTS}/data/cache/{name}.h5" for name in caches]
+        + [f"{RESULTS}/data/mixing_stats.md", f"{RESULTS}/summary/metrics.csv"]
+        + [f"{RESULTS}/{run}/semantic/pred_target_{split}.h5" for run in RUNS for split in TARGET_SPLITS]
+    )

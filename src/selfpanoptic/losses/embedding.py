@@ -1,0 +1,381 @@
+"""Losses of the SPOCO-style instance branch: per-pixel embeddings clustered into instances.
+
+The instance head maps every pixel to a point in a D-dimensional embedding space (D = 8 by
+default). Training pulls the pixels of one instance together and pushes different instances
+apart, so that at inference a clustering of the embeddings recovers the instances
+(:mod:`selfpanoptic.pseudo.clustering`).
+
+Conventions shared by every function here:
+
+* ``embeddings`` are float tensors of shape ``(B, D, H, W)`` (or ``(D, H, W)`` for one image);
+  distances between them are Euclidean, in embedding units.
+* ``instances`` are int64 tensors of shape ``(B, H, W)`` holding an instance id per pixel;
+  every id ``> 0`` is an instance, ``0`` (and any negative value) marks pixels that belong to
+  no instance (background, stuff, ignore). Such pixels take no part in the instance terms.
+  Ids only need to be unique within one image.
+* ``mu_k`` is the mean embedding of the pixels of instance ``k`` in its image.
+* Every loss returns a scalar tensor connected to the autograd graph of ``embeddings``, also
+  when there is nothing to compute (then its value is 0 and its gradient is 0).
+
+The terms:
+
+* discriminative loss (De Brabandere et al. 2017): pull to the instance mean (hinge
+  ``delta_v``), push between instance means (hinge ``2 * delta_d``), a small regulariser on the
+  norms of the means;
+* per-instance Dice loss between the soft mask ``phi(||e - mu_k||)`` and the instance's binary
+  mask (Wolny et al. 2022, computed per instance and then averaged);
+* unlabelled push: embeddings of pixels in an unlabelled region are kept at least ``delta_d``
+  away from every labelled instance mean.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+DELTA_V = 0.5
+"""Pull margin: embeddings within this distance of their instance mean are not pulled."""
+
+DELTA_D = 2.0
+"""Push margin: instance means are pushed apart until ``2 * DELTA_D`` away from each other."""
+
+DICE_EPS = 1e-6
+"""Added to the Dice denominator so that an empty prediction and an empty mask give no NaN."""
+
+SPOCO_TERMS = ("discriminative", "dice", "unlabelled")
+"""The keys of the ``weights`` dict of :func:`spoco_loss`."""
+
+
+def _zero(embeddings: torch.Tensor) -> torch.Tensor:
+    """A scalar 0 that is still connected to the graph of ``embeddings`` (its gradient is 0)."""
+    return embeddings.sum() * 0.0
+
+
+def _check_batch(embeddings: torch.Tensor, instances: torch.Tensor) -> None:
+    if embeddings.dim() != 4:
+        raise ValueError(f"embeddings must have shape (B, D, H, W), got {tuple(embeddings.shape)}")
+    b, _, h, w = embeddings.shape
+    if tuple(instances.shape) != (b, h, w):
+        raise ValueError(
+            f"instances must have shape (B, H, W) = {(b, h, w)} to match the embeddings, "
+            f"got {tuple(instances.shape)}"
+        )
+
+
+def two_sigma(delta_v: float = DELTA_V) -> float:
+    """The kernel width ``2 sigma^2`` of :func:`soft_mask`, chosen so that ``phi(delta_v) = 0.5``.
+
+    ``phi(d) = exp(-d^2 / two_sigma)`` with ``two_sigma = delta_v^2 / (-ln 0.5) = delta_v^2 / ln 2``
+    (squared embedding units).
+    """
+    return delta_v * delta_v / (-math.log(0.5))
+
+
+def instance_means(embeddings: torch.Tensor, instances: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean embedding of every instance of one image.
+
+    Parameters
+    ----------
+    embeddings:
+        ``(D, H, W)`` float, the embeddings of one image.
+    instances:
+        ``(H, W)`` integer instance ids; ids ``<= 0`` belong to no instance.
+
+    Returns
+    -------
+    ids:
+        ``(K,)`` int64, the instance ids present, ascending (``K = 0`` when there are none).
+    means:
+        ``(K, D)`` float, ``means[k]`` is the mean embedding of the pixels with id ``ids[k]``
+        (differentiable w.r.t. ``embeddings``).
+    """
+    if embeddings.dim() != 3 or tuple(instances.shape) != tuple(embeddings.shape[1:]):
+        raise ValueError(
+            f"expected embeddings (D, H, W) and instances (H, W), got {tuple(embeddings.shape)} "
+            f"and {tuple(instances.shape)}"
+        )
+    ids, index, values, counts = _gather_instances(embeddings, instances)
+    means = values.new_zeros((ids.numel(), embeddings.shape[0])).index_add(0, index, values)
+    return ids, means / counts[:, None]
+
+
+def _gather_instances(embeddings: torch.Tensor, instances: torch.Tensor):
+    """The instance pixels of one image: (ids (K,), index (P,) into ids, values (P, D), counts (K,))."""
+    d = embeddings.shape[0]
+    flat_ids = instances.reshape(-1).to(torch.int64)
+    inside = flat_ids > 0
+    ids, index = torch.unique(flat_ids[inside], sorted=True, return_inverse=True)
+    values = embeddings.reshape(d, -1)[:, inside].t()
+    counts = torch.bincount(index, minlength=ids.numel()).to(embeddings.dtype)
+    return ids, index, values, counts
+
+
+def _discriminative_terms(
+    embeddings: torch.Tensor, instances: torch.Tensor, delta_v: float, delta_d: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """(pull, push, reg) of one image, or None when it has no instance."""
+    ids, index, values, counts = _gather_instances(embeddings, instances)
+    k = ids.numel()
+    if k == 0:
+        return None
+    means = values.new_zeros((k, values.shape[1])).index_add(0, index, values) / counts[:, None]
+
+    # pull: hinge on the distance of each pixel to its own instance mean, mean per instance first
+    dist = torch.linalg.vector_norm(values - means[index], dim=1)
+    hinge = F.relu(dist - delta_v) ** 2
+    per_instance = hinge.new_zeros(k).index_add(0, index, hinge) / counts
+    pull = per_instance.mean()
+
+    # push: hinge on the distance between the means of every ordered pair k != l
+    if k > 1:
+        off_diagonal = ~torch.eye(k, dtype=torch.bool, device=means.device)
+        diff = (means[:, None, :] - means[None, :, :])[off_diagonal]  # (K*(K-1), D)
+        push = (F.relu(2.0 * delta_d - torch.linalg.vector_norm(diff, dim=1)) ** 2).mean()
+    else:
+        push = _zero(embeddings)
+
+    reg = torch.linalg.vector_norm(means, dim=1).mean()
+    return pull, push, reg
+
+
+def discriminative_loss(
+    embeddings: torch.Tensor,
+    instances: torch.Tensor,
+    delta_v: float = DELTA_V,
+    delta_d: float = DELTA_D,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    gamma: float = 0.001,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Discriminative loss of De Brabandere et al. (2017).
+
+    Per image, with ``mu_k`` the mean embedding of instance ``k``:
+
+    * ``pull = mean_k mean_{i in k} relu(||e_i - mu_k|| - delta_v)^2``
+    * ``push = mean_{k != l} relu(2 delta_d - ||mu_k - mu_l||)^2`` over ordered pairs
+      (0 with fewer than two instances)
+    * ``reg = mean_k ||mu_k||``
+    * ``total = alpha pull + beta push + gamma reg``
+
+    Parameters
+    ----------
+    embeddings:
+        ``(B, D, H, W)`` float embeddings.
+    instances:
+        ``(B, H, W)`` int64 instance ids, ``0`` = no instance (such pixels take no part).
+    delta_v, delta_d:
+        Pull and push margins in embedding units.
+    alpha, beta, gamma:
+        Weights of pull, push and reg.
+
+    Returns
+    -------
+    total:
+        Scalar tensor: the mean of the per-image totals over the images that have at least one
+        instance; 0 (still differentiable) when no image has one.
+    parts:
+        ``{"pull", "push", "reg"}``: scalar tensors, each the mean over the same images, so that
+        ``total == alpha * pull + beta * push + gamma * reg``.
+    """
+    _check_batch(embeddings, instances)
+    terms = [
+        t for b in range(embeddings.shape[0])
+        if (t := _discriminative_terms(embeddings[b], instances[b], delta_v, delta_d)) is not None
+    ]
+    if not terms:
+        zero = _zero(embeddings)
+        return zero, {"pull": zero, "push": zero, "reg": zero}
+    pull, push, reg = (torch.stack(column).mean() for column in zip(*terms))
+    total = alpha * pull + beta * push + gamma * reg
+    return total, {"pull": pull, "push": push, "reg": reg}
+
+
+def _squared_distances(embeddings: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+    """``(B, K, N)`` squared distances between anchors ``(B, K, D)`` and embeddings ``(B, D, N)``.
+
+    Uses ``|e|^2 + |a|^2 - 2 a.e`` (memory ``B*K*N`` instead of ``B*K*D*N``), clamped at 0.
+    """
+    cross = torch.einsum("bkd,bdn->bkn", anchors, embeddings)
+    d2 = (embeddings * embeddings).sum(1)[:, None, :] + (anchors * anchors).sum(2)[:, :, None] - 2.0 * cross
+    return d2.clamp_min(0.0)
+
+
+def soft_mask(embeddings: torch.Tensor, anchor: torch.Tensor, delta_v: float = DELTA_V) -> torch.Tensor:
+    """Soft instance mask around an anchor embedding: ``phi(||e - a||) = exp(-||e - a||^2 / two_sigma)``.
+
+    ``two_sigma = delta_v^2 / ln 2``, so ``phi(0) = 1`` and ``phi(delta_v) = 0.5``; values lie in
+    ``(0, 1]`` (they underflow to 0 for far embeddings in float32).
+
+    Shapes (the leading dimensions of the result follow those of the inputs):
+
+    * embeddings ``(D, H, W)``, anchor ``(D,)`` -> ``(H, W)``
+    * embeddings ``(D, H, W)``, anchors ``(K, D)`` -> ``(K, H, W)``, one mask per anchor
+    * embeddings ``(B, D, H, W)``, anchors ``(B, D)`` -> ``(B, H, W)``, one anchor per image
+    * embeddings ``(B, D, H, W)``, anchors ``(B, K, D)`` -> ``(B, K, H, W)``
+
+    ``delta_v`` is in embedding units. The squared distance is computed as
+    ``|e|^2 + |a|^2 - 2 a.e`` (clamped at 0) to keep memory at one value per pixel and anchor.
+    """
+    if embeddings.dim() == 3:
+        d, h, w = embeddings.shape
+        if anchor.dim() not in (1, 2) or anchor.shape[-1] != d:
+            raise ValueError(f"anchor must have shape (D,) or (K, D) with D = {d}, got {tuple(anchor.shape)}")
+        anchors = anchor.reshape(1, -1, d)
+        out_shape = (h, w) if anchor.dim() == 1 else (anchor.shape[0], h, w)
+        batch = embeddings.reshape(1, d, h * w)
+    elif embeddings.dim() == 4:
+        b, d, h, w = embeddings.shape
+        if anchor.dim() not in (2, 3) or anchor.shape[0] != b or anchor.shape[-1] != d:
+            raise ValueError(
+                f"anchor must have shape (B, D) or (B, K, D) with B = {b}, D = {d}, got {tuple(anchor.shape)}"
+            )
+        anchors = anchor.reshape(b, -1, d)
+        out_shape = (b, h, w) if anchor.dim() == 2 else (b, anchor.shape[1], h, w)
+        batch = embeddings.reshape(b, d, h * w)
+    else:
+        raise ValueError(f"embeddings must have shape (D, H, W) or (B, D, H, W), got {tuple(embeddings.shape)}")
+    d2 = _squared_distances(batch, anchors.to(batch.dtype))
+    return torch.exp(-d2 / two_sigma(delta_v)).reshape(out_shape)
+
+
+def dice_loss_per_instance(
+    embeddings: torch.Tensor, instances: torch.Tensor, delta_v: float = DELTA_V, eps: float = DICE_EPS
+) -> torch.Tensor:
+    """Mean over all instances of all images of the Dice loss of each instance's soft mask.
+
+    For instance ``k`` of an image, ``p = soft_mask(e, mu_k)`` over all pixels of the image and
+    ``g`` its binary ground-truth mask; its loss is
+    ``1 - 2 sum(p g) / (sum(p^2) + sum(g^2) + eps)`` (unitless, in ``[0, 1]``). Each instance
+    counts once, whatever its size: the losses are averaged, not the sums pooled.
+
+    Parameters
+    ----------
+    embeddings:
+        ``(B, D, H, W)`` float embeddings.
+    instances:
+        ``(B, H, W)`` int64 instance ids, ``0`` = no instance.
+    delta_v:
+        Margin (embedding units) at which the soft mask is 0.5.
+
+    Returns
+    -------
+    Scalar tensor; 0 (still differentiable) when the batch has no instance.
+    """
+    _check_batch(embeddings, instances)
+    losses = []
+    for b in range(embeddings.shape[0]):
+        ids, means = instance_means(embeddings[b], instances[b])
+        if ids.numel() == 0:
+            continue
+        p = soft_mask(embeddings[b], means, delta_v).flatten(1)  # (K, H*W)
+        g = (instances[b].reshape(1, -1) == ids[:, None]).to(p.dtype)
+        dice = 2.0 * (p * g).sum(1) / ((p * p).sum(1) + (g * g).sum(1) + eps)
+        losses.append(1.0 - dice)
+    if not losses:
+        return _zero(embeddings)
+    return torch.cat(losses).mean()
+
+
+def unlabelled_push_loss(
+    embeddings: torch.Tensor,
+    instances: torch.Tensor,
+    unlabelled_mask: torch.Tensor,
+    delta_d: float = DELTA_D,
+) -> torch.Tensor:
+    """Push the embeddings of unlabelled pixels at least ``delta_d`` away from every instance mean.
+
+    ``mean over (unlabelled pixel i, instance k of its image) of relu(delta_d - ||e_i - mu_k||)^2``,
+    the mean taken over all such pairs of the batch.
+
+    Parameters
+    ----------
+    embeddings:
+        ``(B, D, H, W)`` float embeddings.
+    instances:
+        ``(B, H, W)`` int64 instance ids, ``0`` = no instance; they give the means ``mu_k``.
+    unlabelled_mask:
+        ``(B, H, W)`` bool, True on the pixels to push away.
+    delta_d:
+        Margin in embedding units.
+
+    Returns
+    -------
+    Scalar tensor; 0 (still differentiable) when there is no pair (no unlabelled pixel in any
+    image that has an instance).
+    """
+    _check_batch(embeddings, instances)
+    if tuple(unlabelled_mask.shape) != tuple(instances.shape):
+        raise ValueError(
+            f"unlabelled_mask must have shape (B, H, W) = {tuple(instances.shape)}, got {tuple(unlabelled_mask.shape)}"
+        )
+    total = _zero(embeddings)
+    pairs = 0
+    d = embeddings.shape[1]
+    for b in range(embeddings.shape[0]):
+        mask = unlabelled_mask[b].reshape(-1).to(torch.bool)
+        if not bool(mask.any()):
+            continue
+        ids, means = instance_means(embeddings[b], instances[b])
+        if ids.numel() == 0:
+            continue
+        points = embeddings[b].reshape(d, -1)[:, mask]  # (D, M)
+        d2 = _squared_distances(points[None], means[None])[0]  # (K, M)
+        # clamp keeps the gradient of the square root finite where a pixel sits on a mean
+        dist = d2.clamp_min(1e-12).sqrt()
+        total = total + (F.relu(delta_d - dist) ** 2).sum()
+        pairs += dist.numel()
+    return total / pairs if pairs else total
+
+
+def spoco_loss(
+    embeddings: torch.Tensor,
+    instances: torch.Tensor,
+    unlabelled_mask: torch.Tensor | None = None,
+    weights: dict[str, float] | None = None,
+    delta_v: float = DELTA_V,
+    delta_d: float = DELTA_D,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The instance-branch loss for fully labelled source images.
+
+    ``total = w_discriminative * discriminative + w_dice * dice [+ w_unlabelled * unlabelled_push]``,
+    the last term only when ``unlabelled_mask`` is given.
+
+    Parameters
+    ----------
+    embeddings:
+        ``(B, D, H, W)`` float embeddings.
+    instances:
+        ``(B, H, W)`` int64 instance ids, ``0`` = no instance.
+    unlabelled_mask:
+        Optional ``(B, H, W)`` bool mask of pixels for :func:`unlabelled_push_loss`.
+    weights:
+        Optional weights by term, keys among :data:`SPOCO_TERMS`
+        (``"discriminative"``, ``"dice"``, ``"unlabelled"``); missing keys weigh 1.0.
+    delta_v, delta_d:
+        Margins in embedding units, shared by all terms.
+
+    Returns
+    -------
+    total:
+        Scalar tensor.
+    parts:
+        Scalar tensors ``"discriminative"``, ``"pull"``, ``"push"``, ``"reg"``, ``"dice"`` and,
+        with a mask, ``"unlabelled"`` (all unweighted).
+    """
+    weights = dict(weights or {})
+    unknown = sorted(set(weights) - set(SPOCO_TERMS))
+    if unknown:
+        raise ValueError(f"unknown spoco_loss weight(s) {unknown}; valid keys: {list(SPOCO_TERMS)}")
+    w = {term: float(weights.get(term, 1.0)) for term in SPOCO_TERMS}
+
+    disc, parts = discriminative_loss(embeddings, instances, delta_v=delta_v, delta_d=delta_d)
+    dice = dice_loss_per_instance(embeddings, instances, delta_v=delta_v)
+    parts = {"discriminative": disc, **parts, "dice": dice}
+    total = w["discriminative"] * disc + w["dice"] * dice
+    if unlabelled_mask is not None:
+        unlabelled = unlabelled_push_loss(embeddings, instances, unlabelled_mask, delta_d=delta_d)
+        parts["unlabelled"] = unlabelled
+        total = total + w["unlabelled"] * unlabelled
+    return total, parts

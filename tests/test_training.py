@@ -1,0 +1,102 @@
+"""The training engine: schedules, non-finite losses, and exact resume after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from selfpanoptic.config import validate_config
+from selfpanoptic.h5io import atomic_h5, create_stack, write_strings
+from selfpanoptic.train.engine import NonFiniteLossError, learning_rate_factor, train
+
+BIN = Path(sys.executable).parent
+
+
+def tiny_cache(path: Path, count: int = 6, height: int = 32, width: int = 64) -> Path:
+    rng = np.random.default_rng(0)
+    with atomic_h5(path, "dataset_cache", {"height": height, "width": width}) as h5:
+        create_stack(h5, "images", count, (height, width, 3), np.uint8)[:] = rng.integers(0, 256, (count, height, width, 3))
+        labels = np.zeros((count, height, width), dtype=np.uint8)
+        labels[:, height // 2 :] = 0       # road below
+        labels[:, : height // 2] = 10      # sky above
+        labels[:, 10:20, 10:20] = 13       # a car
+        instances = np.zeros((count, height, width), dtype=np.int32)
+        instances[:, 10:20, 10:20] = 1
+        create_stack(h5, "labels", count, (height, width), np.uint8)[:] = labels
+        create_stack(h5, "instances", count, (height, width), np.int32)[:] = instances
+        write_strings(h5, "image_ids", [f"img{i}" for i in range(count)])
+        write_strings(h5, "datasets", ["synthia"] * count)
+    return path
+
+
+def test_learning_rate_schedules():
+    assert learning_rate_factor("constant", 5, 10) == 1.0
+    assert learning_rate_factor("poly", 0, 10) == 1.0
+    assert learning_rate_factor("poly", 5, 10, power=1.0) == pytest.approx(0.5)
+    assert learning_rate_factor("cosine", 5, 10) == pytest.approx(0.5)
+    assert learning_rate_factor("cosine", 10, 10) == pytest.approx(0.0)
+
+
+def test_non_finite_loss_stops_with_the_step(tmp_path):
+    model = torch.nn.Linear(2, 1)
+    settings = validate_config({})["semantic"]["train"] | {"steps": 5}
+
+    def step(net, rng, index):
+        loss = net(torch.ones(1, 2)).sum() * (math.inf if index == 3 else 1.0)
+        return loss, {}, 1
+
+    with pytest.raises(NonFiniteLossError, match="at step 3"):
+        train(model, step, settings, tmp_path, "id", torch.device("cpu"), progress=False)
+
+
+def _pretrain(cache: Path, out: Path, work: Path, settings: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(BIN / "selfpanoptic"), "pretrain-semantic", "--data", str(cache), "--out", str(out),
+         "--work-dir", str(work), "--settings", json.dumps(settings), "--device", "cpu", "--threads", "1", "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def test_sigkilled_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
+    cache = tiny_cache(tmp_path / "cache.h5")
+    settings = validate_config({"semantic": {"train": {
+        "steps": 40, "batch_size": 2, "crop": [32, 64], "checkpoint_every": 4, "optimizer": "adam", "lr": 0.001,
+    }}})["semantic"]
+
+    reference = _pretrain(cache, tmp_path / "ref.pt", tmp_path / "ref-work", settings)
+    assert reference.wait(timeout=300) == 0, reference.stdout.read()
+
+    work = tmp_path / "work"
+    proc = _pretrain(cache, tmp_path / "model.pt", work, settings)
+    deadline = time.time() + 300
+    while not (work / "checkpoint.pt").exists():  # kill as soon as a checkpoint exists
+        assert proc.poll() is None and time.time() < deadline, "training ended before its first checkpoint"
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "model.pt").exists()
+
+    rerun = _pretrain(cache, tmp_path / "model.pt", work, settings)
+    output = rerun.communicate(timeout=300)[0]
+    assert rerun.returncode == 0, output
+    resumed_at = int(output.split("resuming from the checkpoint at step ")[1].split()[0])
+    assert 0 < resumed_at < 40
+    assert not (work / "checkpoint.pt").exists(), "the checkpoint is removed once the model is written"
+
+    ref = torch.load(tmp_path / "ref.pt", weights_only=True)["state_dict"]
+    got = torch.load(tmp_path / "model.pt", weights_only=True)["state_dict"]
+    assert ref.keys() == got.keys()
+    for key in ref:
+        assert torch.equal(ref[key], got[key]), key
+    steps_logged = [int(line.split(",")[0]) for line in (work / "metrics.csv").read_text().splitlines()[1:]]
+    assert steps_logged[-1] == 40 and steps_logged.count(40) == 1

@@ -1,0 +1,101 @@
+# Round 0: semantic and instance models trained on the mixed source; the oracle: the same
+# models trained on the target train labels. Outputs under results/{run}/ with run = round0 | oracle.
+
+
+rule pretrain_semantic:
+    input:
+        training_cache,
+    output:
+        f"{RESULTS}/{{run}}/semantic/model.pt",
+    wildcard_constraints:
+        run=PRETRAIN_RUNS,
+    params:
+        settings=stage_settings("semantic"),
+        work_dir=lambda wildcards: f"{RESULTS}/{wildcards.run}/semantic/train",
+        device=config["device"],
+    log:
+        f"{RESULTS}/logs/pretrain_semantic/{{run}}.log",
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=120,
+    conda:
+        ENV
+    shell:
+        "selfpanoptic pretrain-semantic --settings {params.settings:q} --data {input:q} --out {output:q}"
+        " --work-dir {params.work_dir:q} --device {params.device} --threads {threads}"
+        " --desc 'pretrain semantic [{wildcards.run}]' > {log:q} 2>&1"
+
+
+rule pretrain_instance:
+    input:
+        training_cache,
+    output:
+        f"{RESULTS}/{{run}}/instance/{{group}}/model.pt",
+    wildcard_constraints:
+        run=PRETRAIN_RUNS,
+    params:
+        settings=stage_settings("instance"),
+        work_dir=lambda wildcards: f"{RESULTS}/{wildcards.run}/instance/{wildcards.group}/train",
+        device=config["device"],
+    log:
+        f"{RESULTS}/logs/pretrain_instance/{{run}}_{{group}}.log",
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=120,
+    conda:
+        ENV
+    shell:
+        "selfpanoptic pretrain-instance --settings {params.settings:q} --data {input:q} --group {wildcards.group}"
+        " --out {output:q} --work-dir {params.work_dir:q} --device {params.device} --threads {threads}"
+        " --desc 'pretrain instance [{wildcards.run}]' > {log:q} 2>&1"
+
+
+rule predict_semantic:
+    input:
+        model=f"{RESULTS}/{{run}}/semantic/model.pt",
+        data=f"{RESULTS}/data/cache/target_{{split}}.h5",
+    output:
+        f"{RESULTS}/{{run}}/semantic/pred_target_{{split}}.h5",
+    params:
+        device=config["device"],
+    log:
+        f"{RESULTS}/logs/predict_semantic/{{run}}_{{split}}.log",
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=3000,
+        runtime=30,
+    conda:
+        ENV
+    shell:
+        "selfpanoptic predict-semantic --model {input.model:q} --data {input.data:q} --out {output:q}"
+        " --device {params.device} --threads {threads} > {log:q} 2>&1"
+
+
+rule predict_instance:
+    input:
+        models=instance_models,
+        semantic=f"{RESULTS}/{{run}}/semantic/pred_target_{{split}}.h5",
+        data=f"{RESULTS}/data/cache/target_{{split}}.h5",
+    output:
+        f"{RESULTS}/{{run}}/instance/pred_target_{{split}}.h5",
+    params:
+        settings=stage_settings("instance"),
+        device=config["device"],
+    log:
+        f"{RESULTS}/logs/predict_instance/{{run}}_{{split}}.log",
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=3000,
+        runtime=30,
+    conda:
+        ENV
+    shell:
+        "selfpanoptic predict-instance --settings {params.settings:q} --models {input.models:q}"
+        " --semantic {input.semantic:q} --data {input.data:q} --out {output:q}"
+        " --device {params.device} --threads {threads} > {log:q} 2>&1"
