@@ -72,3 +72,8 @@ def test_instance_groups_must_not_overlap():
     with pytest.raises(InputError, match="class 'bus' is in instance groups 'auto' and 'big'"):
         validate_config({"instance": {"groups": groups}})
     assert validate_config({"instance": {"groups": {"a": ["car"], "b": ["bus"]}}})["instance"]["groups"]["b"] == ["bus"]
+
+
+def test_real_data_preset_is_valid():
+    preset = load_config(ROOT / "configs" / "synthia-gta-cityscapes.yaml")
+    assert preset["toy"]["enabled"] is False and preset["semantic"]["model"]["aspp_rates"] == [6, 12, 18, 24]
