@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -50,6 +51,9 @@ def test_all_outputs_written(smoke):
     results = smoke / "results-smoke" / "data"
     for name in ("source", "target_train", "target_val"):
         assert (results / "cache" / f"{name}.h5").is_file()
+    summary = smoke / "results-smoke" / "summary"
+    for name in ("metrics.csv", "report.md", "metrics_by_round.png", "iou_per_class.png", "overlays_round0.png", "overlays_oracle.png"):
+        assert (summary / name).is_file(), name
     assert (smoke / "data/toy-smoke/cityscapes-like/gtFine/cityscapes_panoptic_val.json").is_file()
     assert not list(smoke.rglob("*.tmp-*")), "temporary files left behind"
 
@@ -115,7 +119,20 @@ def test_changing_mixing_reruns_its_descendants_only(smoke):
 
 def test_changing_evaluation_reruns_only_evaluation(smoke):
     rules, _ = planned_jobs(snakemake(smoke, "-n", evaluation={"instance_min_region_size": 7}).stdout)
-    assert rules == {"evaluate_instance", "summarize_metrics", "all"}
+    assert rules == {"evaluate_instance", "summarize_metrics", "report", "all"}
+
+
+def test_editing_a_stage_module_reruns_that_stage(smoke):
+    source = ROOT / "src" / "selfpanoptic" / "report.py"
+    original = source.read_text()
+    try:
+        source.write_text(original + "\n# an edit\n")
+        rules, _ = planned_jobs(snakemake(smoke, "-n").stdout)
+    finally:
+        source.write_text(original)
+    assert rules == {"report", "all"}
+    rules, _ = planned_jobs(snakemake(smoke, "-n").stdout)
+    assert not rules
 
 
 def test_metrics_table_has_round0_and_oracle_rows(smoke):
@@ -133,3 +150,22 @@ def test_config_typo_stops_the_workflow_with_the_key_named(smoke):
     result = snakemake(smoke, "-n", check=False, mixing={"requre_all": ["truck"]})
     assert result.returncode != 0
     assert "mixing.requre_all" in result.stderr + result.stdout
+
+
+def test_official_panoptic_evaluator_agrees_with_metrics_csv(smoke, tmp_path):
+    gt = smoke / "data/toy-smoke/cityscapes-like/gtFine"
+    pred = smoke / "results-smoke/round0/panoptic"
+    results_file = tmp_path / "official.json"
+    subprocess.run(
+        [sys.executable, "-m", "cityscapesscripts.evaluation.evalPanopticSemanticLabeling",
+         "--gt-json-file", str(gt / "cityscapes_panoptic_val.json"), "--gt-folder", str(gt / "cityscapes_panoptic_val"),
+         "--prediction-json-file", str(pred / "panoptic.json"), "--prediction-folder", str(pred / "panoptic"),
+         "--results_file", str(results_file)],
+        check=True, capture_output=True, cwd=tmp_path,
+    )
+    official = json.loads(results_file.read_text())
+    table = pd.read_csv(smoke / "results-smoke/summary/metrics.csv", dtype={"round": str})
+    ours = table[(table["round"] == "0") & (table.task == "panoptic")].set_index(["metric", "class"])["value"]
+    for group in ("All", "Things", "Stuff"):
+        for metric in ("pq", "sq", "rq"):
+            assert ours[metric.upper(), group.lower()] == pytest.approx(100 * official[group][metric], abs=1e-4)

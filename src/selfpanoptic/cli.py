@@ -145,6 +145,45 @@ def cmd_evaluate_instance(args: argparse.Namespace) -> None:
     print(table.to_string(index=False))
 
 
+def cmd_fuse_panoptic(args: argparse.Namespace) -> None:
+    from .panoptic_outputs import write_panoptic_outputs
+
+    write_panoptic_outputs(args.semantic, args.instance, args.gt_json_file, args.out, _settings(args, "panoptic"),
+                           progress=not args.quiet)
+    print(f"panoptic and instance predictions -> {args.out}")
+
+
+def cmd_evaluate_panoptic_run(args: argparse.Namespace) -> None:
+    from .atomic import atomic_write_text
+    from .evaluate import evaluate_panoptic
+
+    table = evaluate_panoptic(args.prediction, args.gt_json_file, args.gt_folder, args.round)
+    atomic_write_text(args.out, table.to_csv(index=False))
+    print(table[table["class"].str.startswith(("all", "things", "stuff"))].to_string(index=False))
+
+
+def cmd_evaluate_panoptic(args: argparse.Namespace) -> None:
+    from .atomic import atomic_write_text
+    from .classes import SYNTHIA16_TRAIN_IDS, TRAIN_ID_TO_LABEL_ID
+    from .metrics.panoptic import evaluate_panoptic_folders, format_table
+
+    subset = [TRAIN_ID_TO_LABEL_ID[t] for t in SYNTHIA16_TRAIN_IDS] if args.classes == 16 else None
+    result = evaluate_panoptic_folders(
+        args.gt_json_file, args.gt_folder, args.prediction_json_file, args.prediction_folder, subset
+    )
+    print(format_table(result))
+    if args.out:
+        atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from .report import build_report
+
+    runs = {label: (semantic, panoptic) for label, semantic, panoptic in args.run}
+    build_report(args.metrics, args.out_dir, args.data, runs, _settings(args, "report")["overlays"])
+    print(f"report -> {args.out_dir}/report.md")
+
+
 def cmd_summarize(args: argparse.Namespace) -> None:
     from .atomic import atomic_write_text
     from .evaluate import collect_metrics
@@ -251,6 +290,42 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", required=True, help="metrics CSV to write")
         p.set_defaults(func=func)
 
+    p = sub.add_parser("fuse-panoptic", help="fuse a run's predictions into official Cityscapes panoptic and instance files")
+    _add_settings(p, "panoptic")
+    p.add_argument("--semantic", required=True, help="semantic prediction HDF5")
+    p.add_argument("--instance", required=True, help="instance prediction HDF5 of the same images")
+    p.add_argument("--gt-json-file", required=True, help="panoptic ground-truth JSON (its images and sizes are used)")
+    p.add_argument("--out", required=True, help="output folder (panoptic/, panoptic.json, instances/)")
+    p.set_defaults(func=cmd_fuse_panoptic)
+
+    p = sub.add_parser("evaluate-panoptic", help="PQ/SQ/RQ/PQ-dagger of a fused run as metric rows")
+    p.add_argument("--prediction", required=True, help="folder written by fuse-panoptic")
+    p.add_argument("--gt-json-file", required=True)
+    p.add_argument("--gt-folder", required=True)
+    p.add_argument("--round", required=True, help="round label for the table (0, 1, ..., oracle)")
+    p.add_argument("--out", required=True, help="metrics CSV to write")
+    p.set_defaults(func=cmd_evaluate_panoptic_run)
+
+    p = sub.add_parser("evaluate", help="evaluators with the official tools' arguments")
+    evaluators = p.add_subparsers(dest="evaluator", required=True, metavar="TASK")
+    e = evaluators.add_parser("panoptic", help="panoptic quality, like cityscapesscripts' evalPanopticSemanticLabeling")
+    e.add_argument("--gt-json-file", required=True)
+    e.add_argument("--gt-folder", required=True)
+    e.add_argument("--prediction-json-file", required=True)
+    e.add_argument("--prediction-folder", required=True)
+    e.add_argument("--classes", type=int, choices=[19, 16], default=19, help="16: the Synthia protocol (no terrain, truck, train)")
+    e.add_argument("--out", help="JSON file for the results")
+    e.set_defaults(func=cmd_evaluate_panoptic)
+
+    p = sub.add_parser("report", help="report.md with tables, plots and overlays from the metrics table")
+    _add_settings(p, "report")
+    p.add_argument("--metrics", required=True, help="results/summary/metrics.csv")
+    p.add_argument("--data", required=True, help="target val cache (HDF5) for the overlays")
+    p.add_argument("--run", nargs=3, action="append", default=[], metavar=("LABEL", "SEMANTIC_H5", "PANOPTIC_DIR"),
+                   help="a run to show: its label, semantic prediction and fused panoptic folder (repeatable)")
+    p.add_argument("--out-dir", required=True, help="folder for report.md and the figures")
+    p.set_defaults(func=cmd_report)
+
     p = sub.add_parser("summarize", help="collect metric tables into results/summary/metrics.csv")
     p.add_argument("--out", required=True, help="summary CSV to write")
     p.add_argument("tables", nargs="+", help="metric CSVs of the evaluation stages")
@@ -270,15 +345,27 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--threads", type=int, default=1, help="worker processes/threads")
         if name.startswith(("pretrain", "predict")):
             p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: CUDA when present")
-        if name not in ("audit", "config", "summarize", "mix"):
+        if name not in ("audit", "config", "summarize", "mix", "evaluate", "evaluate-panoptic", "report"):
             p.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def _device_claim(args: argparse.Namespace):
+    """Training and prediction commands that may use CUDA hold one GPU while they run."""
+    import contextlib
+
+    if getattr(args, "device", "cpu") == "cpu":
+        return contextlib.nullcontext()
+    from .gpus import claim_gpu
+
+    return claim_gpu()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        with _device_claim(args):
+            args.func(args)
     except SelfPanopticError as err:
         print(f"selfpanoptic {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -77,6 +77,32 @@ def evaluate_instance(
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def evaluate_panoptic(
+    prediction_dir: str | Path, gt_json_file: str | Path, gt_folder: str | Path, round_name: str
+) -> pd.DataFrame:
+    """PQ, SQ, RQ (all / things / stuff and per class) and PQ-dagger of a fused prediction folder,
+    over the 19 classes and over the 16 of the Synthia protocol (``all16`` ...)."""
+    from .classes import SYNTHIA16_TRAIN_IDS, TRAIN_ID_TO_LABEL_ID
+    from .metrics.panoptic import evaluate_panoptic_folders
+
+    prediction_dir = Path(prediction_dir)
+    rows = []
+    subsets = {"": None, "16": [TRAIN_ID_TO_LABEL_ID[t] for t in SYNTHIA16_TRAIN_IDS]}
+    for suffix, subset in subsets.items():
+        result = evaluate_panoptic_folders(
+            gt_json_file, gt_folder, prediction_dir / "panoptic.json", prediction_dir / "panoptic", subset
+        )
+        for group in ("All", "Things", "Stuff"):
+            for metric in ("pq", "sq", "rq"):
+                rows.append((round_name, "panoptic", metric.upper(), f"{group.lower()}{suffix}", _percent(result[group][metric])))
+        rows.append((round_name, "panoptic", "PQ_dagger", f"all{suffix}", _percent(result["PQ_dagger"])))
+        if not suffix:
+            for name, scores in result["per_class"].items():
+                for metric in ("pq", "sq", "rq"):
+                    rows.append((round_name, "panoptic", metric.upper(), name, _percent(scores[metric])))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
 def round_order(name: str) -> tuple[int, int]:
     """Sort key of a round label: 0, 1, 2, ... then ``oracle``."""
     return (1, 0) if name == "oracle" else (0, int(name))
@@ -84,11 +110,11 @@ def round_order(name: str) -> tuple[int, int]:
 
 def collect_metrics(paths: list[str | Path]) -> pd.DataFrame:
     """Concatenate per-stage metric tables into the summary table, rounds in order (0, 1, ..., oracle)."""
-    frames = [pd.read_csv(p, dtype={"round": str}, keep_default_na=False, na_values=["nan", "NaN"]) for p in paths]
+    frames = [pd.read_csv(p, dtype={"round": str}) for p in paths]
     frame = pd.concat(frames, ignore_index=True)
     frame["_order"] = frame["round"].map(round_order)
     frame = frame.sort_values(["_order", "task"], kind="stable").drop(columns="_order")
     return frame.reset_index(drop=True)
 
 
-__all__ = ["COLUMNS", "collect_metrics", "evaluate_instance", "evaluate_semantic"]
+__all__ = ["COLUMNS", "collect_metrics", "evaluate_instance", "evaluate_panoptic", "evaluate_semantic"]

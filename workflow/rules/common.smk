@@ -1,10 +1,12 @@
 # Helpers shared by the workflow: config validation, paths, and each stage's config slice.
 
 import json
+import os
 
 from snakemake.exceptions import WorkflowError
 
 from selfpanoptic.config import validate_config
+from selfpanoptic.provenance import stage_code_hash
 from selfpanoptic.errors import InputError
 from selfpanoptic.toy.domains import check_toy_roots
 
@@ -28,6 +30,42 @@ TARGET_SPLITS = [TRAIN_SPLIT, VAL_SPLIT]
 RUNS = ["round0"] + (["oracle"] if config["oracle"] else [])
 PRETRAIN_RUNS = "round0|oracle"
 GROUPS = list(config["instance"]["groups"])
+_GT_FINE = f'{config["datasets"]["target"]["root"]}/gtFine'
+PANOPTIC_GT_JSON = f"{_GT_FINE}/cityscapes_panoptic_{VAL_SPLIT}.json"
+PANOPTIC_GT_FOLDER = f"{_GT_FINE}/cityscapes_panoptic_{VAL_SPLIT}"
+
+
+def job_resources(kind):
+    """Scheduler resources of a kind of job (train, predict, data) from the config's `resources`."""
+    spec = config["resources"][kind]
+    return {"gpu": spec["gpu"], "mem_mb": spec["mem_mb"], "runtime": spec["runtime"]}
+
+
+def job_threads(kind):
+    return config["resources"][kind]["threads"]
+
+
+STAGE_MODULES = {
+    "synthesize": ["toy", "pngio.py", "atomic.py"],
+    "index": ["data", "pngio.py", "classes.py", "segments.py"],
+    "mix": ["mixing.py", "data/manifest.py"],
+    "cache": ["data", "pngio.py", "h5io.py"],
+    "pretrain": ["train", "models", "losses", "segments.py", "classes.py"],
+    "predict": ["predict.py", "models", "pseudo", "train/data.py"],
+    "evaluate": ["evaluate.py", "metrics", "classes.py"],
+    "fuse": ["fusion.py", "panoptic_outputs.py", "segments.py"],
+    "report": ["report.py"],
+}
+"""Package modules whose code defines each stage: a change to them reruns the stage."""
+
+
+def code_version(stage):
+    """Hash of the source of a stage's modules, for `params`.
+
+    Snakemake notices changes to a rule's own shell command, not to the Python package it
+    calls; this param makes an edit of the stage's code rerun the stage and its descendants.
+    """
+    return stage_code_hash(STAGE_MODULES[stage])
 
 
 def stage_settings(section):
@@ -71,13 +109,21 @@ def round_label(wildcards):
 
 
 def metric_tables():
-    return [f"{RESULTS}/{run}/eval/{task}.csv" for run in RUNS for task in ("semantic", "instance")]
+    return [f"{RESULTS}/{run}/eval/{task}.csv" for run in RUNS for task in ("semantic", "instance", "panoptic")]
+
+
+def report_runs(wildcards):
+    """--run options of the report: label, semantic prediction and panoptic folder of each run."""
+    return " ".join(
+        f"--run {run} {RESULTS}/{run}/semantic/pred_target_{VAL_SPLIT}.h5 {RESULTS}/{run}/panoptic"
+        for run in RUNS
+    )
 
 
 def final_outputs():
     caches = ["source"] + [f"target_{split}" for split in TARGET_SPLITS]
     return (
         [f"{RESULTS}/data/cache/{name}.h5" for name in caches]
-        + [f"{RESULTS}/data/mixing_stats.md", f"{RESULTS}/summary/metrics.csv"]
+        + [f"{RESULTS}/data/mixing_stats.md", f"{RESULTS}/summary/report.md"]
         + [f"{RESULTS}/{run}/semantic/pred_target_{split}.h5" for run in RUNS for split in TARGET_SPLITS]
     )

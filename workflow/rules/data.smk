@@ -9,10 +9,13 @@ if TOY:
             gta=directory(config["datasets"]["gta"]["root"]),
             target=directory(config["datasets"]["target"]["root"]),
         params:
+            code=code_version("synthesize"),
             settings=stage_settings("toy"),
         log:
             f"{RESULTS}/logs/synthesize_toy_domains.log",
-        threads: 2
+        threads: job_threads("data")
+        resources:
+            **job_resources("data"),
         conda:
             ENV
         shell:
@@ -29,11 +32,14 @@ rule index_dataset:
     wildcard_constraints:
         dataset="synthia|gta|target",
     params:
+        code=code_version("index"),
         format=lambda wildcards: DATASET_FORMATS[wildcards.dataset],
         split=split_option,
     log:
         f"{RESULTS}/logs/index_dataset/{{dataset}}_{{split}}.log",
-    threads: 2
+    threads: job_threads("data")
+    resources:
+        **job_resources("data"),
     conda:
         ENV
     shell:
@@ -54,6 +60,7 @@ rule mix_sources:
             category="Data",
         ),
     params:
+        code=code_version("mix"),
         settings=stage_settings("mixing"),
     log:
         f"{RESULTS}/logs/mix_sources.log",
@@ -72,11 +79,13 @@ rule cache_dataset:
     wildcard_constraints:
         name="source|target_[A-Za-z0-9]+",
     params:
+        code=code_version("cache"),
         settings=stage_settings("data"),
     log:
         f"{RESULTS}/logs/cache_dataset/{{name}}.log",
+    threads: job_threads("data")
     resources:
-        mem_mb=2000,
+        **job_resources("data"),
     conda:
         ENV
     shell:

@@ -8,6 +8,7 @@ rule evaluate_semantic:
     output:
         f"{RESULTS}/{{run}}/eval/semantic.csv",
     params:
+        code=code_version("evaluate"),
         round=round_label,
     log:
         f"{RESULTS}/logs/evaluate_semantic/{{run}}.log",
@@ -25,6 +26,7 @@ rule evaluate_instance:
     output:
         f"{RESULTS}/{{run}}/eval/instance.csv",
     params:
+        code=code_version("evaluate"),
         round=round_label,
         settings=stage_settings("evaluation"),
     log:
@@ -53,7 +55,85 @@ rule summarize_metrics:
         "selfpanoptic summarize --out {output:q} {input:q} > {log:q} 2>&1"
 
 
+rule fuse_panoptic:
+    input:
+        semantic=f"{RESULTS}/{{run}}/semantic/pred_target_{VAL_SPLIT}.h5",
+        instance=f"{RESULTS}/{{run}}/instance/pred_target_{VAL_SPLIT}.h5",
+        target=config["datasets"]["target"]["root"],
+    output:
+        directory(f"{RESULTS}/{{run}}/panoptic"),
+    params:
+        code=code_version("fuse"),
+        settings=stage_settings("panoptic"),
+        gt_json=PANOPTIC_GT_JSON,
+    log:
+        f"{RESULTS}/logs/fuse_panoptic/{{run}}.log",
+    conda:
+        ENV
+    shell:
+        "selfpanoptic fuse-panoptic --settings {params.settings:q} --semantic {input.semantic:q}"
+        " --instance {input.instance:q} --gt-json-file {params.gt_json:q} --out {output:q} --quiet > {log:q} 2>&1"
+
+
+rule evaluate_panoptic:
+    input:
+        prediction=f"{RESULTS}/{{run}}/panoptic",
+        target=config["datasets"]["target"]["root"],
+    output:
+        f"{RESULTS}/{{run}}/eval/panoptic.csv",
+    params:
+        code=code_version("evaluate"),
+        round=round_label,
+        gt_json=PANOPTIC_GT_JSON,
+        gt_folder=PANOPTIC_GT_FOLDER,
+    log:
+        f"{RESULTS}/logs/evaluate_panoptic/{{run}}.log",
+    conda:
+        ENV
+    shell:
+        "selfpanoptic evaluate-panoptic --prediction {input.prediction:q} --gt-json-file {params.gt_json:q}"
+        " --gt-folder {params.gt_folder:q} --round {params.round} --out {output:q} > {log:q} 2>&1"
+
+
 localrules:
     evaluate_semantic,
     evaluate_instance,
+    evaluate_panoptic,
     summarize_metrics,
+
+
+rule report:
+    input:
+        metrics=f"{RESULTS}/summary/metrics.csv",
+        data=f"{RESULTS}/data/cache/target_{VAL_SPLIT}.h5",
+        semantic=expand(f"{RESULTS}/{{run}}/semantic/pred_target_{VAL_SPLIT}.h5", run=RUNS),
+        panoptic=expand(f"{RESULTS}/{{run}}/panoptic", run=RUNS),
+    output:
+        page=report(f"{RESULTS}/summary/report.md", caption="../report/report.rst", category="Report"),
+        by_round=report(
+            f"{RESULTS}/summary/metrics_by_round.png",
+            caption="../report/metrics_by_round.rst",
+            category="Report",
+        ),
+        per_class=report(
+            f"{RESULTS}/summary/iou_per_class.png",
+            caption="../report/iou_per_class.rst",
+            category="Report",
+        ),
+        overlays=report(
+            expand(f"{RESULTS}/summary/overlays_{{run}}.png", run=RUNS),
+            caption="../report/overlays.rst",
+            category="Qualitative",
+        ),
+    params:
+        code=code_version("report"),
+        settings=stage_settings("report"),
+        runs=report_runs,
+        out_dir=lambda wildcards, output: os.path.dirname(output.page),
+    log:
+        f"{RESULTS}/logs/report.log",
+    conda:
+        ENV
+    shell:
+        "selfpanoptic report --settings {params.settings:q} --metrics {input.metrics:q} --data {input.data:q}"
+        " {params.runs} --out-dir {params.out_dir:q} > {log:q} 2>&1"

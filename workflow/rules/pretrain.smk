@@ -10,16 +10,15 @@ rule pretrain_semantic:
     wildcard_constraints:
         run=PRETRAIN_RUNS,
     params:
+        code=code_version("pretrain"),
         settings=stage_settings("semantic"),
         work_dir=lambda wildcards: f"{RESULTS}/{wildcards.run}/semantic/train",
         device=config["device"],
     log:
         f"{RESULTS}/logs/pretrain_semantic/{{run}}.log",
-    threads: 1
+    threads: job_threads("train")
     resources:
-        gpu=1,
-        mem_mb=4000,
-        runtime=120,
+        **job_resources("train"),
     conda:
         ENV
     shell:
@@ -36,16 +35,15 @@ rule pretrain_instance:
     wildcard_constraints:
         run=PRETRAIN_RUNS,
     params:
+        code=code_version("pretrain"),
         settings=stage_settings("instance"),
         work_dir=lambda wildcards: f"{RESULTS}/{wildcards.run}/instance/{wildcards.group}/train",
         device=config["device"],
     log:
         f"{RESULTS}/logs/pretrain_instance/{{run}}_{{group}}.log",
-    threads: 1
+    threads: job_threads("train")
     resources:
-        gpu=1,
-        mem_mb=4000,
-        runtime=120,
+        **job_resources("train"),
     conda:
         ENV
     shell:
@@ -61,14 +59,13 @@ rule predict_semantic:
     output:
         f"{RESULTS}/{{run}}/semantic/pred_target_{{split}}.h5",
     params:
+        code=code_version("predict"),
         device=config["device"],
     log:
         f"{RESULTS}/logs/predict_semantic/{{run}}_{{split}}.log",
-    threads: 1
+    threads: job_threads("predict")
     resources:
-        gpu=1,
-        mem_mb=3000,
-        runtime=30,
+        **job_resources("predict"),
     conda:
         ENV
     shell:
@@ -84,15 +81,14 @@ rule predict_instance:
     output:
         f"{RESULTS}/{{run}}/instance/pred_target_{{split}}.h5",
     params:
+        code=code_version("predict"),
         settings=stage_settings("instance"),
         device=config["device"],
     log:
         f"{RESULTS}/logs/predict_instance/{{run}}_{{split}}.log",
-    threads: 1
+    threads: job_threads("predict")
     resources:
-        gpu=1,
-        mem_mb=3000,
-        runtime=30,
+        **job_resources("predict"),
     conda:
         ENV
     shell:

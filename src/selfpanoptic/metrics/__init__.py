@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .instance import DEFAULT_OVERLAPS, InstanceEvaluator, average_precision, instances_to_predictions
+from .panoptic import PanopticEvaluator, evaluate_panoptic_folders, format_table
 from .semantic import SemanticEvaluator, class_iou, confusion_matrix, mean_iou, semantic_scores
 
 __all__ = [
@@ -15,4 +16,7 @@ __all__ = [
     "instances_to_predictions",
     "average_precision",
     "DEFAULT_OVERLAPS",
+    "PanopticEvaluator",
+    "evaluate_panoptic_folders",
+    "format_table",
 ]

@@ -1,0 +1,205 @@
+"""``selfpanoptic report``: the tables, plots and qualitative overlays a person reads.
+
+Writes ``report.md`` (thesis-style tables: semantic IoU per class, instance AP per class,
+panoptic SQ/RQ/PQ/PQ-dagger by round), ``metrics_by_round.png`` (headline metrics against the
+round, the oracle as a dashed line), ``iou_per_class.png`` (per-class IoU bars by round) and one
+``overlays_<run>.png`` per run (image, ground truth, semantic prediction, panoptic prediction).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from cityscapesscripts.helpers.labels import id2label  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from .atomic import atomic_output, atomic_write_text  # noqa: E402
+from .classes import CLASS_NAMES, THING_TRAIN_IDS, TRAIN_ID_TO_LABEL_ID  # noqa: E402
+from .evaluate import round_order  # noqa: E402
+from .fusion import rgb_to_ids  # noqa: E402
+from .h5io import open_intermediate  # noqa: E402
+from .train.data import CachedImages  # noqa: E402
+
+TRAIN_ID_COLOURS = np.zeros((256, 3), dtype=np.uint8)
+for _t, _label_id in enumerate(TRAIN_ID_TO_LABEL_ID):
+    TRAIN_ID_COLOURS[_t] = id2label[_label_id].color
+
+
+def colourise(labels: np.ndarray) -> np.ndarray:
+    """(H, W) trainIds -> (H, W, 3) uint8 Cityscapes colours; ignore (255) is black."""
+    return TRAIN_ID_COLOURS[labels]
+
+
+def colourise_panoptic(ids: np.ndarray) -> np.ndarray:
+    """(H, W) Cityscapes panoptic ids -> colours: stuff in its class colour, each thing instance
+    in its class colour shifted by a per-instance offset, instance borders white, void black."""
+    label_ids = np.where(ids >= 1000, ids // 1000, ids)
+    table = np.zeros((256, 3), dtype=np.int32)
+    for label_id, label in id2label.items():
+        if 0 <= label_id < 256:
+            table[label_id] = label.color
+    out = table[np.clip(label_ids, 0, 255)]
+    things = ids >= 1000
+    shift = ((ids % 1000) * 47 % 97 - 48)[..., None]
+    out = np.where(things[..., None], np.clip(out + shift, 0, 255), out)
+    border = np.zeros(ids.shape, dtype=bool)
+    border[:, 1:] |= (ids[:, 1:] != ids[:, :-1]) & things[:, 1:]
+    border[1:, :] |= (ids[1:, :] != ids[:-1, :]) & things[1:, :]
+    out[border] = 255
+    return out.astype(np.uint8)
+
+
+def _rounds(table: pd.DataFrame) -> list[str]:
+    return sorted(table["round"].unique(), key=round_order)
+
+
+def _pivot(table: pd.DataFrame, task: str, metric: str, classes: list[str]) -> pd.DataFrame:
+    rows = table[(table.task == task) & (table.metric == metric) & table["class"].isin(classes)]
+    pivot = rows.pivot_table(index="class", columns="round", values="value", aggfunc="first", dropna=False)
+    return pivot.reindex(index=classes, columns=_rounds(table))
+
+
+def _markdown(frame: pd.DataFrame, first: str) -> str:
+    header = f"| {first} | " + " | ".join(f"round {c}" if c != "oracle" else "oracle" for c in frame.columns) + " |"
+    lines = [header, "|---|" + "---:|" * len(frame.columns)]
+    for index, row in frame.iterrows():
+        cells = " | ".join("–" if pd.isna(v) else f"{v:.1f}" for v in row)
+        lines.append(f"| {index} | {cells} |")
+    return "\n".join(lines)
+
+
+def headline(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per round: mIoU, mIoU16, AP, AP50, PQ, SQ, RQ, PQ-dagger, PQ16 (percent)."""
+    picks = {
+        "mIoU": ("semantic", "mIoU", "all"), "mIoU16": ("semantic", "mIoU", "all16"),
+        "AP": ("instance", "AP", "all"), "AP50": ("instance", "AP50", "all"),
+        "PQ": ("panoptic", "PQ", "all"), "SQ": ("panoptic", "SQ", "all"), "RQ": ("panoptic", "RQ", "all"),
+        "PQ†": ("panoptic", "PQ_dagger", "all"), "PQ16": ("panoptic", "PQ", "all16"),
+    }
+    out = {}
+    for name, (task, metric, cls) in picks.items():
+        rows = table[(table.task == task) & (table.metric == metric) & (table["class"] == cls)]
+        out[name] = rows.set_index("round")["value"]
+    return pd.DataFrame(out).reindex(_rounds(table)).T
+
+
+def plot_metrics_by_round(table: pd.DataFrame, path: Path) -> None:
+    """Headline metrics against the self-training round; the oracle as a dashed line."""
+    head = headline(table)
+    rounds = [r for r in head.columns if r != "oracle"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, metric in enumerate(["mIoU", "AP50", "PQ"]):
+        colour = f"C{i}"
+        ax.plot([int(r) for r in rounds], head.loc[metric, rounds], "o-", color=colour, label=metric)
+        if "oracle" in head.columns:
+            ax.axhline(head.loc[metric, "oracle"], color=colour, linestyle="--", linewidth=1)
+    ax.set_xlabel("round (0 = source only; dashed: oracle)")
+    ax.set_ylabel("score on target val (%)")
+    ax.set_xticks([int(r) for r in rounds])
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
+def plot_iou_per_class(table: pd.DataFrame, path: Path) -> None:
+    """Per-class IoU bars, one bar per round."""
+    pivot = _pivot(table, "semantic", "IoU", list(CLASS_NAMES))
+    fig, ax = plt.subplots(figsize=(11, 4))
+    width = 0.8 / max(len(pivot.columns), 1)
+    x = np.arange(len(pivot.index))
+    for i, run in enumerate(pivot.columns):
+        ax.bar(x + i * width, pivot[run].fillna(0), width, label="oracle" if run == "oracle" else f"round {run}")
+    ax.set_xticks(x + width * (len(pivot.columns) - 1) / 2)
+    ax.set_xticklabels(pivot.index, rotation=60, ha="right")
+    ax.set_ylabel("IoU on target val (%)")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
+def overlay_figure(
+    cache_path: Path, semantic_path: Path, panoptic_dir: Path, count: int, path: Path, title: str
+) -> None:
+    """A grid of ``count`` val images: image | ground truth | semantic prediction | panoptic prediction."""
+    cache = CachedImages(cache_path)
+    annotations = {a["image_id"]: a for a in json.loads((panoptic_dir / "panoptic.json").read_text())["annotations"]}
+    picks = np.linspace(0, len(cache) - 1, num=min(count, len(cache))).astype(int)
+    with open_intermediate(semantic_path) as sem:
+        rows = []
+        for i in picks:
+            image_id = cache.image_ids[i]
+            size = cache.read("labels", i).shape[::-1]
+            pan_rgb = np.asarray(Image.open(panoptic_dir / "panoptic" / annotations[image_id]["file_name"]).convert("RGB"))
+            ids = rgb_to_ids(pan_rgb)
+            pan = np.asarray(Image.fromarray(colourise_panoptic(ids)).resize(size, Image.NEAREST))
+            rows.append([cache.read("images", i), colourise(cache.read("labels", i)), colourise(sem["labels"][i]), pan])
+    cache.close()
+    fig, axes = plt.subplots(len(rows), 4, figsize=(12, 1.6 * len(rows) + 0.6), squeeze=False)
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            axes[r, c].imshow(image)
+            axes[r, c].axis("off")
+    for c, name in enumerate(["image", "ground truth", "semantic prediction", "panoptic prediction"]):
+        axes[0, c].set_title(name, fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def write_report(table: pd.DataFrame, out_dir: Path, overlay_files: dict[str, str]) -> str:
+    """The Markdown page; ``overlay_files`` maps run labels to overlay PNG names in ``out_dir``."""
+    things = [CLASS_NAMES[t] for t in THING_TRAIN_IDS]
+    parts = [
+        "# SelfPanoptic results", "",
+        "Scores on the target val split, in percent. Round 0 is the source-only baseline; "
+        "`oracle` is the same models trained on the target train labels.", "",
+        "## Headline", "", _markdown(headline(table), "metric"), "",
+        "![metrics by round](metrics_by_round.png)", "",
+        "## Semantic segmentation: IoU per class", "",
+        _markdown(_pivot(table, "semantic", "IoU", list(CLASS_NAMES) ) , "class"), "",
+        _markdown(_pivot(table, "semantic", "mIoU", ["all", "all16"]), "mIoU"), "",
+        "![IoU per class](iou_per_class.png)", "",
+        "## Instance segmentation: AP per class", "",
+        _markdown(_pivot(table, "instance", "AP", things + ["all"]), "AP"), "",
+        _markdown(_pivot(table, "instance", "AP50", things + ["all"]), "AP50"), "",
+        "## Panoptic segmentation", "",
+    ]
+    for metric in ("PQ", "SQ", "RQ"):
+        parts += [_markdown(_pivot(table, "panoptic", metric, ["all", "things", "stuff", "all16", "things16", "stuff16"]), metric), ""]
+    parts += [_markdown(_pivot(table, "panoptic", "PQ_dagger", ["all", "all16"]), "PQ†"), ""]
+    parts += [_markdown(_pivot(table, "panoptic", "PQ", list(CLASS_NAMES)), "PQ per class"), ""]
+    parts += ["## Qualitative results", ""]
+    for run, name in overlay_files.items():
+        parts += [f"![{run}]({name})", ""]
+    return "\n".join(parts)
+
+
+def build_report(
+    metrics_csv: str | Path, out_dir: str | Path, cache_path: str | Path, runs: dict[str, tuple[str, str]], overlays: int
+) -> None:
+    """Everything under ``out_dir``; ``runs`` maps a run label to (semantic prediction, panoptic folder)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = pd.read_csv(metrics_csv, dtype={"round": str})
+    plot_metrics_by_round(table, out_dir / "metrics_by_round.png")
+    plot_iou_per_class(table, out_dir / "iou_per_class.png")
+    overlay_files = {}
+    for run, (semantic, panoptic) in runs.items():
+        name = f"overlays_{run}.png"
+        overlay_figure(Path(cache_path), Path(semantic), Path(panoptic), overlays, out_dir / name, f"target val, {run}")
+        overlay_files[run] = name
+    atomic_write_text(out_dir / "report.md", write_report(table, out_dir, overlay_files))
