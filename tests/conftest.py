@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +91,22 @@ def cityscapes_root(tmp_path: Path) -> Path:
         save_grey8(root / "gtFine" / split / city / f"{stem}_gtFine_labelIds.png", CITYSCAPES_LABEL_IDS)
         save_grey16(root / "gtFine" / split / city / f"{stem}_gtFine_instanceIds.png", CITYSCAPES_INSTANCE_IDS)
     return root
+
+
+def official_instance_evaluator(workdir: Path, monkeypatch):
+    """cityscapesscripts' instance evaluator, made to run under numpy 2 in ``workdir``.
+
+    numpy >= 2.4 removed np.in1d, which it still calls; its JSON writer cannot serialise numpy
+    integers; and it writes matches.json into the working directory.
+    """
+    from cityscapesscripts.evaluation import evalInstanceLevelSemanticLabeling as official
+
+    monkeypatch.setattr(np, "in1d", lambda a, b: np.isin(a, b).ravel(), raising=False)
+    monkeypatch.chdir(workdir)
+
+    def write_json(data, file_name):
+        with open(file_name, "w") as handle:
+            json.dump(data, handle, default=lambda o: o.item() if isinstance(o, np.generic) else o.__dict__)
+
+    monkeypatch.setattr(official, "writeDict2JSON", write_json)
+    return official

@@ -175,3 +175,86 @@ def test_instances_from_embeddings_min_size_and_torch_input():
 def test_instances_from_embeddings_without_things():
     instances, classes = instances_from_embeddings(np.zeros((8, 3, 4), np.float32), np.zeros((3, 4), np.uint8))
     assert classes == {} and not instances.any()
+
+
+# --- torch input, devices -------------------------------------------------------------------------
+
+
+def many_blobs(n: int = 3000, seed: int = 1) -> np.ndarray:
+    """Wide 8-dimensional blobs: hundreds of bin seeds, so several seed blocks and re-collections."""
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(-3, 3, (6, 8))
+    sizes = rng.multinomial(n, np.full(6, 1 / 6))
+    return blobs(list(sizes), centres, std=0.2, seed=seed)[0]
+
+
+def test_mean_shift_torch_input_matches_numpy_input():
+    for points in (many_blobs(), blobs([30, 60, 45], np.eye(3, 8) * 5.0, std=0.05)[0]):
+        expected = mean_shift(points, 0.5)
+        labels = mean_shift(torch.from_numpy(points), 0.5)
+        assert isinstance(labels, torch.Tensor) and labels.dtype == torch.int64 and labels.device.type == "cpu"
+        np.testing.assert_array_equal(labels.numpy(), expected)
+        merged = merge_close_clusters(torch.from_numpy(points), labels, 2.0)
+        assert isinstance(merged, torch.Tensor)
+        np.testing.assert_array_equal(merged.numpy(), merge_close_clusters(points, expected, 2.0))
+    seeds = bin_seeds(torch.from_numpy(points), 0.5)
+    assert isinstance(seeds, torch.Tensor)
+    np.testing.assert_array_equal(seeds.numpy(), bin_seeds(points, 0.5))
+
+
+def test_explicit_cpu_device():
+    points = many_blobs()
+    expected = mean_shift(points, 0.5)
+    labels = mean_shift(points, 0.5, device="cpu")
+    assert isinstance(labels, np.ndarray)  # numpy in, numpy out, whatever the device
+    np.testing.assert_array_equal(labels, expected)
+    np.testing.assert_array_equal(mean_shift(torch.from_numpy(points), 0.5, device=torch.device("cpu")).numpy(), expected)
+    np.testing.assert_array_equal(
+        merge_close_clusters(points, expected, 2.0, device="cpu"), merge_close_clusters(points, expected, 2.0))
+    emb, semantic, _ = embedding_scene()
+    instances, classes = instances_from_embeddings(torch.from_numpy(emb), semantic, device="cpu")
+    reference, reference_classes = instances_from_embeddings(emb, semantic)
+    assert isinstance(instances, np.ndarray) and instances.dtype == np.int32
+    np.testing.assert_array_equal(instances, reference)
+    assert classes == reference_classes
+
+
+def test_mean_shift_ignores_reduced_float32_matmul_precision():
+    points = many_blobs()
+    expected = mean_shift(points, 0.5)
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")
+    try:
+        labels = mean_shift(points, 0.5)
+        assert torch.get_float32_matmul_precision() == "medium"  # restored
+    finally:
+        torch.set_float32_matmul_precision(previous)
+    np.testing.assert_array_equal(labels, expected)
+
+
+def test_mean_shift_matches_sklearn_when_installed():
+    cluster = pytest.importorskip("sklearn.cluster")
+    metrics = pytest.importorskip("sklearn.metrics")
+    points = many_blobs()
+    reference = cluster.MeanShift(bandwidth=0.5, bin_seeding=True).fit_predict(points)
+    labels = mean_shift(points, 0.5)
+    assert labels.max() == reference.max()
+    assert metrics.adjusted_rand_score(reference, labels) >= 0.999
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_labels_agree_with_cpu_labels():
+    for points in (many_blobs(), many_blobs(20000, seed=2), blobs([30, 60, 45], np.eye(3, 8) * 5.0, std=0.05)[0]):
+        expected = mean_shift(points, 0.5)
+        labels = mean_shift(torch.from_numpy(points).cuda(), 0.5)
+        assert labels.device.type == "cuda"
+        np.testing.assert_array_equal(labels.cpu().numpy(), expected)
+        np.testing.assert_array_equal(mean_shift(points, 0.5, device="cuda"), expected)
+        merged = merge_close_clusters(torch.from_numpy(points).cuda(), labels, 2.0)
+        assert merged.device.type == "cuda"
+        np.testing.assert_array_equal(merged.cpu().numpy(), merge_close_clusters(points, expected, 2.0))
+    emb, semantic, _ = embedding_scene()
+    instances, classes = instances_from_embeddings(torch.from_numpy(emb).cuda(), torch.from_numpy(semantic).cuda())
+    reference, reference_classes = instances_from_embeddings(emb, semantic)
+    np.testing.assert_array_equal(instances, reference)
+    assert classes == reference_classes

@@ -23,7 +23,7 @@ from selfpanoptic.fusion import (
     write_panoptic_prediction,
 )
 
-from conftest import save_grey16
+from conftest import official_instance_evaluator, save_grey16
 
 ROAD, SIDEWALK, SKY = class_id("road"), class_id("sidewalk"), class_id("sky")
 PERSON, CAR, TRUCK = class_id("person"), class_id("car"), class_id("truck")
@@ -384,17 +384,7 @@ def test_perfect_prediction_gives_pq_1_with_official_evaluator(tmp_path, monkeyp
 
 
 def test_perfect_instances_give_ap_1_with_official_evaluator(tmp_path, monkeypatch):
-    from cityscapesscripts.evaluation import evalInstanceLevelSemanticLabeling as official
-
-    # numpy >= 2.4 removed np.in1d, which the official code still calls
-    monkeypatch.setattr(np, "in1d", lambda a, b: np.isin(a, b).ravel(), raising=False)
-    monkeypatch.chdir(tmp_path)  # the official code writes matches.json into the working directory
-
-    # and its JSON writer cannot serialise the numpy integers numpy 2 returns from count_nonzero
-    def write_json(data, file_name):
-        with open(file_name, "w") as handle:
-            json.dump(data, handle, default=lambda o: o.item() if isinstance(o, np.generic) else o.__dict__)
-    monkeypatch.setattr(official, "writeDict2JSON", write_json)
+    official = official_instance_evaluator(tmp_path, monkeypatch)
 
     gt_files, pred_files = [], []
     for n, image_id in enumerate(IMAGE_IDS):

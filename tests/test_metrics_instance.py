@@ -15,7 +15,7 @@ from selfpanoptic.classes import (
 )
 from selfpanoptic.metrics import InstanceEvaluator, average_precision, instances_to_predictions
 
-from conftest import save_grey16
+from conftest import official_instance_evaluator, save_grey16
 
 CAR, PERSON, ROAD = class_id("car"), class_id("person"), class_id("road")
 THING_NAMES = [CLASS_NAMES[t] for t in THING_TRAIN_IDS]
@@ -279,16 +279,7 @@ def random_image(rng):
 
 
 def official_scores(tmp_path: Path, images, monkeypatch):
-    from cityscapesscripts.evaluation import evalInstanceLevelSemanticLabeling as official
-
-    # numpy >= 2.4 removed np.in1d, which the official code still calls
-    monkeypatch.setattr(np, "in1d", lambda a, b: np.isin(a, b).ravel(), raising=False)
-    monkeypatch.chdir(tmp_path)  # the official code writes matches.json into the working directory
-    # and its JSON writer cannot serialise the numpy integers numpy 2 returns from count_nonzero
-    def write_json(data, file_name):
-        with open(file_name, "w") as handle:
-            json.dump(data, handle, default=lambda o: o.item() if isinstance(o, np.generic) else o.__dict__)
-    monkeypatch.setattr(official, "writeDict2JSON", write_json)
+    official = official_instance_evaluator(tmp_path, monkeypatch)
 
     gt_files, pred_files = [], []
     pred_root = tmp_path / "results"

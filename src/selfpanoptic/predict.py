@@ -79,14 +79,16 @@ def predict_instance(
         with torch.no_grad():
             for idx in tqdm(list(_batches(len(cache), batch_size)), desc="predict instance", disable=not progress):
                 x = normalise(np.stack([cache.read("images", i) for i in idx])).to(dev)
-                embeddings = [model(x).float().cpu().numpy() for model, _ in groups]
+                # embeddings stay on the device: mean-shift runs there too (GPU clustering)
+                embeddings = [model(x).float() for model, _ in groups]
                 for b, i in enumerate(idx):
                     semantic, confidence = sem["labels"][i], sem["confidence"][i].astype(np.float32)
                     merged = np.zeros(shape, dtype=np.int32)
                     next_id = 1
                     for (_, classes), emb in zip(groups, embeddings):
                         inst, inst_classes = instances_from_embeddings(
-                            emb[b], semantic, thing_classes=classes, bandwidth=bandwidth, delta_d=delta_d, min_size=min_size
+                            emb[b], semantic, thing_classes=classes, bandwidth=bandwidth, delta_d=delta_d,
+                            min_size=min_size, device=dev,
                         )
                         for k in sorted(inst_classes):
                             mask = inst == k

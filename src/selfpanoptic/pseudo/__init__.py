@@ -1,4 +1,6 @@
-"""Pseudo-labels for self-training. :mod:`.clustering` turns embeddings into instances."""
+"""Pseudo-labels for self-training: :mod:`.clustering` turns embeddings into instances (mean-shift+),
+:mod:`.sac` holds the building blocks of SAC-style semantic pseudo-labels (views, warps,
+class-adaptive thresholds, moving class prior, focal confidence-weighted loss)."""
 
 from __future__ import annotations
 

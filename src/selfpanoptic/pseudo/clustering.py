@@ -14,11 +14,34 @@ embeddings of that class's pixels are clustered:
 :func:`instances_from_embeddings` runs the three steps and numbers the instances of all classes
 consecutively.
 
-Everything here is numpy in, numpy out; the heavy part (the seeds x points distance matrices
-of mean-shift) runs in blocks through torch on the CPU.
+Devices and types
+-----------------
+Everything runs in torch, one code path for the CPU and CUDA: binning, the k-d ordering of the
+seeds and points, the mean-shift iterations (all seeds of a block of spatially close seeds
+iterated together), the deduplication of the modes, the assignment of the points and the merge.
+Every public function takes ``device=None``: by default the device of the input tensor, or the
+CPU for numpy input. numpy in gives numpy out (as before); torch in gives torch out, on
+``device``. Python loops run over seed blocks, iterations and *kept* modes / accepted clusters,
+never over points.
+
+Precision
+---------
+* The iterations run in float32 on every device. That is also what sklearn does with float32
+  embeddings (its means are float32 ``np.mean``), and it keeps CPU and CUDA on the same
+  arithmetic. The point-to-seed distances are computed by a matrix product in a frame centred on
+  each block of seeds, so that ``|x|^2`` stays small and the float32 rounding of the expanded
+  squared distance stays ~1e-6 of ``bandwidth^2``. Matrix products are forced to full float32
+  (no TF32 / bf16) while this module computes, whatever ``torch.set_float32_matmul_precision``
+  says.
+* The decisions that compare distances between modes (deduplication of the modes, the merge)
+  and the nearest-mode assignment of points whose two nearest modes are too close to call in
+  float32 run in float64 on the CPU (as the previous numpy code did) and float32 on CUDA.
 """
 
 from __future__ import annotations
+
+import contextlib
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -26,75 +49,95 @@ import torch
 from ..classes import THING_TRAIN_IDS
 
 BLOCK_ELEMENTS = 1 << 22
-"""Points x modes elements per distance block of the final label assignment (32 MiB in float64)."""
+"""Points x modes elements per distance block of the final label assignment (16 MiB in float32)."""
 
 SEED_BLOCK = 128
-"""Seeds iterated together by :func:`mean_shift` (a spatially compact group)."""
+"""Seeds iterated together by :func:`mean_shift` on the CPU (a spatially compact group)."""
 
-CANDIDATE_MARGIN = 0.5
+SEED_BLOCK_CUDA = 1024
+"""Seeds iterated together on a GPU, where bigger blocks mean fewer kernel launches."""
+
+CANDIDATE_MARGIN = 0.75
 """How far (in bandwidths) a seed may move before its block's candidate points are collected anew."""
 
 POINT_LEAF = 32
 """Points per ball of the structure that finds the candidate points of a block of seeds."""
 
+_EPS32 = float(np.finfo(np.float32).eps)
 
-def bin_seeds(points: np.ndarray, bin_size: float, min_bin_freq: int = 1) -> np.ndarray:
-    """Seeds of :func:`mean_shift`: the centres of the occupied cells of a grid, as in sklearn.
 
-    Every point is rounded to the grid of spacing ``bin_size`` (``round(x / bin_size)``, halves
-    to even, per coordinate); each cell holding at least ``min_bin_freq`` points gives one seed
-    at ``cell * bin_size``. Seeds come in the order in which their cells first occur in
-    ``points``. When there are as many seeds as points, the points themselves are returned
-    (sklearn does the same: binning then saves nothing).
+# --- helpers --------------------------------------------------------------------------------------
 
-    Parameters
-    ----------
-    points:
-        ``(N, D)`` float32, embedding units.
-    bin_size:
-        Grid spacing in embedding units (:func:`mean_shift` uses the bandwidth).
-    min_bin_freq:
-        Minimum number of points in a cell for it to give a seed.
 
-    Returns
-    -------
-    ``(S, D)`` float32 seeds; ``S`` may be 0 when no cell is full enough.
+def _device(device: str | torch.device | None, *inputs) -> torch.device:
+    """``device``, else the device of the first tensor among ``inputs``, else the CPU."""
+    if device is not None:
+        return torch.device(device)
+    for x in inputs:
+        if isinstance(x, torch.Tensor):
+            return x.device
+    return torch.device("cpu")
+
+
+def _tensor(x, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x.detach().to(device=device, dtype=dtype)
+    array = np.asarray(x)
+    if not array.flags.writeable:  # torch warns about read-only arrays (e.g. broadcast views)
+        array = array.copy()
+    return torch.as_tensor(array, dtype=dtype, device=device)
+
+
+def _decision_dtype(device: torch.device) -> torch.dtype:
+    """float64 on the CPU, float32 elsewhere (GPUs: float64 is slow on most of them)."""
+    return torch.float64 if device.type == "cpu" else torch.float32
+
+
+@contextlib.contextmanager
+def _full_float32_matmul() -> Iterator[None]:
+    """Run float32 matrix products in full float32, not TF32 / bf16, and restore the setting."""
+    previous = torch.get_float32_matmul_precision()
+    if previous == "highest":
+        yield
+        return
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
+def _kd_order(points: torch.Tensor, leaf: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Order the points so that near points are near each other: the leaves of a k-d tree.
+
+    Every part larger than ``leaf`` is split at its median along the coordinate with the largest
+    range, all parts of a tree level at once (two stable sorts per level). Returns the order
+    ``(N,)`` and the leaf boundaries ``(L + 1,)`` in it (leaf ``i`` is
+    ``order[bounds[i]:bounds[i + 1]]``, first halves before second halves).
     """
-    points = np.asarray(points, dtype=np.float32)
-    if len(points) == 0:
-        return points.reshape(0, points.shape[1] if points.ndim == 2 else 0).copy()
-    cells = np.round(points / np.float32(bin_size)) + np.float32(0.0)  # + 0 turns -0.0 into 0.0
-    unique, first, counts = np.unique(cells, axis=0, return_index=True, return_counts=True)
-    order = np.argsort(first, kind="stable")
-    unique, counts = unique[order], counts[order]
-    seeds = unique[counts >= min_bin_freq]
-    if len(seeds) == len(points):
-        return points.copy()
-    return (seeds * np.float32(bin_size)).astype(np.float32)
-
-
-def _spatial_leaves(points: np.ndarray, leaf: int) -> list[np.ndarray]:
-    """Index groups of near points: the leaves of a k-d tree over ``points``, in tree order.
-
-    Recursively splits at the median of the coordinate with the largest range until a part
-    holds at most ``leaf`` points. Concatenated, the leaves order the points so that near
-    points tend to be near each other.
-    """
-    leaves = []
-    stack = [np.arange(len(points))]
-    while stack:
-        index = stack.pop()
-        if len(index) <= leaf:
-            if len(index):
-                leaves.append(index)
-            continue
-        part = points[index]
-        axis = int(np.argmax(part.max(0) - part.min(0)))
-        half = len(index) // 2
-        split = np.argpartition(part[:, axis], half)
-        stack.append(index[split[half:]])
-        stack.append(index[split[:half]])
-    return leaves
+    n, dim = points.shape
+    device = points.device
+    order = torch.arange(n, device=device)
+    bounds = torch.tensor([0, n], device=device)
+    while True:
+        sizes = bounds[1:] - bounds[:-1]
+        split = sizes > leaf
+        if not bool(split.any()):
+            return order, bounds
+        part = torch.repeat_interleave(torch.arange(len(sizes), device=device), sizes)
+        x = points[order]
+        index = part[:, None].expand(-1, dim)
+        low = torch.full((len(sizes), dim), float("inf"), dtype=x.dtype, device=device)
+        high = torch.full((len(sizes), dim), -float("inf"), dtype=x.dtype, device=device)
+        low.scatter_reduce_(0, index, x, reduce="amin")
+        high.scatter_reduce_(0, index, x, reduce="amax")
+        axis = torch.argmax(high - low, dim=1)
+        key = x.gather(1, axis[part][:, None]).reshape(-1)
+        within = torch.argsort(key, stable=True)
+        within = within[torch.argsort(part[within], stable=True)]
+        order = order[within]
+        middles = bounds[:-1][split] + sizes[split] // 2
+        bounds = torch.sort(torch.cat([bounds, middles])).values
 
 
 class _Neighbourhoods:
@@ -106,28 +149,90 @@ class _Neighbourhoods:
     """
 
     def __init__(self, points: torch.Tensor, leaf: int):
-        leaves = _spatial_leaves(points.numpy(), leaf)
+        device = points.device
+        order, bounds = _kd_order(points, leaf)
+        n_leaves = len(bounds) - 1
         self.points = points
         self.points_sq = (points * points).sum(1)
-        self.leaf_of_point = torch.empty(points.shape[0], dtype=torch.int64)
-        for i, index in enumerate(leaves):
-            self.leaf_of_point[torch.from_numpy(index)] = i
-        count = torch.bincount(self.leaf_of_point, minlength=len(leaves)).to(points.dtype)
-        sums = torch.zeros((len(leaves), points.shape[1]), dtype=points.dtype).index_add_(
-            0, self.leaf_of_point, points)
+        leaf_in_order = torch.repeat_interleave(torch.arange(n_leaves, device=device), bounds[1:] - bounds[:-1])
+        self.leaf_of_point = torch.empty_like(order).scatter_(0, order, leaf_in_order)
+        count = (bounds[1:] - bounds[:-1]).to(points.dtype)
+        sums = torch.zeros((n_leaves, points.shape[1]), dtype=points.dtype, device=device)
+        sums.index_add_(0, self.leaf_of_point, points)
         self.centres = sums / count[:, None]
+        self.centres_sq = (self.centres * self.centres).sum(1)
         spread = torch.linalg.vector_norm(points - self.centres[self.leaf_of_point], dim=1)
-        self.radii = torch.zeros(len(leaves), dtype=points.dtype).scatter_reduce_(
+        self.radii = torch.zeros(n_leaves, dtype=points.dtype, device=device).scatter_reduce_(
             0, self.leaf_of_point, spread, reduce="amax")
 
     def within(self, centres: torch.Tensor, radius: float) -> torch.Tensor:
-        distance = torch.cdist(centres, self.centres, compute_mode="donot_use_mm_for_euclid_dist")
-        reach = distance <= (radius + 1e-4 + self.radii)[None, :]
+        # squared distances to the balls' centres; the 1e-3 slack covers their float32 rounding
+        d2 = torch.addmm(self.centres_sq[None, :], centres, self.centres.t(), beta=1.0, alpha=-2.0)
+        reach = d2 <= ((radius + 1e-3 + self.radii) ** 2)[None, :] - (centres * centres).sum(1)[:, None]
         candidates = torch.nonzero(reach.any(0)[self.leaf_of_point]).reshape(-1)
         near = self.points[candidates]
-        partial = torch.addmm(self.points_sq[candidates][None, :], centres, near.t(), beta=1.0, alpha=-2.0)
-        hit = (partial <= (radius * radius - (centres * centres).sum(1))[:, None]).any(0)
+        # [x, 1, |x|^2] @ [-2c, |c|^2 - r^2, 1]^T = |x - c|^2 - r^2, candidates x centres
+        left = torch.cat([near, torch.ones_like(near[:, :1]), self.points_sq[candidates][:, None]], dim=1)
+        right = torch.cat([-2.0 * centres, ((centres * centres).sum(1) - radius * radius)[:, None],
+                           torch.ones_like(centres[:, :1])], dim=1)
+        hit = (left @ right.t()).amin(1) <= 0
         return candidates[hit]
+
+
+# --- mean shift -----------------------------------------------------------------------------------
+
+
+def _bin_seeds(points: torch.Tensor, bin_size: float, min_bin_freq: int) -> torch.Tensor:
+    """:func:`bin_seeds` on a float32 tensor, on its device."""
+    n = points.shape[0]
+    if n == 0:
+        return points.clone()
+    size = torch.tensor(bin_size, dtype=torch.float32, device=points.device)
+    cells = torch.round(points / size) + 0.0  # halves to even like numpy; + 0 turns -0.0 into 0.0
+    unique, inverse, counts = torch.unique(cells, dim=0, return_inverse=True, return_counts=True)
+    first = torch.full((len(unique),), n, dtype=torch.int64, device=points.device)
+    first.scatter_reduce_(0, inverse.reshape(-1), torch.arange(n, device=points.device), reduce="amin")
+    order = torch.argsort(first)
+    seeds = unique[order][counts[order] >= min_bin_freq]
+    if len(seeds) == n:
+        return points.clone()
+    return seeds * size
+
+
+def bin_seeds(points, bin_size: float, min_bin_freq: int = 1, *, device=None):
+    """Seeds of :func:`mean_shift`: the centres of the occupied cells of a grid, as in sklearn.
+
+    Every point is rounded to the grid of spacing ``bin_size`` (``round(x / bin_size)``, halves
+    to even, per coordinate); each cell holding at least ``min_bin_freq`` points gives one seed
+    at ``cell * bin_size``. Seeds come in the order in which their cells first occur in
+    ``points``. When there are as many seeds as points, the points themselves are returned
+    (sklearn does the same: binning then saves nothing).
+
+    Parameters
+    ----------
+    points:
+        ``(N, D)`` float32 (numpy array or tensor), embedding units.
+    bin_size:
+        Grid spacing in embedding units (:func:`mean_shift` uses the bandwidth).
+    min_bin_freq:
+        Minimum number of points in a cell for it to give a seed.
+    device:
+        Where to compute; default: the device of a tensor ``points``, else the CPU.
+
+    Returns
+    -------
+    ``(S, D)`` float32 seeds, numpy for numpy input, else a tensor on ``device``; ``S`` may be 0
+    when no cell is full enough.
+    """
+    as_numpy = not isinstance(points, torch.Tensor)
+    dev = _device(device, points)
+    x = _tensor(points, dev, torch.float32)
+    if x.ndim != 2:
+        if x.numel():
+            raise ValueError(f"points must have shape (N, D), got {tuple(x.shape)}")
+        x = x.reshape(0, 0)
+    seeds = _bin_seeds(x, bin_size, min_bin_freq)
+    return seeds.cpu().numpy() if as_numpy else seeds
 
 
 def _climb(points: torch.Tensor, seeds: torch.Tensor, bandwidth: float, max_iter: int):
@@ -138,43 +243,59 @@ def _climb(points: torch.Tensor, seeds: torch.Tensor, bandwidth: float, max_iter
     ``(S, D)`` and the number of points within ``bandwidth`` of the position the last update
     started from ``(S,)``; 0 marks a seed that had no point within reach (dropped, as in sklearn).
 
-    Seeds are processed in spatially compact blocks. For each block, the points within
-    ``bandwidth + margin`` of the block's seeds (its candidates) are collected; the iterations
-    then compare the seeds with the candidates only, until a seed has moved more than ``margin``
-    from where the candidates were collected, which triggers a new collection. A point within
-    ``bandwidth`` of a seed is always among the candidates, so the result is that of comparing
-    with all points.
+    Seeds are processed in spatially compact blocks (consecutive seeds of the k-d order); all
+    seeds of a block that have not converged are iterated together. For each block, the points
+    within ``bandwidth + margin`` of the block's seeds (its candidates) are collected; the
+    iterations then compare the seeds with the candidates only, until a seed has moved more than
+    ``margin`` from where the candidates were collected, which triggers a new collection. A point
+    within ``bandwidth`` of a seed is always among the candidates, so the result is that of
+    comparing with all points.
+
+    One iteration is two matrix products: ``[2c, bw^2 - |c|^2, 1] @ [x; 1; -|x|^2]`` gives
+    ``bw^2 - |x - c|^2`` (>= 0: within reach, written as 1.0 / 0.0 in place), then
+    ``within @ [x, 1]`` gives the sums and counts of the points within reach. Both run in a frame
+    centred on the block's seeds at the last collection.
     """
-    s = seeds.shape[0]
+    device, dtype = points.device, points.dtype
+    s, dim = seeds.shape
     bw2 = bandwidth * bandwidth
     stop = 1e-3 * bandwidth
     margin = CANDIDATE_MARGIN * bandwidth
+    block = SEED_BLOCK if device.type == "cpu" else SEED_BLOCK_CUDA
     neighbourhoods = _Neighbourhoods(points, POINT_LEAF)
     final = seeds.clone()
-    intensity = torch.zeros(s, dtype=torch.int64)
-    order = np.concatenate(_spatial_leaves(seeds.numpy(), SEED_BLOCK)) if s else np.zeros(0, dtype=np.int64)
-    order = torch.from_numpy(order)
-    for start in range(0, s, SEED_BLOCK):
-        members = order[start:start + SEED_BLOCK]
+    intensity = torch.zeros(s, dtype=torch.int64, device=device)
+    order = _kd_order(seeds, block)[0] if s else torch.zeros(0, dtype=torch.int64, device=device)
+    for start in range(0, s, block):
+        members = order[start:start + block]
         current = seeds[members].clone()
         anchor = current.clone()
-        active = torch.arange(current.shape[0])
-        near = None
+        active = torch.arange(current.shape[0], device=device)
+        origin = None
         for iteration in range(max_iter + 1):
             here = current[active]
-            if near is None or bool(
+            if origin is None or bool(
                 (torch.linalg.vector_norm(here - anchor[active], dim=1) > 0.9 * margin).any()
             ):
                 anchor[active] = here
                 candidates = neighbourhoods.within(here, bandwidth + margin)
-                near = points[candidates]
-                near_t = near.t().contiguous()
-                near_sq = neighbourhoods.points_sq[candidates]
-            # |x|^2 - 2 c.x <= bw^2 - |c|^2  <=>  ||x - c|| <= bw
-            partial = torch.addmm(near_sq[None, :], here, near_t, beta=1.0, alpha=-2.0)
-            within = (partial <= (bw2 - (here * here).sum(1))[:, None]).to(points.dtype)
-            count = within.sum(1)
-            moved = (within @ near) / count.clamp_min(1.0)[:, None]
+                origin = here.mean(0)
+                near = points[candidates] - origin
+                count_c = near.shape[0]
+                # rows: x (D), 1, -|x|^2  -- columns: the candidates
+                right = torch.cat([near.t(), torch.ones((1, count_c), dtype=dtype, device=device),
+                                   -(near * near).sum(1)[None, :]])
+                near_ones = torch.cat([near, torch.ones((count_c, 1), dtype=dtype, device=device)], dim=1)
+                buffer = torch.empty((len(active), count_c), dtype=dtype, device=device)
+            local = here - origin
+            m = local.shape[0]
+            left = torch.cat([2.0 * local, (bw2 - (local * local).sum(1))[:, None],
+                              torch.ones((m, 1), dtype=dtype, device=device)], dim=1)
+            within = torch.mm(left, right, out=buffer[:m])  # bw^2 - |x - c|^2
+            within.ge_(0.0)  # in place: 1.0 within reach (inclusive), else 0.0
+            sums = within @ near_ones
+            count = sums[:, dim]
+            moved = sums[:, :dim] / count.clamp_min(1.0)[:, None] + origin
             empty = count == 0
             done = empty | (torch.linalg.vector_norm(moved - here, dim=1) <= stop) | (iteration == max_iter)
             finished = members[active[done]]
@@ -188,42 +309,88 @@ def _climb(points: torch.Tensor, seeds: torch.Tensor, bandwidth: float, max_iter
     return final, intensity
 
 
-def _suppress_near_duplicates(centers: np.ndarray, intensity: np.ndarray, bandwidth: float) -> np.ndarray:
+def _greedy_cover(points: torch.Tensor, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Accept points in order unless within ``radius`` (inclusive) of an accepted one.
+
+    Returns the indices of the accepted points ``(K,)`` (in order) and, for every point, the
+    number ``0..K-1`` of the first accepted point within ``radius`` of it (itself if accepted).
+    The loop runs once per *accepted* point: accepting ``j`` settles every later undecided point
+    within reach of ``j`` (an earlier accepted point would have settled it already).
+    """
+    n = points.shape[0]
+    device = points.device
+    owner = torch.full((n,), -1, dtype=torch.int64, device=device)
+    undecided = torch.ones(n, dtype=torch.bool, device=device)
+    accepted = []
+    j = 0
+    while j < n:
+        rest = undecided[j:]
+        step, free = torch.stack([torch.argmax(rest.to(torch.uint8)), rest.any().to(torch.int64)]).tolist()
+        if not free:
+            break
+        j += step
+        close = (torch.linalg.vector_norm(points[j:] - points[j], dim=1) <= radius) & undecided[j:]
+        close[0] = True
+        owner[j:][close] = len(accepted)
+        undecided[j:] &= ~close
+        accepted.append(j)
+        j += 1
+    return torch.tensor(accepted, dtype=torch.int64, device=device), owner
+
+
+def _suppress_near_duplicates(centers: torch.Tensor, intensity: torch.Tensor, bandwidth: float) -> torch.Tensor:
     """sklearn's post-processing of the converged seeds: the kept modes, strongest first.
 
     Identical modes are merged (the intensity of the last one counts, as in sklearn's dict);
     the modes are sorted by (intensity, coordinates) descending; a mode within ``bandwidth`` of
-    an already kept one is dropped.
+    an already kept one is dropped (distances in :func:`_decision_dtype`).
     """
-    unique, inverse = np.unique(centers, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    strength = np.zeros(len(unique), dtype=np.int64)
-    strength[inverse] = intensity  # later assignments win, like later dict entries
-    keys = [unique[:, j] for j in range(unique.shape[1] - 1, -1, -1)] + [strength]
-    ordered = unique[np.lexsort(keys)[::-1]].astype(np.float64)
-    suppressed = np.zeros(len(ordered), dtype=bool)
-    kept = []
-    for i in range(len(ordered)):
-        if suppressed[i]:
-            continue
-        kept.append(i)
-        suppressed |= np.linalg.norm(ordered - ordered[i], axis=1) <= bandwidth
+    device = centers.device
+    unique, inverse = torch.unique(centers, dim=0, return_inverse=True)  # rows ascending
+    last = torch.full((len(unique),), -1, dtype=torch.int64, device=device)
+    last.scatter_reduce_(0, inverse.reshape(-1), torch.arange(len(centers), device=device), reduce="amax")
+    strength = intensity[last]  # later entries win, like later dict entries
+    order = torch.arange(len(unique) - 1, -1, -1, device=device)  # coordinates descending
+    order = order[torch.argsort(strength[order], descending=True, stable=True)]
+    ordered = unique[order]
+    kept, _ = _greedy_cover(ordered.to(_decision_dtype(device)), bandwidth)
     return ordered[kept]
 
 
-def _nearest(points: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    """Index of the nearest centre of every point (first one on ties), in blocks."""
-    labels = np.empty(len(points), dtype=np.int64)
-    block = max(1, BLOCK_ELEMENTS // max(len(centers), 1))
-    centers_sq = (centers * centers).sum(1)
-    for start in range(0, len(points), block):
+def _nearest(points: torch.Tensor, centers: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """Index of the nearest centre of every point (first one on ties), in blocks.
+
+    Squared distances (less ``|x|^2``) in float32 through a matrix product, in the frame centred
+    on ``offset``; a point whose two nearest centres are closer than the float32 rounding bound
+    is decided again with direct distances in :func:`_decision_dtype`.
+    """
+    n, dim = points.shape
+    device = points.device
+    labels = torch.zeros(n, dtype=torch.int64, device=device)
+    if len(centers) < 2:
+        return labels
+    local = centers - offset
+    local_sq = (local * local).sum(1)
+    bound = 4.0 * (dim + 2) * _EPS32  # rounding of |c|^2 - 2 x.c, relative to |x|^2 + 2 max |c|^2
+    block = max(1, BLOCK_ELEMENTS // len(centers))
+    precise = _decision_dtype(device)
+    for start in range(0, n, block):
         chunk = points[start:start + block]
-        d2 = centers_sq[None, :] - 2.0 * chunk @ centers.T  # + |x|^2, constant per row
-        labels[start:start + block] = np.argmin(d2, axis=1)
+        centred = chunk - offset
+        d2 = torch.addmm(local_sq[None, :], centred, local.t(), beta=1.0, alpha=-2.0)
+        best, index = torch.topk(d2, 2, dim=1, largest=False)
+        tolerance = bound * ((centred * centred).sum(1) + 2.0 * local_sq.max())
+        chosen = index[:, 0]
+        unsure = torch.nonzero(best[:, 1] - best[:, 0] <= tolerance).reshape(-1)
+        if unsure.numel():
+            exact = torch.cdist(chunk[unsure].to(precise), centers.to(precise),
+                                compute_mode="donot_use_mm_for_euclid_dist")
+            chosen[unsure] = torch.argmin(exact, dim=1)
+        labels[start:start + block] = chosen
     return labels
 
 
-def mean_shift(points: np.ndarray, bandwidth: float, min_bin_freq: int = 1, max_iter: int = 300) -> np.ndarray:
+def mean_shift(points, bandwidth: float, min_bin_freq: int = 1, max_iter: int = 300, *, device=None):
     """Flat-kernel mean-shift clustering with bin seeding, sklearn's ``MeanShift`` semantics.
 
     Equivalent to ``sklearn.cluster.MeanShift(bandwidth=bandwidth, bin_seeding=True,
@@ -245,42 +412,57 @@ def mean_shift(points: np.ndarray, bandwidth: float, min_bin_freq: int = 1, max_
     Parameters
     ----------
     points:
-        ``(N, D)`` float (computed in float32), embedding units. ``N = 0`` is allowed.
+        ``(N, D)`` float numpy array or tensor (computed in float32), embedding units.
+        ``N = 0`` is allowed.
     bandwidth:
         Kernel radius in embedding units (> 0).
     min_bin_freq:
         Minimum number of points in a grid cell for it to seed.
     max_iter:
         Maximum number of iterations per seed.
+    device:
+        Where to compute; default: the device of a tensor ``points``, else the CPU.
 
     Returns
     -------
     ``(N,)`` int64 labels ``0..C-1``; label 0 is the mode with the most points within reach.
+    A numpy array for numpy input, else a tensor on ``device``.
     """
-    points = np.asarray(points, dtype=np.float32)
-    if points.ndim != 2:
-        raise ValueError(f"points must have shape (N, D), got {points.shape}")
+    as_numpy = not isinstance(points, torch.Tensor)
+    dev = _device(device, points)
+    x = _tensor(points, dev, torch.float32)
+    if x.ndim != 2:
+        raise ValueError(f"points must have shape (N, D), got {tuple(x.shape)}")
     if not bandwidth > 0:
         raise ValueError(f"bandwidth must be > 0, got {bandwidth}")
-    if len(points) == 0:
-        return np.zeros(0, dtype=np.int64)
-    if not np.isfinite(points).all():
-        raise ValueError("points contain NaN or infinite values")
+    if len(x) == 0:
+        labels = torch.zeros(0, dtype=torch.int64, device=dev)
+    else:
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("points contain NaN or infinite values")
+        with _full_float32_matmul():
+            labels = _mean_shift(x, float(bandwidth), min_bin_freq, max_iter)
+    return labels.cpu().numpy() if as_numpy else labels
 
+
+def _mean_shift(x: torch.Tensor, bandwidth: float, min_bin_freq: int, max_iter: int) -> torch.Tensor:
     # centring changes no distance but keeps |x|^2 small, which the float32 distances need
-    offset = points.mean(0, dtype=np.float64).astype(np.float32)
-    centred = torch.from_numpy(points - offset)
-    seeds = bin_seeds(points, bandwidth, min_bin_freq)
-    final, intensity = _climb(centred, torch.from_numpy(seeds - offset), bandwidth, max_iter)
+    offset = x.mean(0, dtype=torch.float64).to(torch.float32)
+    centred = x - offset
+    seeds = _bin_seeds(x, bandwidth, min_bin_freq)
+    final, intensity = _climb(centred, seeds - offset, bandwidth, max_iter)
     if not bool((intensity > 0).any()):
         final, intensity = _climb(centred, centred.clone(), bandwidth, max_iter)
     reached = intensity > 0
-    centers = final[reached].numpy() + offset
-    modes = _suppress_near_duplicates(centers, intensity[reached].numpy(), bandwidth)
-    return _nearest(points.astype(np.float64), modes)
+    centers = final[reached] + offset
+    modes = _suppress_near_duplicates(centers, intensity[reached], bandwidth)
+    return _nearest(x, modes, offset)
 
 
-def merge_close_clusters(points: np.ndarray, labels: np.ndarray, delta_d: float) -> np.ndarray:
+# --- merging close clusters -----------------------------------------------------------------------
+
+
+def merge_close_clusters(points, labels, delta_d: float, *, device=None):
     """The "+" of mean-shift+: merge clusters whose means lie within ``delta_d`` of a larger one.
 
     Clusters are visited by size, largest first (ties: lower label first). A cluster whose mean
@@ -291,43 +473,45 @@ def merge_close_clusters(points: np.ndarray, labels: np.ndarray, delta_d: float)
     Parameters
     ----------
     points:
-        ``(N, D)`` float, embedding units.
+        ``(N, D)`` float numpy array or tensor, embedding units.
     labels:
-        ``(N,)`` integer cluster labels; negative labels (no cluster) are left as ``-1``.
+        ``(N,)`` integer cluster labels (numpy or tensor); negative labels (no cluster) are left
+        as ``-1``.
     delta_d:
         Merge distance in embedding units.
+    device:
+        Where to compute; default: the device of the first tensor among ``points`` and
+        ``labels``, else the CPU. Means and distances are float64 on the CPU, float32 on CUDA.
 
     Returns
     -------
     ``(N,)`` int64 labels ``0..C'-1`` numbered in the order the clusters were accepted
-    (label 0 = the largest input cluster).
+    (label 0 = the largest input cluster); a tensor on ``device`` when ``points`` or ``labels``
+    is a tensor, else a numpy array.
     """
-    points = np.asarray(points, dtype=np.float64)
-    labels = np.asarray(labels).reshape(-1)
-    if points.ndim != 2 or len(points) != len(labels):
-        raise ValueError(f"points (N, D) and labels (N,) must match, got {points.shape} and {labels.shape}")
-    out = np.full(len(labels), -1, dtype=np.int64)
-    assigned = labels >= 0
-    if not assigned.any():
-        return out
-    ids, inverse, sizes = np.unique(labels[assigned], return_inverse=True, return_counts=True)
-    inverse = inverse.reshape(-1)
-    sums = np.zeros((len(ids), points.shape[1]))
-    np.add.at(sums, inverse, points[assigned])
-    means = sums / sizes[:, None]
+    as_numpy = not (isinstance(points, torch.Tensor) or isinstance(labels, torch.Tensor))
+    dev = _device(device, points, labels)
+    precise = _decision_dtype(dev)
+    x = _tensor(points, dev, precise)
+    lab = _tensor(labels, dev).reshape(-1).to(torch.int64)
+    if x.ndim != 2 or len(x) != len(lab):
+        raise ValueError(
+            f"points (N, D) and labels (N,) must match, got {tuple(x.shape)} and {tuple(lab.shape)}")
+    out = torch.full((len(lab),), -1, dtype=torch.int64, device=dev)
+    assigned = lab >= 0
+    if bool(assigned.any()):
+        ids, inverse, sizes = torch.unique(lab[assigned], return_inverse=True, return_counts=True)
+        inverse = inverse.reshape(-1)
+        sums = torch.zeros((len(ids), x.shape[1]), dtype=precise, device=dev).index_add_(0, inverse, x[assigned])
+        means = sums / sizes[:, None].to(precise)
+        visit = torch.argsort(sizes, descending=True, stable=True)  # ids ascending: ties, lower label first
+        _, owner = _greedy_cover(means[visit], delta_d)
+        target = torch.empty_like(owner).scatter_(0, visit, owner)
+        out[assigned] = target[inverse]
+    return out.cpu().numpy() if as_numpy else out
 
-    target = np.empty(len(ids), dtype=np.int64)
-    accepted: list[int] = []  # indices into ids, in acceptance order
-    for j in np.lexsort((ids, -sizes)):
-        if accepted:
-            close = np.linalg.norm(means[accepted] - means[j], axis=1) <= delta_d
-            if close.any():
-                target[j] = target[accepted[int(np.argmax(close))]]
-                continue
-        target[j] = len(accepted)
-        accepted.append(int(j))
-    out[assigned] = target[inverse]
-    return out
+
+# --- instances from an embedding map --------------------------------------------------------------
 
 
 def instances_from_embeddings(
@@ -338,6 +522,8 @@ def instances_from_embeddings(
     delta_d: float = 2.0,
     min_size: int = 20,
     min_bin_freq: int = 1,
+    *,
+    device=None,
 ) -> tuple[np.ndarray, dict[int, int]]:
     """Instance map of one image from its embeddings and semantic map ("mean-shift+").
 
@@ -361,40 +547,44 @@ def instances_from_embeddings(
         Smallest instance kept, in pixels.
     min_bin_freq:
         Passed to :func:`mean_shift`.
+    device:
+        Where to cluster; default: the device of a tensor ``embeddings``, else the CPU.
 
     Returns
     -------
     instances:
-        ``(H, W)`` int32, 0 = no instance, instances numbered ``1..K`` (class by class; within a
-        class in the order :func:`merge_close_clusters` accepted them, the largest first).
+        ``(H, W)`` int32 numpy array (whatever the input and device), 0 = no instance, instances
+        numbered ``1..K`` (class by class; within a class in the order
+        :func:`merge_close_clusters` accepted them, the largest first).
     classes:
         ``{instance_id: trainId}`` for ``1..K``.
     """
-    if isinstance(embeddings, torch.Tensor):
-        embeddings = embeddings.detach().cpu().numpy()
-    if isinstance(semantic, torch.Tensor):
-        semantic = semantic.detach().cpu().numpy()
-    embeddings = np.asarray(embeddings, dtype=np.float32)
-    semantic = np.asarray(semantic)
-    if embeddings.ndim != 3 or semantic.shape != embeddings.shape[1:]:
+    dev = _device(device, embeddings)
+    emb = _tensor(embeddings, dev, torch.float32)
+    sem = _tensor(semantic, dev, torch.int64)
+    if emb.ndim != 3 or tuple(sem.shape) != tuple(emb.shape[1:]):
         raise ValueError(
-            f"expected embeddings (D, H, W) and semantic (H, W), got {embeddings.shape} and {semantic.shape}"
+            f"expected embeddings (D, H, W) and semantic (H, W), got {tuple(emb.shape)} and {tuple(sem.shape)}"
         )
-    instances = np.zeros(semantic.shape, dtype=np.int32)
+    instances = torch.zeros(sem.numel(), dtype=torch.int32, device=dev)
     classes: dict[int, int] = {}
-    flat = embeddings.reshape(embeddings.shape[0], -1)
+    flat = emb.reshape(emb.shape[0], -1)
+    flat_sem = sem.reshape(-1)
     next_id = 1
     for class_id in thing_classes:
-        where = np.flatnonzero(semantic.reshape(-1) == class_id)
+        where = torch.nonzero(flat_sem == class_id).reshape(-1)
         if len(where) == 0:
             continue
-        points = flat[:, where].T
+        points = flat[:, where].t()
         labels = merge_close_clusters(points, mean_shift(points, bandwidth, min_bin_freq), delta_d)
-        sizes = np.bincount(labels, minlength=int(labels.max()) + 1)
-        for cluster in range(len(sizes)):
-            if sizes[cluster] < min_size:
-                continue
-            instances.reshape(-1)[where[labels == cluster]] = next_id
-            classes[next_id] = int(class_id)
-            next_id += 1
-    return instances, classes
+        sizes = torch.bincount(labels)
+        keep = sizes >= min_size
+        count = int(keep.sum())
+        if count == 0:
+            continue
+        ids = torch.where(keep, torch.cumsum(keep, 0) - 1 + next_id, 0).to(torch.int32)
+        instances[where] = ids[labels]
+        for instance_id in range(next_id, next_id + count):
+            classes[instance_id] = int(class_id)
+        next_id += count
+    return instances.reshape(sem.shape).cpu().numpy(), classes
