@@ -169,3 +169,10 @@ def test_official_panoptic_evaluator_agrees_with_metrics_csv(smoke, tmp_path):
     for group in ("All", "Things", "Stuff"):
         for metric in ("pq", "sq", "rq"):
             assert ours[metric.upper(), group.lower()] == pytest.approx(100 * official[group][metric], abs=1e-4)
+
+
+def test_html_report_builds(smoke):
+    result = snakemake(smoke, "--report", str(smoke / "report.html"))
+    assert "Report created" in result.stdout + result.stderr
+    html = (smoke / "report.html").read_text(errors="ignore")
+    assert "metrics_by_round.png" in html and "overlays_round0.png" in html

@@ -15,7 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 from tqdm import tqdm
 
@@ -63,7 +62,3 @@ def write_cache(
             images[i], labels[i], instances[i] = sample.image, sample.labels, sample.instances
     return Path(out)
 
-
-def read_cache_sample(h5: h5py.File, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(image, labels, instances) of row ``index`` of an open cache file."""
-    return h5["images"][index], h5["labels"][index], h5["instances"][index]

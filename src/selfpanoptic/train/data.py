@@ -47,9 +47,6 @@ class CachedImages:
             return self._memory[key][index]
         return self._h5[key][index]
 
-    def labels_all(self) -> np.ndarray:
-        return self._memory["labels"] if self._memory is not None else self._h5["labels"][()]
-
     def close(self) -> None:
         self._h5.close()
 
