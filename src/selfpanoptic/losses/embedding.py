@@ -336,6 +336,9 @@ def spoco_loss(
     weights: dict[str, float] | None = None,
     delta_v: float = DELTA_V,
     delta_d: float = DELTA_D,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    gamma: float = 0.001,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The instance-branch loss for fully labelled source images.
 
@@ -355,6 +358,8 @@ def spoco_loss(
         (``"discriminative"``, ``"dice"``, ``"unlabelled"``); missing keys weigh 1.0.
     delta_v, delta_d:
         Margins in embedding units, shared by all terms.
+    alpha, beta, gamma:
+        Weights of pull, push and regulariser inside the discriminative term.
 
     Returns
     -------
@@ -370,7 +375,9 @@ def spoco_loss(
         raise ValueError(f"unknown spoco_loss weight(s) {unknown}; valid keys: {list(SPOCO_TERMS)}")
     w = {term: float(weights.get(term, 1.0)) for term in SPOCO_TERMS}
 
-    disc, parts = discriminative_loss(embeddings, instances, delta_v=delta_v, delta_d=delta_d)
+    disc, parts = discriminative_loss(
+        embeddings, instances, delta_v=delta_v, delta_d=delta_d, alpha=alpha, beta=beta, gamma=gamma
+    )
     dice = dice_loss_per_instance(embeddings, instances, delta_v=delta_v)
     parts = {"discriminative": disc, **parts, "dice": dice}
     total = w["discriminative"] * disc + w["dice"] * dice

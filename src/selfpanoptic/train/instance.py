@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..classes import IGNORE, class_id
-from ..losses import dice_loss_per_instance, discriminative_loss, unlabelled_push_loss
+from ..losses import spoco_loss
 from ..models import build_instance_model, init_from_checkpoint
 from ..segments import instance_majority_classes
 from .data import CachedImages, sample_batch
@@ -65,19 +65,16 @@ def train_instance(
         images, labels, instances, keep = sample_group_batch(rng)
         instances = keep_instances(instances, keep).to(dev)
         emb = net(images.to(dev)).float()
-        disc, parts = discriminative_loss(
-            emb, instances, delta_v=delta_v, delta_d=delta_d,
-            alpha=loss_settings["alpha"], beta=loss_settings["beta"], gamma=loss_settings["gamma"],
-        )
-        dice = dice_loss_per_instance(emb, instances, delta_v=delta_v)
-        loss = disc + loss_settings["dice_weight"] * dice
-        logged = {k: float(v.detach()) for k, v in parts.items()}
-        logged["dice"] = float(dice.detach())
+        unlabelled = None
         if loss_settings["unlabelled_weight"] > 0:
             unlabelled = (instances == 0) & (labels.to(dev) == IGNORE)
-            push = unlabelled_push_loss(emb, instances, unlabelled, delta_d=delta_d)
-            loss = loss + loss_settings["unlabelled_weight"] * push
-            logged["unlabelled"] = float(push.detach())
+        loss, parts = spoco_loss(
+            emb, instances, unlabelled,
+            weights={"dice": loss_settings["dice_weight"], "unlabelled": loss_settings["unlabelled_weight"]},
+            delta_v=delta_v, delta_d=delta_d,
+            alpha=loss_settings["alpha"], beta=loss_settings["beta"], gamma=loss_settings["gamma"],
+        )
+        logged = {k: float(v.detach()) for k, v in parts.items()}
         return loss, logged, len(images)
 
     def sample_group_batch(rng: np.random.Generator):
