@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from selfpanoptic.pseudo.sac import (
+    class_peaks,
     class_thresholds,
     focal_confidence_ce,
     initial_prior,
@@ -16,10 +17,12 @@ from selfpanoptic.pseudo.sac import (
     momentum_update,
     photometric_noise,
     pseudo_labels_from_probs,
-    pseudo_labels_from_views,
+    labels_to_views,
+    pseudo_labels_in_reference,
     random_view_affines,
     refine_with_instances,
     sample_instances,
+    thresholds_from_peaks,
     update_prior,
     warp_to_reference,
     warp_to_views,
@@ -206,33 +209,61 @@ def test_pseudo_labels_keep_only_pixels_above_their_class_threshold():
     assert labels.tolist() == [[[255, 255, 255]]]  # strictly above
 
 
-def test_pseudo_labels_from_views_fuse_threshold_and_warp_out():
+def views_pseudo_labels(probs_views, theta, prior):
+    labels, confidence = pseudo_labels_in_reference(probs_views, theta, prior)
+    return labels, confidence, *labels_to_views(labels, confidence, theta)
+
+
+def test_pseudo_labels_fuse_views_threshold_and_cut_out_for_each_view():
     # 2 classes on 8x8; the reference says class 0 at 0.9 everywhere, the centre crop says class 1
     # at 0.9: over the overlap the fused map is 0.5/0.5, below the class-0 threshold
     # 0.9 * 0.75 * (1 - e^-1000) = 0.675, so the overlap is ignored and the rest is class 0.
     theta = affines(IDENTITY, CENTRE_HALF)
     ref = torch.stack([torch.full((8, 8), 0.9), torch.full((8, 8), 0.1)])
     crop = ref.flip(0)
-    labels, confidence = pseudo_labels_from_views(torch.stack([ref, crop]), theta, torch.ones(2))
-    assert labels.shape == (2, 8, 8) and confidence.shape == (2, 8, 8)
+    labels, confidence, view_labels, view_confidence = views_pseudo_labels(torch.stack([ref, crop]), theta, torch.ones(2))
+    assert labels.shape == (1, 8, 8) and view_labels.shape == (2, 8, 8) and view_confidence.shape == (2, 8, 8)
     expected_ref = torch.zeros(8, 8, dtype=torch.int64)
     expected_ref[2:6, 2:6] = 255
     assert torch.equal(labels[0], expected_ref)
-    # the crop view lies in the overlap; its outermost pixels interpolate across the overlap's
-    # edge (bilinear), so only its interior is exactly 0.5/0.5
-    assert (labels[1, 1:7, 1:7] == 255).all()
-    assert torch.allclose(confidence[1, 1:7, 1:7], torch.full((6, 6), 0.5))
+    assert torch.equal(view_labels[0], expected_ref)  # the reference view is the reference
+    # the crop view shows exactly the overlap: ignored everywhere, at confidence 0.5
+    assert (view_labels[1] == 255).all()
+    assert torch.allclose(view_confidence[1, 1:7, 1:7], torch.full((6, 6), 0.5))
 
 
-def test_pseudo_labels_from_views_agreeing_views_keep_labels():
+def test_agreeing_views_keep_their_labels():
     theta = affines(IDENTITY, FLIP)
     probs = torch.zeros(1, 3, 4, 6)
     probs[0, 2] = 0.8
     probs[0, 0] = 0.2
     views = warp_to_views(probs, theta)
-    labels, confidence = pseudo_labels_from_views(views, theta, torch.full((3,), 0.5))
+    _, _, labels, confidence = views_pseudo_labels(views, theta, torch.full((3,), 0.5))
     assert (labels == 2).all()
     assert torch.allclose(confidence, torch.full((2, 4, 6), 0.8))
+
+
+def test_labels_to_views_samples_labels_nearest_at_the_mapped_points():
+    labels = torch.arange(64).reshape(1, 8, 8)  # every pixel its own label
+    theta = affines(IDENTITY, CENTRE_HALF, FLIP)
+    view_labels, view_conf = labels_to_views(labels, torch.ones(1, 8, 8), theta)
+    assert torch.equal(view_labels[0], labels[0])
+    assert torch.equal(view_labels[2], labels[0].flip(-1))
+    # zoom 2x on the centre: view pixel (i, j) shows reference pixel (2 + i // 2, 2 + j // 2)
+    rows = 2 + torch.arange(8) // 2
+    assert torch.equal(view_labels[1], labels[0][rows][:, rows])
+    assert set(view_labels.unique().tolist()) <= set(range(64))  # never a blend of two labels
+    assert torch.allclose(view_conf, torch.ones(3, 8, 8))
+
+
+def test_class_peaks_and_thresholds_from_peaks_compose_to_class_thresholds():
+    probs = probs_1x2x1x3()
+    peaks = class_peaks(probs)
+    assert torch.allclose(peaks, torch.tensor([[0.9, 0.7, 0.0]]))
+    prior = torch.tensor([2e-3, 1e-3, 0.5])
+    assert torch.allclose(thresholds_from_peaks(peaks, prior), class_thresholds(probs, prior))
+    with pytest.raises(ValueError):
+        thresholds_from_peaks(peaks, torch.ones(2))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,6 +15,9 @@ import numpy as np
 
 from .classes import CLASS_NAMES, IGNORE, NUM_CLASSES, THING_TRAIN_IDS
 from .h5io import open_intermediate, provenance
+from .data.cache import STAGE as CACHE_STAGE
+from .errors import InputError
+from .pseudo.grading import match_instances, precision, semantic_grade_counts
 from .segments import instance_majority_classes
 
 BLOCK = 64
@@ -68,8 +71,90 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
-def audit_lines(path: str | Path) -> Iterable[str]:
-    """The lines of the audit report of ``path``."""
+def _pct(value: float) -> str:
+    return "      -" if np.isnan(value) else f"{100 * value:>7.1f}"
+
+
+def semantic_grade_lines(h5: h5py.File, gt: h5py.File) -> Iterable[str]:
+    """Per-class precision of semantic (pseudo-)labels against ``gt``'s labels."""
+    has_argmax = "argmax" in h5
+    stacks = [("labels", "kept")] + ([("labels_before_guidance", "unguided")] if "labels_before_guidance" in h5 else [])
+    totals = {name: np.zeros((NUM_CLASSES, 4), dtype=np.int64) for name, _ in stacks}
+    valid = ignored = 0
+    n = h5["labels"].shape[0]
+    for start in range(0, n, BLOCK):
+        truth = gt["labels"][start : start + BLOCK]
+        argmax = h5["argmax"][start : start + BLOCK] if has_argmax else None
+        for name, _ in stacks:
+            labels = h5[name][start : start + BLOCK]
+            totals[name] += semantic_grade_counts(labels, argmax if has_argmax else labels, truth)
+        labels = h5["labels"][start : start + BLOCK]
+        valid += int((truth != IGNORE).sum())
+        ignored += int(((labels == IGNORE) & (truth != IGNORE)).sum())
+    kept = totals["labels"]
+    yield ""
+    yield f"graded against ground truth ({n} images, {valid} labelled pixels):"
+    header = f"  {'class':<14} {'kept %':>7} {'prec %':>7}"
+    if has_argmax:
+        header += f" {'argmax prec %':>14}"
+    if len(stacks) > 1:
+        header += f" {'unguided prec %':>16}"
+    yield header
+    for t, name in enumerate(CLASS_NAMES):
+        row = f"  {name:<14} {_pct(precision(kept[t, 0], max(kept[t, 2], 1)) if has_argmax else np.nan)} " \
+              f"{_pct(precision(kept[t, 1], kept[t, 0]))}"
+        if has_argmax:
+            row += f" {_pct(precision(kept[t, 3], kept[t, 2])):>14}"
+        if len(stacks) > 1:
+            unguided = totals["labels_before_guidance"]
+            row += f" {_pct(precision(unguided[t, 1], unguided[t, 0])):>16}"
+        yield row
+    summary = f"  all pixels: precision of kept labels {_pct(precision(kept[:, 1].sum(), kept[:, 0].sum())).strip()} %"
+    if has_argmax:
+        summary += f", of the raw argmax {_pct(precision(kept[:, 3].sum(), kept[:, 2].sum())).strip()} %"
+    yield summary
+    yield f"  ignored (below threshold): {100 * ignored / max(valid, 1):.1f} % of labelled pixels"
+
+
+def instance_grade_lines(h5: h5py.File, gt: h5py.File, iou_threshold: float = 0.5) -> Iterable[str]:
+    """True- and false-positive (pseudo) instances per class at IoU >= 0.5 against ``gt``'s instances."""
+    segments = h5["segments"][()]
+    tp = np.zeros(NUM_CLASSES, dtype=np.int64)
+    fp = np.zeros(NUM_CLASSES, dtype=np.int64)
+    gt_count = np.zeros(NUM_CLASSES, dtype=np.int64)
+    for i in range(h5["instances"].shape[0]):
+        rows = segments[segments[:, 0] == i]
+        pred_classes = {int(r[1]): int(r[2]) for r in rows}
+        gt_ids, gt_cls = instance_majority_classes(gt["labels"][i], gt["instances"][i])
+        gt_classes = {int(k): int(c) for k, c in zip(gt_ids, gt_cls) if c != IGNORE}
+        gt_count += np.bincount(list(gt_classes.values()), minlength=256)[:NUM_CLASSES]
+        for cls, _, hit in match_instances(h5["instances"][i], pred_classes, gt["instances"][i], gt_classes, iou_threshold):
+            (tp if hit else fp)[cls] += 1
+    yield ""
+    yield f"graded against ground-truth instances (IoU >= {iou_threshold}):"
+    yield f"  {'class':<14} {'TP':>6} {'FP':>6} {'GT':>6} {'prec %':>7}"
+    for t in THING_TRAIN_IDS:
+        yield f"  {CLASS_NAMES[t]:<14} {tp[t]:>6} {fp[t]:>6} {gt_count[t]:>6} {_pct(precision(tp[t], tp[t] + fp[t]))}"
+    yield f"  {'all':<14} {tp.sum():>6} {fp.sum():>6} {gt_count.sum():>6} {_pct(precision(tp.sum(), tp.sum() + fp.sum()))}"
+
+
+def grade_lines(h5: h5py.File, ground_truth: str | Path) -> Iterable[str]:
+    """Grades of a prediction or pseudo-label file against the cache ``ground_truth`` of the same images."""
+    with open_intermediate(ground_truth) as gt:
+        if "image_ids" not in h5 or list(h5["image_ids"].asstr()[()]) != list(gt["image_ids"].asstr()[()]):
+            raise InputError("the file and the ground truth do not list the same images", ground_truth,
+                             "give the dataset cache the file was made from (e.g. results/data/cache/target_train.h5)")
+        if "segments" in h5 and "instances" in h5:
+            yield from instance_grade_lines(h5, gt)
+        elif "labels" in h5 and h5.attrs.get("stage") != CACHE_STAGE:
+            yield from semantic_grade_lines(h5, gt)
+        else:
+            yield ""
+            yield "nothing to grade: the file holds neither predicted labels nor instances"
+
+
+def audit_lines(path: str | Path, ground_truth: str | Path | None = None) -> Iterable[str]:
+    """The lines of the audit report of ``path``; with ``ground_truth`` (a cache), grades too."""
     with open_intermediate(path) as h5:
         info = provenance(h5)
         yield f"{path}"
@@ -109,3 +194,5 @@ def audit_lines(path: str | Path) -> Iterable[str]:
                 for t in THING_TRAIN_IDS:
                     yield f"  {CLASS_NAMES[t]:<14} {per_class[t]:>7}"
                 yield f"  {'(ignore class)':<14} {unlabelled:>7}   instances whose pixels are all ignore"
+        if ground_truth is not None:
+            yield from grade_lines(h5, ground_truth)

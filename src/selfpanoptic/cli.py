@@ -110,6 +110,45 @@ def cmd_pretrain_instance(args: argparse.Namespace) -> None:
                    progress=not args.quiet, desc=args.desc)
 
 
+def _selftrain_settings(args: argparse.Namespace) -> dict:
+    """The ``selftrain`` section without ``rounds``, which no single round depends on."""
+    settings = _settings(args, "selftrain")
+    settings.pop("rounds")
+    return settings
+
+
+def _instance_settings(args: argparse.Namespace) -> dict:
+    from .config import section_settings
+
+    return section_settings("instance", args.config, args.instance_settings)
+
+
+def cmd_pseudo_semantic(args: argparse.Namespace) -> None:
+    from .pseudo_labels import export_semantic_pseudo_labels
+
+    _torch_setup(args)
+    export_semantic_pseudo_labels(args.model, args.data, args.out, _selftrain_settings(args), args.round,
+                                  args.guidance_instances, args.device, progress=not args.quiet)
+
+
+def cmd_selftrain_semantic(args: argparse.Namespace) -> None:
+    from .train.self_semantic import self_train_semantic
+
+    _torch_setup(args)
+    self_train_semantic(args.model, args.data, args.source, args.out, args.work_dir, _selftrain_settings(args),
+                        args.round, args.pseudo_labels, args.guidance_instances, args.device,
+                        progress=not args.quiet, desc=args.desc)
+
+
+def cmd_selftrain_instance(args: argparse.Namespace) -> None:
+    from .train.self_instance import self_train_instance
+
+    _torch_setup(args)
+    self_train_instance(args.model, args.data, args.semantic, args.source, args.out, args.work_dir,
+                        _selftrain_settings(args)["instance"], _instance_settings(args)["loss"], args.group,
+                        args.round, args.device, progress=not args.quiet, desc=args.desc)
+
+
 def cmd_predict_semantic(args: argparse.Namespace) -> None:
     from .predict import predict_semantic
 
@@ -121,8 +160,13 @@ def cmd_predict_instance(args: argparse.Namespace) -> None:
     from .predict import predict_instance
 
     _torch_setup(args)
+    pseudo = None
+    if args.pseudo_settings:
+        from .config import validate_config
+
+        pseudo = validate_config({"selftrain": json.loads(args.pseudo_settings)}, "--pseudo-settings")["selftrain"]["instance"]
     predict_instance(args.models, args.semantic, args.data, args.out, _settings(args, "instance"), args.device,
-                     progress=not args.quiet)
+                     progress=not args.quiet, pseudo=pseudo)
 
 
 def cmd_evaluate_semantic(args: argparse.Namespace) -> None:
@@ -200,7 +244,7 @@ def cmd_audit(args: argparse.Namespace) -> None:
     for i, path in enumerate(args.files):
         if i:
             print()
-        for line in audit_lines(path):
+        for line in audit_lines(path, args.ground_truth):
             print(line)
 
 
@@ -278,7 +322,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--semantic", required=True, help="semantic prediction HDF5 of the same images")
     p.add_argument("--data", required=True, help="dataset cache (HDF5)")
     p.add_argument("--out", required=True, help="prediction HDF5 to write")
+    p.add_argument("--pseudo-settings", metavar="JSON",
+                   help="write a round's pseudo instance masks instead: the `selftrain` section as JSON "
+                        "(its instance.min_size and instance.min_compactness apply)")
     p.set_defaults(func=cmd_predict_instance)
+
+    p = sub.add_parser("pseudo-semantic", help="a round's semantic pseudo-labels on the target train images (for audit and the prior)")
+    _add_settings(p, "selftrain")
+    p.add_argument("--model", required=True, help="the previous round's semantic model file")
+    p.add_argument("--data", required=True, help="target train cache (HDF5); its labels are not used")
+    p.add_argument("--round", required=True, type=int, help="round whose pseudo-labels these are (1, 2, ...)")
+    p.add_argument("--guidance-instances", help="the previous round's instance prediction on the same images")
+    p.add_argument("--out", required=True, help="pseudo-label HDF5 to write")
+    p.set_defaults(func=cmd_pseudo_semantic)
+
+    p = sub.add_parser("selftrain-semantic", help="one round of SAC-style semantic self-training")
+    _add_settings(p, "selftrain")
+    p.add_argument("--model", required=True, help="the previous round's semantic model file (student and teacher start here)")
+    p.add_argument("--data", required=True, help="target train cache (HDF5); its labels are not used")
+    p.add_argument("--source", help="labelled source cache for the joint source loss")
+    p.add_argument("--pseudo-labels", help="the round's pseudo-label file (its class prior seeds the moving prior)")
+    p.add_argument("--guidance-instances", help="the previous round's instance prediction on the target train images")
+    p.add_argument("--round", required=True, type=int, help="round number (1, 2, ...)")
+    p.add_argument("--out", required=True, help="model file to write")
+    p.add_argument("--work-dir", required=True, help="folder for the checkpoint and the per-step log")
+    p.add_argument("--desc", default="self-train semantic", help="label of the progress bar")
+    p.set_defaults(func=cmd_selftrain_semantic)
+
+    p = sub.add_parser("selftrain-instance", help="one round of SPOCO-style instance self-training of a class group")
+    _add_settings(p, "selftrain")
+    p.add_argument("--instance-settings", metavar="JSON", help="the `instance` config section as inline JSON (loss margins)")
+    p.add_argument("--model", required=True, help="the previous round's instance model file of the group")
+    p.add_argument("--data", required=True, help="target train cache (HDF5); its labels are not used")
+    p.add_argument("--semantic", required=True, help="this round's semantic prediction on the target train images")
+    p.add_argument("--source", help="labelled source cache, mixed into each batch")
+    p.add_argument("--group", required=True, help="class group (a key of instance.groups)")
+    p.add_argument("--round", required=True, type=int, help="round number (1, 2, ...)")
+    p.add_argument("--out", required=True, help="model file to write")
+    p.add_argument("--work-dir", required=True, help="folder for the checkpoint and the per-step log")
+    p.add_argument("--desc", default="self-train instance", help="label of the progress bar")
+    p.set_defaults(func=cmd_selftrain_instance)
 
     for task, func in (("semantic", cmd_evaluate_semantic), ("instance", cmd_evaluate_instance)):
         p = sub.add_parser(f"evaluate-{task}", help=f"score {task} predictions against a cache's ground truth")
@@ -333,6 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("audit", help="explain HDF5 intermediates: provenance, datasets, class histograms")
     p.add_argument("files", nargs="+", help="HDF5 files written by selfpanoptic")
+    p.add_argument("--ground-truth", metavar="CACHE",
+                   help="dataset cache of the same images: grade pseudo-labels and predictions against its labels")
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("config", help="validate a config file and print it with every default filled in")
@@ -341,9 +426,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_config)
 
     for name, p in sub.choices.items():
-        if name in ("synthesize", "index") or name.startswith(("pretrain", "predict")):
+        trains = name.startswith(("pretrain", "predict", "selftrain", "pseudo"))
+        if name in ("synthesize", "index") or trains:
             p.add_argument("--threads", type=int, default=1, help="worker processes/threads")
-        if name.startswith(("pretrain", "predict")):
+        if trains:
             p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: CUDA when present")
         if name not in ("audit", "config", "summarize", "mix", "evaluate", "evaluate-panoptic", "report"):
             p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -99,6 +99,20 @@ def _check_groups(config: dict[str, Any], source: str | Path) -> None:
             owner[name] = group
 
 
+def guidance_mode(guidance: dict[str, Any], round_index: int) -> str:
+    """Which instances refine round ``round_index``'s pseudo-labels, from ``selftrain.guidance``.
+
+    ``"ground_truth"`` when ``gt_instance_fraction`` > 0 (the upper-bound ablation, every round),
+    ``"predicted"`` (round r-1's predicted instances) from round ``from_round`` on (0 = never),
+    else ``"none"``.
+    """
+    if guidance["gt_instance_fraction"] > 0:
+        return "ground_truth"
+    if guidance["from_round"] and round_index >= guidance["from_round"]:
+        return "predicted"
+    return "none"
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read a YAML (or JSON) config file and validate it, defaults filled in."""
     path = Path(path)

@@ -20,6 +20,7 @@ from .classes import CLASS_NAMES, class_id
 from .h5io import atomic_h5, create_stack, open_intermediate, write_strings
 from .models import load_model_file, model_from_file
 from .pseudo import instances_from_embeddings
+from .pseudo.masks import pseudo_instances
 from .train.data import CachedImages, normalise
 from .train.engine import pick_device
 
@@ -56,10 +57,15 @@ def predict_semantic(
 def predict_instance(
     model_paths: list[str | Path], semantic_path: str | Path, cache_path: str | Path, out: str | Path,
     settings: dict[str, Any], device: str = "auto", batch_size: int = 8, progress: bool = True,
+    pseudo: dict[str, Any] | None = None,
 ) -> None:
     """Cluster each group model's embeddings inside the predicted masks of its classes.
 
     ``settings`` is the config's ``instance`` section (``loss`` margins, ``clustering``).
+    ``pseudo``: the ``selftrain.instance`` section to write *pseudo* instance masks instead (a
+    round's starting point, for the audit): its ``min_size`` and ``min_confidence`` apply
+    (:func:`~selfpanoptic.pseudo.masks.pseudo_instances`) and the file's stage is
+    ``instance_pseudo_labels``.
     """
     dev = pick_device(device)
     groups = []
@@ -70,9 +76,23 @@ def predict_instance(
     shape = (cache.height, cache.width)
     bandwidth, delta_d = settings["loss"]["delta_v"], settings["loss"]["delta_d"]
     min_size = settings["clustering"]["min_size"]
+    stage, provenance_settings = "instance_prediction", settings
+    if pseudo is not None:
+        stage, provenance_settings = "instance_pseudo_labels", {"instance": settings, "pseudo": pseudo}
+
+    def cluster(embeddings: torch.Tensor, semantic: np.ndarray, confidence: np.ndarray, classes: list[int]):
+        if pseudo is None:
+            return instances_from_embeddings(
+                embeddings, semantic, thing_classes=classes, bandwidth=bandwidth, delta_d=delta_d, min_size=min_size, device=dev,
+            )
+        return pseudo_instances(
+            embeddings, semantic, confidence, classes, bandwidth, delta_d, pseudo["min_size"], pseudo["min_confidence"],
+            device=dev,
+        )
+
     rows, scores = [], []
     with open_intermediate(semantic_path) as sem, atomic_h5(
-        out, "instance_prediction", settings, inputs=[*map(str, model_paths), semantic_path, cache_path]
+        out, stage, provenance_settings, inputs=[*map(str, model_paths), semantic_path, cache_path]
     ) as h5:
         instances_out = create_stack(h5, "instances", len(cache), shape, np.int32, description="instance ids, 0 = none")
         write_strings(h5, "image_ids", cache.image_ids)
@@ -86,10 +106,7 @@ def predict_instance(
                     merged = np.zeros(shape, dtype=np.int32)
                     next_id = 1
                     for (_, classes), emb in zip(groups, embeddings):
-                        inst, inst_classes = instances_from_embeddings(
-                            emb[b], semantic, thing_classes=classes, bandwidth=bandwidth, delta_d=delta_d,
-                            min_size=min_size, device=dev,
-                        )
+                        inst, inst_classes = cluster(emb[b], semantic, confidence, classes)
                         for k in sorted(inst_classes):
                             mask = inst == k
                             merged[mask] = next_id

@@ -5,7 +5,7 @@ import os
 
 from snakemake.exceptions import WorkflowError
 
-from selfpanoptic.config import validate_config
+from selfpanoptic.config import guidance_mode, validate_config
 from selfpanoptic.provenance import stage_code_hash
 from selfpanoptic.errors import InputError
 from selfpanoptic.toy.domains import check_toy_roots
@@ -27,9 +27,16 @@ DATASET_FORMATS = {"synthia": "synthia", "gta": "gta5", "target": "cityscapes"}
 TRAIN_SPLIT = config["datasets"]["target"]["train_split"]
 VAL_SPLIT = config["datasets"]["target"]["val_split"]
 TARGET_SPLITS = [TRAIN_SPLIT, VAL_SPLIT]
-RUNS = ["round0"] + (["oracle"] if config["oracle"] else [])
+ROUNDS = list(range(1, config["selftrain"]["rounds"] + 1))
+RUNS = ["round0"] + [f"round{r}" for r in ROUNDS] + (["oracle"] if config["oracle"] else [])
 PRETRAIN_RUNS = "round0|oracle"
 GROUPS = list(config["instance"]["groups"])
+
+
+wildcard_constraints:
+    r=r"[1-9]\d*",
+    group="|".join(GROUPS),
+
 _GT_FINE = f'{config["datasets"]["target"]["root"]}/gtFine'
 PANOPTIC_GT_JSON = f"{_GT_FINE}/cityscapes_panoptic_{VAL_SPLIT}.json"
 PANOPTIC_GT_FOLDER = f"{_GT_FINE}/cityscapes_panoptic_{VAL_SPLIT}"
@@ -50,11 +57,13 @@ STAGE_MODULES = {
     "index": ["data", "pngio.py", "classes.py", "segments.py"],
     "mix": ["mixing.py", "data/manifest.py"],
     "cache": ["data", "pngio.py", "h5io.py"],
-    "pretrain": ["train", "models", "losses", "segments.py", "classes.py"],
+    "pretrain": ["train/engine.py", "train/data.py", "train/semantic.py", "train/instance.py", "models", "losses",
+                 "segments.py", "classes.py"],
     "predict": ["predict.py", "models", "pseudo", "train/data.py"],
     "evaluate": ["evaluate.py", "metrics", "classes.py"],
     "fuse": ["fusion.py", "panoptic_outputs.py", "segments.py"],
-    "report": ["report.py"],
+    "report": ["report.py", "audit.py", "pseudo/grading.py"],
+    "selftrain": ["train", "models", "losses", "pseudo", "pseudo_labels.py", "segments.py", "classes.py", "config.py"],
 }
 """Package modules whose code defines each stage: a change to them reruns the stage."""
 
@@ -75,6 +84,36 @@ def stage_settings(section):
     changing one stage's settings reruns that stage and what follows it, nothing upstream.
     """
     return json.dumps(config[section], sort_keys=True, separators=(",", ":"))
+
+
+def selftrain_settings(*parts):
+    """The named parts of the `selftrain` section as canonical JSON, for `params`.
+
+    Never `rounds`: adding a round must not rerun the earlier ones. Semantic and instance
+    self-training get their own parts, so changing one reruns only it and what follows.
+    """
+    section = {part: config["selftrain"][part] for part in parts}
+    return json.dumps(section, sort_keys=True, separators=(",", ":"))
+
+
+def previous_round_model(relative):
+    """Input function: a model file of round r-1 (round0 for r = 1), e.g. "semantic/model.pt"."""
+
+    def path(wildcards):
+        return f"{RESULTS}/round{int(wildcards.r) - 1}/" + relative.format(**wildcards)
+
+    return path
+
+
+def previous_round_instance_models(wildcards):
+    return [f"{RESULTS}/round{int(wildcards.r) - 1}/instance/{group}/model.pt" for group in GROUPS]
+
+
+def guidance_input(wildcards):
+    """Round r-1's instance prediction on the target train images, when it guides round r."""
+    if guidance_mode(config["selftrain"]["guidance"], int(wildcards.r)) != "predicted":
+        return []
+    return f"{RESULTS}/round{int(wildcards.r) - 1}/instance/pred_target_{TRAIN_SPLIT}.h5"
 
 
 def dataset_root(wildcards):
@@ -126,4 +165,5 @@ def final_outputs():
         [f"{RESULTS}/data/cache/{name}.h5" for name in caches]
         + [f"{RESULTS}/data/mixing_stats.md", f"{RESULTS}/summary/report.md"]
         + [f"{RESULTS}/{run}/semantic/pred_target_{split}.h5" for run in RUNS for split in TARGET_SPLITS]
+        + [f"{RESULTS}/round{r}/pseudo/audit.txt" for r in ROUNDS]
     )

@@ -7,10 +7,12 @@ of itself (the *teacher*). One training iteration, in terms of this module:
 1. Every target image is replicated into ``V`` views (:func:`random_view_affines`,
    :func:`make_views`): view 0 is the image itself, views 1..V-1 are random zoom-in crops,
    each possibly flipped.
-2. The teacher predicts a softmax for every view; :func:`pseudo_labels_from_views` warps them
-   back to the reference frame, averages them, derives class-adaptive thresholds
-   (:func:`class_thresholds`) from the fused map and the moving class prior, and warps the fused
-   map out to every view again to give per-view labels (255 below threshold) and confidences.
+2. The teacher predicts a softmax for every view; :func:`pseudo_labels_in_reference` warps them
+   back to the reference frame, averages them and thresholds the fused map per class
+   (:func:`class_thresholds`, from its class peaks and the moving class prior);
+   :func:`labels_to_views` cuts the labels (255 below threshold) and confidences out for every
+   view again. Instance guidance (:func:`refine_with_instances`) acts in between, in the
+   reference frame.
 3. The student sees the views after :func:`photometric_noise` and is trained with
    :func:`focal_confidence_ce`.
 4. The class prior is updated from the teacher's softmax (:func:`update_prior`) and, every few
@@ -45,18 +47,21 @@ from ..classes import IGNORE
 from ..segments import instance_majority_classes
 
 __all__ = [
+    "class_peaks",
     "class_thresholds",
     "focal_confidence_ce",
     "initial_prior",
     "invert_affines",
+    "labels_to_views",
     "make_views",
     "momentum_update",
     "photometric_noise",
     "pseudo_labels_from_probs",
-    "pseudo_labels_from_views",
+    "pseudo_labels_in_reference",
     "random_view_affines",
     "refine_with_instances",
     "sample_instances",
+    "thresholds_from_peaks",
     "update_prior",
     "warp_to_reference",
     "warp_to_views",
@@ -232,6 +237,44 @@ def initial_prior(num_classes: int, initial: float = PRIOR_INITIAL) -> torch.Ten
     return torch.full((num_classes,), initial, dtype=torch.float32)
 
 
+def class_peaks(probs: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Per image and class, the highest confidence among the pixels predicted that class: ``(B, C)``.
+
+    ``probs``: ``(B, C, H, W)`` probabilities. ``peak[b, c]`` is the largest max-softmax among
+    the pixels of image ``b`` whose argmax is ``c``, 0 when no pixel is predicted ``c``.
+    ``valid``: optional ``(B, H, W)`` or ``(B, 1, H, W)`` boolean mask; pixels outside it do not
+    count (e.g. reference pixels no view covers).
+    """
+    _check_maps(probs, "probs")
+    b, c = probs.shape[:2]
+    confidence, argmax = probs.detach().max(dim=1)
+    if valid is not None:
+        confidence = confidence * valid.reshape(confidence.shape).to(confidence.dtype)
+    peak = torch.zeros(b, c, dtype=probs.dtype, device=probs.device)
+    return peak.scatter_reduce(1, argmax.reshape(b, -1), confidence.reshape(b, -1), reduce="amax")
+
+
+def thresholds_from_peaks(
+    peaks: torch.Tensor,
+    prior: torch.Tensor,
+    ratio: float = 0.75,
+    temperature: float = PRIOR_INITIAL,
+    floor: float = 0.2,
+) -> torch.Tensor:
+    """Class-adaptive thresholds ``(B, C)`` from class peaks ``(B, C)`` and the prior ``(C,)``.
+
+        ``thr[b, c] = max(peak[b, c] * ratio * (1 - exp(-prior[c] / temperature)), floor)``
+
+    so rare classes (small prior) get lower thresholds, and a class never predicted in an image
+    (peak 0) gets ``floor``.
+    """
+    c = peaks.shape[-1]
+    if prior.shape != (c,):
+        raise ValueError(f"prior must be ({c},), got {tuple(prior.shape)}")
+    scale = ratio * (1.0 - torch.exp(-prior.to(peaks) / temperature))
+    return (peaks * scale).clamp_min(floor)
+
+
 def class_thresholds(
     probs: torch.Tensor,
     prior: torch.Tensor,
@@ -242,27 +285,13 @@ def class_thresholds(
 ) -> torch.Tensor:
     """Class-adaptive confidence thresholds ``(B, C)`` for probability maps ``(B, C, H, W)``.
 
-    ``peak[b, c]`` is the highest confidence (max softmax) among the pixels of image ``b`` whose
-    argmax is ``c``, or 0 when no pixel is predicted ``c``. Then
-
-        ``thr[b, c] = max(peak[b, c] * ratio * (1 - exp(-prior[c] / temperature)), floor)``
-
-    so rare classes (small prior) get lower thresholds, and a class never predicted in an image
-    gets ``floor``. ``prior``: ``(C,)`` moving class prior (:func:`update_prior`). ``valid``:
-    optional ``(B, H, W)`` or ``(B, 1, H, W)`` boolean mask; pixels outside it do not count
-    towards the peaks (e.g. reference pixels no view covers).
+    :func:`class_peaks` of ``probs`` (over the ``valid`` pixels) turned into thresholds by
+    :func:`thresholds_from_peaks` with the moving class prior ``(C,)`` (:func:`update_prior`).
     """
     _check_maps(probs, "probs")
-    b, c = probs.shape[:2]
-    if prior.shape != (c,):
-        raise ValueError(f"prior must be ({c},), got {tuple(prior.shape)}")
-    confidence, argmax = probs.detach().max(dim=1)
-    if valid is not None:
-        confidence = confidence * valid.reshape(confidence.shape).to(confidence.dtype)
-    peak = torch.zeros(b, c, dtype=probs.dtype, device=probs.device)
-    peak = peak.scatter_reduce(1, argmax.reshape(b, -1), confidence.reshape(b, -1), reduce="amax")
-    scale = ratio * (1.0 - torch.exp(-prior.to(probs) / temperature))
-    return (peak * scale).clamp_min(floor)
+    if prior.shape != (probs.shape[1],):
+        raise ValueError(f"prior must be ({probs.shape[1]},), got {tuple(prior.shape)}")
+    return thresholds_from_peaks(class_peaks(probs, valid), prior, ratio, temperature, floor)
 
 
 def pseudo_labels_from_probs(probs: torch.Tensor, thresholds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -283,7 +312,7 @@ def pseudo_labels_from_probs(probs: torch.Tensor, thresholds: torch.Tensor) -> t
     return labels, confidence
 
 
-def pseudo_labels_from_views(
+def pseudo_labels_in_reference(
     teacher_probs_views: torch.Tensor,
     affines: torch.Tensor,
     prior: torch.Tensor,
@@ -291,22 +320,37 @@ def pseudo_labels_from_views(
     temperature: float = PRIOR_INITIAL,
     floor: float = 0.2,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """SAC pseudo-labels for every view from the teacher's softmax of every view.
+    """SAC pseudo-labels in the reference frame of every image, from the teacher's views.
 
-    ``teacher_probs_views``: ``(B*V, C, H, W)`` softmax probabilities (image-major);
-    ``affines``: ``(B, V, 2, 3)``; ``prior``: ``(C,)``.
-
-    The views' maps are averaged in the reference frame (:func:`warp_to_reference`), thresholds
-    are computed per image on that fused map over the covered pixels (:func:`class_thresholds`),
-    and the fused map is warped out to every view (:func:`warp_to_views`) and thresholded there.
-    Returns ``(labels_views (B*V, H, W) int64 with 255, confidence_views (B*V, H, W))``.
+    ``teacher_probs_views``: ``(B*V, C, H, W)`` softmax (image-major); ``affines``:
+    ``(B, V, 2, 3)``; ``prior``: ``(C,)``. The views are averaged in the reference frame
+    (:func:`warp_to_reference`), thresholds come from that fused map over its covered pixels
+    (:func:`class_thresholds`). Returns ``(labels (B, H, W) int64 with 255, confidence (B, H, W))``;
+    refine them (:func:`refine_with_instances`) and hand them to the views with
+    :func:`labels_to_views`.
     """
-    b, v = affines.shape[:2]
-    probs = teacher_probs_views.detach()
-    fused, coverage = warp_to_reference(probs, affines)
+    fused, coverage = warp_to_reference(teacher_probs_views.detach(), affines)
     thresholds = class_thresholds(fused, prior, ratio, temperature, floor, valid=coverage > 0)
-    view_probs = warp_to_views(fused, affines)
-    return pseudo_labels_from_probs(view_probs, thresholds.repeat_interleave(v, dim=0))
+    return pseudo_labels_from_probs(fused, thresholds)
+
+
+def labels_to_views(labels: torch.Tensor, confidence: torch.Tensor, affines: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cut reference-frame pseudo-labels out for every view: ``(B, H, W)`` -> ``(B*V, H, W)``.
+
+    Labels are sampled nearest (a label is never blended), confidence bilinearly, with the
+    geometry of :func:`make_views`, so a view's label at a pixel is the reference label at the
+    point that pixel shows. Returns ``(labels int64, confidence float)``.
+    """
+    if labels.dim() != 3 or confidence.shape != labels.shape:
+        raise ValueError(f"labels and confidence must be the same (B, H, W), got {tuple(labels.shape)}, {tuple(confidence.shape)}")
+    b, v = affines.shape[:2]
+    conf = confidence.detach().float().unsqueeze(1)
+    theta = _flat_affines(affines, b * v, conf)
+    lab = labels.to(conf.dtype).unsqueeze(1).repeat_interleave(v, dim=0)
+    grid = F.affine_grid(theta, list(lab.shape), align_corners=False)
+    view_labels = F.grid_sample(lab, grid, mode="nearest", padding_mode="border", align_corners=False)
+    view_conf = F.grid_sample(conf.repeat_interleave(v, dim=0), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return view_labels.squeeze(1).round().long(), view_conf.squeeze(1)
 
 
 def update_prior(

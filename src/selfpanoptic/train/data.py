@@ -23,6 +23,18 @@ def normalise(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
 
+def normalise_unit(images: torch.Tensor) -> torch.Tensor:
+    """float (B, 3, H, W) in [0, 1] -> ImageNet mean/std normalised, same device and dtype."""
+    mean = torch.as_tensor(IMAGENET_MEAN, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    std = torch.as_tensor(IMAGENET_STD, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
+def to_unit(images: np.ndarray) -> torch.Tensor:
+    """uint8 (B, H, W, 3) -> float32 (B, 3, H, W) in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).float() / 255.0
+
+
 class CachedImages:
     """Read access to a dataset cache (``images``, ``labels``, ``instances``), one image per read.
 

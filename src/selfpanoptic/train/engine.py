@@ -96,11 +96,13 @@ def _rng_states() -> dict[str, Any]:
 
 
 def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int,
-                    settings_hash: str, scaler: torch.amp.GradScaler | None) -> None:
+                    settings_hash: str, scaler: torch.amp.GradScaler | None,
+                    extra_state: dict[str, Any] | None = None) -> None:
     state = {
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
         "settings_hash": settings_hash, "rng": _rng_states(),
         "scaler": scaler.state_dict() if scaler is not None else {},
+        "extra": {name: obj.state_dict() for name, obj in (extra_state or {}).items()},
     }
     with atomic_output(path) as tmp:
         torch.save(state, tmp)
@@ -136,12 +138,15 @@ def train(
     device: torch.device,
     desc: str = "train",
     progress: bool = True,
+    extra_state: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``settings["steps"]`` steps of ``step_fn``.
 
     work_dir: folder for ``checkpoint.pt`` and ``metrics.csv`` (not a workflow output, so a
     crashed job keeps it). identity: everything that defines the run (its config sections and
-    inputs); a checkpoint made under another identity is not resumed.
+    inputs); a checkpoint made under another identity is not resumed. extra_state: further
+    training state besides the model (a teacher network, a class prior), as objects with
+    ``state_dict()`` / ``load_state_dict()``; checkpointed and restored with the model.
     """
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -161,6 +166,8 @@ def train(
         optimizer.load_state_dict(checkpoint["optimizer"])
         if scaler is not None and checkpoint["scaler"]:
             scaler.load_state_dict(checkpoint["scaler"])
+        for name, obj in (extra_state or {}).items():
+            obj.load_state_dict(checkpoint["extra"][name])
         start = int(checkpoint["step"])
         print(f"{desc}: resuming from the checkpoint at step {start} of {total}", flush=True)
     elif checkpoint is not None:
@@ -211,7 +218,7 @@ def train(
             done = step + 1
             if done % settings["checkpoint_every"] == 0 and done < total:
                 log_file.flush()
-                save_checkpoint(checkpoint_path, model, optimizer, done, run_hash, scaler)
+                save_checkpoint(checkpoint_path, model, optimizer, done, run_hash, scaler, extra_state)
     bar.close()
     seconds = time.perf_counter() - began
     return TrainResult(total, start, seconds, images_seen / max(seconds, 1e-9))

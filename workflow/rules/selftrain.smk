@@ -1,0 +1,139 @@
+# Self-training rounds 1..R on the target train images: round r starts from round r-1's models.
+# Per round: the semantic pseudo-labels it starts from (for the audit and the class prior), SAC
+# semantic self-training, then per class group SPOCO instance self-training on pseudo masks
+# clustered inside this round's semantic prediction. Outputs under results/round{r}/.
+
+
+rule pseudo_label_semantic:
+    input:
+        model=previous_round_model("semantic/model.pt"),
+        data=f"{RESULTS}/data/cache/target_{TRAIN_SPLIT}.h5",
+        guidance=guidance_input,
+    output:
+        f"{RESULTS}/round{{r}}/pseudo/semantic_target_{TRAIN_SPLIT}.h5",
+    params:
+        code=code_version("selftrain"),
+        settings=selftrain_settings("semantic", "guidance"),
+        guidance=lambda wildcards, input: f"--guidance-instances {input.guidance}" if input.guidance else "",
+        device=config["device"],
+    log:
+        f"{RESULTS}/logs/pseudo_label_semantic/round{{r}}.log",
+    threads: job_threads("predict")
+    resources:
+        **job_resources("predict"),
+    conda:
+        ENV
+    shell:
+        "selfpanoptic pseudo-semantic --settings {params.settings:q} --model {input.model:q} --data {input.data:q}"
+        " --round {wildcards.r} {params.guidance} --out {output:q} --device {params.device} --threads {threads}"
+        " > {log:q} 2>&1"
+
+
+rule selftrain_semantic:
+    input:
+        model=previous_round_model("semantic/model.pt"),
+        data=f"{RESULTS}/data/cache/target_{TRAIN_SPLIT}.h5",
+        source=f"{RESULTS}/data/cache/source.h5",
+        pseudo=f"{RESULTS}/round{{r}}/pseudo/semantic_target_{TRAIN_SPLIT}.h5",
+        guidance=guidance_input,
+    output:
+        f"{RESULTS}/round{{r}}/semantic/model.pt",
+    params:
+        code=code_version("selftrain"),
+        settings=selftrain_settings("semantic", "guidance"),
+        guidance=lambda wildcards, input: f"--guidance-instances {input.guidance}" if input.guidance else "",
+        work_dir=lambda wildcards: f"{RESULTS}/round{wildcards.r}/semantic/train",
+        device=config["device"],
+    log:
+        f"{RESULTS}/logs/selftrain_semantic/round{{r}}.log",
+    threads: job_threads("train")
+    resources:
+        **job_resources("train"),
+    conda:
+        ENV
+    shell:
+        "selfpanoptic selftrain-semantic --settings {params.settings:q} --model {input.model:q} --data {input.data:q}"
+        " --source {input.source:q} --pseudo-labels {input.pseudo:q} {params.guidance} --round {wildcards.r}"
+        " --out {output:q} --work-dir {params.work_dir:q} --device {params.device} --threads {threads}"
+        " --desc 'self-train semantic [round {wildcards.r}]' > {log:q} 2>&1"
+
+
+rule selftrain_instance:
+    input:
+        model=previous_round_model("instance/{group}/model.pt"),
+        data=f"{RESULTS}/data/cache/target_{TRAIN_SPLIT}.h5",
+        semantic=f"{RESULTS}/round{{r}}/semantic/pred_target_{TRAIN_SPLIT}.h5",
+        source=f"{RESULTS}/data/cache/source.h5",
+    output:
+        f"{RESULTS}/round{{r}}/instance/{{group}}/model.pt",
+    params:
+        code=code_version("selftrain"),
+        settings=selftrain_settings("instance"),
+        instance=stage_settings("instance"),
+        work_dir=lambda wildcards: f"{RESULTS}/round{wildcards.r}/instance/{wildcards.group}/train",
+        device=config["device"],
+    log:
+        f"{RESULTS}/logs/selftrain_instance/round{{r}}_{{group}}.log",
+    threads: job_threads("train")
+    resources:
+        **job_resources("train"),
+    conda:
+        ENV
+    shell:
+        "selfpanoptic selftrain-instance --settings {params.settings:q} --instance-settings {params.instance:q}"
+        " --model {input.model:q} --data {input.data:q} --semantic {input.semantic:q} --source {input.source:q}"
+        " --group {wildcards.group} --round {wildcards.r} --out {output:q} --work-dir {params.work_dir:q}"
+        " --device {params.device} --threads {threads} --desc 'self-train instance [round {wildcards.r}]'"
+        " > {log:q} 2>&1"
+
+
+rule pseudo_label_instance:
+    input:
+        models=previous_round_instance_models,
+        semantic=f"{RESULTS}/round{{r}}/semantic/pred_target_{TRAIN_SPLIT}.h5",
+        data=f"{RESULTS}/data/cache/target_{TRAIN_SPLIT}.h5",
+    output:
+        f"{RESULTS}/round{{r}}/pseudo/instance_target_{TRAIN_SPLIT}.h5",
+    params:
+        code=code_version("selftrain"),
+        settings=stage_settings("instance"),
+        pseudo=selftrain_settings("instance"),
+        device=config["device"],
+    log:
+        f"{RESULTS}/logs/pseudo_label_instance/round{{r}}.log",
+    threads: job_threads("predict")
+    resources:
+        **job_resources("predict"),
+    conda:
+        ENV
+    shell:
+        "selfpanoptic predict-instance --settings {params.settings:q} --pseudo-settings {params.pseudo:q}"
+        " --models {input.models:q} --semantic {input.semantic:q} --data {input.data:q} --out {output:q}"
+        " --device {params.device} --threads {threads} > {log:q} 2>&1"
+
+
+rule audit_pseudo_labels:
+    input:
+        semantic=f"{RESULTS}/round{{r}}/pseudo/semantic_target_{TRAIN_SPLIT}.h5",
+        instance=f"{RESULTS}/round{{r}}/pseudo/instance_target_{TRAIN_SPLIT}.h5",
+        data=f"{RESULTS}/data/cache/target_{TRAIN_SPLIT}.h5",
+    output:
+        report(
+            f"{RESULTS}/round{{r}}/pseudo/audit.txt",
+            caption="../report/pseudo_audit.rst",
+            category="Pseudo-labels",
+            subcategory="round {r}",
+        ),
+    params:
+        code=code_version("report"),
+    log:
+        f"{RESULTS}/logs/audit_pseudo_labels/round{{r}}.log",
+    conda:
+        ENV
+    shell:
+        "selfpanoptic audit {input.semantic:q} {input.instance:q} --ground-truth {input.data:q}"
+        " > {output:q} 2> {log:q}"
+
+
+localrules:
+    audit_pseudo_labels,
