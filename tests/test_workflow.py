@@ -52,7 +52,8 @@ def test_all_outputs_written(smoke):
     for name in ("source", "target_train", "target_val"):
         assert (results / "cache" / f"{name}.h5").is_file()
     summary = smoke / "results-smoke" / "summary"
-    for name in ("metrics.csv", "report.md", "metrics_by_round.png", "iou_per_class.png", "overlays_round0.png", "overlays_oracle.png"):
+    for name in ("metrics.csv", "report.md", "metrics_by_round.png", "iou_per_class.png", "overlays_round0.png",
+                 "overlays_round2.png", "overlays_oracle.png"):
         assert (summary / name).is_file(), name
     assert (smoke / "data/toy-smoke/cityscapes-like/gtFine/cityscapes_panoptic_val.json").is_file()
     assert not list(smoke.rglob("*.tmp-*")), "temporary files left behind"
@@ -135,15 +136,69 @@ def test_editing_a_stage_module_reruns_that_stage(smoke):
     assert not rules
 
 
-def test_metrics_table_has_round0_and_oracle_rows(smoke):
+def test_metrics_table_has_rows_for_every_round_and_the_oracle(smoke):
     table = pd.read_csv(smoke / "results-smoke/summary/metrics.csv", dtype={"round": str})
     assert list(table.columns) == ["round", "task", "metric", "class", "value"]
-    assert set(table["round"]) == {"0", "oracle"}
-    for run in ("0", "oracle"):
+    assert set(table["round"]) == {"0", "1", "2", "oracle"}
+    for run in ("0", "1", "2", "oracle"):
         rows = table[table["round"] == run]
         assert {("semantic", "mIoU", "all"), ("semantic", "mIoU", "all16"), ("instance", "AP", "all"),
                 ("instance", "AP50", "all")} <= set(zip(rows.task, rows.metric, rows["class"]))
         assert (rows[rows.metric == "IoU"]["class"].nunique()) == 19
+
+
+def job_wildcards(output: str) -> list[tuple[str, str]]:
+    """(rule, wildcards line or "") of every job of a dry run."""
+    jobs, rule = [], None
+    for line in output.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            if rule is not None:
+                jobs.append((rule, ""))
+            rule = line.split()[1].rstrip(":")
+        elif rule is not None and line.strip().startswith("wildcards:"):
+            jobs.append((rule, line.strip()))
+            rule = None
+    if rule is not None:
+        jobs.append((rule, ""))
+    return jobs
+
+
+def test_adding_a_round_reruns_nothing_of_the_earlier_rounds(smoke):
+    changed = {**SMOKE["selftrain"], "rounds": 3}
+    jobs = job_wildcards(snakemake(smoke, "-n", selftrain=changed).stdout)
+    assert {"selftrain_semantic", "selftrain_instance", "pseudo_label_semantic"} <= {rule for rule, _ in jobs}
+    for rule, wildcards in jobs:
+        if rule in ("summarize_metrics", "report", "all"):
+            continue
+        assert "r=3" in wildcards or "run=round3" in wildcards, (rule, wildcards)
+
+
+def test_changing_semantic_selftraining_reruns_the_rounds_never_pretraining(smoke):
+    semantic = {**SMOKE["selftrain"]["semantic"], "momentum": 0.9}
+    jobs = job_wildcards(snakemake(smoke, "-n", selftrain={**SMOKE["selftrain"], "semantic": semantic}).stdout)
+    rules = {rule for rule, _ in jobs}
+    assert {"pseudo_label_semantic", "selftrain_semantic", "selftrain_instance", "evaluate_semantic"} <= rules
+    assert not rules & {"pretrain_semantic", "pretrain_instance", "cache_dataset", "mix_sources"}
+    assert all("round0" not in w and "oracle" not in w for _, w in jobs)
+
+
+def test_changing_instance_selftraining_leaves_round1_semantic_alone(smoke):
+    instance = {**SMOKE["selftrain"]["instance"], "consistency_weight": 0.2}
+    jobs = job_wildcards(snakemake(smoke, "-n", selftrain={**SMOKE["selftrain"], "instance": instance}).stdout)
+    rules = {rule for rule, _ in jobs}
+    assert "selftrain_instance" in rules and "pseudo_label_instance" in rules
+    assert not rules & {"pretrain_semantic", "pretrain_instance"}
+    # round 2's semantic pseudo-labels are guided by round 1's instances, so round 2 reruns whole
+    semantic = [w for rule, w in jobs if rule in ("selftrain_semantic", "pseudo_label_semantic")]
+    assert semantic and all("r=2" in w for w in semantic)
+
+
+def test_pseudo_label_audit_grades_against_ground_truth(smoke):
+    text = (smoke / "results-smoke/round1/pseudo/audit.txt").read_text()
+    assert "stage: semantic_pseudo_labels" in text and "stage: instance_pseudo_labels" in text
+    assert "precision of kept labels" in text and "graded against ground-truth instances" in text
+    guided = (smoke / "results-smoke/round2/pseudo/audit.txt").read_text()
+    assert "labels_before_guidance" in guided and "unguided prec %" in guided
 
 
 def test_config_typo_stops_the_workflow_with_the_key_named(smoke):

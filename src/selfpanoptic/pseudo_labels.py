@@ -65,7 +65,7 @@ def guidance_instances(
     if predicted_path is None:
         raise InputError(
             f"round {round_index} is guided by the previous round's instances, but none were given",
-            hint="pass --guidance-instances with round r-1's instance prediction on the target train split",
+            fix="pass --guidance-instances with round r-1's instance prediction on the target train split",
         )
     with open_intermediate(predicted_path) as h5:
         ids = read_strings(h5, "image_ids")

@@ -100,7 +100,7 @@ def previous_round_model(relative):
     """Input function: a model file of round r-1 (round0 for r = 1), e.g. "semantic/model.pt"."""
 
     def path(wildcards):
-        return f"{RESULTS}/round{int(wildcards.r) - 1}/" + relative.format(**wildcards)
+        return f"{RESULTS}/round{int(wildcards.r) - 1}/{relative.format(**wildcards)}"
 
     return path
 
