@@ -279,3 +279,5 @@ def test_stop_script_stops_exactly_what_the_start_script_started(slurm_cluster, 
         assert not (comm.exists() and comm.read_text().strip() == name), f"{name} (pid {pid}) still runs"
     assert not records.exists()
     assert subprocess.run(["pgrep", "-x", "slurmstepd"], capture_output=True).returncode != 0, "job steps left behind"
+    # its config is gone too: a client pointed at a stopped controller would wait ~10 s per command
+    assert not Path("/etc/slurm/slurm.conf").exists() and not Path("/etc/slurm/gres.conf").exists()

@@ -2,7 +2,10 @@
 # Stop the local test cluster that start_local_slurm.sh brought up: only the daemons that script
 # started, found by the PIDs it recorded (a PID is trusted only while its process still has the
 # recorded name and start time). A munged or SLURM daemon started by anybody else is left alone,
-# and so are packages, /etc/slurm and the base folder (logs stay there to read).
+# and so are packages and the base folder (logs stay there to read). The config files the start
+# script wrote (/etc/slurm/{slurm,gres}.conf, recognised by its marker line) are removed: with a
+# config naming a controller that no longer runs, every SLURM client command (and the Snakemake
+# SLURM plugin, which runs `scontrol show config` when it loads) waits ~10 s for it to answer.
 #
 # Settings (environment): SELFPANOPTIC_SLURM_BASE, as for start_local_slurm.sh
 #                         (default ${TMPDIR:-/tmp}/selfpanoptic-slurm)
@@ -11,10 +14,22 @@ set -uo pipefail
 BASE=${SELFPANOPTIC_SLURM_BASE:-${TMPDIR:-/tmp}/selfpanoptic-slurm}
 RECORDS=$BASE/run/daemons
 
+MARKER="# Written by selfpanoptic scripts/slurm/start_local_slurm.sh"
+
 say() { echo "[stop_local_slurm] $*"; }
+
+remove_our_configs() {  # only files whose first line is the start script's marker
+    local file
+    for file in /etc/slurm/slurm.conf /etc/slurm/gres.conf; do
+        if [ -f "$file" ] && head -n 1 "$file" | grep -qxF "$MARKER"; then
+            rm -f "$file" && say "removed $file"
+        fi
+    done
+}
 
 if [ ! -s "$RECORDS" ]; then
     say "no daemons recorded in $RECORDS: nothing to stop"
+    [ "$(id -u)" -eq 0 ] && remove_our_configs
     exit 0
 fi
 [ "$(id -u)" -eq 0 ] || { echo "[stop_local_slurm] ERROR: must run as root to stop the daemons" >&2; exit 1; }
@@ -64,6 +79,7 @@ for name in slurmd slurmctld munged; do  # the reverse of the start order
 done
 if [ "$status" -eq 0 ]; then
     rm -f "$RECORDS"
+    remove_our_configs
     say "stopped; logs stay in $BASE/log"
 fi
 exit "$status"
