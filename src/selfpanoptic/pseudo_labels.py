@@ -30,6 +30,7 @@ from .config import guidance_mode
 from .errors import InputError
 from .h5io import atomic_h5, create_stack, open_intermediate, read_strings, write_strings
 from .models import model_from_file
+from .predict import _batches
 from .pseudo.sac import (
     class_peaks,
     make_views,
@@ -75,11 +76,6 @@ def guidance_instances(
                 predicted_path, "rerun the prediction of the previous round on this cache",
             )
         return h5["instances"][()].astype(np.int32)
-
-
-def _batches(count: int, size: int):
-    for start in range(0, count, size):
-        yield range(start, min(start + size, count))
 
 
 @torch.no_grad()
