@@ -7,7 +7,7 @@
 For every setting, ``--points`` seeded 8-dimensional embeddings are drawn like the output of a
 trained instance head (see ``make_embeddings``), then clustered by
 
-* ``selfpanoptic.pseudo.mean_shift`` (bandwidth = delta_v = 0.5, bin seeding) and
+* ``selfpanoptic.clustering.mean_shift`` (bandwidth = delta_v = 0.5, bin seeding) and
   ``merge_close_clusters`` (delta_d = 2.0) on the CPU, and on CUDA when available;
 * ``sklearn.cluster.MeanShift(bandwidth=0.5, bin_seeding=True, n_jobs=1)``.
 
@@ -35,7 +35,7 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     sys.exit("scikit-learn is missing: pip install scikit-learn to run this benchmark")
 
-from selfpanoptic.pseudo import bin_seeds, mean_shift, merge_close_clusters
+from selfpanoptic.clustering import bin_seeds, mean_shift, merge_close_clusters
 
 BANDWIDTH = 0.5  # delta_v
 DELTA_D = 2.0

@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from selfpanoptic.metrics.panoptic import evaluate_panoptic_folders, id_to_rgb, read_panoptic_png
+from selfpanoptic.formats.panoptic_png import ids_to_rgb, read_panoptic_png
+from selfpanoptic.metrics.panoptic import evaluate_panoptic_folders
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_GT_JSON = ROOT / "data/toy/cityscapes-like/gtFine/cityscapes_panoptic_val.json"
@@ -109,7 +110,7 @@ def make_scaled_gt(gt_json_file: Path, gt_folder: Path, out_dir: Path, scale: in
     for ann in annotations:
         ids = read_panoptic_png(gt_folder / ann["file_name"])
         ids = np.repeat(np.repeat(ids, scale, axis=0), scale, axis=1)
-        Image.fromarray(id_to_rgb(ids)).save(folder / ann["file_name"], compress_level=1)
+        Image.fromarray(ids_to_rgb(ids)).save(folder / ann["file_name"], compress_level=1)
         for s in ann["segments_info"]:
             s["area"] = int(s["area"]) * scale * scale
             s["bbox"] = [int(v) * scale for v in s["bbox"]]
@@ -132,7 +133,7 @@ def make_perturbed_prediction(gt_json_file: Path, gt_folder: Path, out_dir: Path
         ids = read_panoptic_png(gt_folder / ann["file_name"])
         pred, info = perturb_image(rng, ids, ann["segments_info"], categories, things)
         name = f"{ann['image_id']}_panoptic.png"
-        Image.fromarray(id_to_rgb(pred)).save(folder / name, compress_level=1)
+        Image.fromarray(ids_to_rgb(pred)).save(folder / name, compress_level=1)
         annotations.append({"image_id": ann["image_id"], "file_name": name, "segments_info": info})
     pred_json = out_dir / "prediction.json"
     pred_json.write_text(json.dumps({"images": gt.get("images", []), "annotations": annotations,

@@ -41,7 +41,7 @@ def test_index_then_cache_then_audit(cityscapes_root, tmp_path, capsys):
     assert frame.loc[0, "instances_car"] == 1 and frame.loc[0, "pixels_ignore"] == 2
     cache = tmp_path / "val.h5"
     assert main(["cache", "--manifest", str(manifest), "--out", str(cache),
-                 "--settings", '{"height": 4, "width": 8}', "--quiet"]) == 0
+                 "--data-settings", '{"height": 4, "width": 8}', "--quiet"]) == 0
     capsys.readouterr()
     assert main(["audit", str(cache)]) == 0
     out = capsys.readouterr().out

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from selfpanoptic.pseudo import bin_seeds, instances_from_embeddings, mean_shift, merge_close_clusters
+from selfpanoptic.clustering import bin_seeds, instances_from_embeddings, mean_shift, merge_close_clusters
 
 
 def blobs(sizes: list[int], centres: np.ndarray, std: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -1,27 +1,21 @@
-"""Panoptic fusion, instance-mask cleaning and the official Cityscapes output formats."""
+"""Panoptic fusion and instance-mask cleaning; end to end through the official evaluators.
+
+The file formats on their own are tested in ``test_formats.py``.
+"""
 
 from __future__ import annotations
 
 import json
 import multiprocessing
-from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from selfpanoptic.classes import IGNORE, class_id, label_ids_to_train_ids
+from selfpanoptic.formats.instance_files import write_instance_prediction
+from selfpanoptic.formats.panoptic_png import panoptic_json, write_panoptic_prediction
+from selfpanoptic.fusion import clean_instance_masks, fuse_panoptic
 from selfpanoptic.segments import instance_majority_classes
-from selfpanoptic.fusion import (
-    clean_instance_masks,
-    cityscapes_categories,
-    fuse_panoptic,
-    ids_to_rgb,
-    panoptic_json,
-    rgb_to_ids,
-    write_instance_prediction,
-    write_panoptic_prediction,
-)
 
 from conftest import official_instance_evaluator, save_grey16
 
@@ -232,95 +226,6 @@ def test_clean_instance_masks_empty_and_border():
         expected[claim & (instances == k)] = k
     assert len(claims) >= 4 and (expected != instances).any()
     np.testing.assert_array_equal(clean_instance_masks(instances, 2, 3, 0), expected)
-
-
-# ---------------------------------------------------------------------------------------------
-# Official formats
-# ---------------------------------------------------------------------------------------------
-
-
-def test_rgb_round_trip():
-    ids = np.array([[0, 7, 26000], [33999, 256 ** 3 - 1, 65536 + 258]])
-    rgb = ids_to_rgb(ids)
-    assert rgb.dtype == np.uint8 and rgb.shape == (2, 3, 3)
-    np.testing.assert_array_equal(rgb[0, 2], [26000 % 256, 26000 // 256, 0])
-    np.testing.assert_array_equal(rgb[1, 2], [2, 1, 1])
-    np.testing.assert_array_equal(rgb_to_ids(rgb), ids)
-    assert rgb_to_ids(rgb).dtype == np.int64
-    with pytest.raises(ValueError):
-        ids_to_rgb(np.array([256 ** 3]))
-
-
-def small_scene():
-    semantic = np.array([
-        [SKY, SKY, SKY, SKY],
-        [ROAD, CAR, CAR, PERSON],
-        [ROAD, CAR, CAR, PERSON],
-    ], dtype=np.uint8)
-    instances = np.array([[0, 0, 0, 0], [0, 3, 3, 8], [0, 3, 3, 8]], dtype=np.int32)
-    return semantic, instances
-
-
-def test_written_panoptic_png_and_json_read_back(tmp_path):
-    panoptic, segments = fuse_panoptic(*small_scene())
-    annotation = write_panoptic_prediction(tmp_path / "pan", "valmont_000200_000019", panoptic, segments)
-    assert annotation["image_id"] == "valmont_000200_000019"
-    assert annotation["file_name"] == "valmont_000200_000019_panoptic.png"
-    with Image.open(tmp_path / "pan" / annotation["file_name"]) as im:
-        assert im.mode == "RGB"
-        np.testing.assert_array_equal(rgb_to_ids(np.asarray(im)), panoptic)
-    assert annotation["segments_info"] == [
-        {k: s[k] for k in ("id", "category_id", "area", "bbox", "iscrowd")} for s in segments
-    ]
-    doc = panoptic_json([annotation], ["valmont_000200_000019"], *panoptic.shape)
-    doc = json.loads(json.dumps(doc))  # serialisable
-    assert doc["images"] == [{
-        "id": "valmont_000200_000019", "file_name": "valmont_000200_000019_leftImg8bit.png",
-        "width": 4, "height": 3,
-    }]
-    assert doc["annotations"] == [annotation]
-    ids_in_png = set(np.unique(panoptic).tolist()) - {0}
-    assert {s["id"] for s in doc["annotations"][0]["segments_info"]} == ids_in_png
-    # a segment list that does not match the map is refused
-    with pytest.raises(ValueError):
-        write_panoptic_prediction(tmp_path / "pan", "x", panoptic, segments[:-1])
-
-
-def test_categories_equal_create_panoptic_imgs(tmp_path):
-    from cityscapesscripts.preparation.createPanopticImgs import convert2panoptic
-
-    save_grey16(tmp_path / "gtFine" / "val" / "testcity" / "testcity_000000_000000_gtFine_instanceIds.png",
-                np.array([[7, 26000], [23, 24000]]))
-    (tmp_path / "out").mkdir()
-    convert2panoptic(str(tmp_path / "gtFine"), str(tmp_path / "out"), setNames=["val"])
-    official = json.loads((tmp_path / "out" / "cityscapes_panoptic_val.json").read_text())
-    ours = panoptic_json([], ["testcity_000000_000000"], 2, 2)
-    assert ours["categories"] == official["categories"] == cityscapes_categories()
-    assert len(ours["categories"]) == 19
-    assert [c["id"] for c in ours["categories"] if c["isthing"]] == [24, 25, 26, 27, 28, 31, 32, 33]
-
-
-def test_instance_prediction_txt_and_masks(tmp_path):
-    semantic, instances = small_scene()
-    instances[0, 0] = 11  # an instance the fusion would drop (sky): not written
-    classes = {3: CAR, 8: PERSON, 11: SKY}
-    scores = {3: 0.75, 8: 0.123456789, 11: 0.5}
-    txt = write_instance_prediction(tmp_path / "inst", "valmont_000200_000019", instances, classes, scores)
-    assert txt == tmp_path / "inst" / "valmont_000200_000019.txt"
-    lines = txt.read_text().splitlines()
-    assert len(lines) == 2
-    parsed = [line.split(" ") for line in lines]
-    assert [(int(lid), float(score)) for _, lid, score in parsed] == [(CAR_ID, 0.75), (PERSON_ID, 0.123456789)]
-    for (rel, _, _), instance_id in zip(parsed, [3, 8]):
-        assert not Path(rel).is_absolute() and rel.startswith("masks/")
-        with Image.open(txt.parent / rel) as im:
-            assert im.mode == "L"
-            mask = np.asarray(im)
-        np.testing.assert_array_equal(mask, np.where(instances == instance_id, 255, 0))
-    with pytest.raises(ValueError):
-        write_instance_prediction(tmp_path / "inst", "a", instances, {3: CAR}, scores)
-    empty = write_instance_prediction(tmp_path / "inst", "b", np.zeros((2, 2), np.int32), {}, {})
-    assert empty.read_text() == ""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,10 +13,9 @@ import pytest
 from PIL import Image
 
 from selfpanoptic.classes import SYNTHIA16_TRAIN_IDS, TRAIN_ID_TO_LABEL_ID
-from selfpanoptic.metrics.panoptic import (
-    PanopticEvaluator, cityscapes_categories, evaluate_panoptic_folders, format_table, id_to_rgb,
-    read_panoptic_png, rgb_to_id,
-)
+from selfpanoptic.formats.cityscapes_ids import cityscapes_categories
+from selfpanoptic.formats.panoptic_png import ids_to_rgb, read_panoptic_png, rgb_to_ids
+from selfpanoptic.metrics.panoptic import PanopticEvaluator, evaluate_panoptic_folders, format_table
 from selfpanoptic.metrics.semantic import SemanticEvaluator
 
 ROAD, SIDEWALK, CAR, PERSON = 7, 8, 26, 24
@@ -216,7 +215,7 @@ def test_input_errors():
 def test_large_prediction_ids_and_rgb_round_trip():
     rng = np.random.default_rng(0)
     ids = rng.choice(np.array([0, 1, 255, 256, 70000, (1 << 24) - 1]), size=(4, 6))
-    assert (rgb_to_id(id_to_rgb(ids)) == ids).all()
+    assert (rgb_to_ids(ids_to_rgb(ids)) == ids).all()
     gt = road_with_car(slice(0, 5))
     pred = np.where(gt == ROAD, (1 << 24) - 1, 12345678)
     r = evaluate(gt, [seg(7, ROAD), seg(26001, CAR)], pred, psegs({(1 << 24) - 1: ROAD, 12345678: CAR}))
@@ -253,8 +252,8 @@ def test_gt_pixels_with_unlisted_ids_are_neither_void_nor_matched():
 
 
 def test_cityscapes_categories_and_table():
-    cats = cityscapes_categories()
-    assert list(cats) == list(TRAIN_ID_TO_LABEL_ID) and sum(c["isthing"] for c in cats.values()) == 8
+    cats = cityscapes_categories()  # the list the evaluator also gets from a GT JSON
+    assert [c["id"] for c in cats] == list(TRAIN_ID_TO_LABEL_ID) and sum(c["isthing"] for c in cats) == 8
     gt = road_with_car(slice(0, 5))
     r = evaluate(gt, [seg(7, ROAD), seg(26001, CAR)], gt, psegs({7: ROAD, 26001: CAR}), cats=cats)
     table = format_table(r)
@@ -403,8 +402,8 @@ def write_dataset(root: Path, seed: int, n_images=5, height=64, width=128):
         pred, pred_info = random_prediction(rng, gt)
         gt_name = f"{image_id}_gtFine_panoptic.png"
         pred_name = f"{image_id}_pred.png"
-        Image.fromarray(id_to_rgb(gt)).save(gt_dir / gt_name)
-        Image.fromarray(id_to_rgb(pred)).save(pred_dir / pred_name)
+        Image.fromarray(ids_to_rgb(gt)).save(gt_dir / gt_name)
+        Image.fromarray(ids_to_rgb(pred)).save(pred_dir / pred_name)
         images.append({"id": image_id, "width": width, "height": height,
                        "file_name": f"{image_id}_leftImg8bit.png"})
         gt_anns.append({"image_id": image_id, "file_name": gt_name, "segments_info": gt_segments_info(gt)})
@@ -531,16 +530,6 @@ def test_folder_errors(tmp_path):
 def test_threaded_and_serial_reading_agree(tmp_path):
     paths = write_dataset(tmp_path, 11, n_images=4)
     assert same(evaluate_panoptic_folders(*paths, num_workers=0), evaluate_panoptic_folders(*paths, num_workers=3))
-
-
-def test_read_panoptic_png_rgb_and_rgba(tmp_path):
-    ids = np.random.default_rng(5).integers(0, 1 << 24, size=(7, 9))
-    Image.fromarray(id_to_rgb(ids)).save(tmp_path / "rgb.png")
-    rgba = np.dstack([id_to_rgb(ids), np.full(ids.shape, 200, dtype=np.uint8)])
-    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
-    for name in ("rgb.png", "rgba.png"):
-        read = read_panoptic_png(tmp_path / name)
-        assert read.shape == ids.shape and (read == ids).all()
 
 
 def test_ground_truth_errors_name_the_ground_truth_file(tmp_path):

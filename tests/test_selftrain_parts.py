@@ -6,13 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from selfpanoptic.augment.views import rotate_maps, rotation_affines
 from selfpanoptic.config import guidance_mode
-from selfpanoptic.losses.consistency import (
-    embedding_consistency_loss,
-    rotate_maps,
-    rotation_affines,
-    sample_anchors,
-)
+from selfpanoptic.losses.consistency import embedding_consistency_loss, sample_anchors
 from selfpanoptic.pseudo.grading import match_instances, precision, semantic_grade_counts
 from selfpanoptic.pseudo.masks import mean_per_instance, pseudo_instances
 

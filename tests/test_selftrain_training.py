@@ -16,16 +16,13 @@ import numpy as np
 import pytest
 import torch
 
+from selfpanoptic.cli import main
 from selfpanoptic.config import validate_config
-from selfpanoptic.pseudo_labels import export_semantic_pseudo_labels
-from selfpanoptic.train.instance import train_instance
-from selfpanoptic.train.self_instance import self_train_instance
-from selfpanoptic.train.self_semantic import self_train_semantic
-from selfpanoptic.train.semantic import train_semantic
 from test_training import tiny_cache
 
 BIN = Path(sys.executable).parent
 TINY_TRAIN = {"steps": 2, "batch_size": 2, "crop": [32, 64], "checkpoint_every": 100}
+CPU = ["--device", "cpu", "--threads", "1", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +34,11 @@ def round0(tmp_path_factory) -> dict[str, Path]:
         "semantic": {"train": TINY_TRAIN},
         "instance": {"train": TINY_TRAIN, "groups": {"vehicles": ["car"]}},
     })
-    train_semantic(cache, root / "semantic.pt", root / "sem-work", config["semantic"], "cpu", progress=False)
-    train_instance(cache, root / "instance.pt", root / "inst-work", config["instance"], "vehicles", "cpu", progress=False)
+    assert main(["pretrain-semantic", "--data", str(cache), "--out", str(root / "semantic.pt"), "--work-dir",
+                 str(root / "sem-work"), "--semantic-settings", json.dumps(config["semantic"]), *CPU]) == 0
+    assert main(["pretrain-instance", "--data", str(cache), "--out", str(root / "instance.pt"), "--work-dir",
+                 str(root / "inst-work"), "--instance-settings", json.dumps(config["instance"]), "--group", "vehicles",
+                 *CPU]) == 0
     return {"cache": cache, "semantic": root / "semantic.pt", "instance": root / "instance.pt"}
 
 
@@ -51,11 +51,16 @@ def selftrain_settings(**semantic) -> dict:
     return settings
 
 
+def pseudo_semantic(round0: dict, out: Path, settings: dict, round_index: int) -> int:
+    return main(["pseudo-semantic", "--model", str(round0["semantic"]), "--data", str(round0["cache"]), "--out", str(out),
+                 "--round", str(round_index), "--selftrain-settings", json.dumps(settings), *CPU])
+
+
 def _selftrain(round0: dict, out: Path, work: Path, settings: dict) -> subprocess.Popen:
     return subprocess.Popen(
         [str(BIN / "selfpanoptic"), "selftrain-semantic", "--model", str(round0["semantic"]), "--data", str(round0["cache"]),
          "--source", str(round0["cache"]), "--round", "1", "--out", str(out), "--work-dir", str(work),
-         "--settings", json.dumps(settings), "--device", "cpu", "--threads", "1", "--quiet"],
+         "--selftrain-settings", json.dumps(settings), *CPU],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 
@@ -89,8 +94,9 @@ def test_killed_selftraining_resumes_with_its_teacher_and_prior_and_matches(roun
 
 def test_selftraining_changes_the_model_and_logs_target_and_source_losses(round0, tmp_path):
     settings = selftrain_settings(train={"steps": 3, "batch_size": 2, "crop": [32, 64]})
-    self_train_semantic(round0["semantic"], round0["cache"], round0["cache"], tmp_path / "r1.pt", tmp_path / "work",
-                        settings, 1, device="cpu", progress=False)
+    assert main(["selftrain-semantic", "--model", str(round0["semantic"]), "--data", str(round0["cache"]),
+                 "--source", str(round0["cache"]), "--round", "1", "--out", str(tmp_path / "r1.pt"),
+                 "--work-dir", str(tmp_path / "work"), "--selftrain-settings", json.dumps(settings), *CPU]) == 0
     before = torch.load(round0["semantic"], weights_only=True)["state_dict"]
     after = torch.load(tmp_path / "r1.pt", weights_only=True)["state_dict"]
     assert any(not torch.equal(before[k], after[k]) for k in before if before[k].is_floating_point())
@@ -102,7 +108,7 @@ def test_ground_truth_guidance_refines_the_exported_pseudo_labels(round0, tmp_pa
     settings = selftrain_settings()
     settings["guidance"] = {"from_round": 2, "gt_instance_fraction": 1.0}
     out = tmp_path / "pseudo.h5"
-    export_semantic_pseudo_labels(round0["semantic"], round0["cache"], out, settings, 1, device="cpu", progress=False)
+    assert pseudo_semantic(round0, out, settings, 1) == 0
     with h5py.File(out) as h5:
         assert h5.attrs["guidance"] == "ground_truth"
         labels, before = h5["labels"][()], h5["labels_before_guidance"][()]
@@ -114,30 +120,70 @@ def test_ground_truth_guidance_refines_the_exported_pseudo_labels(round0, tmp_pa
     assert prior.shape == (19,) and prior.sum() == pytest.approx(1.0, abs=1e-4)
 
 
-def test_predicted_guidance_needs_the_previous_rounds_instances(round0, tmp_path):
-    from selfpanoptic.errors import InputError
-
-    settings = selftrain_settings()
-    with pytest.raises(InputError, match="previous round's instances"):
-        export_semantic_pseudo_labels(round0["semantic"], round0["cache"], tmp_path / "p.h5", settings, 2, device="cpu", progress=False)
+def test_predicted_guidance_needs_the_previous_rounds_instances(round0, tmp_path, capsys):
+    assert pseudo_semantic(round0, tmp_path / "p.h5", selftrain_settings(), 2) == 2
+    assert "previous round's instances" in capsys.readouterr().err
     assert not (tmp_path / "p.h5").exists()
 
 
-def test_instance_selftraining_keeps_the_group_and_rejects_another(round0, tmp_path):
-    from selfpanoptic.errors import InputError
-    from selfpanoptic.predict import predict_semantic
+def test_exported_pseudo_labels_are_what_the_training_step_makes(round0, tmp_path):
+    """The file is make_pseudo_labels of the round-start teacher on whole images: recompute one."""
+    from selfpanoptic.augment.views import random_view_affines
+    from selfpanoptic.intermediates import DatasetCache, SemanticPseudoLabels
+    from selfpanoptic.models import model_from_file
+    from selfpanoptic.pseudo.semantic import make_pseudo_labels
+    from selfpanoptic.augment.normalise import to_unit
 
+    settings = selftrain_settings(threshold_floor=0.0)  # the 2-step model is never confident enough for 0.2
+    out = tmp_path / "pseudo.h5"
+    assert pseudo_semantic(round0, out, settings, 1) == 0
+    sem, seed, i = settings["semantic"], settings["semantic"]["train"]["seed"], 1
+    teacher = model_from_file(round0["semantic"])
+    with DatasetCache.open(round0["cache"]) as cache, SemanticPseudoLabels.open(out, cache.image_ids) as pseudo:
+        affines = random_view_affines(1, sem["views"], np.random.default_rng([seed, i]), sem["min_scale"],
+                                      sem["max_scale"], sem["flip_p"])
+        made = make_pseudo_labels(teacher, to_unit(cache.read("images", i)[None]), affines, pseudo.prior, sem)
+        assert (made.labels[0].numpy() == pseudo["labels"][i]).all()
+        assert (made.argmax[0].numpy() == pseudo["argmax"][i]).all()
+        assert np.allclose(made.thresholds[0].numpy(), pseudo["thresholds"][i])
+        assert (pseudo["labels"][i] != 255).any() and (pseudo["labels"][i] == 255).any()
+
+
+def test_pseudo_instance_file_is_its_own_kind(round0, tmp_path, capsys):
+    semantic, out = tmp_path / "semantic.h5", tmp_path / "pseudo_instances.h5"
+    assert main(["predict-semantic", "--model", str(round0["semantic"]), "--data", str(round0["cache"]),
+                 "--out", str(semantic), *CPU]) == 0
+    config = validate_config({"selftrain": {"instance": {"min_size": 4, "min_confidence": 0.0}},
+                              "instance": {"groups": {"vehicles": ["car"]}}})
+    assert main(["pseudo-instance", "--models", str(round0["instance"]), "--semantic", str(semantic),
+                 "--data", str(round0["cache"]), "--out", str(out), "--instance-settings", json.dumps(config["instance"]),
+                 "--selftrain-settings", json.dumps({"instance": config["selftrain"]["instance"]}), *CPU]) == 0
+    with h5py.File(out) as h5:
+        assert h5.attrs["stage"] == "instance_pseudo_labels"
+        assert json.loads(h5.attrs["config"])["pseudo"]["min_size"] == 4
+    # a pseudo-label file is not an instance prediction: the evaluator refuses it by name
+    assert main(["evaluate-instance", "--prediction", str(out), "--data", str(round0["cache"]), "--round", "1",
+                 "--out", str(tmp_path / "e.csv"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "pseudo_instances.h5" in err and "'instance_pseudo_labels'" in err and "'instance_prediction'" in err
+
+
+def test_instance_selftraining_keeps_the_group_and_rejects_another(round0, tmp_path, capsys):
     semantic = tmp_path / "semantic.h5"
-    predict_semantic(round0["semantic"], round0["cache"], semantic, "cpu", progress=False)
+    assert main(["predict-semantic", "--model", str(round0["semantic"]), "--data", str(round0["cache"]),
+                 "--out", str(semantic), *CPU]) == 0
     config = validate_config({"selftrain": {"instance": {
         "train": {"steps": 2, "batch_size": 4, "crop": [32, 64]}, "min_size": 4, "min_confidence": 0.0,
     }}})
-    args = (round0["instance"], round0["cache"], semantic, round0["cache"], tmp_path / "r1.pt", tmp_path / "work",
-            config["selftrain"]["instance"], config["instance"]["loss"])
-    self_train_instance(*args, "vehicles", 1, device="cpu", progress=False)
+    args = ["selftrain-instance", "--model", str(round0["instance"]), "--data", str(round0["cache"]),
+            "--semantic", str(semantic), "--source", str(round0["cache"]), "--out", str(tmp_path / "r1.pt"),
+            "--work-dir", str(tmp_path / "work"), "--round", "1", *CPU,
+            "--selftrain-settings", json.dumps({"instance": config["selftrain"]["instance"]}),
+            "--instance-settings", json.dumps(config["instance"])]
+    assert main([*args, "--group", "vehicles"]) == 0
     saved = torch.load(tmp_path / "r1.pt", weights_only=True)
     assert saved["group"] == "vehicles" and saved["classes"] == ["car"] and saved["round"] == 1
     header = (tmp_path / "work" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"spoco", "consistency", "pseudo_per_image"} <= set(header)
-    with pytest.raises(InputError, match="not 'people'"):
-        self_train_instance(*args, "people", 1, device="cpu", progress=False)
+    assert main([*args, "--group", "people"]) == 2
+    assert "not 'people'" in capsys.readouterr().err

@@ -8,6 +8,9 @@ import pytest
 from selfpanoptic.classes import NUM_CLASSES, THING_TRAIN_IDS, class_id
 from selfpanoptic.toy.render import STYLES, RenderStyle, render_scene
 from selfpanoptic.toy.scenes import PROFILES, Scene, SceneProfile, generate_scene
+from selfpanoptic.toy.scenes.camera import Camera
+from selfpanoptic.toy.scenes.codes import FACE_FRONT, PART_PLAIN
+from selfpanoptic.toy.scenes.raster import Painter, convex_mask, pixel_span
 
 H, W = 128, 256
 TRUCK, TRAIN, TERRAIN = class_id("truck"), class_id("train"), class_id("terrain")
@@ -148,3 +151,40 @@ def test_render_classes_distinguishable():
 def test_render_style_validates_palette():
     with pytest.raises(ValueError):
         RenderStyle(palette=((0, 0, 0),) * 5)
+
+
+def test_camera_projection_hand_checked():
+    cam = Camera(H=100, W=200, y_h=40.0, vx=100.0, f=160.0, h_c=1.5)
+    assert cam.x(2.0, 10.0) == pytest.approx(132.0)  # vx + f * X / Z
+    assert cam.y(0.0, 10.0) == pytest.approx(64.0)  # ground: y_h + f * h_c / Z
+    assert cam.y(1.5, 10.0) == pytest.approx(40.0)  # a point at camera height lies on the horizon
+    assert cam.depth_of_row_frac(0.5) == pytest.approx(8.0)  # f * h_c / (0.5 * (H - y_h))
+    assert cam.row_frac_of_depth(8.0) == pytest.approx(0.5)
+    assert cam.visible_x_range(10.0) == pytest.approx((-6.25, 6.25))
+
+
+def test_rasteriser_owns_pixels_by_centre():
+    # half-open [lo, hi) on pixel centres c + 0.5, clipped to the image
+    assert pixel_span(0.4, 2.6, 10) == (0, 3)
+    assert pixel_span(0.6, 2.5, 10) == (1, 2)
+    assert pixel_span(-3.0, 20.0, 10) == (0, 10)
+    # right triangle (0,0)-(4,0)-(0,4): centre (c+.5, r+.5) inside iff r + c <= 3, either winding
+    expected = np.add.outer(np.arange(4), np.arange(4)) <= 3
+    for xs, ys in (([0.0, 4.0, 0.0], [0.0, 0.0, 4.0]), ([0.0, 0.0, 4.0], [0.0, 4.0, 0.0])):
+        r0, c0, mask = convex_mask(xs, ys, 5, 5)
+        assert (r0, c0) == (0, 0)
+        np.testing.assert_array_equal(mask, expected)
+    assert convex_mask([7.0, 9.0, 8.0], [1.0, 1.0, 3.0], 5, 5) is None  # off the image
+    # a sliver thinner than a pixel covers one column with min_size, none without
+    cam = Camera(H=5, W=5, y_h=2.0, vx=2.5, f=5.0, h_c=1.5)
+    painter = Painter(cam, absent=frozenset({TERRAIN}), first_piece=7)
+    assert painter.begin(class_id("car"), 12.0)
+    painter.rect(1.2, 1.0, 1.4, 3.0)
+    assert not painter.pid.any()
+    painter.rect(1.2, 1.0, 1.4, 3.0, min_size=True)
+    assert np.argwhere(painter.pid).tolist() == [[1, 1], [2, 1]]
+    assert painter.instance_classes == {1: class_id("car")}
+    assert painter.attrs[painter.pid[1, 1]] == (class_id("car"), 1, PART_PLAIN, FACE_FRONT, 12.0, 7)
+    assert not painter.begin(TERRAIN, 3.0)  # absent class: drawing is ignored
+    painter.rect(0.0, 0.0, 5.0, 5.0)
+    assert np.count_nonzero(painter.pid) == 2

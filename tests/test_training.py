@@ -62,7 +62,7 @@ def test_non_finite_loss_stops_with_the_step(tmp_path):
 def _pretrain(cache: Path, out: Path, work: Path, settings: dict) -> subprocess.Popen:
     return subprocess.Popen(
         [str(BIN / "selfpanoptic"), "pretrain-semantic", "--data", str(cache), "--out", str(out),
-         "--work-dir", str(work), "--settings", json.dumps(settings), "--device", "cpu", "--threads", "1", "--quiet"],
+         "--work-dir", str(work), "--semantic-settings", json.dumps(settings), "--device", "cpu", "--threads", "1", "--quiet"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 

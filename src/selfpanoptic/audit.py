@@ -14,9 +14,8 @@ import h5py
 import numpy as np
 
 from .classes import CLASS_NAMES, IGNORE, NUM_CLASSES, THING_TRAIN_IDS
-from .h5io import open_intermediate, provenance
-from .data.cache import STAGE as CACHE_STAGE
-from .errors import InputError
+from .h5io import provenance, read_strings
+from .intermediates import DatasetCache, open_any
 from .pseudo.grading import match_instances, precision, semantic_grade_counts
 from .segments import instance_majority_classes
 
@@ -140,13 +139,13 @@ def instance_grade_lines(h5: h5py.File, gt: h5py.File, iou_threshold: float = 0.
 
 def grade_lines(h5: h5py.File, ground_truth: str | Path) -> Iterable[str]:
     """Grades of a prediction or pseudo-label file against the cache ``ground_truth`` of the same images."""
-    with open_intermediate(ground_truth) as gt:
-        if "image_ids" not in h5 or list(h5["image_ids"].asstr()[()]) != list(gt["image_ids"].asstr()[()]):
-            raise InputError("the file and the ground truth do not list the same images", ground_truth,
-                             "give the dataset cache the file was made from (e.g. results/data/cache/target_train.h5)")
+    ids = read_strings(h5, "image_ids") if "image_ids" in h5 else []
+    fix = "give the dataset cache the file was made from (e.g. results/data/cache/target_train.h5)"
+    with DatasetCache.open(ground_truth, ids, h5.filename, fix=fix, preload_mb=0) as cache:
+        gt = cache.h5
         if "segments" in h5 and "instances" in h5:
             yield from instance_grade_lines(h5, gt)
-        elif "labels" in h5 and h5.attrs.get("stage") != CACHE_STAGE:
+        elif "labels" in h5 and h5.attrs.get("stage") != DatasetCache.STAGE:
             yield from semantic_grade_lines(h5, gt)
         else:
             yield ""
@@ -155,7 +154,8 @@ def grade_lines(h5: h5py.File, ground_truth: str | Path) -> Iterable[str]:
 
 def audit_lines(path: str | Path, ground_truth: str | Path | None = None) -> Iterable[str]:
     """The lines of the audit report of ``path``; with ``ground_truth`` (a cache), grades too."""
-    with open_intermediate(path) as h5:
+    with open_any(path) as opened:
+        h5 = opened.h5
         info = provenance(h5)
         yield f"{path}"
         yield f"  stage: {info.get('stage', '?')}   created: {info.get('created', '?')}   " \
@@ -169,7 +169,7 @@ def audit_lines(path: str | Path, ground_truth: str | Path | None = None) -> Ite
             if isinstance(ds, h5py.Dataset):
                 yield _describe_dataset(name, ds)
         if "datasets" in h5:
-            names, counts = np.unique(h5["datasets"].asstr()[()], return_counts=True)
+            names, counts = np.unique(read_strings(h5, "datasets"), return_counts=True)
             yield ""
             yield "images per source dataset: " + ", ".join(f"{n}: {c}" for n, c in zip(names, counts))
         if "labels" in h5:

@@ -126,20 +126,19 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
 
 def section_settings(section: str, config_path: str | None, settings_json: str | None) -> dict[str, Any]:
-    """A stage's own config section, from a whole config file or from inline JSON of the section.
+    """A stage's config section, from inline JSON of the section, else a whole config file, else defaults.
 
-    The workflow passes the section inline (``--settings``), so that Snakemake reruns a stage
-    when, and only when, its own section changes; a person running a stage by hand passes the
-    config file (``--config``). Either way the result is validated and has defaults filled in.
+    The workflow passes each section inline (``--<section>-settings``), so that Snakemake reruns a
+    stage when, and only when, its own sections change; a person running a stage by hand passes
+    the config file (``--config``). Either way the result is validated and has defaults filled in.
     """
-    if config_path and settings_json:
-        raise InputError("give either --config or --settings, not both")
     if settings_json:
+        flag = f"--{section}-settings"
         try:
             section_value = json.loads(settings_json)
         except json.JSONDecodeError as exc:
-            raise InputError(f"--settings is not valid JSON ({exc})") from exc
-        return validate_config({section: section_value}, f"--settings ({section})")[section]
+            raise InputError(f"{flag} is not valid JSON ({exc})") from exc
+        return validate_config({section: section_value}, f"{flag} ({section})")[section]
     if config_path:
         return load_config(config_path)[section]
     return validate_config({})[section]

@@ -1,63 +1,31 @@
-"""Panoptic fusion of a semantic and an instance prediction, and the official Cityscapes outputs.
+"""Panoptic fusion of a semantic and an instance prediction, and instance-mask clean-up.
 
 The fusion follows Panoptic-DeepLab: every instance takes the majority semantic class of its
 pixels, instances whose class is not a thing class are dropped, stuff keeps the semantic
 prediction (one segment per stuff class and image), everything else is void.
 
-Panoptic ids use the official Cityscapes encoding (what ``createPanopticImgs`` produces from
-``*_instanceIds.png``), **not** ``class * divisor + k``, which would give road (trainId 0)
-the void id 0:
-
-* ``0`` is void;
-* a stuff segment has id = its Cityscapes labelId (road = 7, sky = 23);
-* a thing instance has id = labelId * 1000 + k, k = 0, 1, ... per class (first car = 26000).
-
-Writers produce the formats read by ``cityscapesscripts``:
-
-* panoptic (``evalPanopticSemanticLabeling``): ``<image_id>_panoptic.png`` (RGB,
-  id = R + 256 G + 256^2 B) plus a COCO-panoptic JSON (:func:`write_panoptic_prediction`,
-  :func:`panoptic_json`);
-* instances (``evalInstanceLevelSemanticLabeling``): ``<image_id>.txt`` listing
-  ``masks/<mask>.png <labelId> <confidence>`` per instance (:func:`write_instance_prediction`).
+Panoptic ids use the official Cityscapes encoding of :mod:`selfpanoptic.formats.cityscapes_ids`
+(0 void, stuff = labelId, thing = labelId * 1000 + k), **not** ``class * divisor + k``, which
+would give road (trainId 0) the void id 0. The files the official evaluators read are written
+by :mod:`selfpanoptic.formats.panoptic_png` and :mod:`selfpanoptic.formats.instance_files`.
 """
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
-from typing import Iterable, Mapping
-
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 from skimage.morphology import closing, disk, opening
+from skimage.segmentation import relabel_sequential
+from skimage.util import map_array
 
-from .atomic import atomic_output, atomic_write_text
-from .classes import IGNORE, NUM_CLASSES, STUFF_TRAIN_IDS, THING_TRAIN_IDS, TRAIN_ID_TO_LABEL_ID
-from .panoptic_format import ids_to_rgb, rgb_to_ids
+from .classes import (
+    IGNORE, LABEL_ID_TO_TRAIN_ID_LUT, NUM_CLASSES, STUFF_TRAIN_IDS, THING_TRAIN_IDS, TRAIN_ID_TO_LABEL_ID,
+)
+from .formats.cityscapes_ids import LABEL_DIVISOR, VOID_ID, decode_instance_ids, encode_instance_ids
 from .segments import instance_majority_classes
 
-__all__ = [
-    "LABEL_DIVISOR",
-    "MASK_FOLDER",
-    "VOID_ID",
-    "clean_instance_masks",
-    "cityscapes_categories",
-    "fuse_panoptic",
-    "ids_to_rgb",
-    "panoptic_json",
-    "rgb_to_ids",
-    "write_instance_prediction",
-    "write_panoptic_prediction",
-]
+__all__ = ["clean_instance_masks", "fuse_panoptic"]
 
-VOID_ID = 0
-"""Panoptic id of void pixels (unlabelled in both the PNG and the JSON)."""
-
-LABEL_DIVISOR = 1000
-"""Thing instance ids are ``labelId * LABEL_DIVISOR + k`` (Cityscapes instanceIds convention)."""
-
-_OFFICIAL_SEGMENT_KEYS = ("id", "category_id", "area", "bbox", "iscrowd")
 _IS_THING = np.zeros(256, dtype=bool)
 _IS_THING[list(THING_TRAIN_IDS)] = True
 _IS_STUFF = np.zeros(256, dtype=bool)
@@ -125,21 +93,15 @@ def clean_instance_masks(
     if not (instances > 0).any():
         return out
 
-    # ndimage.find_objects wants labels 1..n: compact the ids
-    ids, inverse = np.unique(instances, return_inverse=True)
-    inverse = inverse.reshape(instances.shape)
-    if ids[0] <= 0:
-        if ids[0] < 0:
-            raise ValueError("instance ids must be >= 0")
-        ids = ids[1:]
-    else:
-        inverse = inverse + 1
+    if instances.min() < 0:
+        raise ValueError("instance ids must be >= 0")
+    # ndimage.find_objects wants labels 1..n: the i-th smallest id becomes i, 0 stays 0
+    dense, forward, _ = relabel_sequential(instances)
+    ids = forward.in_values[forward.in_values > 0]
     margin = max(opening_radius, closing_radius) + 1
 
     cleaned = []  # (id, window slices, cleaned mask in the window)
-    for instance_id, box in zip(ids, ndimage.find_objects(inverse)):
-        if box is None:
-            continue
+    for instance_id, box in zip(ids, ndimage.find_objects(dense)):
         rows = slice(max(box[0].start - margin, 0), min(box[0].stop + margin, height))
         cols = slice(max(box[1].start - margin, 0), min(box[1].stop + margin, width))
         mask = _clean_mask(instances[rows, cols] == instance_id, opening_radius, closing_radius)
@@ -170,12 +132,11 @@ def clean_instance_masks(
 
 def _segments_of(panoptic: np.ndarray) -> list[tuple[int, int, list[int]]]:
     """(id, area, [x, y, w, h]) of every non-void id of a panoptic map, sorted by id."""
-    ids, inverse, counts = np.unique(panoptic, return_inverse=True, return_counts=True)
-    inverse = inverse.reshape(panoptic.shape)
-    if ids[0] == VOID_ID:
-        ids, counts, boxes = ids[1:], counts[1:], ndimage.find_objects(inverse)
-    else:
-        boxes = ndimage.find_objects(inverse + 1)
+    # ids -> 1..n in increasing order (void stays 0), as ndimage.find_objects wants
+    dense, forward, _ = relabel_sequential(panoptic)
+    ids = forward.in_values[forward.in_values != VOID_ID]
+    counts = np.bincount(dense.ravel(), minlength=len(ids) + 1)[1:]
+    boxes = ndimage.find_objects(dense)
     result = []
     for segment_id, area, box in zip(ids, counts, boxes):
         y, x = box[0].start, box[1].start
@@ -265,13 +226,11 @@ def fuse_panoptic(
         first = np.searchsorted(sorted_classes, sorted_classes, side="left")
         k = np.empty(len(ids), dtype=np.int64)
         k[order] = np.arange(len(ids)) - first
-        if k.max() >= LABEL_DIVISOR:
-            raise ValueError(f"more than {LABEL_DIVISOR} instances of one class cannot be encoded")
-        segment_ids = label_ids[classes].astype(np.int64) * LABEL_DIVISOR + k
-        lut_index = np.searchsorted(ids, instances)  # position of each pixel's id among kept ids
-        lut_index = np.minimum(lut_index, len(ids) - 1)
-        covered = (instances > 0) & (ids[lut_index] == instances)
-        panoptic[covered] = segment_ids[lut_index[covered]]
+        segment_ids = encode_instance_ids(label_ids[classes], k)  # ValueError past 1000 per class
+        # kept instance id -> its panoptic id; background and dropped instances -> 0
+        mapped = map_array(instances, ids, segment_ids.astype(np.int32))
+        covered = mapped > 0
+        panoptic[covered] = mapped[covered]
         instance_of_segment = {int(s): int(i) for s, i in zip(segment_ids, ids)}
 
     if stuff_min_area > 0:
@@ -281,170 +240,17 @@ def fuse_panoptic(
         if len(small):
             panoptic[np.isin(panoptic, small)] = VOID_ID
 
-    label_to_train = {label: train for train, label in enumerate(TRAIN_ID_TO_LABEL_ID)}
+    found = _segments_of(panoptic) if panoptic.any() else []
+    category_ids, _ = decode_instance_ids(np.array([s[0] for s in found], dtype=np.int64))
     segments = []
-    for segment_id, area, bbox in _segments_of(panoptic) if panoptic.any() else []:
-        category_id = segment_id // LABEL_DIVISOR if segment_id >= LABEL_DIVISOR else segment_id
+    for (segment_id, area, bbox), category_id in zip(found, category_ids.tolist()):
         segments.append({
             "id": segment_id,
-            "category_id": int(category_id),
+            "category_id": category_id,
             "area": area,
             "bbox": bbox,
             "iscrowd": 0,
-            "train_id": label_to_train[int(category_id)],
+            "train_id": int(LABEL_ID_TO_TRAIN_ID_LUT[category_id]),
             "instance_index": instance_of_segment.get(segment_id, 0),
         })
     return panoptic, segments
-
-
-# ---------------------------------------------------------------------------------------------
-# Official panoptic format
-# ---------------------------------------------------------------------------------------------
-
-
-def _check_image_id(image_id: str) -> None:
-    if not image_id or any(ch.isspace() for ch in image_id) or "/" in image_id or "\\" in image_id:
-        raise ValueError(f"image_id must be a plain file-name prefix without spaces, got {image_id!r}")
-
-
-def write_panoptic_prediction(folder: Path, image_id: str, panoptic_ids: np.ndarray, segments: list[dict]) -> dict:
-    """Write ``folder/<image_id>_panoptic.png`` and return its COCO-panoptic annotation.
-
-    The returned dict ``{"image_id", "file_name", "segments_info"}`` goes into the
-    ``annotations`` list of :func:`panoptic_json`; ``segments_info`` keeps only the official
-    keys (id, category_id, area, bbox, iscrowd) as plain ints. Raises ``ValueError`` when the
-    ids in the map and in ``segments`` differ (the official evaluator would reject the file).
-    The PNG is written atomically.
-    """
-    _check_image_id(image_id)
-    panoptic_ids = np.asarray(panoptic_ids)
-    present = set(np.unique(panoptic_ids).tolist()) - {VOID_ID}
-    listed = [int(s["id"]) for s in segments]
-    if len(set(listed)) != len(listed) or set(listed) != present or VOID_ID in listed:
-        raise ValueError(
-            f"segments do not match the panoptic map of {image_id}: "
-            f"only in the map {sorted(present - set(listed))[:10]}, "
-            f"only in segments {sorted(set(listed) - present)[:10]}"
-        )
-    folder = Path(folder)
-    file_name = f"{image_id}_panoptic.png"
-    with atomic_output(folder / file_name) as tmp:
-        Image.fromarray(ids_to_rgb(panoptic_ids), "RGB").save(tmp, format="PNG")
-    segments_info = [
-        {
-            "id": int(s["id"]),
-            "category_id": int(s["category_id"]),
-            "area": int(s["area"]),
-            "bbox": [int(v) for v in s["bbox"]],
-            "iscrowd": int(s.get("iscrowd", 0)),
-        }
-        for s in segments
-    ]
-    return {"image_id": image_id, "file_name": file_name, "segments_info": segments_info}
-
-
-def cityscapes_categories() -> list[dict]:
-    """The ``categories`` list exactly as ``createPanopticImgs`` writes it (labelIds, not trainIds).
-
-    Built like the official script: every label of ``cityscapesscripts.helpers.labels`` that is
-    not ``ignoreInEval``, with id = labelId, name, color (a list, as after a JSON round trip),
-    supercategory = category and isthing = hasInstances.
-    """
-    from cityscapesscripts.helpers.labels import labels
-
-    return [
-        {
-            "id": int(label.id),
-            "name": label.name,
-            "color": [int(c) for c in label.color],
-            "supercategory": label.category,
-            "isthing": 1 if label.hasInstances else 0,
-        }
-        for label in labels
-        if not label.ignoreInEval
-    ]
-
-
-def panoptic_json(annotations: list[dict], image_ids: Iterable[str], height: int, width: int) -> dict:
-    """The prediction JSON for ``evalPanopticSemanticLabeling``: images, annotations, categories.
-
-    ``images`` has one entry per image id: ``{"id": image_id, "file_name":
-    "<image_id>_leftImg8bit.png", "width", "height"}`` (all images share one size).
-    ``categories`` is :func:`cityscapes_categories`. Raises ``ValueError`` when an annotation
-    names an image id that is not listed or when an image id has two annotations.
-    """
-    image_ids = [str(i) for i in image_ids]
-    if len(set(image_ids)) != len(image_ids):
-        raise ValueError("image_ids must be unique")
-    known = set(image_ids)
-    seen: set[str] = set()
-    for annotation in annotations:
-        image_id = annotation["image_id"]
-        if image_id not in known:
-            raise ValueError(f"annotation for unknown image id {image_id!r}")
-        if image_id in seen:
-            raise ValueError(f"two annotations for image id {image_id!r}")
-        seen.add(image_id)
-    images = [
-        {"id": image_id, "file_name": f"{image_id}_leftImg8bit.png", "width": int(width), "height": int(height)}
-        for image_id in image_ids
-    ]
-    return {"images": images, "annotations": list(annotations), "categories": cityscapes_categories()}
-
-
-# ---------------------------------------------------------------------------------------------
-# Official instance format
-# ---------------------------------------------------------------------------------------------
-
-MASK_FOLDER = "masks"
-"""Subfolder (of the txt's folder) holding the instance mask PNGs."""
-
-
-def write_instance_prediction(
-    folder: Path,
-    image_id: str,
-    instances: np.ndarray,
-    classes: Mapping[int, int],
-    scores: Mapping[int, float],
-) -> Path:
-    """Write one image's instances in the format of ``evalInstanceLevelSemanticLabeling``.
-
-    Writes ``folder/masks/<image_id>_<id>.png`` (8-bit grey, 255 inside the instance, 0
-    outside) for every instance id > 0 of ``instances`` whose ``classes[id]`` (a trainId) is a
-    thing class, and ``folder/<image_id>.txt`` with one line per mask, in increasing id order::
-
-        masks/<image_id>_<id>.png <labelId> <score>
-
-    (paths relative to the txt's folder, as the official evaluator resolves them). Instances of
-    a non-thing class (stuff, 255) are skipped; an image without instances gets an empty txt.
-    Raises ``ValueError`` when an instance id of the map has no class or a written instance
-    has no finite score. The txt is written last and atomically. Returns its path.
-    """
-    _check_image_id(image_id)
-    instances = np.asarray(instances)
-    if instances.ndim != 2 or not np.issubdtype(instances.dtype, np.integer):
-        raise ValueError(f"instances must be a 2-D integer map, got {instances.dtype} {instances.shape}")
-    classes = {int(k): int(v) for k, v in classes.items()}
-    scores = {int(k): float(v) for k, v in scores.items()}
-    ids = [int(i) for i in np.unique(instances) if i > 0]
-    missing = [i for i in ids if i not in classes]
-    if missing:
-        raise ValueError(f"instance ids without a class: {missing[:10]}")
-
-    folder = Path(folder)
-    (folder / MASK_FOLDER).mkdir(parents=True, exist_ok=True)
-    lines = []
-    for instance_id in ids:
-        train_id = classes[instance_id]
-        if not (0 <= train_id < 256 and _IS_THING[train_id]):
-            continue
-        score = scores.get(instance_id)
-        if score is None or not math.isfinite(score):
-            raise ValueError(f"instance {instance_id} has no finite score (got {score!r})")
-        name = f"{MASK_FOLDER}/{image_id}_{instance_id}.png"
-        mask = (instances == instance_id).astype(np.uint8) * 255
-        Image.fromarray(mask, "L").save(folder / name, format="PNG")
-        lines.append(f"{name} {TRAIN_ID_TO_LABEL_ID[train_id]} {format(score, '.9g')}\n")
-    txt = folder / f"{image_id}.txt"
-    atomic_write_text(txt, "".join(lines))
-    return txt

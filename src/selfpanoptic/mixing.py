@@ -43,6 +43,20 @@ def mix_sources(
     return pd.concat([base, selected], ignore_index=True)
 
 
+def mix_parts(
+    base: pd.DataFrame, extra: pd.DataFrame, require_all: list[str], min_pixels: int = 1
+) -> dict[str, pd.DataFrame]:
+    """The manifests that mixing compares: ``{base name, extra name, "<extra>_selected", "mixed"}``.
+
+    ``mixed`` is :func:`mix_sources`; the others are what went into it, for
+    :func:`class_statistics`. Keys keep this order.
+    """
+    mixed = mix_sources(base, extra, require_all, min_pixels)
+    selected = extra[select_images_with_all(extra, require_all, min_pixels)]
+    name = extra["dataset"].iloc[0]
+    return {base["dataset"].iloc[0]: base, name: extra, f"{name}_selected": selected, "mixed": mixed}
+
+
 def class_statistics(parts: dict[str, pd.DataFrame], min_pixels: int = 1) -> pd.DataFrame:
     """Per-class statistics of several manifests side by side, one row per class.
 

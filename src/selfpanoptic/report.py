@@ -22,10 +22,10 @@ from PIL import Image  # noqa: E402
 
 from .atomic import atomic_output, atomic_write_text  # noqa: E402
 from .classes import CLASS_NAMES, THING_TRAIN_IDS, TRAIN_ID_TO_LABEL_ID  # noqa: E402
-from .evaluate import round_order  # noqa: E402
-from .fusion import rgb_to_ids  # noqa: E402
-from .h5io import open_intermediate  # noqa: E402
-from .train.data import CachedImages  # noqa: E402
+from .formats.cityscapes_ids import decode_instance_ids  # noqa: E402
+from .formats.panoptic_png import rgb_to_ids  # noqa: E402
+from .intermediates import DatasetCache, SemanticPrediction  # noqa: E402
+from .metrics.table import round_order  # noqa: E402
 
 TRAIN_ID_COLOURS = np.zeros((256, 3), dtype=np.uint8)
 for _t, _label_id in enumerate(TRAIN_ID_TO_LABEL_ID):
@@ -40,14 +40,14 @@ def colourise(labels: np.ndarray) -> np.ndarray:
 def colourise_panoptic(ids: np.ndarray) -> np.ndarray:
     """(H, W) Cityscapes panoptic ids -> colours: stuff in its class colour, each thing instance
     in its class colour shifted by a per-instance offset, instance borders white, void black."""
-    label_ids = np.where(ids >= 1000, ids // 1000, ids)
+    label_ids, k = decode_instance_ids(ids)
     table = np.zeros((256, 3), dtype=np.int32)
     for label_id, label in id2label.items():
         if 0 <= label_id < 256:
             table[label_id] = label.color
     out = table[np.clip(label_ids, 0, 255)]
-    things = ids >= 1000
-    shift = ((ids % 1000) * 47 % 97 - 48)[..., None]
+    things = k >= 0
+    shift = (k * 47 % 97 - 48)[..., None]  # only used on things
     out = np.where(things[..., None], np.clip(out + shift, 0, 255), out)
     border = np.zeros(ids.shape, dtype=bool)
     border[:, 1:] |= (ids[:, 1:] != ids[:, :-1]) & things[:, 1:]
@@ -133,10 +133,9 @@ def overlay_figure(
     cache_path: Path, semantic_path: Path, panoptic_dir: Path, count: int, path: Path, title: str
 ) -> None:
     """A grid of ``count`` val images: image | ground truth | semantic prediction | panoptic prediction."""
-    cache = CachedImages(cache_path)
     annotations = {a["image_id"]: a for a in json.loads((panoptic_dir / "panoptic.json").read_text())["annotations"]}
-    picks = np.linspace(0, len(cache) - 1, num=min(count, len(cache))).astype(int)
-    with open_intermediate(semantic_path) as sem:
+    with DatasetCache.open(cache_path) as cache, SemanticPrediction.open(semantic_path, cache.image_ids, cache_path) as sem:
+        picks = np.linspace(0, len(cache) - 1, num=min(count, len(cache))).astype(int)
         rows = []
         for i in picks:
             image_id = cache.image_ids[i]
@@ -145,7 +144,6 @@ def overlay_figure(
             ids = rgb_to_ids(pan_rgb)
             pan = np.asarray(Image.fromarray(colourise_panoptic(ids)).resize(size, Image.NEAREST))
             rows.append([cache.read("images", i), colourise(cache.read("labels", i)), colourise(sem["labels"][i]), pan])
-    cache.close()
     fig, axes = plt.subplots(len(rows), 4, figsize=(12, 1.6 * len(rows) + 0.6), squeeze=False)
     for r, row in enumerate(rows):
         for c, image in enumerate(row):

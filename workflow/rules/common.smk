@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 
 from snakemake.exceptions import WorkflowError
 
@@ -52,48 +53,26 @@ def job_threads(kind):
     return config["resources"][kind]["threads"]
 
 
-STAGE_MODULES = {
-    "synthesize": ["toy", "pngio.py", "atomic.py"],
-    "index": ["data", "pngio.py", "classes.py", "segments.py"],
-    "mix": ["mixing.py", "data/manifest.py"],
-    "cache": ["data", "pngio.py", "h5io.py"],
-    "pretrain": ["train/engine.py", "train/data.py", "train/semantic.py", "train/instance.py", "models", "losses",
-                 "segments.py", "classes.py"],
-    "predict": ["predict.py", "models", "pseudo", "train/data.py"],
-    "evaluate": ["evaluate.py", "metrics", "classes.py"],
-    "fuse": ["fusion.py", "panoptic_outputs.py", "segments.py"],
-    "report": ["report.py", "audit.py", "pseudo/grading.py"],
-    "selftrain": ["train", "models", "losses", "pseudo", "pseudo_labels.py", "segments.py", "classes.py", "config.py"],
-}
-"""Package modules whose code defines each stage: a change to them reruns the stage."""
+def settings_option(section, parts=None):
+    """``--<section>-settings '<json>'``: a config section (or the named ``parts`` of it) for a command.
 
-
-def code_version(stage):
-    """Hash of the source of a stage's modules, for `params`.
-
-    Snakemake notices changes to a rule's own shell command, not to the Python package it
-    calls; this param makes an edit of the stage's code rerun the stage and its descendants.
+    A changed param makes Snakemake rerun the job, so each stage gets only its own sections, or
+    parts of them; changing one stage's settings reruns that stage and what follows, nothing
+    upstream. ``selftrain`` is always passed by parts: never ``rounds``, so adding a round does
+    not rerun the earlier ones.
     """
-    return stage_code_hash(STAGE_MODULES[stage])
+    value = config[section] if parts is None else {part: config[section][part] for part in parts}
+    return f"--{section}-settings " + shlex.quote(json.dumps(value, sort_keys=True, separators=(",", ":")))
 
 
-def stage_settings(section):
-    """A stage's own config section as canonical JSON, for `params`.
+def stage_params(command, *settings):
+    """The params every stage rule has: ``code`` and ``settings`` (the command's settings options).
 
-    A changed param makes Snakemake rerun the job, so each stage gets only its own section;
-    changing one stage's settings reruns that stage and what follows it, nothing upstream.
+    ``code`` hashes the import closure of the command's stage module, so editing any package
+    module the stage uses reruns it and its descendants (Snakemake itself only notices edits of
+    the shell command).
     """
-    return json.dumps(config[section], sort_keys=True, separators=(",", ":"))
-
-
-def selftrain_settings(*parts):
-    """The named parts of the `selftrain` section as canonical JSON, for `params`.
-
-    Never `rounds`: adding a round must not rerun the earlier ones. Semantic and instance
-    self-training get their own parts, so changing one reruns only it and what follows.
-    """
-    section = {part: config["selftrain"][part] for part in parts}
-    return json.dumps(section, sort_keys=True, separators=(",", ":"))
+    return {"code": stage_code_hash(command), "settings": " ".join(settings)}
 
 
 def previous_round_model(relative):
@@ -114,6 +93,11 @@ def guidance_input(wildcards):
     if guidance_mode(config["selftrain"]["guidance"], int(wildcards.r)) != "predicted":
         return []
     return f"{RESULTS}/round{int(wildcards.r) - 1}/instance/pred_target_{TRAIN_SPLIT}.h5"
+
+
+def guidance_option(wildcards, input):
+    """``--guidance-instances FILE`` when round r-1's instances guide round r, else nothing."""
+    return f"--guidance-instances {shlex.quote(input.guidance)}" if input.guidance else ""
 
 
 def dataset_root(wildcards):

@@ -9,8 +9,7 @@ if TOY:
             gta=directory(config["datasets"]["gta"]["root"]),
             target=directory(config["datasets"]["target"]["root"]),
         params:
-            code=code_version("synthesize"),
-            settings=stage_settings("toy"),
+            **stage_params("synthesize", settings_option("toy")),
         log:
             f"{RESULTS}/logs/synthesize_toy_domains.log",
         threads: job_threads("data")
@@ -19,7 +18,7 @@ if TOY:
         conda:
             ENV
         shell:
-            "selfpanoptic synthesize --settings {params.settings:q} --threads {threads}"
+            "selfpanoptic synthesize {params.settings} --threads {threads}"
             " --synthia-root {output.synthia:q} --gta-root {output.gta:q}"
             " --target-root {output.target:q} > {log:q} 2>&1"
 
@@ -32,7 +31,7 @@ rule index_dataset:
     wildcard_constraints:
         dataset="synthia|gta|target",
     params:
-        code=code_version("index"),
+        **stage_params("index"),
         format=lambda wildcards: DATASET_FORMATS[wildcards.dataset],
         split=split_option,
     log:
@@ -60,14 +59,13 @@ rule mix_sources:
             category="Data",
         ),
     params:
-        code=code_version("mix"),
-        settings=stage_settings("mixing"),
+        **stage_params("mix", settings_option("mixing")),
     log:
         f"{RESULTS}/logs/mix_sources.log",
     conda:
         ENV
     shell:
-        "selfpanoptic mix --settings {params.settings:q} --base {input.base:q} --extra {input.extra:q}"
+        "selfpanoptic mix {params.settings} --base {input.base:q} --extra {input.extra:q}"
         " --out {output.manifest:q} --stats {output.stats:q} --stats-md {output.page:q} > {log:q} 2>&1"
 
 
@@ -79,8 +77,7 @@ rule cache_dataset:
     wildcard_constraints:
         name="source|target_[A-Za-z0-9]+",
     params:
-        code=code_version("cache"),
-        settings=stage_settings("data"),
+        **stage_params("cache", settings_option("data")),
     log:
         f"{RESULTS}/logs/cache_dataset/{{name}}.log",
     threads: job_threads("data")
@@ -89,7 +86,7 @@ rule cache_dataset:
     conda:
         ENV
     shell:
-        "selfpanoptic cache --settings {params.settings:q} --manifest {input:q} --out {output:q} > {log:q} 2>&1"
+        "selfpanoptic cache {params.settings} --manifest {input:q} --out {output:q} > {log:q} 2>&1"
 
 
 localrules:

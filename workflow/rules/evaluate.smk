@@ -8,7 +8,7 @@ rule evaluate_semantic:
     output:
         f"{RESULTS}/{{run}}/eval/semantic.csv",
     params:
-        code=code_version("evaluate"),
+        **stage_params("evaluate-semantic"),
         round=round_label,
     log:
         f"{RESULTS}/logs/evaluate_semantic/{{run}}.log",
@@ -26,15 +26,14 @@ rule evaluate_instance:
     output:
         f"{RESULTS}/{{run}}/eval/instance.csv",
     params:
-        code=code_version("evaluate"),
+        **stage_params("evaluate-instance", settings_option("evaluation")),
         round=round_label,
-        settings=stage_settings("evaluation"),
     log:
         f"{RESULTS}/logs/evaluate_instance/{{run}}.log",
     conda:
         ENV
     shell:
-        "selfpanoptic evaluate-instance --settings {params.settings:q} --prediction {input.prediction:q}"
+        "selfpanoptic evaluate-instance {params.settings} --prediction {input.prediction:q}"
         " --data {input.data:q} --round {params.round} --out {output:q} --quiet > {log:q} 2>&1"
 
 
@@ -47,6 +46,8 @@ rule summarize_metrics:
             caption="../report/metrics.rst",
             category="Metrics",
         ),
+    params:
+        **stage_params("summarize"),
     log:
         f"{RESULTS}/logs/summarize_metrics.log",
     conda:
@@ -63,15 +64,14 @@ rule fuse_panoptic:
     output:
         directory(f"{RESULTS}/{{run}}/panoptic"),
     params:
-        code=code_version("fuse"),
-        settings=stage_settings("panoptic"),
+        **stage_params("fuse-panoptic", settings_option("panoptic")),
         gt_json=PANOPTIC_GT_JSON,
     log:
         f"{RESULTS}/logs/fuse_panoptic/{{run}}.log",
     conda:
         ENV
     shell:
-        "selfpanoptic fuse-panoptic --settings {params.settings:q} --semantic {input.semantic:q}"
+        "selfpanoptic fuse-panoptic {params.settings} --semantic {input.semantic:q}"
         " --instance {input.instance:q} --gt-json-file {params.gt_json:q} --out {output:q} --quiet > {log:q} 2>&1"
 
 
@@ -82,7 +82,7 @@ rule evaluate_panoptic:
     output:
         f"{RESULTS}/{{run}}/eval/panoptic.csv",
     params:
-        code=code_version("evaluate"),
+        **stage_params("evaluate-panoptic"),
         round=round_label,
         gt_json=PANOPTIC_GT_JSON,
         gt_folder=PANOPTIC_GT_FOLDER,
@@ -126,8 +126,7 @@ rule report:
             category="Qualitative",
         ),
     params:
-        code=code_version("report"),
-        settings=stage_settings("report"),
+        **stage_params("report", settings_option("report")),
         runs=report_runs,
         out_dir=lambda wildcards, output: os.path.dirname(output.page),
     log:
@@ -135,5 +134,5 @@ rule report:
     conda:
         ENV
     shell:
-        "selfpanoptic report --settings {params.settings:q} --metrics {input.metrics:q} --data {input.data:q}"
+        "selfpanoptic report {params.settings} --metrics {input.metrics:q} --data {input.data:q}"
         " {params.runs} --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -10,8 +10,7 @@ rule pretrain_semantic:
     wildcard_constraints:
         run=PRETRAIN_RUNS,
     params:
-        code=code_version("pretrain"),
-        settings=stage_settings("semantic"),
+        **stage_params("pretrain-semantic", settings_option("semantic")),
         work_dir=lambda wildcards: f"{RESULTS}/{wildcards.run}/semantic/train",
         device=config["device"],
     log:
@@ -22,7 +21,7 @@ rule pretrain_semantic:
     conda:
         ENV
     shell:
-        "selfpanoptic pretrain-semantic --settings {params.settings:q} --data {input:q} --out {output:q}"
+        "selfpanoptic pretrain-semantic {params.settings} --data {input:q} --out {output:q}"
         " --work-dir {params.work_dir:q} --device {params.device} --threads {threads}"
         " --desc 'pretrain semantic [{wildcards.run}]' > {log:q} 2>&1"
 
@@ -35,8 +34,7 @@ rule pretrain_instance:
     wildcard_constraints:
         run=PRETRAIN_RUNS,
     params:
-        code=code_version("pretrain"),
-        settings=stage_settings("instance"),
+        **stage_params("pretrain-instance", settings_option("instance")),
         work_dir=lambda wildcards: f"{RESULTS}/{wildcards.run}/instance/{wildcards.group}/train",
         device=config["device"],
     log:
@@ -47,7 +45,7 @@ rule pretrain_instance:
     conda:
         ENV
     shell:
-        "selfpanoptic pretrain-instance --settings {params.settings:q} --data {input:q} --group {wildcards.group}"
+        "selfpanoptic pretrain-instance {params.settings} --data {input:q} --group {wildcards.group}"
         " --out {output:q} --work-dir {params.work_dir:q} --device {params.device} --threads {threads}"
         " --desc 'pretrain instance [{wildcards.run}]' > {log:q} 2>&1"
 
@@ -59,7 +57,7 @@ rule predict_semantic:
     output:
         f"{RESULTS}/{{run}}/semantic/pred_target_{{split}}.h5",
     params:
-        code=code_version("predict"),
+        **stage_params("predict-semantic"),
         device=config["device"],
     log:
         f"{RESULTS}/logs/predict_semantic/{{run}}_{{split}}.log",
@@ -81,8 +79,8 @@ rule predict_instance:
     output:
         f"{RESULTS}/{{run}}/instance/pred_target_{{split}}.h5",
     params:
-        code=code_version("predict"),
-        settings=stage_settings("instance"),
+        **stage_params("predict-instance", settings_option("instance")),
+        command="predict-instance",
         device=config["device"],
     log:
         f"{RESULTS}/logs/predict_instance/{{run}}_{{split}}.log",
@@ -92,6 +90,6 @@ rule predict_instance:
     conda:
         ENV
     shell:
-        "selfpanoptic predict-instance --settings {params.settings:q} --models {input.models:q}"
+        "selfpanoptic {params.command} {params.settings} --models {input.models:q}"
         " --semantic {input.semantic:q} --data {input.data:q} --out {output:q}"
         " --device {params.device} --threads {threads} > {log:q} 2>&1"

@@ -12,9 +12,8 @@ rule pseudo_label_semantic:
     output:
         f"{RESULTS}/round{{r}}/pseudo/semantic_target_{TRAIN_SPLIT}.h5",
     params:
-        code=code_version("selftrain"),
-        settings=selftrain_settings("semantic", "guidance"),
-        guidance=lambda wildcards, input: f"--guidance-instances {input.guidance}" if input.guidance else "",
+        **stage_params("pseudo-semantic", settings_option("selftrain", ["semantic", "guidance"])),
+        guidance=guidance_option,
         device=config["device"],
     log:
         f"{RESULTS}/logs/pseudo_label_semantic/round{{r}}.log",
@@ -24,7 +23,7 @@ rule pseudo_label_semantic:
     conda:
         ENV
     shell:
-        "selfpanoptic pseudo-semantic --settings {params.settings:q} --model {input.model:q} --data {input.data:q}"
+        "selfpanoptic pseudo-semantic {params.settings} --model {input.model:q} --data {input.data:q}"
         " --round {wildcards.r} {params.guidance} --out {output:q} --device {params.device} --threads {threads}"
         " > {log:q} 2>&1"
 
@@ -39,9 +38,8 @@ rule selftrain_semantic:
     output:
         f"{RESULTS}/round{{r}}/semantic/model.pt",
     params:
-        code=code_version("selftrain"),
-        settings=selftrain_settings("semantic", "guidance"),
-        guidance=lambda wildcards, input: f"--guidance-instances {input.guidance}" if input.guidance else "",
+        **stage_params("selftrain-semantic", settings_option("selftrain", ["semantic", "guidance"])),
+        guidance=guidance_option,
         work_dir=lambda wildcards: f"{RESULTS}/round{wildcards.r}/semantic/train",
         device=config["device"],
     log:
@@ -52,7 +50,7 @@ rule selftrain_semantic:
     conda:
         ENV
     shell:
-        "selfpanoptic selftrain-semantic --settings {params.settings:q} --model {input.model:q} --data {input.data:q}"
+        "selfpanoptic selftrain-semantic {params.settings} --model {input.model:q} --data {input.data:q}"
         " --source {input.source:q} --pseudo-labels {input.pseudo:q} {params.guidance} --round {wildcards.r}"
         " --out {output:q} --work-dir {params.work_dir:q} --device {params.device} --threads {threads}"
         " --desc 'self-train semantic [round {wildcards.r}]' > {log:q} 2>&1"
@@ -67,9 +65,7 @@ rule selftrain_instance:
     output:
         f"{RESULTS}/round{{r}}/instance/{{group}}/model.pt",
     params:
-        code=code_version("selftrain"),
-        settings=selftrain_settings("instance"),
-        instance=stage_settings("instance"),
+        **stage_params("selftrain-instance", settings_option("selftrain", ["instance"]), settings_option("instance")),
         work_dir=lambda wildcards: f"{RESULTS}/round{wildcards.r}/instance/{wildcards.group}/train",
         device=config["device"],
     log:
@@ -80,14 +76,14 @@ rule selftrain_instance:
     conda:
         ENV
     shell:
-        "selfpanoptic selftrain-instance --settings {params.settings:q} --instance-settings {params.instance:q}"
+        "selfpanoptic selftrain-instance {params.settings}"
         " --model {input.model:q} --data {input.data:q} --semantic {input.semantic:q} --source {input.source:q}"
         " --group {wildcards.group} --round {wildcards.r} --out {output:q} --work-dir {params.work_dir:q}"
         " --device {params.device} --threads {threads} --desc 'self-train instance [round {wildcards.r}]'"
         " > {log:q} 2>&1"
 
 
-rule pseudo_label_instance:
+use rule predict_instance as pseudo_label_instance with:
     input:
         models=previous_round_instance_models,
         semantic=f"{RESULTS}/round{{r}}/semantic/pred_target_{TRAIN_SPLIT}.h5",
@@ -95,21 +91,11 @@ rule pseudo_label_instance:
     output:
         f"{RESULTS}/round{{r}}/pseudo/instance_target_{TRAIN_SPLIT}.h5",
     params:
-        code=code_version("selftrain"),
-        settings=stage_settings("instance"),
-        pseudo=selftrain_settings("instance"),
+        **stage_params("pseudo-instance", settings_option("selftrain", ["instance"]), settings_option("instance")),
+        command="pseudo-instance",
         device=config["device"],
     log:
         f"{RESULTS}/logs/pseudo_label_instance/round{{r}}.log",
-    threads: job_threads("predict")
-    resources:
-        **job_resources("predict"),
-    conda:
-        ENV
-    shell:
-        "selfpanoptic predict-instance --settings {params.settings:q} --pseudo-settings {params.pseudo:q}"
-        " --models {input.models:q} --semantic {input.semantic:q} --data {input.data:q} --out {output:q}"
-        " --device {params.device} --threads {threads} > {log:q} 2>&1"
 
 
 rule audit_pseudo_labels:
@@ -125,7 +111,7 @@ rule audit_pseudo_labels:
             subcategory="round {r}",
         ),
     params:
-        code=code_version("report"),
+        **stage_params("audit"),
     log:
         f"{RESULTS}/logs/audit_pseudo_labels/round{{r}}.log",
     conda:

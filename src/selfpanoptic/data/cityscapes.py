@@ -1,7 +1,8 @@
 """Cityscapes: ``leftImg8bit/<split>/<city>/*_leftImg8bit.png`` with ``gtFine`` labelIds and instanceIds.
 
-Instance ids of things are ``labelId * 1000 + k``; values below 1000 are stuff or thing
-regions without an instance. Instances of classes outside the 19 (caravan, trailer) are dropped.
+Instance ids follow :mod:`selfpanoptic.formats.cityscapes_ids`: things are ``labelId * 1000 + k``;
+values below 1000 are stuff or thing regions without an instance. Instances of classes outside
+the 19 (caravan, trailer) are dropped.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import numpy as np
 from ..classes import MAX_LABEL_ID, THING_TRAIN_IDS, label_ids_to_train_ids
 from .. import pngio
 from ..errors import InputError
+from ..formats.cityscapes_ids import decode_instance_ids
 from .base import DatasetReader, SampleFiles, check_id_range
 from .listing import paired_files
 
@@ -61,5 +63,6 @@ class CityscapesDataset(DatasetReader):
                 "labelIds and instanceIds files of a sample must have the same size",
             )
         is_thing = np.isin(labels, THING_TRAIN_IDS)
-        instances = np.where((raw >= 1000) & is_thing, raw, 0).astype(np.int32)
+        _, k = decode_instance_ids(raw)
+        instances = np.where((k >= 0) & is_thing, raw, 0).astype(np.int32)
         return labels, instances

@@ -1,4 +1,6 @@
-"""Training losses. :mod:`.embedding` holds the SPOCO-style instance-embedding losses."""
+"""Training losses. :mod:`.embedding` holds the SPOCO-style instance-embedding losses,
+:mod:`.consistency` the rotation-consistency term of instance self-training and :mod:`.focal` the
+focal, confidence-weighted cross-entropy of semantic self-training (SAC)."""
 
 from __future__ import annotations
 

@@ -1,57 +1,24 @@
 """Rotation consistency between the student and the EMA network (the thesis' SPOCO variant).
 
 The EMA network sees the target crop rotated by a random angle; its embeddings are rotated back
-(:func:`rotate_maps` with the inverse matrix) and compared with the student's embeddings of the
-unrotated crop through soft masks around shared anchor pixels (:func:`embedding_consistency_loss`).
-SPOCO's reference code computes this term but never adds it to the loss; here it is added with
-its weight.
+(:func:`~selfpanoptic.augment.views.rotate_maps` with the inverse matrix) and compared with the
+student's embeddings of the unrotated crop through soft masks around shared anchor pixels
+(:func:`embedding_consistency_loss`). SPOCO's reference code computes this term but never adds it
+to the loss; here it is added with its weight.
 
-Geometry follows :mod:`selfpanoptic.pseudo.sac`: ``affine_grid`` coordinates with
-``align_corners=False``, a 2x3 matrix maps a point of the *output* to the point of the input it
-shows.
+The rotation geometry (:func:`~selfpanoptic.augment.views.rotation_affines`,
+:func:`~selfpanoptic.augment.views.rotate_maps`) lives with the other view geometry in
+:mod:`selfpanoptic.augment.views`: ``affine_grid`` coordinates with ``align_corners=False``, a
+2x3 matrix maps a point of the *output* to the point of the input it shows. This module holds the
+loss only.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .embedding import DELTA_V, soft_mask
-
-
-def rotation_affines(angles_deg: torch.Tensor | np.ndarray, height: int, width: int) -> torch.Tensor:
-    """``(B, 2, 3)`` matrices that rotate ``height x width`` images by ``angles_deg`` about their centre.
-
-    Rotation is by the angle in pixel space (a right angle stays right on a non-square image):
-    in normalised coordinates ``[[c, -s h/w, 0], [s w/h, c, 0]]`` with ``c, s = cos, sin``.
-    The inverse rotation is the matrix of ``-angles_deg``.
-    """
-    angles = torch.as_tensor(angles_deg, dtype=torch.float64).reshape(-1) * (math.pi / 180.0)
-    c, s = torch.cos(angles), torch.sin(angles)
-    zero = torch.zeros_like(c)
-    theta = torch.stack(
-        [torch.stack([c, -s * height / width, zero], dim=-1), torch.stack([s * width / height, c, zero], dim=-1)],
-        dim=1,
-    )
-    return theta.float()
-
-
-def rotate_maps(maps: torch.Tensor, affines: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Resample ``(B, C, H, W)`` maps with ``(B, 2, 3)`` matrices (bilinear).
-
-    Returns ``(rotated, inside)``: ``inside`` ``(B, H, W)`` bool marks output pixels that show a
-    point of the input (elsewhere ``rotated`` is 0).
-    """
-    if maps.dim() != 4:
-        raise ValueError(f"maps must be (B, C, H, W), got {tuple(maps.shape)}")
-    theta = affines.to(device=maps.device, dtype=maps.dtype)
-    grid = F.affine_grid(theta, list(maps.shape), align_corners=False)
-    rotated = F.grid_sample(maps, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    inside = (grid.abs() <= 1.0).all(dim=-1)
-    return rotated, inside
 
 
 def sample_anchors(valid: torch.Tensor, count: int, rng: np.random.Generator) -> list[np.ndarray]:

@@ -3,7 +3,7 @@
 The instance head maps every pixel to a point in a D-dimensional embedding space (D = 8 by
 default). Training pulls the pixels of one instance together and pushes different instances
 apart, so that at inference a clustering of the embeddings recovers the instances
-(:mod:`selfpanoptic.pseudo.clustering`).
+(:mod:`selfpanoptic.clustering`).
 
 Conventions shared by every function here:
 

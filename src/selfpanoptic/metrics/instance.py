@@ -8,7 +8,8 @@ This re-implements the logic of
   motorcycle, bicycle). Predictions of other classes are dropped, as are empty masks.
 * Ground truth: each non-zero id of ``gt_instances`` on thing pixels is one instance; its class
   is the (most frequent) trainId of its pixels. Thing pixels with instance 0 form the *group*
-  region of their class (Cityscapes' ``cargroup`` etc., instanceId < 1000). Pixels with trainId
+  region of their class (Cityscapes' ``cargroup`` etc., an instanceId without instance index,
+  see :func:`selfpanoptic.formats.cityscapes_ids.decode_instance_ids`). Pixels with trainId
   255 are *void*.
 * Only instances with at least ``min_region_size`` pixels are evaluated (official: 100).
 * For an overlap threshold ``t`` (0.50, 0.55, ..., 0.95) a prediction matches a ground-truth
@@ -142,7 +143,8 @@ class InstanceEvaluator:
       are here (this package's readers turn them into trainId 255, instance 0). Caravan/trailer
       *group* pixels and all other ignored classes are void in both.
     * The class of a ground-truth instance is the most frequent trainId of its pixels, not
-      ``instanceId // 1000``.
+      the labelId encoded in its instanceId
+      (:func:`selfpanoptic.formats.cityscapes_ids.decode_instance_ids`).
     * When a class has ground truth and predictions but every prediction is ignored and no
       ground truth is matched, the official code raises ``IndexError``; here the AP is 0.
     * Distance-based metrics (AP 50m / 100m) are not computed.

@@ -52,17 +52,12 @@ from itertools import islice
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
-from PIL import Image
 
-from ..panoptic_format import ids_to_rgb as id_to_rgb, rgb_to_ids as rgb_to_id  # re-exported
+from ..formats.panoptic_png import read_panoptic_png
 
 __all__ = [
     "VOID",
     "PanopticEvaluator",
-    "cityscapes_categories",
-    "rgb_to_id",
-    "id_to_rgb",
-    "read_panoptic_png",
     "evaluate_panoptic_folders",
     "format_table",
 ]
@@ -72,31 +67,6 @@ VOID = 0
 
 _LUT_LIMIT = 1 << 24
 """Ids below this (all ids of an RGB PNG) are densified with a lookup table; others by binary search."""
-
-
-def cityscapes_categories() -> dict[int, dict]:
-    """The 19 evaluated Cityscapes categories keyed by labelId, as in ``createPanopticImgs``' JSON."""
-    from ..classes import CLASS_NAMES, THING_TRAIN_IDS, TRAIN_ID_TO_LABEL_ID
-
-    return {
-        int(label_id): {"id": int(label_id), "name": CLASS_NAMES[t], "isthing": int(t in THING_TRAIN_IDS)}
-        for t, label_id in enumerate(TRAIN_ID_TO_LABEL_ID)
-    }
-
-
-def read_panoptic_png(path: str | os.PathLike) -> np.ndarray:
-    """Segment id map (int32 ``(H, W)``, ids < 2^24) of a panoptic PNG; ``ValueError`` naming the
-    file if the PNG is not RGB(A)."""
-    with Image.open(path) as image:
-        if image.mode not in ("RGB", "RGBA"):
-            raise ValueError(
-                f"{os.fspath(path)}: a panoptic PNG must be RGB (id = R + 256 G + 256^2 B), got mode {image.mode}"
-            )
-        width, height = image.size
-        # Pillow keeps RGB pixels in 4 bytes: "RGBX" export is a plain copy (no conversion)
-        raw = image.tobytes("raw", "RGBX" if image.mode == "RGB" else "RGBA")
-    # bytes R, G, B, X read as one little-endian int32 = R + 2^8 G + 2^16 B + 2^24 X
-    return np.frombuffer(raw, dtype="<i4").reshape(height, width) & 0xFFFFFF
 
 
 class _GroundTruthError(ValueError):
@@ -248,7 +218,8 @@ class PanopticEvaluator:
         Parameters
         ----------
         gt_ids, pred_ids:
-            ``(H, W)`` integer segment-id maps (0 = VOID), e.g. from :func:`read_panoptic_png`.
+            ``(H, W)`` integer segment-id maps (0 = VOID), e.g. from
+            :func:`selfpanoptic.formats.panoptic_png.read_panoptic_png`.
         gt_segments:
             GT ``segments_info``: dicts with ``id``, ``category_id``, ``iscrowd`` (default 0) and
             optionally ``area`` (used as the segment's area when present, like the official code).

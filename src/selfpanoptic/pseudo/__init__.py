@@ -1,9 +1,31 @@
-"""Pseudo-labels for self-training: :mod:`.clustering` turns embeddings into instances (mean-shift+),
-:mod:`.sac` holds the building blocks of SAC-style semantic pseudo-labels (views, warps,
-class-adaptive thresholds, moving class prior, focal confidence-weighted loss)."""
+"""Pseudo-labels for self-training on the target domain.
 
-from __future__ import annotations
+Semantic pseudo-labels follow SAC (Araslanov & Roth 2021, "Self-supervised Augmentation
+Consistency"): a segmentation network (the *student*) is trained on pseudo-labels made by a
+momentum copy of itself (the *teacher*). One training iteration:
 
-from .clustering import bin_seeds, instances_from_embeddings, mean_shift, merge_close_clusters
+1. Every target image is replicated into ``V`` views
+   (:func:`~selfpanoptic.augment.views.random_view_affines`,
+   :func:`~selfpanoptic.augment.views.make_views`): view 0 is the image itself, views 1..V-1 are
+   random zoom-in crops, each possibly flipped.
+2. The teacher predicts a softmax for every view;
+   :func:`~selfpanoptic.pseudo.thresholds.pseudo_labels_in_reference` warps them back to the
+   reference frame, averages them and thresholds the fused map per class
+   (:func:`~selfpanoptic.pseudo.thresholds.class_thresholds`, from its class peaks and the moving
+   class prior); :func:`~selfpanoptic.augment.views.labels_to_views` cuts the labels (255 below
+   threshold) and confidences out for every view again. Instance guidance
+   (:func:`~selfpanoptic.pseudo.guidance.refine_with_instances`) acts in between, in the
+   reference frame.
+3. The student sees the views after :func:`~selfpanoptic.augment.photometric.photometric_noise`
+   and is trained with :func:`~selfpanoptic.losses.focal.focal_confidence_ce`.
+4. The class prior is updated from the teacher's softmax
+   (:func:`~selfpanoptic.pseudo.thresholds.update_prior`) and, every few iterations, the teacher
+   follows the student (:func:`~selfpanoptic.pseudo.teacher.momentum_update`).
 
-__all__ = ["bin_seeds", "instances_from_embeddings", "mean_shift", "merge_close_clusters"]
+Modules: :mod:`.thresholds` (class-adaptive thresholds, moving class prior, fused pseudo-labels),
+:mod:`.teacher` (momentum / EMA teacher networks), :mod:`.guidance` (instance-guided refinement,
+the thesis' addition, and the ``gt_instance_fraction`` ablation), :mod:`.masks` (pseudo instance
+masks from clustered embeddings, :mod:`selfpanoptic.clustering`), :mod:`.grading` (pseudo-labels
+graded against ground truth). Randomness comes from explicit generators, so a training loop can
+be reproduced and each piece is unit-tested on its own.
+"""

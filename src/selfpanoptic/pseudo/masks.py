@@ -1,7 +1,7 @@
 """Pseudo instance masks for instance self-training, and which of them to trust.
 
 :func:`pseudo_instances` clusters a network's embeddings inside the semantic mask of each thing
-class (:func:`~selfpanoptic.pseudo.clustering.instances_from_embeddings`: mean-shift with
+class (:func:`~selfpanoptic.clustering.instances_from_embeddings`: mean-shift with
 bandwidth ``delta_v``, merge within ``delta_d``) and keeps only the stable masks: at least
 ``min_size`` pixels, and a mean semantic confidence of at least ``min_confidence``
 (:func:`mean_per_instance`).
@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from skimage.util import map_array
 
-from .clustering import instances_from_embeddings
+from ..clustering import instances_from_embeddings
 
 
 def mean_per_instance(values: np.ndarray, instances: np.ndarray) -> dict[int, float]:
@@ -57,6 +58,6 @@ def pseudo_instances(
         return instances, classes
     means = mean_per_instance(np.asarray(confidence, dtype=np.float32), instances)
     kept = [k for k in sorted(classes) if means[k] >= min_confidence]
-    lookup = np.zeros(max(classes) + 1, dtype=np.int32)
-    lookup[kept] = np.arange(1, len(kept) + 1, dtype=np.int32)
-    return lookup[instances], {new: classes[old] for new, old in enumerate(kept, start=1)}
+    # kept ids -> 1..K in increasing order, dropped ids -> 0
+    relabelled = map_array(instances, np.array(kept, dtype=np.int64), np.arange(1, len(kept) + 1, dtype=np.int32))
+    return relabelled, {new: classes[old] for new, old in enumerate(kept, start=1)}

@@ -14,6 +14,7 @@ from cityscapesscripts.helpers.labels import id2label
 from PIL import Image
 
 from ..classes import TRAIN_ID_TO_SYNTHIA_ID, class_id, train_ids_to_label_ids
+from ..formats.cityscapes_ids import encode_instance_ids
 from ..pngio import write_png
 
 _LABEL_ID_PALETTE = np.zeros((256, 3), dtype=np.uint8)
@@ -52,7 +53,7 @@ def cityscapes_instance_ids(semantic: np.ndarray, instances: np.ndarray, instanc
         label_id = int(train_ids_to_label_ids(np.array([instance_classes[index]]))[0])
         k = next_k.get(label_id, 0)
         next_k[label_id] = k + 1
-        out[instances == index] = label_id * 1000 + k
+        out[instances == index] = encode_instance_ids(label_id, k)
     return out
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from scipy import ndimage
 
 from selfpanoptic.classes import CLASS_NAMES, NUM_CLASSES, class_id
-from selfpanoptic.toy.scenes import (
+from selfpanoptic.toy.scenes.codes import (
     FACE_FRONT,
     NUM_PARTS,
     PART_DARK,
@@ -40,8 +40,8 @@ from selfpanoptic.toy.scenes import (
     PART_SKIN,
     PART_WHEEL,
     PART_WINDOW,
-    Scene,
 )
+from selfpanoptic.toy.scenes.compose import Scene
 
 RGB = tuple[int, int, int]
 
@@ -165,39 +165,55 @@ class RenderStyle:
 # Shared car paints: the same set in every domain (real car colours), shades differ by cast.
 _CAR_PAINTS: tuple[RGB, ...] = ((170, 174, 180), (40, 40, 46), (215, 215, 212), (35, 45, 95), (120, 30, 35))
 
+_PALETTE_DOMAINS = ("synthia", "gta", "cityscapes")
+_PALETTES: dict[str, tuple[RGB, RGB, RGB]] = {
+    # one row per class, one column per domain (_PALETTE_DOMAINS), so the shared hue family
+    # of each class and the domain shifts read side by side
+    "road":          ((98, 92, 108), (88, 86, 98), (84, 84, 88)),
+    "sidewalk":      ((178, 158, 165), (186, 164, 160), (150, 140, 136)),
+    "building":      ((158, 126, 100), (170, 128, 92), (128, 114, 102)),
+    "wall":          ((202, 190, 158), (214, 196, 150), (172, 166, 148)),
+    "fence":         ((138, 126, 96), (146, 128, 88), (120, 112, 94)),
+    "pole":          ((162, 166, 178), (150, 158, 172), (140, 140, 140)),
+    "traffic light": ((42, 42, 36), (36, 36, 30), (50, 48, 40)),
+    "traffic sign":  ((228, 204, 38), (240, 214, 30), (200, 184, 70)),
+    "vegetation":    ((66, 128, 44), (56, 138, 36), (78, 108, 56)),
+    "terrain":       ((166, 172, 92), (176, 178, 80), (140, 148, 98)),
+    "sky":           ((122, 174, 236), (100, 166, 244), (176, 194, 216)),
+    "person":        ((204, 42, 62), (214, 34, 58), (172, 58, 72)),
+    "rider":         ((238, 126, 30), (246, 118, 22), (206, 124, 58)),
+    "car":           ((42, 72, 170), (34, 64, 184), (62, 80, 138)),
+    "truck":         ((38, 122, 106), (28, 130, 108), (56, 106, 100)),
+    "bus":           ((204, 72, 172), (214, 60, 176), (172, 84, 150)),
+    "train":         ((132, 100, 204), (126, 88, 214), (124, 104, 170)),
+    "motorcycle":    ((92, 24, 134), (98, 18, 146), (84, 40, 112)),
+    "bicycle":       ((124, 16, 34), (136, 12, 34), (112, 34, 44)),
+}
+"""Base colour per class name and domain."""
+
+
+def _domain_style(domain: str, **knobs) -> RenderStyle:
+    """RenderStyle of ``domain``: its _PALETTES column and the shared car paints, plus ``knobs``."""
+    column = _PALETTE_DOMAINS.index(domain)
+    palette = palette_from_names({name: colors[column] for name, colors in _PALETTES.items()})
+    return RenderStyle(palette=palette, car_colors=_CAR_PAINTS, **knobs)
+
+
 STYLES: dict[str, RenderStyle] = {
-    "synthia": RenderStyle(
-        palette=palette_from_names({
-            "road": (98, 92, 108), "sidewalk": (178, 158, 165), "building": (158, 126, 100),
-            "wall": (202, 190, 158), "fence": (138, 126, 96), "pole": (162, 166, 178),
-            "traffic light": (42, 42, 36), "traffic sign": (228, 204, 38), "vegetation": (66, 128, 44),
-            "terrain": (166, 172, 92), "sky": (122, 174, 236), "person": (204, 42, 62),
-            "rider": (238, 126, 30), "car": (42, 72, 170), "truck": (38, 122, 106),
-            "bus": (204, 72, 172), "train": (132, 100, 204), "motorcycle": (92, 24, 134),
-            "bicycle": (124, 16, 34),
-        }),
+    "synthia": _domain_style(
+        "synthia",
         palette_jitter=0.04,
         piece_jitter=8.0,
         piece_brightness_jitter=0.06,
-        car_colors=_CAR_PAINTS,
         car_color_prob=0.2,
         outline_strength=0.18,
         exposure_jitter=0.05,
     ),
-    "gta": RenderStyle(
-        palette=palette_from_names({
-            "road": (88, 86, 98), "sidewalk": (186, 164, 160), "building": (170, 128, 92),
-            "wall": (214, 196, 150), "fence": (146, 128, 88), "pole": (150, 158, 172),
-            "traffic light": (36, 36, 30), "traffic sign": (240, 214, 30), "vegetation": (56, 138, 36),
-            "terrain": (176, 178, 80), "sky": (100, 166, 244), "person": (214, 34, 58),
-            "rider": (246, 118, 22), "car": (34, 64, 184), "truck": (28, 130, 108),
-            "bus": (214, 60, 176), "train": (126, 88, 214), "motorcycle": (98, 18, 146),
-            "bicycle": (136, 12, 34),
-        }),
+    "gta": _domain_style(
+        "gta",
         palette_jitter=0.06,
         piece_jitter=12.0,
         piece_brightness_jitter=0.1,
-        car_colors=_CAR_PAINTS,
         car_color_prob=0.3,
         part_colors=_part_colors(glass=((50, 70, 100), 0.75), window=((60, 80, 110), 0.55)),
         face_gain=(1.0, 0.68, 1.12, 1.1),  # sun from the right, high
@@ -213,20 +229,11 @@ STYLES: dict[str, RenderStyle] = {
         blur_sigma=0.3,
         noise_sigma=1.0,
     ),
-    "cityscapes": RenderStyle(
-        palette=palette_from_names({
-            "road": (84, 84, 88), "sidewalk": (150, 140, 136), "building": (128, 114, 102),
-            "wall": (172, 166, 148), "fence": (120, 112, 94), "pole": (140, 140, 140),
-            "traffic light": (50, 48, 40), "traffic sign": (200, 184, 70), "vegetation": (78, 108, 56),
-            "terrain": (140, 148, 98), "sky": (176, 194, 216), "person": (172, 58, 72),
-            "rider": (206, 124, 58), "car": (62, 80, 138), "truck": (56, 106, 100),
-            "bus": (172, 84, 150), "train": (124, 104, 170), "motorcycle": (84, 40, 112),
-            "bicycle": (112, 34, 44),
-        }),
+    "cityscapes": _domain_style(
+        "cityscapes",
         palette_jitter=0.06,
         piece_jitter=14.0,
         piece_brightness_jitter=0.12,
-        car_colors=_CAR_PAINTS,
         car_color_prob=0.4,
         part_colors=_part_colors(glass=((70, 78, 88), 0.7), window=((80, 88, 98), 0.5), marking=((200, 200, 196), 0.7)),
         face_gain=(0.96, 0.9, 0.86, 1.02),  # overcast: soft, light slightly from the left

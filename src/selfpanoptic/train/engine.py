@@ -46,6 +46,10 @@ class TrainResult:
     seconds: float
     images_per_second: float
 
+    def summary(self) -> str:
+        """One line for the log: steps, wall time, throughput."""
+        return f"{self.steps} steps in {self.seconds:.1f} s ({self.images_per_second:.1f} images/s)"
+
 
 def pick_device(prefer: str = "auto") -> torch.device:
     """CUDA when available (and not disabled), else CPU."""

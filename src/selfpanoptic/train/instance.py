@@ -1,19 +1,19 @@
-"""Source pretraining (and the target oracle) of the instance model: SPOCO losses on labelled instances."""
+"""The training step of instance pretraining (and the oracle): SPOCO losses on labelled instances of a group."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..classes import IGNORE, class_id
+from ..errors import InputError
+from ..intermediates import DatasetCache
 from ..losses import spoco_loss
-from ..models import build_instance_model, init_from_checkpoint
 from ..segments import instance_majority_classes
-from .data import CachedImages, sample_batch
-from .engine import finish, pick_device, save_model_file, train
+from .data import sample_batch
+from .engine import StepFn
 
 UNLABELLED_INSTANCE_CLASSES = ("truck", "train")
 """Synthia gives trucks and trains instance ids but no class: such instances (all pixels ignore)
@@ -39,57 +39,45 @@ def keep_instances(instances: torch.Tensor, keep: list[np.ndarray]) -> torch.Ten
     return out
 
 
-def train_instance(
-    cache_path: str | Path, out: str | Path, work_dir: str | Path, settings: dict[str, Any], group: str,
-    device: str = "auto", progress: bool = True, desc: str = "pretrain instance",
-) -> None:
-    """Train an embedding U-Net on the instances of one class group in ``cache_path``.
+def instance_step(
+    cache: DatasetCache, classes: list[str], settings: dict[str, Any], loss_settings: dict[str, Any],
+    device: torch.device,
+) -> StepFn:
+    """The step function of :func:`~selfpanoptic.train.engine.train` for SPOCO pretraining of one group.
 
-    ``settings`` is the config's ``instance`` section; ``group`` names one of its ``groups``.
+    ``classes``: the group's class names; ``settings``: the ``instance.train`` section;
+    ``loss_settings``: ``instance.loss``. Each step draws ``batch_size`` crops of images holding
+    an instance of the group; instances of other classes are zeroed.
     """
-    spec, train_settings, loss_settings = settings["model"], settings["train"], settings["loss"]
-    group_ids = {class_id(name) for name in settings["groups"][group]}
-    torch.manual_seed(train_settings["seed"])
-    model = build_instance_model(spec)
-    init_from_checkpoint(model, spec["init"])
-    cache = CachedImages(cache_path)
+    group_ids = {class_id(name) for name in classes}
     members = [group_instance_ids(cache.read("labels", i), cache.read("instances", i), group_ids) for i in range(len(cache))]
     indices = np.array([i for i, ids in enumerate(members) if len(ids)])
     if len(indices) == 0:
-        raise ValueError(f"no image of {cache_path} has an instance of group {group!r} ({settings['groups'][group]})")
-    crop = tuple(train_settings["crop"])
-    dev = pick_device(device)
+        raise InputError(f"no image has an instance of the class group {classes}", cache.path,
+                         "train this group on a dataset with such instances, or change instance.groups")
+    crop = tuple(settings["crop"])
     delta_v, delta_d = loss_settings["delta_v"], loss_settings["delta_d"]
 
-    def loss_step(net: torch.nn.Module, rng: np.random.Generator, _: int):
+    def sample_group_batch(rng: np.random.Generator):
+        chosen = rng.choice(indices, size=settings["batch_size"], replace=len(indices) < settings["batch_size"])
+        images, labels, instances = sample_batch(
+            cache, rng, chosen, len(chosen), crop, settings["hflip"], settings["jitter"], shuffle=False
+        )
+        return images, labels, instances, [members[i] for i in chosen]
+
+    def step(net: torch.nn.Module, rng: np.random.Generator, _: int):
         images, labels, instances, keep = sample_group_batch(rng)
-        instances = keep_instances(instances, keep).to(dev)
-        emb = net(images.to(dev)).float()
+        instances = keep_instances(instances, keep).to(device)
+        emb = net(images.to(device)).float()
         unlabelled = None
         if loss_settings["unlabelled_weight"] > 0:
-            unlabelled = (instances == 0) & (labels.to(dev) == IGNORE)
+            unlabelled = (instances == 0) & (labels.to(device) == IGNORE)
         loss, parts = spoco_loss(
             emb, instances, unlabelled,
             weights={"dice": loss_settings["dice_weight"], "unlabelled": loss_settings["unlabelled_weight"]},
             delta_v=delta_v, delta_d=delta_d,
             alpha=loss_settings["alpha"], beta=loss_settings["beta"], gamma=loss_settings["gamma"],
         )
-        logged = {k: float(v.detach()) for k, v in parts.items()}
-        return loss, logged, len(images)
+        return loss, {k: float(v.detach()) for k, v in parts.items()}, len(images)
 
-    def sample_group_batch(rng: np.random.Generator):
-        chosen = rng.choice(indices, size=train_settings["batch_size"], replace=len(indices) < train_settings["batch_size"])
-        images, labels, instances = sample_batch(
-            cache, rng, chosen, len(chosen), crop, train_settings["hflip"], train_settings["jitter"], shuffle=False
-        )
-        return images, labels, instances, [members[i] for i in chosen]
-
-    identity = {"settings": settings, "group": group, "data": str(cache_path)}
-    result = train(model, loss_step, train_settings, work_dir, identity, dev, desc, progress)
-    save_model_file(out, model, "instance", spec, {
-        "group": group, "classes": settings["groups"][group], "delta_v": delta_v, "delta_d": delta_d,
-        "train_seconds": result.seconds, "images_per_second": result.images_per_second,
-    })
-    finish(work_dir)
-    cache.close()
-    print(f"{desc} [{group}]: {result.steps} steps in {result.seconds:.1f} s ({result.images_per_second:.1f} images/s) -> {out}")
+    return step

@@ -1,18 +1,8 @@
-"""Instances from pixel embeddings: "mean-shift+" clustering inside each thing class.
+"""Mean-shift+ clustering of embeddings: :func:`mean_shift`, :func:`bin_seeds`,
+:func:`merge_close_clusters`.
 
-At inference the instance branch gives one embedding per pixel (see
-:mod:`selfpanoptic.losses.embedding`). For every thing class of the semantic prediction, the
-embeddings of that class's pixels are clustered:
-
-1. :func:`mean_shift`: flat-kernel mean-shift with ``bandwidth = delta_v``, seeded and
-   post-processed like ``sklearn.cluster.MeanShift(bin_seeding=True, cluster_all=True)``;
-2. :func:`merge_close_clusters` (the "+"): clusters whose means lie within ``delta_d`` of a
-   larger cluster's mean are merged into it, since training pushes distinct instances at least
-   ``2 * delta_d`` apart;
-3. clusters smaller than ``min_size`` pixels are dropped.
-
-:func:`instances_from_embeddings` runs the three steps and numbers the instances of all classes
-consecutively.
+The steps and their use are described in :mod:`selfpanoptic.clustering`; the per-image driver is
+:func:`selfpanoptic.clustering.instances.instances_from_embeddings`.
 
 Devices and types
 -----------------
@@ -46,7 +36,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ..classes import THING_TRAIN_IDS
+from .kdtree import _kd_order, _Neighbourhoods
 
 BLOCK_ELEMENTS = 1 << 22
 """Points x modes elements per distance block of the final label assignment (16 MiB in float32)."""
@@ -105,79 +95,6 @@ def _full_float32_matmul() -> Iterator[None]:
         yield
     finally:
         torch.set_float32_matmul_precision(previous)
-
-
-def _kd_order(points: torch.Tensor, leaf: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Order the points so that near points are near each other: the leaves of a k-d tree.
-
-    Every part larger than ``leaf`` is split at its median along the coordinate with the largest
-    range, all parts of a tree level at once (two stable sorts per level). Returns the order
-    ``(N,)`` and the leaf boundaries ``(L + 1,)`` in it (leaf ``i`` is
-    ``order[bounds[i]:bounds[i + 1]]``, first halves before second halves).
-    """
-    n, dim = points.shape
-    device = points.device
-    order = torch.arange(n, device=device)
-    bounds = torch.tensor([0, n], device=device)
-    while True:
-        sizes = bounds[1:] - bounds[:-1]
-        split = sizes > leaf
-        if not bool(split.any()):
-            return order, bounds
-        part = torch.repeat_interleave(torch.arange(len(sizes), device=device), sizes)
-        x = points[order]
-        index = part[:, None].expand(-1, dim)
-        low = torch.full((len(sizes), dim), float("inf"), dtype=x.dtype, device=device)
-        high = torch.full((len(sizes), dim), -float("inf"), dtype=x.dtype, device=device)
-        low.scatter_reduce_(0, index, x, reduce="amin")
-        high.scatter_reduce_(0, index, x, reduce="amax")
-        axis = torch.argmax(high - low, dim=1)
-        key = x.gather(1, axis[part][:, None]).reshape(-1)
-        within = torch.argsort(key, stable=True)
-        within = within[torch.argsort(part[within], stable=True)]
-        order = order[within]
-        middles = bounds[:-1][split] + sizes[split] // 2
-        bounds = torch.sort(torch.cat([bounds, middles])).values
-
-
-class _Neighbourhoods:
-    """The points, grouped into small balls (k-d tree leaves) to find candidates fast.
-
-    ``within(centres, radius)`` returns the indices of the points within ``radius`` of at least
-    one centre: the balls that can reach a centre are selected first, and only their points
-    are compared with the centres.
-    """
-
-    def __init__(self, points: torch.Tensor, leaf: int):
-        device = points.device
-        order, bounds = _kd_order(points, leaf)
-        n_leaves = len(bounds) - 1
-        self.points = points
-        self.points_sq = (points * points).sum(1)
-        leaf_in_order = torch.repeat_interleave(torch.arange(n_leaves, device=device), bounds[1:] - bounds[:-1])
-        self.leaf_of_point = torch.empty_like(order).scatter_(0, order, leaf_in_order)
-        count = (bounds[1:] - bounds[:-1]).to(points.dtype)
-        sums = torch.zeros((n_leaves, points.shape[1]), dtype=points.dtype, device=device)
-        sums.index_add_(0, self.leaf_of_point, points)
-        self.centres = sums / count[:, None]
-        self.centres_sq = (self.centres * self.centres).sum(1)
-        spread = torch.linalg.vector_norm(points - self.centres[self.leaf_of_point], dim=1)
-        self.radii = torch.zeros(n_leaves, dtype=points.dtype, device=device).scatter_reduce_(
-            0, self.leaf_of_point, spread, reduce="amax")
-
-    def within(self, centres: torch.Tensor, radius: float) -> torch.Tensor:
-        # squared distances to the balls' centres; the 1e-3 slack covers their float32 rounding
-        d2 = torch.addmm(self.centres_sq[None, :], centres, self.centres.t(), beta=1.0, alpha=-2.0)
-        reach = d2 <= ((radius + 1e-3 + self.radii) ** 2)[None, :] - (centres * centres).sum(1)[:, None]
-        candidates = torch.nonzero(reach.any(0)[self.leaf_of_point]).reshape(-1)
-        near = self.points[candidates]
-        # [x, 1, |x|^2] @ [-2c, |c|^2 - r^2, 1]^T = |x - c|^2 - r^2, candidates x centres
-        left = torch.cat([near, torch.ones_like(near[:, :1]), self.points_sq[candidates][:, None]], dim=1)
-        right = torch.cat([-2.0 * centres, ((centres * centres).sum(1) - radius * radius)[:, None],
-                           torch.ones_like(centres[:, :1])], dim=1)
-        hit = (left @ right.t()).amin(1) <= 0
-        return candidates[hit]
-
 
 # --- mean shift -----------------------------------------------------------------------------------
 
@@ -509,82 +426,3 @@ def merge_close_clusters(points, labels, delta_d: float, *, device=None):
         target = torch.empty_like(owner).scatter_(0, visit, owner)
         out[assigned] = target[inverse]
     return out.cpu().numpy() if as_numpy else out
-
-
-# --- instances from an embedding map --------------------------------------------------------------
-
-
-def instances_from_embeddings(
-    embeddings: np.ndarray | torch.Tensor,
-    semantic: np.ndarray | torch.Tensor,
-    thing_classes: tuple[int, ...] | list[int] = THING_TRAIN_IDS,
-    bandwidth: float = 0.5,
-    delta_d: float = 2.0,
-    min_size: int = 20,
-    min_bin_freq: int = 1,
-    *,
-    device=None,
-) -> tuple[np.ndarray, dict[int, int]]:
-    """Instance map of one image from its embeddings and semantic map ("mean-shift+").
-
-    For each class of ``thing_classes`` present in ``semantic`` (in the order given), the
-    embeddings of that class's pixels are clustered with :func:`mean_shift` (``bandwidth``,
-    normally ``delta_v``), then :func:`merge_close_clusters` (``delta_d``); clusters with fewer
-    than ``min_size`` pixels are dropped. Instances never cross classes and pixels of any other
-    class (stuff, ignore) stay 0.
-
-    Parameters
-    ----------
-    embeddings:
-        ``(D, H, W)`` float embeddings (numpy or torch, any device; read as float32).
-    semantic:
-        ``(H, W)`` trainIds (uint8), e.g. the semantic pseudo-label.
-    thing_classes:
-        trainIds to split into instances.
-    bandwidth, delta_d:
-        Mean-shift radius and merge distance, embedding units.
-    min_size:
-        Smallest instance kept, in pixels.
-    min_bin_freq:
-        Passed to :func:`mean_shift`.
-    device:
-        Where to cluster; default: the device of a tensor ``embeddings``, else the CPU.
-
-    Returns
-    -------
-    instances:
-        ``(H, W)`` int32 numpy array (whatever the input and device), 0 = no instance, instances
-        numbered ``1..K`` (class by class; within a class in the order
-        :func:`merge_close_clusters` accepted them, the largest first).
-    classes:
-        ``{instance_id: trainId}`` for ``1..K``.
-    """
-    dev = _device(device, embeddings)
-    emb = _tensor(embeddings, dev, torch.float32)
-    sem = _tensor(semantic, dev, torch.int64)
-    if emb.ndim != 3 or tuple(sem.shape) != tuple(emb.shape[1:]):
-        raise ValueError(
-            f"expected embeddings (D, H, W) and semantic (H, W), got {tuple(emb.shape)} and {tuple(sem.shape)}"
-        )
-    instances = torch.zeros(sem.numel(), dtype=torch.int32, device=dev)
-    classes: dict[int, int] = {}
-    flat = emb.reshape(emb.shape[0], -1)
-    flat_sem = sem.reshape(-1)
-    next_id = 1
-    for class_id in thing_classes:
-        where = torch.nonzero(flat_sem == class_id).reshape(-1)
-        if len(where) == 0:
-            continue
-        points = flat[:, where].t()
-        labels = merge_close_clusters(points, mean_shift(points, bandwidth, min_bin_freq), delta_d)
-        sizes = torch.bincount(labels)
-        keep = sizes >= min_size
-        count = int(keep.sum())
-        if count == 0:
-            continue
-        ids = torch.where(keep, torch.cumsum(keep, 0) - 1 + next_id, 0).to(torch.int32)
-        instances[where] = ids[labels]
-        for instance_id in range(next_id, next_id + count):
-            classes[instance_id] = int(class_id)
-        next_id += count
-    return instances.reshape(sem.shape).cpu().numpy(), classes

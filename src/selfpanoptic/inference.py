@@ -1,0 +1,76 @@
+"""Inference of trained models over a dataset cache, batch by batch: semantic labels and instances.
+
+Both the prediction stages and the pseudo-instance stage run the same loop; what differs is only
+how embeddings become instances (``cluster``), so the loop lives here once.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from .augment.normalise import normalise
+
+Cluster = Callable[[torch.Tensor, np.ndarray, np.ndarray, list[int]], tuple[np.ndarray, dict[int, int]]]
+"""``cluster(embeddings (D, H, W), semantic (H, W), confidence (H, W), thing trainIds)`` ->
+``(instances (H, W) int numbered 1..K, {instance id: trainId})``."""
+
+
+def batches(count: int, size: int) -> Iterator[range]:
+    """Consecutive index ranges of at most ``size`` covering ``0..count-1``."""
+    for start in range(0, count, size):
+        yield range(start, min(start + size, count))
+
+
+@torch.no_grad()
+def predict_semantic_batch(model: torch.nn.Module, images: np.ndarray, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """Labels ``(B, H, W)`` uint8 (argmax trainIds) and confidence ``(B, H, W)`` float16 (softmax
+    maximum) of uint8 RGB images ``(B, H, W, 3)``."""
+    prob = torch.softmax(model(normalise(images).to(device)).float(), dim=1)
+    conf, pred = prob.max(dim=1)
+    return pred.cpu().numpy().astype(np.uint8), conf.cpu().numpy().astype(np.float16)
+
+
+@torch.no_grad()
+def image_instances(
+    groups: list[tuple[torch.nn.Module, list[int]]], images: np.ndarray, semantic: np.ndarray,
+    confidence: np.ndarray, cluster: Cluster, device: torch.device,
+) -> Iterator[tuple[np.ndarray, list[tuple[int, int, int]], list[float]]]:
+    """Instances of each image of a batch, every class group's instances merged into one map.
+
+    ``groups``: ``(embedding model, its thing trainIds)``; ``images`` ``(B, H, W, 3)`` uint8;
+    ``semantic`` ``(B, H, W)`` trainIds and ``confidence`` ``(B, H, W)`` float of the same images.
+    Yields per image ``(instances (H, W) int32 numbered 1..K, [(id, trainId, area)], [score])``,
+    the score of an instance being its mean semantic confidence.
+    """
+    x = normalise(images).to(device)
+    # embeddings stay on the device: mean-shift runs there too (GPU clustering)
+    embeddings = [model(x).float() for model, _ in groups]
+    for b in range(len(images)):
+        conf = confidence[b].astype(np.float32)
+        merged = np.zeros(semantic.shape[1:], dtype=np.int32)
+        rows, scores = [], []
+        for (_, classes), emb in zip(groups, embeddings):
+            inst, inst_classes = cluster(emb[b], semantic[b], conf, classes)
+            for k in sorted(inst_classes):
+                mask = inst == k
+                merged[mask] = len(rows) + 1
+                rows.append((len(rows) + 1, inst_classes[k], int(mask.sum())))
+                scores.append(float(conf[mask].mean()))
+        yield merged, rows, scores
+
+
+def resize_nearest(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour resize of an integer map ``(H, W)`` to ``(height, width)``, dtype kept.
+
+    Predictions are made at the working resolution; the official formats and evaluators want
+    the ground truth's resolution.
+    """
+    if array.shape == (height, width):
+        return array
+    from PIL import Image
+
+    image = Image.fromarray(array.astype(np.int32), mode="I")
+    return np.asarray(image.resize((width, height), Image.NEAREST)).astype(array.dtype)

@@ -1,0 +1,132 @@
+"""The common reader/writer of the HDF5 intermediates: stage check, image alignment, atomic writes."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, ClassVar, Iterator, Sequence
+
+import h5py
+import numpy as np
+
+from ..classes import CLASS_NAMES
+from ..errors import InputError
+from ..h5io import atomic_h5, create_stack, open_intermediate, read_strings, write_strings
+
+
+class Intermediate:
+    """An open intermediate file of one kind; a subclass per kind sets the class attributes.
+
+    Attributes
+    ----------
+    STAGE:
+        The ``stage`` attribute its writer sets; :meth:`open` refuses files of another stage.
+    KIND:
+        What the file is, in words, for messages.
+    FIX:
+        How to remake the file, for messages.
+    STACKS:
+        Per-image datasets ``name -> (dtype, description)``, each ``(N, H, W)`` (or
+        ``(N, H, W, 3)`` for ``images``), chunked one image per chunk and compressed.
+    """
+
+    STAGE: ClassVar[str] = ""
+    KIND: ClassVar[str] = "intermediate"
+    FIX: ClassVar[str] = "rerun the stage that writes it"
+    STACKS: ClassVar[dict[str, tuple[Any, str]]] = {}
+
+    def __init__(self, h5: h5py.File, path: str | Path):
+        self.h5 = h5
+        self.path = Path(path)
+        self.image_ids: list[str] = read_strings(h5, "image_ids") if "image_ids" in h5 else []
+
+    # reading ---------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | Path, expect_image_ids: Sequence[str] | None = None,
+             expected_from: str | Path | None = None, fix: str | None = None, **options: Any):
+        """Open ``path`` read-only as this kind of file.
+
+        ``expect_image_ids``: the images the caller pairs the file with, in order (e.g. a
+        cache's ``image_ids``); a file listing other images is refused, naming
+        ``expected_from`` (where those ids came from) and ``fix`` (default: :attr:`FIX`).
+        ``options`` go to the subclass.
+        """
+        h5 = open_intermediate(path)
+        try:
+            stage = h5.attrs.get("stage", "")
+            stage = stage.decode() if isinstance(stage, bytes) else str(stage)
+            if cls.STAGE and stage != cls.STAGE:
+                raise InputError(f"is a {stage!r} file where a {cls.STAGE!r} file ({cls.KIND}) is needed",
+                                 path, f"give the {cls.KIND} this command expects (see its --help)")
+            opened = cls(h5, path, **options)
+            if expect_image_ids is not None and list(opened.image_ids) != list(expect_image_ids):
+                other = f" as {expected_from}" if expected_from is not None else ""
+                raise InputError(f"the {cls.KIND} does not list the same images{other}", path, fix or cls.FIX)
+        except BaseException:
+            h5.close()
+            raise
+        return opened
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def __getitem__(self, name: str) -> h5py.Dataset:
+        return self.h5[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.h5
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(H, W)`` of the per-image maps."""
+        first = next(iter(self.STACKS))
+        return tuple(self.h5[first].shape[1:3])
+
+    def close(self) -> None:
+        self.h5.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # writing ---------------------------------------------------------------------------------
+
+    @classmethod
+    @contextlib.contextmanager
+    def create(cls, path: str | Path, image_ids: Sequence[str], shape: tuple[int, int], config: Any,
+               inputs: Sequence[str | Path] = (), stacks: Sequence[str] | None = None,
+               **attrs: Any) -> Iterator[h5py.File]:
+        """Write a new file of this kind atomically; yields the open file with its stacks created.
+
+        ``shape``: ``(H, W)``; ``config``: the config slice recorded as provenance; ``stacks``:
+        which of :attr:`STACKS` to create (all by default); ``attrs``: extra root attributes.
+        The caller fills the stacks (``h5[name][i] = ...``) and any further datasets.
+        """
+        with atomic_h5(path, cls.STAGE, config, inputs=inputs) as h5:
+            h5.attrs["class_names"] = list(CLASS_NAMES)
+            for key, value in attrs.items():
+                h5.attrs[key] = value
+            for name in cls.STACKS if stacks is None else stacks:
+                dtype, description = cls.STACKS[name]
+                item = (*shape, 3) if name == "images" else tuple(shape)
+                create_stack(h5, name, len(image_ids), item, dtype, description=description)
+            write_strings(h5, "image_ids", image_ids)
+            yield h5
+
+
+def open_any(path: str | Path) -> Intermediate:
+    """Open any intermediate (for the audit): the class of its stage, or the generic reader."""
+    from .cache import DatasetCache
+    from .predictions import InstancePrediction, InstancePseudoLabels, SemanticPrediction
+    from .pseudo_labels import SemanticPseudoLabels
+
+    kinds = {k.STAGE: k for k in (DatasetCache, SemanticPrediction, InstancePrediction, InstancePseudoLabels,
+                                   SemanticPseudoLabels)}
+    with open_intermediate(path) as h5:
+        stage = h5.attrs.get("stage", "")
+        stage = stage.decode() if isinstance(stage, bytes) else str(stage)
+    kind = kinds.get(stage, Intermediate)
+    return kind.open(path, **({"preload_mb": 0} if kind is DatasetCache else {}))

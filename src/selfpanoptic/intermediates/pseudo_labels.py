@@ -1,0 +1,35 @@
+"""A round's semantic pseudo-labels on the target train images (the round-start snapshot).
+
+Datasets: ``labels`` (N, H, W) uint8 kept pseudo-labels, 255 = below its class threshold;
+``argmax`` (N, H, W) uint8 fused teacher argmax before thresholds; ``confidence`` (N, H, W)
+float16 fused softmax maximum; ``labels_before_guidance`` (N, H, W) uint8, only when instances
+guided the labels; ``thresholds`` (N, 19) float32 per image and class; ``prior`` (19,) float32,
+the mean fused softmax over the split, which seeds the training's moving prior.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..classes import IGNORE
+from .base import Intermediate
+
+
+class SemanticPseudoLabels(Intermediate):
+    """Reader/writer of a round's semantic pseudo-label file."""
+
+    STAGE = "semantic_pseudo_labels"
+    KIND = "semantic pseudo-label file"
+    FIX = "rerun pseudo-semantic of this round on this cache"
+    STACKS = {
+        "labels": (np.uint8, f"kept pseudo-labels (trainIds), {IGNORE} = ignored"),
+        "argmax": (np.uint8, "fused teacher argmax before thresholds"),
+        "confidence": (np.float16, "fused softmax maximum"),
+        "labels_before_guidance": (np.uint8, "pseudo-labels before instance guidance"),
+    }
+
+    @property
+    def prior(self) -> torch.Tensor:
+        """The class prior ``(19,)`` float32 over the split."""
+        return torch.from_numpy(self.h5["prior"][()]).float()

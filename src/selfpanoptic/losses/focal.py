@@ -1,0 +1,50 @@
+"""The loss of SAC self-training: focal-weighted, confidence-weighted cross-entropy.
+
+The student is trained on thresholded pseudo-labels (:mod:`selfpanoptic.pseudo.thresholds`) with
+:func:`focal_confidence_ce`; kept apart from the pseudo-label logic as the other losses are
+(:mod:`selfpanoptic.losses.embedding`, :mod:`selfpanoptic.losses.consistency`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..classes import IGNORE
+
+__all__ = ["focal_confidence_ce"]
+
+
+def focal_confidence_ce(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    confidence: torch.Tensor,
+    prior: torch.Tensor,
+    power: float = 3.0,
+) -> torch.Tensor:
+    """Focal-weighted, confidence-weighted cross-entropy on pseudo-labels (a scalar).
+
+    ``logits``: ``(N, C, H, W)`` student logits; ``labels``: ``(N, H, W)`` int with 255 = ignore;
+    ``confidence``: ``(N, H, W)`` teacher confidence of each pixel; ``prior``: ``(C,)``.
+
+        ``loss = sum_pixels (1 - prior[y]) ** power * confidence * (-log softmax(logits)[y])
+        / (number of non-ignored pixels)``
+
+    Each pixel is weighted by its *own* confidence (the reference multiplies a ``(N, 1, H, W)``
+    confidence into an ``(N, H, W)`` loss, which broadcasts to ``(N, N, H, W)`` and mixes images;
+    that bug is not reproduced). No gradient flows into ``confidence`` or ``prior``. Returns 0
+    (still attached to ``logits``) when every pixel is ignored.
+    """
+    if logits.dim() != 4:
+        raise ValueError(f"logits must be (N, C, H, W), got {tuple(logits.shape)}")
+    expected = (logits.shape[0],) + tuple(logits.shape[2:])
+    if tuple(labels.shape) != expected or tuple(confidence.shape) != expected:
+        raise ValueError(
+            f"labels and confidence must be {expected}, got {tuple(labels.shape)} and {tuple(confidence.shape)}"
+        )
+    labels = labels.long()
+    weight = (1.0 - prior.detach().to(logits)) ** power
+    per_pixel = F.cross_entropy(logits, labels, weight=weight, ignore_index=IGNORE, reduction="none")
+    valid = labels != IGNORE
+    total = (per_pixel * confidence.detach().to(logits) * valid).sum()
+    return total / valid.sum().clamp_min(1)

@@ -1,0 +1,38 @@
+"""The long metrics table of ``results/summary/metrics.csv``: ``round, task, metric, class, value``.
+
+Values are percent; ``class`` is a class name, ``all`` (19 classes), ``all16`` (the 16 classes of
+the Synthia protocol), or ``things``/``stuff`` groups for panoptic metrics.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+COLUMNS = ["round", "task", "metric", "class", "value"]
+
+
+def percent(value: float) -> float:
+    """A fraction as percent rounded to 4 decimals; NaN stays NaN (a class without ground truth)."""
+    return float("nan") if math.isnan(value) else round(100.0 * value, 4)
+
+
+def metric_frame(rows: list[tuple]) -> pd.DataFrame:
+    """Rows ``(round, task, metric, class, value)`` as a table."""
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def round_order(name: str) -> tuple[int, int]:
+    """Sort key of a round label: 0, 1, 2, ... then ``oracle``."""
+    return (1, 0) if name == "oracle" else (0, int(name))
+
+
+def collect_metrics(paths: list[str | Path]) -> pd.DataFrame:
+    """Concatenate per-stage metric tables into the summary table, rounds in order (0, 1, ..., oracle)."""
+    frames = [pd.read_csv(p, dtype={"round": str}) for p in paths]
+    frame = pd.concat(frames, ignore_index=True)
+    frame["_order"] = frame["round"].map(round_order)
+    frame = frame.sort_values(["_order", "task"], kind="stable").drop(columns="_order")
+    return frame.reset_index(drop=True)

@@ -1,0 +1,102 @@
+"""The one way a round's semantic pseudo-labels are made: teacher views -> fusion -> thresholds -> guidance.
+
+:func:`make_pseudo_labels` is called by the training step of semantic self-training on every
+batch (random crops, the moving class prior) and by the ``pseudo-semantic`` stage on every whole
+target train image (the round-start teacher and the split's class prior), so the file a person
+audits is made by exactly the code the student learns from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..augment.views import make_views, warp_to_reference
+from ..config import guidance_mode
+from ..augment.normalise import normalise_unit
+from .guidance import refine_with_instances, sample_instances
+from .thresholds import class_thresholds, pseudo_labels_from_probs
+
+
+@dataclass
+class PseudoLabels:
+    """Pseudo-labels of a batch of ``B`` images with ``V`` views each, in the images' own frame.
+
+    ``labels`` (B, H, W) int64 trainIds, 255 = ignored (after guidance, when given);
+    ``labels_before_guidance`` (B, H, W) int64 or None without guidance; ``argmax`` (B, H, W)
+    int64 fused teacher argmax; ``confidence`` (B, H, W) float32 fused softmax maximum;
+    ``thresholds`` (B, C) float32; ``views`` (B*V, 3, H, W) the clean views in [0, 1];
+    ``teacher_probs`` (B*V, C, H, W) the teacher's softmax of every view (for the moving prior).
+    """
+
+    labels: torch.Tensor
+    labels_before_guidance: torch.Tensor | None
+    argmax: torch.Tensor
+    confidence: torch.Tensor
+    thresholds: torch.Tensor
+    views: torch.Tensor
+    teacher_probs: torch.Tensor
+
+
+@torch.no_grad()
+def teacher_fused(teacher: torch.nn.Module, images: torch.Tensor, affines: torch.Tensor):
+    """The teacher's softmax of every view, and its fusion in each image's frame.
+
+    ``images`` (B, 3, H, W) float in [0, 1]; ``affines`` (B, V, 2, 3). Returns
+    ``(views (B*V, 3, H, W), teacher_probs (B*V, C, H, W), fused (B, C, H, W), coverage (B, 1, H, W))``.
+    """
+    views = make_views(images, affines)
+    probs = torch.softmax(teacher(normalise_unit(views)).float(), dim=1)
+    fused, coverage = warp_to_reference(probs, affines)
+    return views, probs, fused, coverage
+
+
+@torch.no_grad()
+def make_pseudo_labels(
+    teacher: torch.nn.Module, images: torch.Tensor, affines: torch.Tensor, prior: torch.Tensor,
+    settings: dict[str, Any], guides: np.ndarray | None = None,
+) -> PseudoLabels:
+    """SAC pseudo-labels of a batch, optionally refined by instance masks.
+
+    ``teacher``: the teacher network (eval mode); ``images`` (B, 3, H, W) float in [0, 1] on its
+    device; ``affines`` (B, V, 2, 3) view geometry (view 0 the identity); ``prior`` (C,) class
+    prior; ``settings``: the ``selftrain.semantic`` section (``threshold_ratio``,
+    ``prior_temperature``, ``threshold_floor``); ``guides``: (B, H, W) instance maps laid over the
+    labels in the images' frame (:func:`~selfpanoptic.pseudo.guidance.refine_with_instances`).
+    """
+    views, probs, fused, coverage = teacher_fused(teacher, images, affines)
+    thresholds = class_thresholds(fused, prior, settings["threshold_ratio"], settings["prior_temperature"],
+                                  settings["threshold_floor"], valid=coverage > 0)
+    labels, confidence = pseudo_labels_from_probs(fused, thresholds)
+    argmax = fused.max(dim=1)[1]  # the same tie-breaking as the labels
+    before = None
+    if guides is not None:
+        before = labels
+        labels = torch.stack([refine_with_instances(labels[b], guides[b]) for b in range(len(labels))])
+    return PseudoLabels(labels, before, argmax, confidence, thresholds, views, probs)
+
+
+def guidance_instances(
+    guidance: dict[str, Any], round_index: int, ground_truth: np.ndarray | None, predicted: np.ndarray | None,
+    seed: int,
+) -> np.ndarray | None:
+    """Instance maps ``(N, H, W)`` int32 that guide round ``round_index``'s pseudo-labels, or None.
+
+    ``guidance``: the ``selftrain.guidance`` section; ``predicted``: round r-1's instance
+    prediction on the images (used in ``predicted`` mode); ``ground_truth``: their true instances
+    (``ground_truth`` mode: each image keeps ``gt_instance_fraction`` of them, drawn once per
+    image from ``(seed, image index)``, so the same annotations guide every step of the round).
+    """
+    mode = guidance_mode(guidance, round_index)
+    if mode == "none":
+        return None
+    if mode == "ground_truth":
+        fraction = guidance["gt_instance_fraction"]
+        return np.stack([
+            sample_instances(ground_truth[i].astype(np.int32), fraction, np.random.default_rng([seed, i]))
+            for i in range(len(ground_truth))
+        ])
+    return predicted.astype(np.int32)

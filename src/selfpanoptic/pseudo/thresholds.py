@@ -1,0 +1,168 @@
+"""SAC pseudo-labels: class-adaptive thresholds, the moving class prior, multi-view fusion.
+
+The teacher's softmax is fused over the views in the reference frame, and every class gets its
+own confidence threshold from its peak confidence in the image and the moving class prior
+(:func:`class_thresholds`, :func:`update_prior`, checkpointed as :class:`ClassPrior`); pixels
+below it become 255. Separate from the view geometry (:mod:`selfpanoptic.augment.views`) and the
+loss (:mod:`selfpanoptic.losses.focal`), which it only uses or feeds.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..augment.views import _check_maps, warp_to_reference
+from ..classes import IGNORE
+
+__all__ = [
+    "PRIOR_INITIAL",
+    "ClassPrior",
+    "class_peaks",
+    "class_thresholds",
+    "initial_prior",
+    "pseudo_labels_from_probs",
+    "pseudo_labels_in_reference",
+    "thresholds_from_peaks",
+    "update_prior",
+]
+
+PRIOR_INITIAL = 1e-3
+"""Initial value of every class's moving prior (SAC's beta)."""
+
+
+def initial_prior(num_classes: int, initial: float = PRIOR_INITIAL) -> torch.Tensor:
+    """The starting class prior: ``(C,)`` float32, every entry ``initial``."""
+    return torch.full((num_classes,), initial, dtype=torch.float32)
+
+
+def class_peaks(probs: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Per image and class, the highest confidence among the pixels predicted that class: ``(B, C)``.
+
+    ``probs``: ``(B, C, H, W)`` probabilities. ``peak[b, c]`` is the largest max-softmax among
+    the pixels of image ``b`` whose argmax is ``c``, 0 when no pixel is predicted ``c``.
+    ``valid``: optional ``(B, H, W)`` or ``(B, 1, H, W)`` boolean mask; pixels outside it do not
+    count (e.g. reference pixels no view covers).
+    """
+    _check_maps(probs, "probs")
+    b, c = probs.shape[:2]
+    confidence, argmax = probs.detach().max(dim=1)
+    if valid is not None:
+        confidence = confidence * valid.reshape(confidence.shape).to(confidence.dtype)
+    peak = torch.zeros(b, c, dtype=probs.dtype, device=probs.device)
+    return peak.scatter_reduce(1, argmax.reshape(b, -1), confidence.reshape(b, -1), reduce="amax")
+
+
+def thresholds_from_peaks(
+    peaks: torch.Tensor,
+    prior: torch.Tensor,
+    ratio: float = 0.75,
+    temperature: float = PRIOR_INITIAL,
+    floor: float = 0.2,
+) -> torch.Tensor:
+    """Class-adaptive thresholds ``(B, C)`` from class peaks ``(B, C)`` and the prior ``(C,)``.
+
+        ``thr[b, c] = max(peak[b, c] * ratio * (1 - exp(-prior[c] / temperature)), floor)``
+
+    so rare classes (small prior) get lower thresholds, and a class never predicted in an image
+    (peak 0) gets ``floor``.
+    """
+    c = peaks.shape[-1]
+    if prior.shape != (c,):
+        raise ValueError(f"prior must be ({c},), got {tuple(prior.shape)}")
+    scale = ratio * (1.0 - torch.exp(-prior.to(peaks) / temperature))
+    return (peaks * scale).clamp_min(floor)
+
+
+def class_thresholds(
+    probs: torch.Tensor,
+    prior: torch.Tensor,
+    ratio: float = 0.75,
+    temperature: float = PRIOR_INITIAL,
+    floor: float = 0.2,
+    valid: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Class-adaptive confidence thresholds ``(B, C)`` for probability maps ``(B, C, H, W)``.
+
+    :func:`class_peaks` of ``probs`` (over the ``valid`` pixels) turned into thresholds by
+    :func:`thresholds_from_peaks` with the moving class prior ``(C,)`` (:func:`update_prior`).
+    Both check their inputs (``probs`` a float ``(B, C, H, W)`` map, ``prior`` of shape ``(C,)``).
+    """
+    return thresholds_from_peaks(class_peaks(probs, valid), prior, ratio, temperature, floor)
+
+
+def pseudo_labels_from_probs(probs: torch.Tensor, thresholds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Threshold probability maps into pseudo-labels.
+
+    ``probs``: ``(N, C, H, W)``; ``thresholds``: ``(N, C)`` (from :func:`class_thresholds`).
+    Returns ``(labels, confidence)``: ``labels`` ``(N, H, W)`` int64, the argmax class where its
+    confidence is strictly above that class's threshold, else 255; ``confidence`` ``(N, H, W)``,
+    the max probability of every pixel (also where the label is 255).
+    """
+    _check_maps(probs, "probs")
+    if thresholds.shape != probs.shape[:2]:
+        raise ValueError(f"thresholds must be {tuple(probs.shape[:2])}, got {tuple(thresholds.shape)}")
+    confidence, argmax = probs.detach().max(dim=1)
+    n = probs.shape[0]
+    thr = thresholds.to(probs).gather(1, argmax.reshape(n, -1)).view_as(confidence)
+    labels = torch.where(confidence > thr, argmax, torch.full_like(argmax, IGNORE))
+    return labels, confidence
+
+
+def pseudo_labels_in_reference(
+    teacher_probs_views: torch.Tensor,
+    affines: torch.Tensor,
+    prior: torch.Tensor,
+    ratio: float = 0.75,
+    temperature: float = PRIOR_INITIAL,
+    floor: float = 0.2,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SAC pseudo-labels in the reference frame of every image, from the teacher's views.
+
+    ``teacher_probs_views``: ``(B*V, C, H, W)`` softmax (image-major); ``affines``:
+    ``(B, V, 2, 3)``; ``prior``: ``(C,)``. The views are averaged in the reference frame
+    (:func:`~selfpanoptic.augment.views.warp_to_reference`), thresholds come from that fused map
+    over its covered pixels (:func:`class_thresholds`). Returns ``(labels (B, H, W) int64 with
+    255, confidence (B, H, W))``; refine them
+    (:func:`~selfpanoptic.pseudo.guidance.refine_with_instances`) and hand them to the views with
+    :func:`~selfpanoptic.augment.views.labels_to_views`.
+    """
+    fused, coverage = warp_to_reference(teacher_probs_views.detach(), affines)
+    thresholds = class_thresholds(fused, prior, ratio, temperature, floor, valid=coverage > 0)
+    return pseudo_labels_from_probs(fused, thresholds)
+
+
+def update_prior(
+    prior: torch.Tensor,
+    probs: torch.Tensor,
+    momentum: float = 0.99,
+    initial: float = PRIOR_INITIAL,
+) -> torch.Tensor:
+    """One step of the moving class prior; returns a new ``(C,)`` tensor (input untouched).
+
+    ``mean[c]`` is the teacher softmax ``probs`` ``(N, C, H, W)`` averaged over images and pixels.
+    The update is ``prior = momentum * prior + (1 - momentum) * mean``, except for a class seen
+    for the first time: where ``prior[c]`` still equals ``initial`` exactly and ``mean[c] >
+    initial``, the prior jumps straight to ``mean[c]`` (as in the reference implementation, so a
+    class that appears late is not stuck with a tiny prior for hundreds of iterations). A class
+    whose mean stays at or below ``initial`` decays by the ordinary rule.
+    """
+    _check_maps(probs, "probs")
+    if prior.shape != (probs.shape[1],):
+        raise ValueError(f"prior must be ({probs.shape[1]},), got {tuple(prior.shape)}")
+    mean = probs.detach().mean(dim=(0, 2, 3)).to(prior)
+    updated = momentum * prior + (1.0 - momentum) * mean
+    first_seen = (prior == initial) & (mean > initial)
+    return torch.where(first_seen, mean, updated)
+
+
+class ClassPrior:
+    """The moving class prior ``(C,)`` as a checkpointable object."""
+
+    def __init__(self, value: torch.Tensor):
+        self.value = value.float().clone()
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"value": self.value.clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.value = state["value"].float().clone()

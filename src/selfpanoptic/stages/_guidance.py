@@ -1,0 +1,37 @@
+"""What ``pseudo-semantic`` and ``selftrain-semantic`` share: the instance maps guiding a round."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_guidance_io(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--guidance-instances", metavar="H5",
+                        help="the previous round's instance prediction on the same images (when it guides this round)")
+
+
+def load_guidance(guidance: dict[str, Any], round_index: int, cache, path: str | None, seed: int):
+    """The guiding instance maps ``(N, H, W)`` int32 of round ``round_index`` on ``cache``'s images, or None.
+
+    ``path``: round r-1's instance prediction file, required when ``guidance`` says the round is
+    guided by predicted instances.
+    """
+    from ..config import guidance_mode
+    from ..errors import InputError
+    from ..intermediates import InstancePrediction
+    from ..pseudo.semantic import guidance_instances
+
+    mode = guidance_mode(guidance, round_index)
+    predicted = ground_truth = None
+    if mode == "predicted":
+        if path is None:
+            raise InputError(
+                f"round {round_index} is guided by the previous round's instances, but none were given",
+                fix="pass --guidance-instances with round r-1's instance prediction on the target train split",
+            )
+        with InstancePrediction.open(path, cache.image_ids, cache.path) as pred:
+            predicted = pred["instances"][()]
+    elif mode == "ground_truth":
+        ground_truth = [cache.read("instances", i) for i in range(len(cache))]
+    return guidance_instances(guidance, round_index, ground_truth, predicted, seed)

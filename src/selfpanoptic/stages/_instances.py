@@ -1,0 +1,49 @@
+"""What ``predict-instance`` and ``pseudo-instance`` share: load group models, run, write the file."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .common import progress
+
+
+def add_instance_io(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", nargs="+", required=True, help="instance model files (one per class group)")
+    parser.add_argument("--semantic", required=True, help="semantic prediction HDF5 of the same images")
+    parser.add_argument("--data", required=True, help="dataset cache (HDF5)")
+    parser.add_argument("--out", required=True, help="HDF5 file to write")
+
+
+def write_instances(args: argparse.Namespace, kind, cluster_factory, config: Any, device, batch_size: int = 8) -> None:
+    """Cluster every image of ``args.data`` and write ``args.out`` as the intermediate class ``kind``.
+
+    ``cluster_factory(device)`` returns the :data:`selfpanoptic.inference.Cluster` to use.
+    """
+    import numpy as np
+    from tqdm import tqdm
+
+    from ..classes import class_id
+    from ..inference import batches, image_instances
+    from ..intermediates import DatasetCache, SemanticPrediction
+    from ..models import load_model_file, model_from_file
+
+    groups = []
+    for path in args.models:
+        saved = load_model_file(path)
+        groups.append((model_from_file(path).to(device), [class_id(c) for c in saved["classes"]]))
+    cluster = cluster_factory(device)
+    inputs = [*map(str, args.models), args.semantic, args.data]
+    with DatasetCache.open(args.data) as cache, \
+            SemanticPrediction.open(args.semantic, cache.image_ids, args.data) as sem, \
+            kind.create(args.out, cache.image_ids, (cache.height, cache.width), config, inputs) as h5:
+        rows, scores = [], []
+        for idx in tqdm(list(batches(len(cache), batch_size)), desc=kind.KIND, disable=not progress(args)):
+            images = np.stack([cache.read("images", i) for i in idx])
+            found = image_instances(groups, images, sem["labels"][idx.start:idx.stop],
+                                    sem["confidence"][idx.start:idx.stop], cluster, device)
+            for i, (instances, image_rows, image_scores) in zip(idx, found):
+                h5["instances"][i] = instances
+                rows += [(i, *row) for row in image_rows]
+                scores += image_scores
+        kind.write_segments(h5, rows, scores)

@@ -1,0 +1,52 @@
+"""``selfpanoptic cache``: a manifest's samples at the working resolution in one HDF5 dataset cache."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import QUIET, progress, settings, settings_parent
+
+HELP = "write a manifest's samples at the working resolution to HDF5"
+PARENTS = [settings_parent("data"), QUIET]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--manifest", required=True, help="manifest CSV (from index or mix)")
+    parser.add_argument("--out", required=True, help="HDF5 file to write")
+
+
+def run(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from ..classes import IGNORE
+    from ..data import open_dataset
+    from ..data.manifest import read_manifest
+    from ..errors import InputError
+    from ..intermediates import DatasetCache
+
+    section = settings(args, "data")
+    manifest = read_manifest(args.manifest)
+    size = (int(section["height"]), int(section["width"]))
+    readers = {}
+    for (name, fmt, root, split), _ in manifest.groupby(["dataset", "format", "root", "split"], sort=False):
+        reader = open_dataset(fmt, root, None if split == "all" else split, size=size)
+        readers[name, root, split] = (reader, {f.image_id: i for i, f in enumerate(reader.files)})
+
+    image_ids = manifest["image_id"].astype(str)
+    with DatasetCache.create(args.out, image_ids, size, section, inputs=[args.manifest], ignore_label=IGNORE) as h5:
+        from ..h5io import write_strings
+
+        write_strings(h5, "datasets", manifest["dataset"].astype(str))
+        rows = manifest.itertuples(index=False)
+        bar = tqdm(rows, total=len(manifest), desc=f"cache {Path(args.out).name}", disable=not progress(args), unit="img")
+        for i, row in enumerate(bar):
+            reader, positions = readers[row.dataset, row.root, row.split]
+            if row.image_id not in positions:
+                raise InputError(
+                    f"image {row.image_id!r} listed in the manifest is no longer in the dataset",
+                    args.manifest, "rebuild the manifest (rerun the index_dataset rule)",
+                )
+            sample = reader[positions[row.image_id]]
+            h5["images"][i], h5["labels"][i], h5["instances"][i] = sample.image, sample.labels, sample.instances
+    print(f"cached -> {args.out}")

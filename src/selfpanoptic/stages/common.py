@@ -1,0 +1,76 @@
+"""Options shared by the stage commands, declared once, and the helpers that read them.
+
+- :func:`settings_parent`: ``--config FILE`` plus one ``--<section>-settings JSON`` per config
+  section a stage uses (what the workflow passes, so that a stage reruns exactly when its own
+  sections change);
+- :data:`DEVICE`, :data:`THREADS`, :data:`QUIET`: parent parsers of the compute options.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..config import section_settings
+
+
+def settings_parent(*sections: str) -> argparse.ArgumentParser:
+    """A parent parser with ``--config`` and ``--<section>-settings`` for each of ``sections``."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("settings (default: the config schema's defaults)")
+    group.add_argument("--config", metavar="FILE", help="config file (YAML); the sections named below are read from it")
+    for section in sections:
+        group.add_argument(f"--{section}-settings", metavar="JSON", dest=f"{section}_settings",
+                           help=f"the `{section}` config section as inline JSON (overrides --config)")
+    return parent
+
+
+def settings(args: argparse.Namespace, section: str) -> dict[str, Any]:
+    """The validated config section ``section`` (defaults filled in) from ``args``."""
+    inline = getattr(args, f"{section}_settings")
+    return section_settings(section, None if inline else args.config, inline)
+
+
+def selftrain_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``selftrain`` section without ``rounds``, which no single round depends on."""
+    section = settings(args, "selftrain")
+    section.pop("rounds")
+    return section
+
+
+def _threads() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--threads", type=int, default=1, help="worker processes/threads (default 1)")
+    return parent
+
+
+def _device() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                        help="auto: CUDA when present, else CPU (default auto)")
+    return parent
+
+
+def _quiet() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parent
+
+
+THREADS, DEVICE, QUIET = _threads(), _device(), _quiet()
+COMPUTE = [THREADS, DEVICE, QUIET]
+"""The parents of every command that runs a model: threads, device, quiet."""
+
+
+def torch_setup(args: argparse.Namespace):
+    """Set torch's CPU threads from ``--threads`` and return the device of ``--device``."""
+    import torch
+
+    from ..train.engine import pick_device
+
+    torch.set_num_threads(max(1, args.threads))
+    return pick_device(args.device)
+
+
+def progress(args: argparse.Namespace) -> bool:
+    return not getattr(args, "quiet", False)

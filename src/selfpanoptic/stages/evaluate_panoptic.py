@@ -1,0 +1,47 @@
+"""``selfpanoptic evaluate-panoptic``: PQ, SQ, RQ and PQ-dagger of a fused run, as metric-table rows.
+
+Over the 19 classes (``all``, ``things``, ``stuff`` and per class) and over the 16 of the Synthia
+protocol (``all16`` ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "PQ/SQ/RQ/PQ-dagger of a fused run as metric rows"
+PARENTS: list = []
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prediction", required=True, help="folder written by fuse-panoptic")
+    parser.add_argument("--gt-json-file", required=True, help="panoptic ground-truth JSON")
+    parser.add_argument("--gt-folder", required=True, help="folder of the panoptic ground-truth PNGs")
+    parser.add_argument("--round", required=True, help="round label for the table (0, 1, ..., oracle)")
+    parser.add_argument("--out", required=True, help="metrics CSV to write")
+
+
+def run(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from ..atomic import atomic_write_text
+    from ..classes import SYNTHIA16_TRAIN_IDS, TRAIN_ID_TO_LABEL_ID
+    from ..metrics.panoptic import evaluate_panoptic_folders
+    from ..metrics.table import metric_frame, percent
+
+    prediction = Path(args.prediction)
+    rows = []
+    for suffix, subset in {"": None, "16": [TRAIN_ID_TO_LABEL_ID[t] for t in SYNTHIA16_TRAIN_IDS]}.items():
+        result = evaluate_panoptic_folders(
+            args.gt_json_file, args.gt_folder, prediction / "panoptic.json", prediction / "panoptic", subset
+        )
+        for group in ("All", "Things", "Stuff"):
+            for metric in ("pq", "sq", "rq"):
+                rows.append((args.round, "panoptic", metric.upper(), f"{group.lower()}{suffix}", percent(result[group][metric])))
+        rows.append((args.round, "panoptic", "PQ_dagger", f"all{suffix}", percent(result["PQ_dagger"])))
+        if not suffix:
+            for name, scores in result["per_class"].items():
+                for metric in ("pq", "sq", "rq"):
+                    rows.append((args.round, "panoptic", metric.upper(), name, percent(scores[metric])))
+    table = metric_frame(rows)
+    atomic_write_text(args.out, table.to_csv(index=False))
+    print(table[table["class"].str.startswith(("all", "things", "stuff"))].to_string(index=False))

@@ -1,0 +1,39 @@
+"""``selfpanoptic pseudo-instance``: the pseudo instance masks a round's instance self-training starts from.
+
+The masks are made by :func:`selfpanoptic.pseudo.masks.pseudo_instances`, the same function the
+training step applies to the EMA network's embeddings of every crop. This file is that function
+applied to the round-start model (round r-1's) on every whole target train image: a snapshot a
+person can audit (``selfpanoptic audit --ground-truth``), not something training reads. During
+the round the EMA network moves, so the masks training sees drift away from this snapshot.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ._instances import add_instance_io, write_instances
+from .common import COMPUTE, selftrain_settings, settings, settings_parent, torch_setup
+
+HELP = "a round's pseudo instance masks on the target train images (the audited round-start snapshot)"
+PARENTS = [settings_parent("selftrain", "instance"), *COMPUTE]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_instance_io(parser)
+
+
+def run(args: argparse.Namespace) -> None:
+    from ..intermediates import InstancePseudoLabels
+    from ..pseudo.masks import pseudo_instances
+
+    device = torch_setup(args)
+    instance, pseudo = settings(args, "instance"), selftrain_settings(args)["instance"]
+    delta_v, delta_d = instance["loss"]["delta_v"], instance["loss"]["delta_d"]
+
+    def cluster_factory(dev):
+        def cluster(embeddings, semantic, confidence, classes):
+            return pseudo_instances(embeddings, semantic, confidence, classes, delta_v, delta_d,
+                                    pseudo["min_size"], pseudo["min_confidence"], device=dev)
+        return cluster
+
+    write_instances(args, InstancePseudoLabels, cluster_factory, {"instance": instance, "pseudo": pseudo}, device)

@@ -1,0 +1,88 @@
+"""``selfpanoptic pseudo-semantic``: the semantic pseudo-labels a round starts from, on every target train image.
+
+What the file is: the round-start snapshot. :func:`selfpanoptic.pseudo.semantic.make_pseudo_labels`,
+the function the training step calls on every batch, applied once to every whole image with the
+round's initial teacher (round r-1's model), views drawn from ``(train.seed, image index)`` and
+the split's class prior (the mean fused softmax over all images, found in a first pass). Training
+reads only that prior from the file (it seeds the moving prior); during the round the teacher and
+the prior move and the crops are random, so the labels the student sees drift from this snapshot.
+The audit grades the snapshot: how good the labels are that the round starts from.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ._guidance import add_guidance_io, load_guidance
+from .common import COMPUTE, progress, selftrain_settings, settings_parent, torch_setup
+
+HELP = "a round's semantic pseudo-labels on the target train images (round-start snapshot, for the audit and the prior)"
+PARENTS = [settings_parent("selftrain"), *COMPUTE]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="the previous round's semantic model file (the initial teacher)")
+    parser.add_argument("--data", required=True, help="target train cache (HDF5); its labels are not used")
+    parser.add_argument("--round", required=True, type=int, help="round whose pseudo-labels these are (1, 2, ...)")
+    add_guidance_io(parser)
+    parser.add_argument("--out", required=True, help="pseudo-label HDF5 to write")
+
+
+def run(args: argparse.Namespace, batch_size: int = 8) -> None:
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from ..augment.views import random_view_affines
+    from ..classes import IGNORE, NUM_CLASSES
+    from ..config import guidance_mode
+    from ..inference import batches
+    from ..intermediates import DatasetCache, SemanticPseudoLabels
+    from ..models import model_from_file
+    from ..pseudo.semantic import make_pseudo_labels, teacher_fused
+    from ..augment.normalise import to_unit
+
+    device = torch_setup(args)
+    section = selftrain_settings(args)
+    sem, guidance = section["semantic"], section["guidance"]
+    seed = sem["train"]["seed"]
+    teacher = model_from_file(args.model).to(device)
+    with DatasetCache.open(args.data) as cache:
+        guide = load_guidance(guidance, args.round, cache, args.guidance_instances, seed)
+        n, shape = len(cache), (cache.height, cache.width)
+
+        def batch(idx: range):
+            images = to_unit(np.stack([cache.read("images", i) for i in idx])).to(device)
+            affines = torch.cat([random_view_affines(1, sem["views"], np.random.default_rng([seed, i]), sem["min_scale"],
+                                                     sem["max_scale"], sem["flip_p"]) for i in idx])
+            return images, affines
+
+        # pass 1: the split's class prior, the mean fused teacher softmax
+        prob_sum = torch.zeros(NUM_CLASSES, dtype=torch.float64)
+        for idx in tqdm(list(batches(n, batch_size)), desc="class prior", disable=not progress(args)):
+            fused = teacher_fused(teacher, *batch(idx))[2]
+            prob_sum += fused.double().sum(dim=(0, 2, 3)).cpu()
+        prior = (prob_sum / (n * shape[0] * shape[1])).float()
+
+        # pass 2: the pseudo-labels, made as in training
+        stacks = ["labels", "argmax", "confidence"] + (["labels_before_guidance"] if guide is not None else [])
+        inputs = [args.model, args.data] + ([args.guidance_instances] if args.guidance_instances else [])
+        with SemanticPseudoLabels.create(args.out, cache.image_ids, shape, section, inputs, stacks=stacks,
+                                         round=args.round, guidance=guidance_mode(guidance, args.round)) as h5:
+            thresholds = np.zeros((n, NUM_CLASSES), dtype=np.float32)
+            kept = 0
+            for idx in tqdm(list(batches(n, batch_size)), desc="pseudo-labels", disable=not progress(args)):
+                rows = slice(idx.start, idx.stop)
+                made = make_pseudo_labels(teacher, *batch(idx), prior.to(device), sem,
+                                          guide[rows] if guide is not None else None)
+                labels = made.labels.cpu().numpy().astype(np.uint8)
+                h5["labels"][rows] = labels
+                h5["argmax"][rows] = made.argmax.cpu().numpy().astype(np.uint8)
+                h5["confidence"][rows] = made.confidence.cpu().numpy()
+                if guide is not None:
+                    h5["labels_before_guidance"][rows] = made.labels_before_guidance.cpu().numpy().astype(np.uint8)
+                thresholds[rows] = made.thresholds.cpu().numpy()
+                kept += int((labels != IGNORE).sum())
+            h5.create_dataset("thresholds", data=thresholds).attrs["description"] = "class thresholds per image"
+            h5.create_dataset("prior", data=prior.numpy()).attrs["description"] = "mean fused softmax per class over the split"
+    print(f"pseudo-labels of round {args.round}: {n} images, {kept / (n * shape[0] * shape[1]):.1%} of pixels kept -> {args.out}")

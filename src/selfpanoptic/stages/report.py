@@ -1,0 +1,26 @@
+"""``selfpanoptic report``: report.md with tables, plots and overlays from the metrics table."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import settings, settings_parent
+
+HELP = "report.md with tables, plots and overlays from the metrics table"
+PARENTS = [settings_parent("report")]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metrics", required=True, help="results/summary/metrics.csv")
+    parser.add_argument("--data", required=True, help="target val cache (HDF5) for the overlays")
+    parser.add_argument("--run", nargs=3, action="append", default=[], metavar=("LABEL", "SEMANTIC_H5", "PANOPTIC_DIR"),
+                        help="a run to show: its label, semantic prediction and fused panoptic folder (repeatable)")
+    parser.add_argument("--out-dir", required=True, help="folder for report.md and the figures")
+
+
+def run(args: argparse.Namespace) -> None:
+    from ..report import build_report
+
+    runs = {label: (semantic, panoptic) for label, semantic, panoptic in args.run}
+    build_report(args.metrics, args.out_dir, args.data, runs, settings(args, "report")["overlays"])
+    print(f"report -> {args.out_dir}/report.md")

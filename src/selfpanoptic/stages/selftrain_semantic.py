@@ -1,0 +1,65 @@
+"""``selfpanoptic selftrain-semantic``: one round of SAC-style semantic self-training."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._guidance import add_guidance_io, load_guidance
+from .common import COMPUTE, progress, selftrain_settings, settings_parent, torch_setup
+
+HELP = "one round of SAC-style semantic self-training"
+PARENTS = [settings_parent("selftrain"), *COMPUTE]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="the previous round's semantic model file (student and teacher start here)")
+    parser.add_argument("--data", required=True, help="target train cache (HDF5); its labels are not used")
+    parser.add_argument("--source", help="labelled source cache for the joint source loss")
+    parser.add_argument("--pseudo-labels", help="the round's pseudo-label file (its class prior seeds the moving prior)")
+    add_guidance_io(parser)
+    parser.add_argument("--round", required=True, type=int, help="round number (1, 2, ...)")
+    parser.add_argument("--out", required=True, help="model file to write")
+    parser.add_argument("--work-dir", required=True, help="folder for the checkpoint and the per-step log")
+    parser.add_argument("--desc", default="self-train semantic", help="label of the progress bar")
+
+
+def run(args: argparse.Namespace) -> None:
+    import contextlib
+
+    from ..classes import NUM_CLASSES
+    from ..intermediates import DatasetCache, SemanticPseudoLabels
+    from ..models import load_model_file, model_from_file
+    from ..pseudo.teacher import frozen_copy
+    from ..pseudo.thresholds import ClassPrior, initial_prior
+    from ..train.engine import finish, save_model_file, train
+    from ..train.self_semantic import self_semantic_step
+
+    device = torch_setup(args)
+    section = selftrain_settings(args)
+    sem = section["semantic"]
+    spec = load_model_file(args.model)["spec"]
+    student = model_from_file(args.model)
+    teacher = frozen_copy(student).to(device)
+    if args.pseudo_labels:
+        with SemanticPseudoLabels.open(args.pseudo_labels) as pseudo:
+            prior = ClassPrior(pseudo.prior)
+    else:
+        prior = ClassPrior(initial_prior(NUM_CLASSES))
+    with contextlib.ExitStack() as stack:
+        target = stack.enter_context(DatasetCache.open(args.data))
+        guide = load_guidance(section["guidance"], args.round, target, args.guidance_instances, sem["train"]["seed"])
+        source = None
+        if args.source and sem["source_batch_size"] > 0:
+            source = stack.enter_context(DatasetCache.open(args.source))
+        step = self_semantic_step(teacher, prior, target, guide, source, sem, device)
+        identity = {"settings": section, "round": args.round, "init": str(args.model), "data": str(args.data),
+                    "source": str(args.source), "guidance": str(args.guidance_instances),
+                    "pseudo_labels": str(args.pseudo_labels)}
+        result = train(student, step, sem["train"], args.work_dir, identity, device, args.desc, progress(args),
+                       extra_state={"teacher": teacher, "prior": prior})
+    save_model_file(args.out, student, "semantic", spec, {
+        "round": args.round, "prior": prior.value, "train_seconds": result.seconds,
+        "images_per_second": result.images_per_second,
+    })
+    finish(args.work_dir)
+    print(f"{args.desc}: {result.summary()} -> {args.out}")
