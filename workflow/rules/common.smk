@@ -62,11 +62,12 @@ def settings_option(section, parts=None):
     not rerun the earlier ones.
     """
     value = config[section] if parts is None else {part: config[section][part] for part in parts}
-    return f"--{section}-settings " + shlex.quote(json.dumps(value, sort_keys=True, separators=(",", ":")))
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return f"--{section}-settings {shlex.quote(text)}"
 
 
 def stage_params(command, *settings):
-    """The params every stage rule has: ``code`` and ``settings`` (the command's settings options).
+    """The params of every stage: ``code`` and ``settings`` (the command's settings options).
 
     ``code`` hashes the import closure of the command's stage module, so editing any package
     module the stage uses reruns it and its descendants (Snakemake itself only notices edits of
