@@ -53,3 +53,45 @@ def test_config_command_names_a_typo(tmp_path, capsys):
     path.write_text("data: {hieght: 64}\n")
     assert main(["config", str(path)]) == 2
     assert "unknown config key 'data.hieght' (did you mean 'height'?)" in capsys.readouterr().err
+
+
+def _options(parser) -> dict[str, str]:
+    return {opt: action.help for action in parser._actions for opt in action.option_strings}
+
+
+def test_every_command_names_its_options_the_same_way():
+    """Settings flags are --<section>-settings; shared options are declared once (same help everywhere)."""
+    import argparse
+
+    from selfpanoptic.cli import COMMANDS, build_parser
+    from selfpanoptic.config import validate_config
+
+    sections = set(validate_config({}))
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(sub.choices) == COMMANDS
+    shared: dict[str, set[str]] = {}
+    for name, parser in sub.choices.items():
+        options = _options(parser)
+        for opt, text in options.items():
+            assert opt != "--settings", f"{name} still has the old --settings flag"
+            if opt.endswith("-settings"):
+                assert opt.removeprefix("--").removesuffix("-settings") in sections, (name, opt)
+                assert "--config" in options, f"{name} has {opt} but no --config"
+            if opt in ("--device", "--threads", "--quiet", "--config"):
+                shared.setdefault(opt, set()).add(text)
+        if "--device" in options:
+            assert "--threads" in options and "--quiet" in options, name
+    assert all(len(texts) == 1 for texts in shared.values()), shared
+    assert {"--device", "--threads", "--quiet", "--config"} <= set(shared)
+
+
+def test_selftrain_instance_and_pseudo_instance_take_both_sections():
+    import argparse
+
+    from selfpanoptic.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name in ("selftrain-instance", "pseudo-instance"):
+        options = _options(sub.choices[name])
+        assert "--selftrain-settings" in options and "--instance-settings" in options, name
+    assert "--pseudo-settings" not in _options(sub.choices["predict-instance"])

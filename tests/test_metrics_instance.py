@@ -13,7 +13,7 @@ from PIL import Image
 from selfpanoptic.classes import (
     CLASS_NAMES, IGNORE, THING_TRAIN_IDS, class_id, label_ids_to_train_ids,
 )
-from selfpanoptic.metrics import InstanceEvaluator, average_precision, instances_to_predictions
+from selfpanoptic.metrics.instance import InstanceEvaluator, average_precision, instances_to_predictions
 
 from conftest import official_instance_evaluator, save_grey16
 

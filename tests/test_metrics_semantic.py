@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from selfpanoptic.classes import CLASS_NAMES, class_id
-from selfpanoptic.metrics import (
+from selfpanoptic.metrics.semantic import (
     SemanticEvaluator, class_iou, confusion_matrix, mean_iou, semantic_scores,
 )
 

@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from selfpanoptic.augment.views import labels_to_views, warp_to_views
+from selfpanoptic.pseudo.semantic import fuse_and_threshold
 from selfpanoptic.pseudo.thresholds import (
     ClassPrior,
     class_peaks,
     class_thresholds,
     initial_prior,
     pseudo_labels_from_probs,
-    pseudo_labels_in_reference,
     thresholds_from_peaks,
     update_prior,
 )
@@ -71,7 +71,7 @@ def test_pseudo_labels_keep_only_pixels_above_their_class_threshold():
 
 
 def views_pseudo_labels(probs_views, theta, prior):
-    labels, confidence = pseudo_labels_in_reference(probs_views, theta, prior)
+    labels, confidence, _, _ = fuse_and_threshold(probs_views, theta, prior)
     return labels, confidence, *labels_to_views(labels, confidence, theta)
 
 

@@ -61,16 +61,3 @@ def image_instances(
                 scores.append(float(conf[mask].mean()))
         yield merged, rows, scores
 
-
-def resize_nearest(array: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Nearest-neighbour resize of an integer map ``(H, W)`` to ``(height, width)``, dtype kept.
-
-    Predictions are made at the working resolution; the official formats and evaluators want
-    the ground truth's resolution.
-    """
-    if array.shape == (height, width):
-        return array
-    from PIL import Image
-
-    image = Image.fromarray(array.astype(np.int32), mode="I")
-    return np.asarray(image.resize((width, height), Image.NEAREST)).astype(array.dtype)

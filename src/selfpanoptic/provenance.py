@@ -64,8 +64,9 @@ def _imported_names(path: Path, root: Path) -> set[str]:
 def import_closure(module: str, root: Path = PACKAGE_ROOT) -> list[Path]:
     """Source files of ``module`` and of every package module it imports, transitively; sorted.
 
-    Parent packages' ``__init__.py`` files are included (Python runs them on import). A module
-    name that resolves to no file raises ``FileNotFoundError``.
+    Parent packages' ``__init__.py`` files are included (Python runs them on import). Imported
+    names that are not modules (``from pkg import function``) are skipped; a ``module`` that
+    resolves to no file raises ``FileNotFoundError``.
     """
     start = module_file(module, root)
     if start is None:

@@ -23,7 +23,7 @@ from PIL import Image  # noqa: E402
 from .atomic import atomic_output, atomic_write_text  # noqa: E402
 from .classes import CLASS_NAMES, THING_TRAIN_IDS, TRAIN_ID_TO_LABEL_ID  # noqa: E402
 from .formats.cityscapes_ids import decode_instance_ids  # noqa: E402
-from .formats.panoptic_png import rgb_to_ids  # noqa: E402
+from .formats.panoptic_png import read_panoptic_png  # noqa: E402
 from .intermediates import DatasetCache, SemanticPrediction  # noqa: E402
 from .metrics.table import round_order  # noqa: E402
 
@@ -140,8 +140,7 @@ def overlay_figure(
         for i in picks:
             image_id = cache.image_ids[i]
             size = cache.read("labels", i).shape[::-1]
-            pan_rgb = np.asarray(Image.open(panoptic_dir / "panoptic" / annotations[image_id]["file_name"]).convert("RGB"))
-            ids = rgb_to_ids(pan_rgb)
+            ids = read_panoptic_png(panoptic_dir / "panoptic" / annotations[image_id]["file_name"])
             pan = np.asarray(Image.fromarray(colourise_panoptic(ids)).resize(size, Image.NEAREST))
             rows.append([cache.read("images", i), colourise(cache.read("labels", i)), colourise(sem["labels"][i]), pan])
     fig, axes = plt.subplots(len(rows), 4, figsize=(12, 1.6 * len(rows) + 0.6), squeeze=False)

@@ -12,7 +12,7 @@ embeddings of that class's pixels are clustered:
 3. clusters smaller than ``min_size`` pixels are dropped.
 
 :func:`~.instances.instances_from_embeddings` runs the three steps and numbers the instances of
-all classes consecutively. Inference (:mod:`selfpanoptic.predict`) and instance self-training
+all classes consecutively. Inference (:mod:`selfpanoptic.stages.predict_instance`) and instance self-training
 (:mod:`selfpanoptic.pseudo.masks`) both use it, hence a package of its own.
 :mod:`.meanshift` holds the clustering, :mod:`.kdtree` the k-d ordering and the ball structure
 that finds the points near a block of seeds, :mod:`.instances` the per-image driver.

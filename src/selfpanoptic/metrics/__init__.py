@@ -1,22 +1,4 @@
-"""Evaluation metrics: semantic segmentation IoU and Cityscapes-style instance AP (pure numpy)."""
-
-from __future__ import annotations
-
-from .instance import DEFAULT_OVERLAPS, InstanceEvaluator, average_precision, instances_to_predictions
-from .panoptic import PanopticEvaluator, evaluate_panoptic_folders, format_table
-from .semantic import SemanticEvaluator, class_iou, confusion_matrix, mean_iou, semantic_scores
-
-__all__ = [
-    "confusion_matrix",
-    "class_iou",
-    "mean_iou",
-    "semantic_scores",
-    "SemanticEvaluator",
-    "InstanceEvaluator",
-    "instances_to_predictions",
-    "average_precision",
-    "DEFAULT_OVERLAPS",
-    "PanopticEvaluator",
-    "evaluate_panoptic_folders",
-    "format_table",
-]
+"""Evaluation metrics, pure numpy: :mod:`.semantic` (IoU, mIoU), :mod:`.instance` (Cityscapes-style AP),
+:mod:`.panoptic` (PQ, SQ, RQ, PQ-dagger, the official evaluator's protocol) and :mod:`.table` (the
+long metrics table). Import from the submodule you need: a stage then depends on that metric alone.
+"""

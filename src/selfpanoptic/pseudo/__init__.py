@@ -9,7 +9,8 @@ momentum copy of itself (the *teacher*). One training iteration:
    :func:`~selfpanoptic.augment.views.make_views`): view 0 is the image itself, views 1..V-1 are
    random zoom-in crops, each possibly flipped.
 2. The teacher predicts a softmax for every view;
-   :func:`~selfpanoptic.pseudo.thresholds.pseudo_labels_in_reference` warps them back to the
+   :func:`~selfpanoptic.pseudo.semantic.make_pseudo_labels` (the one function that makes semantic
+   pseudo-labels, in training and for the round's audited file) warps them back to the
    reference frame, averages them and thresholds the fused map per class
    (:func:`~selfpanoptic.pseudo.thresholds.class_thresholds`, from its class peaks and the moving
    class prior); :func:`~selfpanoptic.augment.views.labels_to_views` cuts the labels (255 below
@@ -22,7 +23,8 @@ momentum copy of itself (the *teacher*). One training iteration:
    (:func:`~selfpanoptic.pseudo.thresholds.update_prior`) and, every few iterations, the teacher
    follows the student (:func:`~selfpanoptic.pseudo.teacher.momentum_update`).
 
-Modules: :mod:`.thresholds` (class-adaptive thresholds, moving class prior, fused pseudo-labels),
+Modules: :mod:`.semantic` (the semantic pseudo-labels of a batch, and the guiding instances),
+:mod:`.thresholds` (class-adaptive thresholds, moving class prior),
 :mod:`.teacher` (momentum / EMA teacher networks), :mod:`.guidance` (instance-guided refinement,
 the thesis' addition, and the ``gt_instance_fraction`` ablation), :mod:`.masks` (pseudo instance
 masks from clustered embeddings, :mod:`selfpanoptic.clustering`), :mod:`.grading` (pseudo-labels

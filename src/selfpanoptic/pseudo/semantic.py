@@ -18,7 +18,7 @@ from ..augment.views import make_views, warp_to_reference
 from ..config import guidance_mode
 from ..augment.normalise import normalise_unit
 from .guidance import refine_with_instances, sample_instances
-from .thresholds import class_thresholds, pseudo_labels_from_probs
+from .thresholds import PRIOR_INITIAL, class_thresholds, pseudo_labels_from_probs
 
 
 @dataclass
@@ -42,16 +42,33 @@ class PseudoLabels:
 
 
 @torch.no_grad()
-def teacher_fused(teacher: torch.nn.Module, images: torch.Tensor, affines: torch.Tensor):
-    """The teacher's softmax of every view, and its fusion in each image's frame.
+def teacher_views(teacher: torch.nn.Module, images: torch.Tensor, affines: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The views of a batch and the teacher's softmax of each.
 
     ``images`` (B, 3, H, W) float in [0, 1]; ``affines`` (B, V, 2, 3). Returns
-    ``(views (B*V, 3, H, W), teacher_probs (B*V, C, H, W), fused (B, C, H, W), coverage (B, 1, H, W))``.
+    ``(views (B*V, 3, H, W), teacher_probs (B*V, C, H, W))``, image-major.
     """
     views = make_views(images, affines)
-    probs = torch.softmax(teacher(normalise_unit(views)).float(), dim=1)
-    fused, coverage = warp_to_reference(probs, affines)
-    return views, probs, fused, coverage
+    return views, torch.softmax(teacher(normalise_unit(views)).float(), dim=1)
+
+
+def fuse_and_threshold(
+    probs_views: torch.Tensor, affines: torch.Tensor, prior: torch.Tensor, ratio: float = 0.75,
+    temperature: float = PRIOR_INITIAL, floor: float = 0.2,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """SAC pseudo-labels in each image's own frame, from the teacher's softmax of its views.
+
+    ``probs_views``: (B*V, C, H, W) softmax (image-major); ``affines``: (B, V, 2, 3); ``prior``:
+    (C,). The views are averaged in the reference frame
+    (:func:`~selfpanoptic.augment.views.warp_to_reference`); thresholds come from that fused map
+    over its covered pixels (:func:`~selfpanoptic.pseudo.thresholds.class_thresholds`). Returns
+    ``(labels (B, H, W) int64 with 255, confidence (B, H, W), argmax (B, H, W), thresholds (B, C))``.
+    """
+    fused, coverage = warp_to_reference(probs_views.detach(), affines)
+    thresholds = class_thresholds(fused, prior, ratio, temperature, floor, valid=coverage > 0)
+    labels, confidence = pseudo_labels_from_probs(fused, thresholds)
+    argmax = fused.max(dim=1)[1]  # the same tie-breaking as the labels
+    return labels, confidence, argmax, thresholds
 
 
 @torch.no_grad()
@@ -67,11 +84,10 @@ def make_pseudo_labels(
     ``prior_temperature``, ``threshold_floor``); ``guides``: (B, H, W) instance maps laid over the
     labels in the images' frame (:func:`~selfpanoptic.pseudo.guidance.refine_with_instances`).
     """
-    views, probs, fused, coverage = teacher_fused(teacher, images, affines)
-    thresholds = class_thresholds(fused, prior, settings["threshold_ratio"], settings["prior_temperature"],
-                                  settings["threshold_floor"], valid=coverage > 0)
-    labels, confidence = pseudo_labels_from_probs(fused, thresholds)
-    argmax = fused.max(dim=1)[1]  # the same tie-breaking as the labels
+    views, probs = teacher_views(teacher, images, affines)
+    labels, confidence, argmax, thresholds = fuse_and_threshold(
+        probs, affines, prior, settings["threshold_ratio"], settings["prior_temperature"], settings["threshold_floor"]
+    )
     before = None
     if guides is not None:
         before = labels

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ..augment.views import _check_maps, warp_to_reference
+from ..augment.views import _check_maps
 from ..classes import IGNORE
 
 __all__ = [
@@ -21,7 +21,6 @@ __all__ = [
     "class_thresholds",
     "initial_prior",
     "pseudo_labels_from_probs",
-    "pseudo_labels_in_reference",
     "thresholds_from_peaks",
     "update_prior",
 ]
@@ -106,29 +105,6 @@ def pseudo_labels_from_probs(probs: torch.Tensor, thresholds: torch.Tensor) -> t
     thr = thresholds.to(probs).gather(1, argmax.reshape(n, -1)).view_as(confidence)
     labels = torch.where(confidence > thr, argmax, torch.full_like(argmax, IGNORE))
     return labels, confidence
-
-
-def pseudo_labels_in_reference(
-    teacher_probs_views: torch.Tensor,
-    affines: torch.Tensor,
-    prior: torch.Tensor,
-    ratio: float = 0.75,
-    temperature: float = PRIOR_INITIAL,
-    floor: float = 0.2,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """SAC pseudo-labels in the reference frame of every image, from the teacher's views.
-
-    ``teacher_probs_views``: ``(B*V, C, H, W)`` softmax (image-major); ``affines``:
-    ``(B, V, 2, 3)``; ``prior``: ``(C,)``. The views are averaged in the reference frame
-    (:func:`~selfpanoptic.augment.views.warp_to_reference`), thresholds come from that fused map
-    over its covered pixels (:func:`class_thresholds`). Returns ``(labels (B, H, W) int64 with
-    255, confidence (B, H, W))``; refine them
-    (:func:`~selfpanoptic.pseudo.guidance.refine_with_instances`) and hand them to the views with
-    :func:`~selfpanoptic.augment.views.labels_to_views`.
-    """
-    fused, coverage = warp_to_reference(teacher_probs_views.detach(), affines)
-    thresholds = class_thresholds(fused, prior, ratio, temperature, floor, valid=coverage > 0)
-    return pseudo_labels_from_probs(fused, thresholds)
 
 
 def update_prior(

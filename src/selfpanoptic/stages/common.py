@@ -63,14 +63,32 @@ COMPUTE = [THREADS, DEVICE, QUIET]
 
 
 def torch_setup(args: argparse.Namespace):
-    """Set torch's CPU threads from ``--threads`` and return the device of ``--device``."""
+    """Set torch's CPU threads from ``--threads`` and return the device of ``--device``.
+
+    ``auto``: CUDA when available, else the CPU.
+    """
     import torch
 
-    from ..train.engine import pick_device
-
     torch.set_num_threads(max(1, args.threads))
-    return pick_device(args.device)
+    if args.device == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda")
 
 
 def progress(args: argparse.Namespace) -> bool:
     return not getattr(args, "quiet", False)
+
+
+def add_training_outputs(parser: argparse.ArgumentParser, desc: str) -> None:
+    """``--out``, ``--work-dir`` and ``--desc``: what every training command writes."""
+    parser.add_argument("--out", required=True, help="model file to write")
+    parser.add_argument("--work-dir", required=True, help="folder for the checkpoint and the per-step log")
+    parser.add_argument("--desc", default=desc, help=f"label of the progress bar (default {desc!r})")
+
+
+def add_evaluation_io(parser: argparse.ArgumentParser, task: str) -> None:
+    """``--prediction``, ``--data``, ``--round``, ``--out``: what every cache-based evaluator takes."""
+    parser.add_argument("--prediction", required=True, help=f"{task} prediction HDF5")
+    parser.add_argument("--data", required=True, help="dataset cache (HDF5) with the ground truth")
+    parser.add_argument("--round", required=True, help="round label for the table (0, 1, ..., oracle)")
+    parser.add_argument("--out", required=True, help="metrics CSV to write")

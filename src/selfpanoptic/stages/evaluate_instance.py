@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from .common import QUIET, progress, settings, settings_parent
+from .common import QUIET, add_evaluation_io, progress, settings, settings_parent
 
 HELP = "score instance predictions against a cache's ground truth"
 PARENTS = [settings_parent("evaluation"), QUIET]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--prediction", required=True, help="instance prediction HDF5")
-    parser.add_argument("--data", required=True, help="dataset cache (HDF5) with the ground truth")
-    parser.add_argument("--round", required=True, help="round label for the table (0, 1, ..., oracle)")
-    parser.add_argument("--out", required=True, help="metrics CSV to write")
+    add_evaluation_io(parser, "instance")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -23,7 +20,7 @@ def run(args: argparse.Namespace) -> None:
     from ..atomic import atomic_write_text
     from ..classes import CLASS_NAMES, THING_TRAIN_IDS
     from ..intermediates import DatasetCache, InstancePrediction
-    from ..metrics import InstanceEvaluator, instances_to_predictions
+    from ..metrics.instance import InstanceEvaluator, instances_to_predictions
     from ..metrics.table import metric_frame, percent
 
     evaluator = InstanceEvaluator(min_region_size=settings(args, "evaluation")["instance_min_region_size"])

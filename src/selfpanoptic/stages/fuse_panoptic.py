@@ -40,8 +40,7 @@ def run(args: argparse.Namespace) -> None:
     from ..errors import InputError
     from ..formats.instance_files import write_instance_prediction
     from ..formats.panoptic_png import write_panoptic_prediction
-    from ..fusion import clean_instance_masks, fuse_panoptic
-    from ..inference import resize_nearest
+    from ..fusion import clean_instance_masks, fuse_panoptic, resize_nearest
     from ..intermediates import InstancePrediction, SemanticPrediction
 
     section = settings(args, "panoptic")

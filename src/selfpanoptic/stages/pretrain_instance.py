@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import COMPUTE, progress, settings, settings_parent, torch_setup
+from .common import COMPUTE, add_training_outputs, progress, settings, settings_parent, torch_setup
 
 HELP = "train the instance embedding model of one class group"
 PARENTS = [settings_parent("instance"), *COMPUTE]
@@ -13,9 +13,7 @@ PARENTS = [settings_parent("instance"), *COMPUTE]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="dataset cache (HDF5) with instance labels")
     parser.add_argument("--group", required=True, help="class group (a key of instance.groups)")
-    parser.add_argument("--out", required=True, help="model file to write")
-    parser.add_argument("--work-dir", required=True, help="folder for the checkpoint and the per-step log")
-    parser.add_argument("--desc", default="pretrain instance", help="label of the progress bar")
+    add_training_outputs(parser, "pretrain instance")
 
 
 def run(args: argparse.Namespace) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import COMPUTE, progress, settings, settings_parent, torch_setup
+from .common import COMPUTE, add_training_outputs, progress, settings, settings_parent, torch_setup
 
 HELP = "train the semantic DeepLab on a labelled cache (source, or target for the oracle)"
 PARENTS = [settings_parent("semantic"), *COMPUTE]
@@ -13,9 +13,7 @@ PARENTS = [settings_parent("semantic"), *COMPUTE]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="dataset cache (HDF5) with labels")
-    parser.add_argument("--out", required=True, help="model file to write")
-    parser.add_argument("--work-dir", required=True, help="folder for the checkpoint and the per-step log")
-    parser.add_argument("--desc", default="pretrain semantic", help="label of the progress bar")
+    add_training_outputs(parser, "pretrain semantic")
 
 
 def run(args: argparse.Namespace) -> None:

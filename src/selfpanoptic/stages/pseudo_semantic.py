@@ -33,14 +33,14 @@ def run(args: argparse.Namespace, batch_size: int = 8) -> None:
     import torch
     from tqdm import tqdm
 
-    from ..augment.views import random_view_affines
+    from ..augment.normalise import to_unit
+    from ..augment.views import random_view_affines, warp_to_reference
     from ..classes import IGNORE, NUM_CLASSES
     from ..config import guidance_mode
     from ..inference import batches
     from ..intermediates import DatasetCache, SemanticPseudoLabels
     from ..models import model_from_file
-    from ..pseudo.semantic import make_pseudo_labels, teacher_fused
-    from ..augment.normalise import to_unit
+    from ..pseudo.semantic import make_pseudo_labels, teacher_views
 
     device = torch_setup(args)
     section = selftrain_settings(args)
@@ -60,7 +60,8 @@ def run(args: argparse.Namespace, batch_size: int = 8) -> None:
         # pass 1: the split's class prior, the mean fused teacher softmax
         prob_sum = torch.zeros(NUM_CLASSES, dtype=torch.float64)
         for idx in tqdm(list(batches(n, batch_size)), desc="class prior", disable=not progress(args)):
-            fused = teacher_fused(teacher, *batch(idx))[2]
+            images, affines = batch(idx)
+            fused = warp_to_reference(teacher_views(teacher, images, affines)[1], affines)[0]
             prob_sum += fused.double().sum(dim=(0, 2, 3)).cpu()
         prior = (prob_sum / (n * shape[0] * shape[1])).float()
 

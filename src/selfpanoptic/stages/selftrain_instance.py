@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from .common import COMPUTE, progress, selftrain_settings, settings, settings_parent, torch_setup
+from .common import (
+    COMPUTE, add_training_outputs, progress, selftrain_settings, settings, settings_parent, torch_setup,
+)
 
 HELP = "one round of SPOCO-style instance self-training of a class group"
 PARENTS = [settings_parent("selftrain", "instance"), *COMPUTE]
@@ -17,9 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", help="labelled source cache, mixed into each batch")
     parser.add_argument("--group", required=True, help="class group (a key of instance.groups)")
     parser.add_argument("--round", required=True, type=int, help="round number (1, 2, ...)")
-    parser.add_argument("--out", required=True, help="model file to write")
-    parser.add_argument("--work-dir", required=True, help="folder for the checkpoint and the per-step log")
-    parser.add_argument("--desc", default="self-train instance", help="label of the progress bar")
+    add_training_outputs(parser, "self-train instance")
 
 
 def run(args: argparse.Namespace) -> None:

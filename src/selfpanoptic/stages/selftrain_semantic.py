@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ._guidance import add_guidance_io, load_guidance
-from .common import COMPUTE, progress, selftrain_settings, settings_parent, torch_setup
+from .common import COMPUTE, add_training_outputs, progress, selftrain_settings, settings_parent, torch_setup
 
 HELP = "one round of SAC-style semantic self-training"
 PARENTS = [settings_parent("selftrain"), *COMPUTE]
@@ -18,9 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pseudo-labels", help="the round's pseudo-label file (its class prior seeds the moving prior)")
     add_guidance_io(parser)
     parser.add_argument("--round", required=True, type=int, help="round number (1, 2, ...)")
-    parser.add_argument("--out", required=True, help="model file to write")
-    parser.add_argument("--work-dir", required=True, help="folder for the checkpoint and the per-step log")
-    parser.add_argument("--desc", default="self-train semantic", help="label of the progress bar")
+    add_training_outputs(parser, "self-train semantic")
 
 
 def run(args: argparse.Namespace) -> None:

@@ -51,13 +51,6 @@ class TrainResult:
         return f"{self.steps} steps in {self.seconds:.1f} s ({self.images_per_second:.1f} images/s)"
 
 
-def pick_device(prefer: str = "auto") -> torch.device:
-    """CUDA when available (and not disabled), else CPU."""
-    if prefer == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda")
-
-
 def step_rng(seed: int, step: int) -> np.random.Generator:
     """The numpy generator of one step; also reseeds torch and Python's RNG from (seed, step)."""
     sequence = np.random.SeedSequence([seed, step])
