@@ -99,6 +99,45 @@ def _check_groups(config: dict[str, Any], source: str | Path) -> None:
             owner[name] = group
 
 
+def replace_paths(schema: dict[str, Any] | None = None, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Key paths of the maps marked ``x-merge: replace`` in the schema, e.g. ``("instance", "groups")``."""
+    schema = load_schema() if schema is None else schema
+    found = [prefix] if schema.get("x-merge") == "replace" else []
+    for name, sub in schema.get("properties", {}).items():
+        if isinstance(sub, dict):
+            found += replace_paths(sub, (*prefix, name))
+    return found
+
+
+def _lookup(config: Any, path: tuple[str, ...]) -> tuple[bool, Any]:
+    for key in path:
+        if not isinstance(config, dict) or key not in config:
+            return False, None
+        config = config[key]
+    return True, config
+
+
+def compose_configs(merged: dict[str, Any], layers: list[dict[str, Any]]) -> dict[str, Any]:
+    """Undo the key-by-key merge for the maps the schema marks ``x-merge: replace``.
+
+    ``merged``: the config as Snakemake merged it (config.yaml, then each ``--configfile``, then
+    ``--config``, key by key); ``layers``: those later layers in the same order. For each
+    replace-map, the value of the last layer that sets it is taken whole, so a config file's
+    ``instance.groups`` replaces the default groups instead of adding to them. Returns a new dict.
+    """
+    composed = copy.deepcopy(merged)
+    for path in replace_paths():
+        for layer in reversed(layers):
+            present, value = _lookup(layer, path)
+            if present:
+                parent = composed
+                for key in path[:-1]:
+                    parent = parent.setdefault(key, {})
+                parent[path[-1]] = copy.deepcopy(value)
+                break
+    return composed
+
+
 def guidance_mode(guidance: dict[str, Any], round_index: int) -> str:
     """Which instances refine round ``round_index``'s pseudo-labels, from ``selftrain.guidance``.
 

@@ -6,14 +6,21 @@ import shlex
 
 from snakemake.exceptions import WorkflowError
 
-from selfpanoptic.config import guidance_mode, validate_config
+from snakemake.common.configfile import load_configfile
+
+from selfpanoptic.config import compose_configs, guidance_mode, validate_config
 from selfpanoptic.provenance import stage_code_hash
 from selfpanoptic.errors import InputError
 from selfpanoptic.toy.domains import check_toy_roots
 
 
+# Snakemake merged config.yaml, each --configfile and --config key by key; maps whose keys the
+# user chooses (instance.groups) must come whole from the last layer that sets them.
+_layers = [load_configfile(str(f)) for f in workflow.config_settings.configfiles]
+_layers.append(dict(workflow.config_settings.config))
+
 try:
-    _validated = validate_config(config, "config (config.yaml and --config overrides)")
+    _validated = validate_config(compose_configs(config, _layers), "config (config.yaml, --configfile and --config)")
     check_toy_roots(_validated)
 except InputError as err:
     raise WorkflowError(str(err))
