@@ -262,3 +262,35 @@ def test_html_report_builds(smoke):
     assert "Report created" in result.stdout + result.stderr
     html = (smoke / "report.html").read_text(errors="ignore")
     assert "metrics_by_round.png" in html and "overlays_round0.png" in html
+
+
+def test_killed_snakemake_continues_with_the_readme_commands(smoke, tmp_path):
+    """SIGKILL the whole Snakemake process group mid-training, then `snakemake --unlock` and a plain
+    rerun, as the README says: the run completes with the metrics of the uninterrupted one."""
+    import signal
+    import time
+
+    workdir = tmp_path / "killed"
+    workdir.mkdir()
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    config = workdir / "config-under-test.yaml"
+    config.write_text(yaml.safe_dump(SMOKE))
+    cmd = [str(BIN / "snakemake"), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(config), "--cores", "2"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    results = workdir / "results-smoke"
+    deadline = time.time() + 600
+    while not list(results.glob("*/*/train/metrics.csv")) and not list(results.glob("*/*/*/train/metrics.csv")):
+        assert proc.poll() is None and time.time() < deadline, "the run ended before any training started"
+        time.sleep(0.01)
+    time.sleep(0.2)  # a few steps into training
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (workdir / "results-smoke/summary/metrics.csv").exists()
+
+    for extra in (["--unlock"], []):
+        result = subprocess.run(cmd + extra, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, f"{extra}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    resumed = pd.read_csv(workdir / "results-smoke/summary/metrics.csv", dtype={"round": str})
+    reference = pd.read_csv(smoke / "results-smoke/summary/metrics.csv", dtype={"round": str})
+    pd.testing.assert_frame_equal(resumed, reference)

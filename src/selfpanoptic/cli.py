@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import importlib
 import sys
+from pathlib import Path
 
 from . import __version__
 from .errors import SelfPanopticError
@@ -53,6 +54,27 @@ def _device_claim(args: argparse.Namespace):
     return claim_gpu()
 
 
+def _user_paths(args: argparse.Namespace) -> list[Path]:
+    """Every path-like value the user gave on the command line."""
+    values = []
+    for value in vars(args).values():
+        values += value if isinstance(value, list) else [value]
+    return [Path(v) for v in values if isinstance(v, str) and v and not v.startswith(("{", "["))]
+
+
+def _is_user_path(filename, args: argparse.Namespace) -> bool:
+    """Whether an OSError's file is one the user named, lies below one, or is a temporary file beside one."""
+    if not filename:
+        return False
+    path = Path(filename).absolute()
+    for given in _user_paths(args):
+        given = given.absolute()
+        temporary_sibling = path.parent == given.parent and ".tmp-" in path.name
+        if path == given or given in path.parents or path in given.parents or temporary_sibling:
+            return True
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -60,6 +82,13 @@ def main(argv: list[str] | None = None) -> int:
             args.func(args)
     except SelfPanopticError as err:
         print(f"selfpanoptic {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        # a path the user gave cannot be read or written: their input, not a bug (else: traceback)
+        if not _is_user_path(err.filename, args) and not _is_user_path(err.filename2, args):
+            raise
+        print(f"selfpanoptic {args.command}: error: {err.filename}: {err.strerror or err}\n"
+              "  fix: check the path (it must not lie below a regular file) and its permissions", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"selfpanoptic {args.command}: interrupted; no output was completed", file=sys.stderr)

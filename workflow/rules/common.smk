@@ -10,6 +10,7 @@ from snakemake.common.configfile import load_configfile
 
 from selfpanoptic.config import compose_configs, guidance_mode, validate_config
 from selfpanoptic.provenance import stage_code_hash
+from selfpanoptic.data.required import check_required_dataset_files
 from selfpanoptic.errors import InputError
 from selfpanoptic.toy.domains import check_toy_roots
 
@@ -22,6 +23,7 @@ _layers.append(dict(workflow.config_settings.config))
 try:
     _validated = validate_config(compose_configs(config, _layers), "config (config.yaml, --configfile and --config)")
     check_toy_roots(_validated)
+    check_required_dataset_files(_validated)
 except InputError as err:
     raise WorkflowError(str(err))
 config.clear()

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import BadFilesError, InputError
+from ..errors import InputError
 from .. import pngio
+from .problems import DataFileError, DatasetProblemsError, Problem, problem_from_error
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,13 @@ class DatasetReader:
     Subclasses list their files (:meth:`list_files`) and decode one sample's label files
     (:meth:`decode_labels`); this class checks sizes and resizes to the working resolution.
 
+    ``files`` holds the complete samples only; images without their label files and label files
+    without their image are in ``unpaired`` (see :meth:`check_all`). Checking and the
+    ``unpaired`` / ``size_mismatch`` policies are the index's job
+    (:func:`selfpanoptic.data.manifest.build_manifest`): reading a sample (``reader[i]``) trusts
+    that only the pairs the index let through are read, and brings a label whose size differs
+    from its image to the image's size (nearest), as the ``size_mismatch: resize`` policy asks.
+
     Parameters
     ----------
     root:
@@ -62,14 +70,20 @@ class DatasetReader:
         self.root = Path(root)
         self.split = split
         self.size = size
+        if self.root.exists() and not self.root.is_dir():
+            raise InputError(
+                f"{self.format} dataset root is a file, not a folder",
+                self.root,
+                f"set the dataset's root to the folder laid out as {self.layout_hint}",
+            )
         if not self.root.is_dir():
             raise InputError(
                 f"{self.format} dataset root does not exist",
                 self.root,
                 f"set the dataset's root in the config to a folder laid out as {self.layout_hint}",
             )
-        self.files = self.list_files()
-        if not self.files:
+        self.files, self.unpaired = self.list_files()
+        if not self.files and not self.unpaired:
             raise InputError(
                 f"no samples found in this {self.format} dataset"
                 + (f" (split {split!r})" if split else ""),
@@ -77,7 +91,8 @@ class DatasetReader:
                 f"the folder must be laid out as {self.layout_hint}",
             )
 
-    def list_files(self) -> list[SampleFiles]:
+    def list_files(self) -> tuple[list[SampleFiles], list[Problem]]:
+        """The complete samples and the files without their partner (see :func:`.listing.paired_files`)."""
         raise NotImplementedError
 
     def decode_labels(self, files: SampleFiles) -> tuple[np.ndarray, np.ndarray]:
@@ -93,9 +108,9 @@ class DatasetReader:
         labels, instances = self.decode_labels(files)
         height, width = pngio.image_size(files.image_path)
         if labels.shape != (height, width):
-            raise InputError(
-                f"label size {labels.shape[1]}x{labels.shape[0]} does not match its image "
-                f"{files.image_path} ({width}x{height})",
+            raise DataFileError(
+                "size_mismatch",
+                size_mismatch_detail(labels.shape, (height, width), files.image_path),
                 files.label_path,
                 "image and label files of a sample must have the same width and height",
             )
@@ -103,28 +118,33 @@ class DatasetReader:
 
     def __getitem__(self, index: int) -> Sample:
         files = self.files[index]
-        labels, instances = self.read_labels(index)
+        labels, instances = self.decode_labels(files)
         image = pngio.read_rgb(files.image_path)
         if image.shape[:2] != labels.shape:
-            raise InputError(
-                f"image size does not match its label file {files.label_path}",
-                files.image_path,
-                "image and label files of a sample must have the same width and height",
-            )
+            # Only the index checks sizes: it lists a mismatched pair only under size_mismatch: resize.
+            labels, instances = fit_labels(labels, instances, image.shape[:2])
         if self.size is not None and image.shape[:2] != tuple(self.size):
             image, labels, instances = resize_sample(image, labels, instances, self.size)
         return Sample(files.image_id, image, labels, instances)
 
     def check_all(self) -> None:
-        """Decode every label file and check every image header; raise one error listing all bad files."""
-        problems = []
+        """Decode every label file and check every image header; raise one error listing all bad files.
+
+        Unlike the index, this applies no policy: unpaired files and size mismatches are errors.
+
+        Raises
+        ------
+        DatasetProblemsError
+            Every problem found, grouped by kind.
+        """
+        problems = list(self.unpaired)
         for index in range(len(self)):
             try:
                 self.read_labels(index)
             except InputError as err:
-                problems.append(err)
+                problems.append(problem_from_error(err, self.files[index].label_path))
         if problems:
-            raise BadFilesError(f"{self.format}:{self.root}", problems)
+            raise DatasetProblemsError(f"{self.format} at {self.root}", problems, layout_hint=self.layout_hint)
 
 
 def resize_sample(
@@ -133,11 +153,24 @@ def resize_sample(
     """Resize to ``size`` = (height, width): bilinear for the image, nearest for ids."""
     height, width = size
     image = np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
+    labels, instances = fit_labels(labels, instances, size)
+    return image, labels, instances
+
+
+def fit_labels(labels: np.ndarray, instances: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Resize trainIds and instance ids to ``size`` = (height, width) with nearest sampling."""
+    height, width = size
     labels = np.asarray(Image.fromarray(labels).resize((width, height), Image.NEAREST))
     instances = np.asarray(
         Image.fromarray(instances.astype(np.int32)).resize((width, height), Image.NEAREST)
     ).astype(np.int32)
-    return image, labels, instances
+    return labels, instances
+
+
+def size_mismatch_detail(label_shape: tuple[int, int], image_shape: tuple[int, int], image_path: Path) -> str:
+    """What a label file whose size differs from its image's is told, e.g. ``label 1914x1054, image ... 1914x1052``."""
+    return (f"label {label_shape[1]}x{label_shape[0]} does not match its image {image_path} "
+            f"({image_shape[1]}x{image_shape[0]})")
 
 
 def check_id_range(values: np.ndarray, valid: np.ndarray, path: Path, what: str, fix: str) -> None:
@@ -146,5 +179,5 @@ def check_id_range(values: np.ndarray, valid: np.ndarray, path: Path, what: str,
     bad = present[(present >= len(valid)) | ~valid[np.minimum(present, len(valid) - 1)]]
     if bad.size:
         shown = ", ".join(str(v) for v in bad[:10])
-        raise InputError(f"{what} out of range: {shown}", path, fix)
+        raise DataFileError("id_range", f"{what} out of range: {shown}", path, fix)
 

@@ -15,12 +15,14 @@ from ..errors import InputError
 from ..formats.cityscapes_ids import decode_instance_ids
 from .base import DatasetReader, SampleFiles, check_id_range
 from .listing import paired_files
+from .problems import DataFileError, Problem
 
 VALID_LABEL_IDS = np.zeros(256, dtype=bool)
 VALID_LABEL_IDS[: MAX_LABEL_ID + 1] = True
 VALID_LABEL_IDS[255] = True  # some exports store the license plate (labelId -1) as 255
 
 IMAGE_SUFFIX = "_leftImg8bit.png"
+LABEL_SUFFIX = "_gtFine_labelIds.png"
 
 
 def read_label_id_png(path, fix: str) -> np.ndarray:
@@ -37,27 +39,43 @@ class CityscapesDataset(DatasetReader):
         "gtFine/<split>/<city>/<name>_gtFine_labelIds.png + _gtFine_instanceIds.png"
     )
 
-    def list_files(self) -> list[SampleFiles]:
+    def splits(self) -> list[str]:
+        """The splits present under ``leftImg8bit/``, sorted."""
+        folder = self.root / "leftImg8bit"
+        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+    def _choose_split(self) -> str:
+        found = ", ".join(self.splits()) or f"none (no folder {self.root / 'leftImg8bit'})"
+        # The index and the workflow are where a split is chosen, so the fix names their settings.
+        where = "(`--split` of `selfpanoptic index`; `datasets.target.train_split`/`val_split` in the config)"
+        return f"choose one of the splits found, {found} {where}"
+
+    def list_files(self) -> tuple[list[SampleFiles], list[Problem]]:
         if self.split is None:
-            raise ValueError("CityscapesDataset needs a split (train, val or test)")
+            raise InputError("Cityscapes is read one split at a time, but no split was given", self.root,
+                             self._choose_split())
         image_dir = self.root / "leftImg8bit" / self.split
         if not image_dir.is_dir():
-            raise InputError(
-                f"split {self.split!r} not found", image_dir, f"the folder must be laid out as {self.layout_hint}"
-            )
+            raise InputError(f"split {self.split!r} not found", image_dir, self._choose_split())
+        label_dir = self.root / "gtFine" / self.split
 
         def label_files(image):
             stem = image.name[: -len(IMAGE_SUFFIX)]
-            folder = self.root / "gtFine" / self.split / image.parent.name
-            return [folder / f"{stem}_gtFine_labelIds.png", folder / f"{stem}_gtFine_instanceIds.png"]
+            folder = label_dir / image.parent.name
+            return [folder / f"{stem}{LABEL_SUFFIX}", folder / f"{stem}_gtFine_instanceIds.png"]
 
-        return paired_files(self.format, image_dir, f"*/*{IMAGE_SUFFIX}", label_files, self.layout_hint)
+        def image_of_label(label):
+            return image_dir / label.parent.name / (label.name[: -len(LABEL_SUFFIX)] + IMAGE_SUFFIX)
+
+        return paired_files(self.format, image_dir, f"*/*{IMAGE_SUFFIX}", label_files, self.layout_hint,
+                            label_dir, f"*/*{LABEL_SUFFIX}", image_of_label)
 
     def decode_labels(self, files: SampleFiles) -> tuple[np.ndarray, np.ndarray]:
         labels = read_label_id_png(files.label_path, "gtFine *_labelIds.png files hold Cityscapes labelIds 0..33")
         raw = pngio.read_single_channel(files.instance_path).astype(np.int32)
         if raw.shape != labels.shape:
-            raise InputError(
+            raise DataFileError(
+                "instance_size",
                 f"instance map size {raw.shape[1]}x{raw.shape[0]} differs from {files.label_path}",
                 files.instance_path,
                 "labelIds and instanceIds files of a sample must have the same size",

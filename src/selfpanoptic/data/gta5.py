@@ -10,6 +10,7 @@ import numpy as np
 from .base import DatasetReader, SampleFiles
 from .cityscapes import read_label_id_png
 from .listing import paired_files
+from .problems import Problem
 
 
 class GTA5Dataset(DatasetReader):
@@ -17,13 +18,18 @@ class GTA5Dataset(DatasetReader):
     has_instances = False
     layout_hint = "images/<id>.png and labels/<id>.png (8-bit Cityscapes labelIds)"
 
-    def list_files(self) -> list[SampleFiles]:
+    def list_files(self) -> tuple[list[SampleFiles], list[Problem]]:
+        # The real GTA5 lists 24,966 frames but has 24,941 image-label pairs: the index's
+        # `unpaired` policy decides about the rest.
         return paired_files(
             self.format,
             self.root / "images",
             "*.png",
             lambda image: [self.root / "labels" / image.name],
             self.layout_hint,
+            self.root / "labels",
+            "*.png",
+            lambda label: self.root / "images" / label.name,
         )
 
     def decode_labels(self, files: SampleFiles) -> tuple[np.ndarray, np.ndarray]:

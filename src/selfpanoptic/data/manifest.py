@@ -1,13 +1,15 @@
 """The dataset index: one row per sample with its files, size and per-class statistics.
 
 Building the index decodes every label file, so it is also where bad input is caught before any
-long job: missing label files, corrupt PNGs, ids out of range and image/label size mismatches
-are all collected and reported together.
+long job: missing partner files, corrupt PNGs, ids out of range and image/label size mismatches
+are all collected and reported together, grouped by kind (:mod:`.problems`). The dataset's
+``unpaired`` and ``size_mismatch`` policies may let the first and last of these through.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +17,12 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..classes import CLASS_NAMES, IGNORE, THING_TRAIN_IDS
-from ..errors import BadFilesError, InputError
+from ..errors import InputError
 from ..segments import instance_majority_classes
 from . import open_dataset
 from .. import pngio
-from .base import DatasetReader
+from .base import DatasetReader, fit_labels, size_mismatch_detail
+from .problems import POLICIES, DatasetProblemsError, Problem, problem_from_error, warning_lines
 
 FILE_COLUMNS = ["dataset", "format", "root", "split", "image_id", "image_path", "label_path", "instance_path"]
 
@@ -52,56 +55,122 @@ def label_statistics(labels: np.ndarray, instances: np.ndarray) -> dict[str, int
     return stats
 
 
-def _index_row(reader: DatasetReader, index: int) -> dict:
-    files = reader.files[index]
-    labels, instances = reader.read_labels(index)
-    # Decode the whole image too: a truncated file must fail here, not in the middle of training.
-    image = pngio.read_rgb(files.image_path)
-    if image.shape[:2] != labels.shape:
-        raise InputError(
-            f"image size does not match its label file {files.label_path}", files.image_path,
-            "image and label files of a sample must have the same width and height",
-        )
-    row = {
+@dataclass
+class _Checked:
+    """What checking one sample gave: its manifest row (None if left out) and its problems."""
+
+    row: dict | None = None
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def _check_sample(reader: DatasetReader, index: int, size_mismatch: str) -> _Checked:
+    """Decode both files of a sample, so that one bad file does not hide the other's problems."""
+    files, checked = reader.files[index], _Checked()
+    image = labels = None
+    try:
+        # Decode the whole image: a truncated file must fail here, not in the middle of training.
+        image = pngio.read_rgb(files.image_path)
+    except InputError as err:
+        checked.errors.append(problem_from_error(err, files.image_path))
+    try:
+        labels, instances = reader.decode_labels(files)
+    except InputError as err:
+        checked.errors.append(problem_from_error(err, files.label_path))
+    if image is None or labels is None:
+        return checked
+    resized = image.shape[:2] != labels.shape
+    if resized:
+        problem = Problem("size_mismatch", files.label_path,
+                          size_mismatch_detail(labels.shape, image.shape[:2], files.image_path))
+        if size_mismatch != "resize":
+            (checked.errors if size_mismatch == "error" else checked.warnings).append(problem)
+            return checked
+        checked.warnings.append(problem)
+        # As the cache will (DatasetReader.__getitem__): statistics count the label at the image's size.
+        labels, instances = fit_labels(labels, instances, image.shape[:2])
+    if checked.errors:
+        return checked
+    checked.row = {
         "image_id": files.image_id,
         "image_path": str(files.image_path),
         "label_path": str(files.label_path),
         "instance_path": "" if files.instance_path is None else str(files.instance_path),
+        "label_resized": resized,
         "height": labels.shape[0],
         "width": labels.shape[1],
     }
-    row.update(label_statistics(labels, instances))
-    return row
+    checked.row.update(label_statistics(labels, instances))
+    return checked
 
 
 def build_manifest(
-    name: str, fmt: str, root: str | Path, split: str | None = None, threads: int = 1, progress: bool = True
-) -> pd.DataFrame:
-    """Index a dataset: one row per sample, checking every file on the way.
+    name: str, fmt: str, root: str | Path, split: str | None = None, threads: int = 1, progress: bool = True,
+    unpaired: str = "error", size_mismatch: str = "error",
+) -> tuple[pd.DataFrame, list[Problem]]:
+    """Index a dataset: one row per sample, checking every file of every sample on the way.
 
-    Raises :class:`BadFilesError` listing every unusable file if any is found.
+    Parameters
+    ----------
+    name:
+        The dataset's name in the config (``synthia``, ``gta``, ``target``); messages name the
+        dataset and its policy settings (``datasets.<name>.unpaired``) by it.
+    fmt, root, split:
+        The dataset's format, root folder and split (Cityscapes only).
+    threads:
+        Samples decoded at once.
+    progress:
+        Show a progress bar.
+    unpaired:
+        ``error`` or ``skip``: what happens to images without their label file(s) and label
+        files without their image.
+    size_mismatch:
+        ``error``, ``skip`` or ``resize``: what happens to a label whose size differs from its
+        image's; ``resize`` keeps the pair (``label_resized`` is true in its row), the label's
+        statistics counted at the image's size, and the cache resizes it the same way.
+
+    Returns
+    -------
+    manifest:
+        One row per sample kept.
+    warnings:
+        The files that a ``skip`` or ``resize`` policy let through, to be reported.
+
+    Raises
+    ------
+    DatasetProblemsError
+        Every problem found, grouped by kind, if any file cannot be used under the policies:
+        unreadable files and ids out of range always are.
     """
+    for key, value in (("unpaired", unpaired), ("size_mismatch", size_mismatch)):
+        if value not in POLICIES[key]:
+            raise InputError(f"unknown {key} policy {value!r}", None, f"use one of: {', '.join(POLICIES[key])}")
     reader = open_dataset(fmt, root, split)
-    rows, problems = [], []
-
-    def safe_row(index: int):
-        try:
-            return _index_row(reader, index)
-        except InputError as err:
-            return err
-
+    errors, warnings, rows = [], [], []
+    (errors if unpaired == "error" else warnings).extend(reader.unpaired)
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        results = pool.map(safe_row, range(len(reader)))
-        for result in tqdm(results, total=len(reader), desc=f"index {name}", disable=not progress, unit="img"):
-            (problems if isinstance(result, InputError) else rows).append(result)
-    if problems:
-        raise BadFilesError(name, problems)
+        results = pool.map(lambda index: _check_sample(reader, index, size_mismatch), range(len(reader)))
+        for checked in tqdm(results, total=len(reader), desc=f"index {name}", disable=not progress, unit="img"):
+            errors += checked.errors
+            warnings += checked.warnings
+            if checked.row is not None:
+                rows.append(checked.row)
+    shown = f"{name!r} ({fmt} at {root}" + (f", split {split!r})" if split else ")")
+    if errors:
+        left_out = len({w.path for w in warnings})
+        raise DatasetProblemsError(shown, errors, name, reader.layout_hint, skipped=left_out)
+    if not rows:
+        lines = warning_lines(shown, warnings, {"unpaired": unpaired, "size_mismatch": size_mismatch}, name)
+        raise InputError(
+            "\n".join([f"dataset {shown}: no sample is left to index", *lines[1:]]), None,
+            f"check that the dataset's root is the right folder ({reader.layout_hint})",
+        )
     frame = pd.DataFrame(rows)
     frame.insert(0, "dataset", name)
     frame.insert(1, "format", fmt)
     frame.insert(2, "root", str(root))
     frame.insert(3, "split", split or "all")
-    return frame
+    return frame, warnings
 
 
 def read_manifest(path: str | Path) -> pd.DataFrame:

@@ -13,6 +13,7 @@ from ..classes import MAX_SYNTHIA_ID, SYNTHIA_ID_TO_TRAIN_ID_LUT
 from .. import pngio
 from .base import DatasetReader, SampleFiles, check_id_range
 from .listing import paired_files
+from .problems import Problem
 
 _VALID_SYNTHIA_IDS = np.arange(MAX_SYNTHIA_ID + 1) >= 0
 
@@ -21,13 +22,17 @@ class SynthiaDataset(DatasetReader):
     format = "synthia"
     layout_hint = "RGB/<id>.png and GT/LABELS/<id>.png (16-bit, class id in channel 0, instance id in channel 1)"
 
-    def list_files(self) -> list[SampleFiles]:
+    def list_files(self) -> tuple[list[SampleFiles], list[Problem]]:
+        labels = self.root / "GT" / "LABELS"
         return paired_files(
             self.format,
             self.root / "RGB",
             "*.png",
-            lambda image: [self.root / "GT" / "LABELS" / image.name],
+            lambda image: [labels / image.name],
             self.layout_hint,
+            labels,
+            "*.png",
+            lambda label: self.root / "RGB" / label.name,
         )
 
     def decode_labels(self, files: SampleFiles) -> tuple[np.ndarray, np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -36,36 +37,73 @@ def build_instance_model(spec: dict[str, Any]) -> EmbeddingUNet:
     )
 
 
-def load_model_file(path: str | Path) -> dict[str, Any]:
-    """Read a model file written by training: {"kind", "spec", "state_dict", ...}; weights only, no pickled code."""
+MODEL_KINDS = ("semantic", "instance")
+_MODEL_FIX = "give a model file written by selfpanoptic's training (pretrain-* or selftrain-*)"
+
+
+def load_model_file(path: str | Path, kind: str | None = None) -> dict[str, Any]:
+    """Read a model file written by training: ``{"kind", "spec", "state_dict", ...}``.
+
+    The one loader of model files. Weights only: a file holding pickled Python objects is
+    refused (nothing in it runs). ``kind``: ``"semantic"`` or ``"instance"`` when the caller needs
+    one. Any unreadable, foreign or wrong-kind file raises :class:`InputError` naming the file.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError("model file does not exist", path, "run the training stage that writes it first")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's own text suggests weights_only=False, which would run the file's code: never say so
+        if "Unsupported global" in str(exc):
+            raise InputError("file holds pickled Python objects besides tensors; they are not loaded, for safety",
+                             path, _MODEL_FIX) from None
+        raise InputError("not a readable torch model file (not a torch save file, or truncated)", path,
+                         _MODEL_FIX) from None
+    except Exception as exc:  # torch raises RuntimeError, EOFError, IndexError, ... for foreign files
+        raise InputError(f"not a readable torch model file ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
+                         path, _MODEL_FIX) from None
+    if not isinstance(saved, dict) or not {"kind", "spec", "state_dict"} <= set(saved):
+        found = sorted(saved)[:6] if isinstance(saved, dict) else type(saved).__name__
+        raise InputError(f"not a selfpanoptic model file (holds {found})", path, _MODEL_FIX)
+    if saved["kind"] not in MODEL_KINDS:
+        raise InputError(f"unknown model kind {saved['kind']!r}", path, _MODEL_FIX)
+    if kind is not None and saved["kind"] != kind:
+        raise InputError(f"is a {saved['kind']} model, but this command needs a {kind} model", path,
+                         f"give the {kind} model file (results/<run>/{kind}/...model.pt)")
+    return saved
 
 
-def model_from_file(path: str | Path) -> nn.Module:
-    """Rebuild a trained model (semantic or instance) from its model file, in eval mode."""
-    saved = load_model_file(path)
+def _load_weights(model: nn.Module, state: dict[str, Any], path: str | Path) -> None:
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:  # missing/unexpected keys, shape mismatches (classes, channels)
+        first = str(exc).splitlines()[1:2] or [str(exc)]
+        raise InputError(f"its weights do not fit the model it describes ({first[0].strip()[:160]})", path,
+                         _MODEL_FIX) from None
+
+
+def model_from_file(path: str | Path, kind: str | None = None) -> nn.Module:
+    """Rebuild a trained model (semantic or instance, checked against ``kind``) from its file, in eval mode."""
+    saved = load_model_file(path, kind)
     build = {"semantic": build_semantic_model, "instance": build_instance_model}[saved["kind"]]
-    spec = dict(saved["spec"], init="none")
-    model = build(spec)
-    model.load_state_dict(saved["state_dict"])
+    try:
+        model = build(dict(saved["spec"], init="none"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"its model spec cannot be built ({exc})", path, _MODEL_FIX) from None
+    _load_weights(model, saved["state_dict"], path)
     return model.eval()
 
 
-def init_from_checkpoint(model: nn.Module, init: str) -> None:
-    """Apply ``init`` when it is a path to a model file or checkpoint: load its weights into ``model``."""
+def init_from_checkpoint(model: nn.Module, init: str, kind: str) -> None:
+    """Apply ``init`` when it is a path to a model file: load its weights (of a ``kind`` model) into ``model``."""
     if init in ("none", "imagenet"):
         return
-    saved = load_model_file(init)
-    state = saved.get("state_dict", saved.get("model"))
-    if state is None:
-        raise InputError("file holds no model weights", init, "give a model file written by selfpanoptic training")
-    model.load_state_dict(state)
+    saved = load_model_file(init, kind)
+    _load_weights(model, saved["state_dict"], init)
 
 
 __all__ = [
-    "DeepLab", "EmbeddingUNet", "ResNetEncoder", "build_instance_model", "build_semantic_model",
+    "MODEL_KINDS", "DeepLab", "EmbeddingUNet", "ResNetEncoder", "build_instance_model", "build_semantic_model",
     "init_from_checkpoint", "load_model_file", "model_from_file",
 ]

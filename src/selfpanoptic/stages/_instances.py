@@ -30,8 +30,8 @@ def write_instances(args: argparse.Namespace, kind, cluster_factory, config: Any
 
     groups = []
     for path in args.models:
-        saved = load_model_file(path)
-        groups.append((model_from_file(path).to(device), [class_id(c) for c in saved["classes"]]))
+        saved = load_model_file(path, "instance")
+        groups.append((model_from_file(path, "instance").to(device), [class_id(c) for c in saved["classes"]]))
     cluster = cluster_factory(device)
     inputs = [*map(str, args.models), args.semantic, args.data]
     with DatasetCache.open(args.data) as cache, \

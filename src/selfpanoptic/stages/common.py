@@ -65,14 +65,26 @@ COMPUTE = [THREADS, DEVICE, QUIET]
 def torch_setup(args: argparse.Namespace):
     """Set torch's CPU threads from ``--threads`` and return the device of ``--device``.
 
-    ``auto``: CUDA when available, else the CPU.
+    ``cuda`` means CUDA or an error before any work (a node with a broken driver must not train
+    for days on the CPU); ``auto`` falls back to the CPU and says so in the log.
     """
     import torch
 
+    from ..errors import InputError
+
     torch.set_num_threads(max(1, args.threads))
-    if args.device == "cpu" or not torch.cuda.is_available():
+    if args.device == "cpu":
         return torch.device("cpu")
-    return torch.device("cuda")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if args.device == "cuda":
+        raise InputError(
+            "--device cuda was asked for, but CUDA is not available (torch.cuda.is_available() is False: "
+            "no GPU on this node, no CUDA build of torch, or a driver problem)",
+            fix="run on a GPU node with a working driver, or set device: auto (config) / --device auto to use the CPU",
+        )
+    print("device auto: no CUDA device available, running on the CPU", flush=True)
+    return torch.device("cpu")
 
 
 def progress(args: argparse.Namespace) -> bool:

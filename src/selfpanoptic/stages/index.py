@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from .common import QUIET, THREADS, progress
 
@@ -11,17 +13,65 @@ PARENTS = [THREADS, QUIET]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--name", required=True, help="dataset name recorded in the manifest (synthia, gta, target)")
+    parser.add_argument("--name", required=True, help="dataset name in the config (synthia, gta, target); messages use it")
     parser.add_argument("--format", required=True, choices=["synthia", "gta5", "cityscapes"])
     parser.add_argument("--root", required=True, help="dataset root folder")
-    parser.add_argument("--split", help="split to index (Cityscapes only)")
+    parser.add_argument("--split", help="split to index (Cityscapes only, required there)")
     parser.add_argument("--out", required=True, help="manifest CSV to write")
+    parser.add_argument(
+        "--unpaired", choices=["error", "skip"], default="error",
+        help="an image without its label file(s), or a label file without its image: error (default) "
+             "or skip it and index the rest (config: datasets.<name>.unpaired)",
+    )
+    parser.add_argument(
+        "--size-mismatch", choices=["error", "skip", "resize"], default="error",
+        help="a label whose size differs from its image's: error (default), skip the pair, or resize "
+             "the label to the image, nearest (config: datasets.<name>.size_mismatch)",
+    )
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse option mistakes with one message naming the option and the fix, before any file is read."""
+    from ..data import READERS
+    from ..errors import InputError
+
+    root = Path(args.root)
+    layout = READERS[args.format].layout_hint
+    if root.exists() and not root.is_dir():
+        raise InputError(
+            "--root is a file, not a dataset folder", root,
+            f"point --root (datasets.{args.name}.root in the config) at the folder laid out as {layout}",
+        )
+    if args.format == "cityscapes" and not args.split:
+        folder = root / "leftImg8bit"
+        found = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+        raise InputError(
+            "--split is missing: the cityscapes format is indexed one split at a time", None,
+            f"add --split with one of the splits under {folder} ({', '.join(found) or 'none found'}); "
+            f"the workflow passes datasets.{args.name}.train_split and val_split",
+        )
+    if args.format != "cityscapes" and args.split:
+        raise InputError(
+            f"--split {args.split} was given, but the {args.format} format has no splits", None,
+            "drop --split: only --format cityscapes is indexed by split",
+        )
 
 
 def run(args: argparse.Namespace) -> None:
     from ..atomic import atomic_write_text
     from ..data.manifest import build_manifest
+    from ..data.problems import warning_lines
 
-    manifest = build_manifest(args.name, args.format, args.root, args.split, threads=args.threads, progress=progress(args))
+    check_options(args)
+    manifest, warnings = build_manifest(
+        args.name, args.format, args.root, args.split, threads=args.threads, progress=progress(args),
+        unpaired=args.unpaired, size_mismatch=args.size_mismatch,
+    )
+    if warnings:
+        policies = {"unpaired": args.unpaired, "size_mismatch": args.size_mismatch}
+        print("\n".join(warning_lines(repr(args.name), warnings, policies, args.name)), file=sys.stderr)
     atomic_write_text(args.out, manifest.to_csv(index=False))
-    print(f"indexed {len(manifest)} images of {args.name} -> {args.out}")
+    resized = int(manifest["label_resized"].sum())
+    left_out = len(warnings) - resized
+    notes = ([f"{left_out} file(s) left out"] if left_out else []) + ([f"{resized} label(s) resized"] if resized else [])
+    print(f"indexed {len(manifest)} images of {args.name} -> {args.out}" + (f" ({', '.join(notes)})" if notes else ""))

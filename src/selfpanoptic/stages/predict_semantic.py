@@ -25,7 +25,7 @@ def run(args: argparse.Namespace, batch_size: int = 8) -> None:
     from ..models import model_from_file
 
     device = torch_setup(args)
-    model = model_from_file(args.model).to(device)
+    model = model_from_file(args.model, "semantic").to(device)
     with DatasetCache.open(args.data) as cache, SemanticPrediction.create(
         args.out, cache.image_ids, (cache.height, cache.width), {"model": str(args.model)}, [args.model, args.data]
     ) as h5:

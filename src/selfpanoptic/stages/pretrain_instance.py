@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> None:
     classes = section["groups"][args.group]
     torch.manual_seed(train_settings["seed"])
     model = build_instance_model(spec)
-    init_from_checkpoint(model, spec["init"])
+    init_from_checkpoint(model, spec["init"], "instance")
     with DatasetCache.open(args.data) as cache:
         step = instance_step(cache, classes, train_settings, loss, device)
         identity = {"settings": section, "group": args.group, "data": str(args.data)}

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> None:
     spec, train_settings = section["model"], section["train"]
     torch.manual_seed(train_settings["seed"])
     model = build_semantic_model(spec)
-    init_from_checkpoint(model, spec["init"])
+    init_from_checkpoint(model, spec["init"], "semantic")
     with DatasetCache.open(args.data) as cache:
         step = semantic_step(cache, train_settings, device)
         identity = {"settings": section, "data": str(args.data)}

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace, batch_size: int = 8) -> None:
     section = selftrain_settings(args)
     sem, guidance = section["semantic"], section["guidance"]
     seed = sem["train"]["seed"]
-    teacher = model_from_file(args.model).to(device)
+    teacher = model_from_file(args.model, "semantic").to(device)
     with DatasetCache.open(args.data) as cache:
         guide = load_guidance(guidance, args.round, cache, args.guidance_instances, seed)
         n, shape = len(cache), (cache.height, cache.width)

@@ -37,11 +37,11 @@ def run(args: argparse.Namespace) -> None:
 
     device = torch_setup(args)
     section, loss = selftrain_settings(args)["instance"], settings(args, "instance")["loss"]
-    saved = load_model_file(args.model)
+    saved = load_model_file(args.model, "instance")
     if saved.get("group") != args.group:
         raise InputError(f"model is of group {saved.get('group')!r}, not {args.group!r}", args.model)
     classes = [class_id(name) for name in saved["classes"]]
-    student = model_from_file(args.model)
+    student = model_from_file(args.model, "instance")
     ema = frozen_copy(student).to(device)
     stats: dict[str, int] = {}
     with contextlib.ExitStack() as stack:

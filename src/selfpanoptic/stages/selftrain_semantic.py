@@ -35,8 +35,8 @@ def run(args: argparse.Namespace) -> None:
     device = torch_setup(args)
     section = selftrain_settings(args)
     sem = section["semantic"]
-    spec = load_model_file(args.model)["spec"]
-    student = model_from_file(args.model)
+    spec = load_model_file(args.model, "semantic")["spec"]
+    student = model_from_file(args.model, "semantic")
     teacher = frozen_copy(student).to(device)
     if args.pseudo_labels:
         with SemanticPseudoLabels.open(args.pseudo_labels) as pseudo:

@@ -106,9 +106,22 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
 
 
 def load_checkpoint(path: Path) -> dict[str, Any] | None:
+    """The checkpoint at ``path``, or None when there is none or it cannot be read.
+
+    An unreadable checkpoint (truncated by a full disk, from another version) is not worth
+    stopping for: the run starts from step 0, with a warning naming the file.
+    """
     if not path.is_file():
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(checkpoint, dict) or not {"settings_hash", "model", "step"} <= set(checkpoint):
+            raise ValueError("not a training checkpoint")
+    except Exception as exc:  # any unreadable file: RuntimeError, EOFError, UnpicklingError, ...
+        print(f"warning: ignoring the unreadable checkpoint {path} ({type(exc).__name__}); starting from step 0",
+              flush=True)
+        return None
+    return checkpoint
 
 
 def _truncate_log(log_path: Path, last_step: int) -> None:

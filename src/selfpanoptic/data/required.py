@@ -1,0 +1,41 @@
+"""What the workflow will need from real datasets, checked when it starts rather than hours later."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+
+
+def required_dataset_paths(config: dict[str, Any]) -> dict[str, Path]:
+    """The dataset files and folders a run reads, by what they are for.
+
+    ``config``: the validated workflow config. The dataset roots, the target's val labels (for
+    evaluation) and its panoptic ground truth (JSON and PNG folder, for panoptic fusion and PQ).
+    """
+    datasets = config["datasets"]
+    target = Path(datasets["target"]["root"])
+    val = datasets["target"]["val_split"]
+    return {
+        "synthia root (datasets.synthia.root)": Path(datasets["synthia"]["root"]),
+        "gta root (datasets.gta.root)": Path(datasets["gta"]["root"]),
+        "target root (datasets.target.root)": target,
+        f"target {val} labels": target / "gtFine" / val,
+        f"target {val} panoptic ground-truth JSON": target / "gtFine" / f"cityscapes_panoptic_{val}.json",
+        f"target {val} panoptic ground-truth PNGs": target / "gtFine" / f"cityscapes_panoptic_{val}",
+    }
+
+
+def check_required_dataset_files(config: dict[str, Any]) -> None:
+    """Raise one :class:`InputError` listing every missing dataset path (nothing to check for toy runs,
+    whose datasets the workflow generates)."""
+    if config["toy"]["enabled"]:
+        return
+    missing = [f"  {what}: {path}" for what, path in required_dataset_paths(config).items() if not path.exists()]
+    if missing:
+        raise InputError(
+            "the datasets lack what the workflow will need:\n" + "\n".join(missing),
+            fix="set the dataset roots in the config; create the panoptic ground truth with cityscapesscripts' "
+                "createPanopticImgs (python -m cityscapesscripts.preparation.createPanopticImgs)",
+        )

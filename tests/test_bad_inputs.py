@@ -1,0 +1,153 @@
+"""Bad inputs a new user gives: each ends with one message naming the file or key and the fix,
+exit code 2, no traceback, and nothing written. Bugs (anything else) keep their traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import h5py
+import pytest
+import torch
+
+from selfpanoptic.cli import main
+from selfpanoptic.config import validate_config
+from test_training import tiny_cache
+
+CPU = ["--device", "cpu", "--threads", "1", "--quiet"]
+TINY = {"steps": 1, "batch_size": 2, "crop": [32, 64], "checkpoint_every": 100}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    """A tiny cache, models of each kind, a prediction, and assorted broken files."""
+    root = tmp_path_factory.mktemp("bad")
+    out = {"root": root, "cache": tiny_cache(root / "cache.h5"), "other_cache": tiny_cache(root / "other.h5", count=4)}
+    config = validate_config({"semantic": {"train": TINY}, "instance": {"train": TINY, "groups": {"vehicles": ["car"]}}})
+    out["semantic"], out["instance"] = root / "semantic.pt", root / "instance.pt"
+    assert main(["pretrain-semantic", "--data", str(out["cache"]), "--out", str(out["semantic"]), "--work-dir",
+                 str(root / "w1"), "--semantic-settings", json.dumps(config["semantic"]), *CPU]) == 0
+    assert main(["pretrain-instance", "--data", str(out["cache"]), "--out", str(out["instance"]), "--work-dir",
+                 str(root / "w2"), "--instance-settings", json.dumps(config["instance"]), "--group", "vehicles", *CPU]) == 0
+    out["prediction"] = root / "pred.h5"
+    assert main(["predict-semantic", "--model", str(out["semantic"]), "--data", str(out["cache"]),
+                 "--out", str(out["prediction"]), *CPU]) == 0
+    out["text"] = root / "notes.txt"
+    out["text"].write_text("not a model\n")
+    out["pickled"] = root / "pickled.pt"
+    torch.save({"kind": "semantic", "spec": argparse.Namespace(x=1), "state_dict": {}}, out["pickled"])
+    out["tensor_only"] = root / "tensor.pt"
+    torch.save({"weights": torch.zeros(2)}, out["tensor_only"])
+    out["incomplete"] = root / "incomplete.h5"
+    with h5py.File(out["incomplete"], "w") as h5:
+        h5.attrs["complete"] = False
+    out["file"] = root / "a-file"
+    out["file"].write_text("x")
+    return out
+
+
+def cases(f: dict[str, Path], tmp: Path) -> list[tuple[list[str], str, Path | None]]:
+    """(argv, text the message must contain, output that must not appear)."""
+    o = tmp / "out.h5"
+    predict = ["predict-semantic", "--data", str(f["cache"]), "--out", str(o), *CPU]
+    inst = ["predict-instance", "--semantic", str(f["prediction"]), "--data", str(f["cache"]), "--out", str(o), *CPU]
+    evaluate = ["evaluate-semantic", "--round", "0", "--out", str(tmp / "e.csv"), "--quiet"]
+    sem_settings = validate_config({"semantic": {"train": TINY}})["semantic"]
+    bad_init = dict(sem_settings, model=dict(sem_settings["model"], init=str(f["text"])))
+    wrong_init = dict(sem_settings, model=dict(sem_settings["model"], init=str(f["instance"])))
+    pretrain = ["pretrain-semantic", "--data", str(f["cache"]), "--out", str(tmp / "m.pt"), "--work-dir", str(tmp / "w"), *CPU]
+    return [
+        (predict + ["--model", str(f["text"])], "notes.txt: not a readable torch model file", o),
+        (predict + ["--model", str(f["pickled"])], "pickled Python objects", o),
+        (predict + ["--model", str(f["tensor_only"])], "not a selfpanoptic model file", o),
+        (predict + ["--model", str(f["instance"])], "is a instance model, but this command needs a semantic model", o),
+        (predict + ["--model", str(tmp / "gone.pt")], "gone.pt: model file does not exist", o),
+        (inst + ["--models", str(f["semantic"])], "needs a instance model", o),
+        (pretrain + ["--semantic-settings", json.dumps(bad_init)], "notes.txt: not a readable torch model file", tmp / "m.pt"),
+        (pretrain + ["--semantic-settings", json.dumps(wrong_init)], "needs a semantic model", tmp / "m.pt"),
+        (pretrain + ["--semantic-settings", '{"train": {"stpes": 3}}'], "'semantic.train.stpes' (did you mean 'steps'?)",
+         tmp / "m.pt"),
+        (pretrain + ["--semantic-settings", "{not json"], "--semantic-settings is not valid JSON", tmp / "m.pt"),
+        (["predict-semantic", "--model", str(f["semantic"]), "--data", str(tmp / "none.h5"), "--out", str(o), *CPU],
+         "none.h5: file does not exist", o),
+        (["predict-semantic", "--model", str(f["semantic"]), "--data", str(f["text"]), "--out", str(o), *CPU],
+         "notes.txt: not a readable HDF5 file", o),
+        (["predict-semantic", "--model", str(f["semantic"]), "--data", str(f["incomplete"]), "--out", str(o), *CPU],
+         "not completely written", o),
+        (["predict-semantic", "--model", str(f["semantic"]), "--data", str(f["prediction"]), "--out", str(o), *CPU],
+         "pred.h5: is a 'semantic_prediction' file where a 'dataset_cache' file", o),
+        (evaluate + ["--prediction", str(f["prediction"]), "--data", str(f["other_cache"])],
+         "does not list the same images", tmp / "e.csv"),
+        (evaluate + ["--prediction", str(f["cache"]), "--data", str(f["cache"])], "'dataset_cache' file where a",
+         tmp / "e.csv"),
+        (["pretrain-instance", "--data", str(f["cache"]), "--out", str(tmp / "m.pt"), "--work-dir", str(tmp / "w"),
+          "--group", "bikes", *CPU], "unknown instance group 'bikes'", tmp / "m.pt"),
+        (["index", "--name", "gta", "--format", "gta5", "--root", str(tmp / "nowhere"), "--out", str(tmp / "i.csv")],
+         "gta5 dataset root does not exist", tmp / "i.csv"),
+        (["summarize", "--out", str(tmp / "s.csv"), str(tmp / "missing.csv")], "missing.csv", tmp / "s.csv"),
+        (["mix", "--base", str(tmp / "b.csv"), "--extra", str(tmp / "x.csv"), "--out", str(tmp / "m.csv"),
+          "--stats", str(tmp / "s.csv"), "--stats-md", str(tmp / "s.md")], "b.csv", tmp / "m.csv"),
+        (["predict-semantic", "--model", str(f["semantic"]), "--data", str(f["cache"]),
+          "--out", str(f["file"] / "below" / "p.h5"), *CPU], "a-file", None),
+        (["fuse-panoptic", "--semantic", str(f["prediction"]), "--instance", str(f["prediction"]),
+          "--gt-json-file", str(tmp / "gt.json"), "--out", str(tmp / "pan")], "gt.json: panoptic ground-truth JSON does not exist",
+         tmp / "pan"),
+        (["config", str(tmp / "nope.yaml")], "nope.yaml: config file does not exist", None),
+        (["audit", str(f["text"])], "notes.txt: not a readable HDF5 file", None),
+    ]
+
+
+N_CASES = 24
+
+
+def test_the_matrix_has_every_case(files, tmp_path):
+    assert len(cases(files, tmp_path)) == N_CASES
+
+
+@pytest.mark.parametrize("index", range(N_CASES))
+def test_bad_input_gives_one_message_and_writes_nothing(files, tmp_path, capsys, index):
+    argv, expected, output = cases(files, tmp_path)[index]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert err.startswith(f"selfpanoptic {argv[0]}: error: "), err
+    assert expected in err, err
+    if output is not None:
+        assert not output.exists()
+    assert not list(tmp_path.rglob("*.tmp-*")), "a temporary file was left behind"
+
+
+def test_cuda_asked_for_without_cuda_stops_before_any_work(files, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("SELFPANOPTIC_GPU_LOCK_DIR", str(tmp_path / "locks"))
+    out = tmp_path / "p.h5"
+    code = main(["predict-semantic", "--model", str(files["semantic"]), "--data", str(files["cache"]), "--out", str(out),
+                 "--device", "cuda", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--device cuda was asked for, but CUDA is not available" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_truncated_checkpoint_is_ignored_with_a_warning(files, tmp_path, capsys):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "checkpoint.pt").write_bytes(b"PK\x03\x04 truncated")
+    settings = validate_config({"semantic": {"train": TINY}})["semantic"]
+    assert main(["pretrain-semantic", "--data", str(files["cache"]), "--out", str(tmp_path / "m.pt"), "--work-dir", str(work),
+                 "--semantic-settings", json.dumps(settings), *CPU]) == 0
+    out = capsys.readouterr().out
+    assert f"ignoring the unreadable checkpoint {work / 'checkpoint.pt'}" in out
+    assert (tmp_path / "m.pt").is_file()
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    import selfpanoptic.stages.summarize as summarize
+
+    def broken(args):
+        raise OSError(5, "an I/O error on an internal file", "/internal/thing")
+
+    monkeypatch.setattr(summarize, "run", broken)
+    with pytest.raises(OSError, match="internal"):
+        main(["summarize", "--out", "/tmp/never.csv", "x.csv"])
