@@ -61,9 +61,10 @@ def cases(f: dict[str, Path], tmp: Path) -> list[tuple[list[str], str, Path | No
         (predict + ["--model", str(f["text"])], "notes.txt: not a readable torch model file", o),
         (predict + ["--model", str(f["pickled"])], "pickled Python objects", o),
         (predict + ["--model", str(f["tensor_only"])], "not a selfpanoptic model file", o),
-        (predict + ["--model", str(f["instance"])], "is a instance model, but this command needs a semantic model", o),
+        (predict + ["--model", str(f["instance"])], "is an instance model, but this command needs a semantic model", o),
         (predict + ["--model", str(tmp / "gone.pt")], "gone.pt: model file does not exist", o),
-        (inst + ["--models", str(f["semantic"])], "needs a instance model", o),
+        (inst + ["--models", str(f["semantic"])], "needs an instance model", o),
+        (inst + ["--models", str(f["instance"]), str(f["instance"])], "class 'car' is predicted by this model and by", o),
         (pretrain + ["--semantic-settings", json.dumps(bad_init)], "notes.txt: not a readable torch model file", tmp / "m.pt"),
         (pretrain + ["--semantic-settings", json.dumps(wrong_init)], "needs a semantic model", tmp / "m.pt"),
         (pretrain + ["--semantic-settings", '{"train": {"stpes": 3}}'], "'semantic.train.stpes' (did you mean 'steps'?)",
@@ -98,7 +99,7 @@ def cases(f: dict[str, Path], tmp: Path) -> list[tuple[list[str], str, Path | No
     ]
 
 
-N_CASES = 24
+N_CASES = 25
 
 
 def test_the_matrix_has_every_case(files, tmp_path):

@@ -26,7 +26,7 @@ def test_index_lists_every_bad_file_and_writes_nothing(gta_root, tmp_path, capsy
     code = main(["index", "--name", "gta", "--format", "gta5", "--root", str(gta_root), "--out", str(out), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2
-    assert "2 file(s) of dataset 'gta' cannot be used" in err
+    assert "dataset 'gta' (gta5 at " in err and "2 problem(s) in 2 file(s)" in err
     assert "labels/00002.png: Cityscapes labelId(s) out of range: 99" in err
     assert "images/00003.png: cannot decode image" in err
     assert not out.exists()

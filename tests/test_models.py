@@ -45,7 +45,7 @@ def test_init_from_missing_checkpoint_names_the_file(tmp_path):
     spec = validate_config({})["semantic"]["model"]
     model = build_semantic_model(spec)
     with pytest.raises(InputError, match="model file does not exist"):
-        init_from_checkpoint(model, str(tmp_path / "nope.pt"))
+        init_from_checkpoint(model, str(tmp_path / "nope.pt"), "semantic")
 
 
 def test_unknown_backbone():

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from selfpanoptic.data import CityscapesDataset, GTA5Dataset, SynthiaDataset, open_dataset
-from selfpanoptic.errors import BadFilesError, InputError
+from selfpanoptic.data.problems import DatasetProblemsError
+from selfpanoptic.errors import InputError
 
 from conftest import (
     CITYSCAPES_EXPECTED_INSTANCES, CITYSCAPES_EXPECTED_TRAIN_IDS, GTA_EXPECTED_TRAIN_IDS,
@@ -66,10 +67,36 @@ def test_missing_split_is_reported(cityscapes_root):
 def test_missing_label_file_lists_every_image(gta_root):
     save_rgb(gta_root / "images" / "00002.png", image_of(2, 4))
     save_rgb(gta_root / "images" / "00003.png", image_of(2, 4))
-    with pytest.raises(BadFilesError) as info:
-        GTA5Dataset(gta_root)
+    ds = GTA5Dataset(gta_root)  # listing keeps the complete pairs; the index decides about the rest
+    assert [f.image_id for f in ds.files] == ["00001"]
+    assert [p.path.name for p in ds.unpaired] == ["00002.png", "00003.png"]
+    with pytest.raises(DatasetProblemsError) as info:
+        ds.check_all()
     message = str(info.value)
-    assert "2 file(s)" in message and "00002.png" in message and "00003.png" in message
+    assert "images without their label file (2):" in message and "00002.png" in message and "00003.png" in message
+
+
+def test_label_file_without_image_is_listed(cityscapes_root):
+    from conftest import CITYSCAPES_LABEL_IDS
+
+    save_grey8(cityscapes_root / "gtFine" / "val" / "lindau" / "lindau_000001_000019_gtFine_labelIds.png",
+               CITYSCAPES_LABEL_IDS)
+    ds = CityscapesDataset(cityscapes_root, split="val")
+    assert len(ds) == 1
+    (problem,) = ds.unpaired
+    assert problem.kind == "missing_image" and problem.path.name == "lindau_000001_000019_gtFine_labelIds.png"
+    assert str(problem.path).endswith("lindau_000001_000019_gtFine_labelIds.png")
+    assert "leftImg8bit/val/lindau/lindau_000001_000019_leftImg8bit.png" in problem.detail
+
+
+def test_reading_a_mismatched_pair_resizes_the_label_to_its_image(gta_root):
+    """What the cache does with a pair the index let through under size_mismatch: resize."""
+    save_grey8(gta_root / "labels" / "00001.png", np.repeat(np.repeat(np.array([[23, 21], [27, 31]]), 2, 0), 2, 1))
+    sample = GTA5Dataset(gta_root, size=(4, 8))[0]
+    assert sample.image.shape == (4, 8, 3) and sample.labels.shape == (4, 8)
+    # label 4x4 -> its image's 4x2 (nearest) -> the working 8x4
+    expected = np.array([[10, 10, 8, 8], [14, 14, 16, 16]])
+    np.testing.assert_array_equal(sample.labels, np.repeat(np.repeat(expected, 2, 0), 2, 1))
 
 
 def test_label_id_out_of_range(gta_root):
@@ -88,7 +115,7 @@ def test_size_mismatch_names_both_files(gta_root):
 def test_corrupt_png_is_reported_with_its_path(synthia_root):
     label = synthia_root / "GT" / "LABELS" / "0000000.png"
     label.write_bytes(label.read_bytes()[:40])
-    with pytest.raises(BadFilesError) as info:
+    with pytest.raises(DatasetProblemsError) as info:
         SynthiaDataset(synthia_root).check_all()
     assert "0000000.png" in str(info.value) and "cannot decode" in str(info.value)
 

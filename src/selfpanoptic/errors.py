@@ -35,19 +35,3 @@ class InputError(SelfPanopticError):
         if fix:
             message += f"\n  fix: {fix}"
         super().__init__(message)
-
-
-class BadFilesError(InputError):
-    """Several dataset files are unusable; lists each with its own problem."""
-
-    def __init__(self, dataset: str, problems: list[InputError], fix: str | None = None, shown: int = 20):
-        lines = [f"{len(problems)} file(s) of dataset {dataset!r} cannot be used:"]
-        for err in problems[:shown]:
-            lines.append(f"  {err.path}: {err.problem}")
-        if len(problems) > shown:
-            lines.append(f"  ... and {len(problems) - shown} more")
-        fixes = sorted({err.fix for err in problems if err.fix})
-        if fix:
-            fixes.insert(0, fix)
-        self.problems = problems
-        super().__init__("\n".join(lines), None, "; ".join(fixes) or None)

@@ -34,6 +34,9 @@ rule index_dataset:
         **stage_params("index"),
         format=lambda wildcards: DATASET_FORMATS[wildcards.dataset],
         split=split_option,
+        # Per dataset, so that changing one dataset's policy re-indexes that dataset only.
+        unpaired=lambda wildcards: config["datasets"][wildcards.dataset]["unpaired"],
+        size_mismatch=lambda wildcards: config["datasets"][wildcards.dataset]["size_mismatch"],
     log:
         f"{RESULTS}/logs/index_dataset/{{dataset}}_{{split}}.log",
     threads: job_threads("data")
@@ -43,7 +46,8 @@ rule index_dataset:
         ENV
     shell:
         "selfpanoptic index --name {wildcards.dataset} --format {params.format}"
-        " --root {input.root:q} {params.split} --out {output:q} --threads {threads} > {log:q} 2>&1"
+        " --root {input.root:q} {params.split} --unpaired {params.unpaired}"
+        " --size-mismatch {params.size_mismatch} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule mix_sources:

@@ -58,7 +58,7 @@ def paired_files(
         labels = label_files_of(image)
         missing = [label for label in labels if not label.is_file()]
         if missing:
-            unpaired.append(Problem("missing_label", image, "no " + " and no ".join(str(m) for m in missing)))
+            unpaired.append(Problem("missing_label", image, "no label file " + " and no ".join(map(str, missing))))
             continue
         image_id = image.name[: -len("_leftImg8bit.png")] if image.name.endswith("_leftImg8bit.png") else image.stem
         samples.append(SampleFiles(image_id, image, labels[0], labels[1] if len(labels) > 1 else None))

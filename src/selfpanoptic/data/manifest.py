@@ -158,7 +158,8 @@ def build_manifest(
     shown = f"{name!r} ({fmt} at {root}" + (f", split {split!r})" if split else ")")
     if errors:
         left_out = len({w.path for w in warnings})
-        raise DatasetProblemsError(shown, errors, name, reader.layout_hint, skipped=left_out)
+        raise DatasetProblemsError(shown, errors, name, reader.layout_hint, skipped=left_out,
+                                   outcome="cannot be indexed", note="nothing was written")
     if not rows:
         lines = warning_lines(shown, warnings, {"unpaired": unpaired, "size_mismatch": size_mismatch}, name)
         raise InputError(

@@ -40,7 +40,7 @@ KINDS: dict[str, Kind] = {
     "missing_label": Kind("images without their label file", "unpaired"),
     "missing_image": Kind("label files without their image", "unpaired"),
     "size_mismatch": Kind("label files whose size differs from their image", "size_mismatch"),
-    "unreadable": Kind("files that cannot be read (corrupt, truncated or in the wrong format)"),
+    "unreadable": Kind("files that cannot be read"),
     "id_range": Kind("label files with ids out of range"),
     "instance_size": Kind("instance maps whose size differs from their label file"),
 }
@@ -101,11 +101,11 @@ def policy_setting(dataset: str | None, key: str, value: str) -> str:
 
 def _policy_fix(kind: str, dataset: str | None, layout_hint: str | None) -> str:
     if KINDS[kind].policy == "unpaired":
-        layout = f" ({layout_hint})" if layout_hint else ""
-        return (f"give every image its label file(s){layout}, or set {policy_setting(dataset, 'unpaired', 'skip')} "
+        layout = f", laid out as {layout_hint}" if layout_hint else ""
+        return (f"add the missing files{layout}; or set {policy_setting(dataset, 'unpaired', 'skip')} "
                 "to index the other files without them")
-    return (f"re-export the pair at one size, or set {policy_setting(dataset, 'size_mismatch', 'resize')} "
-            "to resample the label to its image (nearest) or `size_mismatch: skip` to leave the pair out")
+    return (f"re-export the pair at one size; or set {policy_setting(dataset, 'size_mismatch', 'resize')} "
+            "to resample the label to its image (nearest), or `skip` to leave the pair out")
 
 
 def group_lines(problems: Iterable[Problem], fix_of=None, suffix_of=None, shown: int = SHOWN) -> list[str]:
@@ -156,20 +156,25 @@ class DatasetProblemsError(InputError):
     layout_hint:
         The format's folder layout, for the fix of missing partner files.
     skipped:
-        Files that the dataset's policies would have left out, counted in the heading.
+        Files that the dataset's policies would have let through, counted in the heading.
+    outcome:
+        What the problems mean, after the dataset's name in the heading.
+    note:
+        Appended to the heading, e.g. "nothing was written".
     """
 
     def __init__(
         self, dataset: str, problems: list[Problem], config_name: str | None = None,
-        layout_hint: str | None = None, skipped: int = 0,
+        layout_hint: str | None = None, skipped: int = 0, outcome: str = "has unusable files", note: str = "",
     ):
         self.dataset = dataset
         self.problems = problems
         files = len({p.path for p in problems})
-        heading = (f"dataset {dataset} cannot be indexed: {len(problems)} problem(s) in {files} file(s); "
-                   "nothing was written")
+        heading = f"dataset {dataset} {outcome}: {len(problems)} problem(s) in {files} file(s)"
         if skipped:
             heading += f" (besides {skipped} file(s) that its policies let through)"
+        if note:
+            heading += f"; {note}"
 
         def fix_of(kind, group):
             return _policy_fix(kind, config_name, layout_hint) if KINDS[kind].policy else None

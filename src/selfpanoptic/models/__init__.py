@@ -69,7 +69,9 @@ def load_model_file(path: str | Path, kind: str | None = None) -> dict[str, Any]
     if saved["kind"] not in MODEL_KINDS:
         raise InputError(f"unknown model kind {saved['kind']!r}", path, _MODEL_FIX)
     if kind is not None and saved["kind"] != kind:
-        raise InputError(f"is a {saved['kind']} model, but this command needs a {kind} model", path,
+        article = {"semantic": "a", "instance": "an"}
+        raise InputError(f"is {article[saved['kind']]} {saved['kind']} model, but this command needs "
+                         f"{article[kind]} {kind} model", path,
                          f"give the {kind} model file (results/<run>/{kind}/...model.pt)")
     return saved
 

@@ -24,13 +24,19 @@ def write_instances(args: argparse.Namespace, kind, cluster_factory, config: Any
     from tqdm import tqdm
 
     from ..classes import class_id
+    from ..errors import InputError
     from ..inference import batches, image_instances
     from ..intermediates import DatasetCache, SemanticPrediction
     from ..models import load_model_file, model_from_file
 
-    groups = []
+    groups, owner = [], {}
     for path in args.models:
         saved = load_model_file(path, "instance")
+        for name in saved["classes"]:
+            if name in owner:  # merged predictions must not hold one class twice
+                raise InputError(f"class {name!r} is predicted by this model and by {owner[name]}", path,
+                                 "give one model per class group, each class in one group")
+            owner[name] = path
         groups.append((model_from_file(path, "instance").to(device), [class_id(c) for c in saved["classes"]]))
     cluster = cluster_factory(device)
     inputs = [*map(str, args.models), args.semantic, args.data]

@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> None:
     )
     if warnings:
         policies = {"unpaired": args.unpaired, "size_mismatch": args.size_mismatch}
-        print("\n".join(warning_lines(repr(args.name), warnings, policies, args.name)), file=sys.stderr)
+        lines = warning_lines(repr(args.name), warnings, policies, args.name)
+        print("\n".join([f"selfpanoptic index: {lines[0]}", *lines[1:]]), file=sys.stderr)
     atomic_write_text(args.out, manifest.to_csv(index=False))
     resized = int(manifest["label_resized"].sum())
     left_out = len(warnings) - resized
