@@ -42,6 +42,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
     out["incomplete"] = root / "incomplete.h5"
     with h5py.File(out["incomplete"], "w") as h5:
         h5.attrs["complete"] = False
+    out["broken_yaml"] = root / "broken.yaml"
+    out["broken_yaml"].write_text("semantic: [\n")
     out["file"] = root / "a-file"
     out["file"].write_text("x")
     return out
@@ -95,11 +97,12 @@ def cases(f: dict[str, Path], tmp: Path) -> list[tuple[list[str], str, Path | No
           "--gt-json-file", str(tmp / "gt.json"), "--out", str(tmp / "pan")], "gt.json: panoptic ground-truth JSON does not exist",
          tmp / "pan"),
         (["config", str(tmp / "nope.yaml")], "nope.yaml: config file does not exist", None),
+        (["config", str(f["broken_yaml"])], "broken.yaml: config file is not valid YAML: expected the node content", None),
         (["audit", str(f["text"])], "notes.txt: not a readable HDF5 file", None),
     ]
 
 
-N_CASES = 25
+N_CASES = 26
 
 
 def test_the_matrix_has_every_case(files, tmp_path):

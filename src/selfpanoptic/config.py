@@ -160,7 +160,11 @@ def load_config(path: str | Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise InputError("config file does not exist", path) from None
     except yaml.YAMLError as exc:
-        raise InputError(f"config file is not valid YAML ({exc})", path) from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"config file is not valid YAML: {problem}{where}", path,
+                         "fix the YAML syntax (indentation, brackets, quotes)") from None
     return validate_config(data, path)
 
 

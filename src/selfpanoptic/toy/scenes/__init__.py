@@ -36,38 +36,7 @@ and :mod:`.raster`, merged by :mod:`.compose`; :mod:`.codes` holds the shared la
 
 from __future__ import annotations
 
-from .codes import (
-    FACE_FRONT,
-    NUM_PARTS,
-    PART_DARK,
-    PART_GLASS,
-    PART_LAMP_AMBER,
-    PART_LAMP_GREEN,
-    PART_LAMP_RED,
-    PART_MARKING,
-    PART_PLAIN,
-    PART_SKIN,
-    PART_WHEEL,
-    PART_WINDOW,
-)
 from .compose import Scene, generate_scene
 from .profiles import PROFILES, SceneProfile
 
-__all__ = [
-    "FACE_FRONT",
-    "NUM_PARTS",
-    "PART_DARK",
-    "PART_GLASS",
-    "PART_LAMP_AMBER",
-    "PART_LAMP_GREEN",
-    "PART_LAMP_RED",
-    "PART_MARKING",
-    "PART_PLAIN",
-    "PART_SKIN",
-    "PART_WHEEL",
-    "PART_WINDOW",
-    "PROFILES",
-    "Scene",
-    "SceneProfile",
-    "generate_scene",
-]
+__all__ = ["PROFILES", "Scene", "SceneProfile", "generate_scene"]
