@@ -23,6 +23,7 @@ def run(args: argparse.Namespace) -> None:
     from ..data import open_dataset
     from ..data.manifest import read_manifest
     from ..errors import InputError
+    from ..h5io import write_strings
     from ..intermediates import DatasetCache
 
     section = settings(args, "data")
@@ -35,8 +36,6 @@ def run(args: argparse.Namespace) -> None:
 
     image_ids = manifest["image_id"].astype(str)
     with DatasetCache.create(args.out, image_ids, size, section, inputs=[args.manifest], ignore_label=IGNORE) as h5:
-        from ..h5io import write_strings
-
         write_strings(h5, "datasets", manifest["dataset"].astype(str))
         rows = manifest.itertuples(index=False)
         bar = tqdm(rows, total=len(manifest), desc=f"cache {Path(args.out).name}", disable=not progress(args), unit="img")

@@ -3,7 +3,10 @@
 - :func:`settings_parent`: ``--config FILE`` plus one ``--<section>-settings JSON`` per config
   section a stage uses (what the workflow passes, so that a stage reruns exactly when its own
   sections change);
-- :data:`DEVICE`, :data:`THREADS`, :data:`QUIET`: parent parsers of the compute options.
+- :data:`DEVICE`, :data:`THREADS`, :data:`QUIET`: parent parsers of the compute options;
+- :func:`add_training_outputs`, :func:`add_evaluation_io`: the arguments every training command
+  and every cache-based evaluator takes;
+- :func:`torch_setup`: threads and device (``cuda`` is CUDA or an error), :func:`progress`.
 """
 
 from __future__ import annotations
