@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from selfpanoptic.config import compose_configs, replace_paths, validate_config
+from selfpanoptic.errors import InputError
 
 
 def test_instance_groups_is_the_replace_map():
@@ -11,14 +14,15 @@ def test_instance_groups_is_the_replace_map():
 
 
 def test_a_later_layer_replaces_groups_but_merges_the_rest():
-    default = {"instance": {"groups": {"all": ["car", "person"]}, "train": {"steps": 200}}}
     layer = {"instance": {"groups": {"vehicles": ["car"], "people": ["person"]}}}
     merged = {"instance": {"groups": {"all": ["car", "person"], "vehicles": ["car"], "people": ["person"]},
                            "train": {"steps": 200}}}  # what a key-by-key merge makes
     composed = compose_configs(merged, [layer])
     assert composed["instance"]["groups"] == {"vehicles": ["car"], "people": ["person"]}
     assert composed["instance"]["train"] == {"steps": 200}
-    validate_config(composed)  # the merged one is refused: person in two groups
+    validate_config(composed)
+    with pytest.raises(InputError, match="class 'car' is in instance groups 'all' and 'vehicles'"):
+        validate_config(merged)  # what Snakemake's key-by-key merge alone gives
 
 
 def test_the_last_layer_that_sets_a_map_wins_and_absent_maps_stay():

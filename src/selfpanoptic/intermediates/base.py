@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterator, Sequence
 
 import h5py
-import numpy as np
 
 from ..classes import CLASS_NAMES
 from ..errors import InputError
