@@ -44,6 +44,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
         h5.attrs["complete"] = False
     out["broken_yaml"] = root / "broken.yaml"
     out["broken_yaml"].write_text("semantic: [\n")
+    out["no_groups"] = root / "no-groups.yaml"
+    out["no_groups"].write_text("instance: {groups: {}}\n")
     out["file"] = root / "a-file"
     out["file"].write_text("x")
     return out
@@ -99,10 +101,20 @@ def cases(f: dict[str, Path], tmp: Path) -> list[tuple[list[str], str, Path | No
         (["config", str(tmp / "nope.yaml")], "nope.yaml: config file does not exist", None),
         (["config", str(f["broken_yaml"])], "broken.yaml: config file is not valid YAML: expected the node content", None),
         (["audit", str(f["text"])], "notes.txt: not a readable HDF5 file", None),
+        (["audit", str(f["root"])], "is a folder, not an HDF5 file", None),
+        (["summarize", "--out", str(tmp / "s.csv"), str(f["broken_yaml"])], "broken.yaml: not a metrics table", tmp / "s.csv"),
+        (["summarize", "--out", str(tmp / "s.csv"), str(f["semantic"])], "semantic.pt: not a metrics table", tmp / "s.csv"),
+        (["report", "--metrics", str(f["broken_yaml"]), "--data", str(f["cache"]), "--out-dir", str(tmp / "rep")],
+         "not a metrics table", tmp / "rep"),
+        (["evaluate", "panoptic", "--gt-json-file", str(f["text"]), "--gt-folder", str(tmp), "--prediction-json-file",
+          str(f["text"]), "--prediction-folder", str(tmp)], "notes.txt: not a JSON file", None),
+        (["evaluate-panoptic", "--prediction", str(f["text"]), "--gt-json-file", str(f["text"]), "--gt-folder", str(tmp),
+          "--round", "0", "--out", str(tmp / "e.csv")], "--prediction must be the folder fuse-panoptic writes", tmp / "e.csv"),
+        (["config", str(f["no_groups"])], "config key 'instance.groups'", None),
     ]
 
 
-N_CASES = 26
+N_CASES = 33
 
 
 def test_the_matrix_has_every_case(files, tmp_path):

@@ -100,3 +100,22 @@ def test_sigkilled_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
         assert torch.equal(ref[key], got[key]), key
     steps_logged = [int(line.split(",")[0]) for line in (work / "metrics.csv").read_text().splitlines()[1:]]
     assert steps_logged[-1] == 40 and steps_logged.count(40) == 1
+
+
+def test_a_second_trainer_of_one_work_folder_stops_with_a_message(tmp_path):
+    import fcntl
+
+    from selfpanoptic.errors import SelfPanopticError
+
+    model = torch.nn.Linear(2, 1)
+    settings = validate_config({})["semantic"]["train"] | {"steps": 2}
+
+    def step(net, rng, index):
+        return net(torch.ones(1, 2)).sum(), {}, 1
+
+    tmp_path.mkdir(exist_ok=True)
+    with open(tmp_path / ".lock", "w") as held:  # an orphaned job of a killed run holds the folder
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(SelfPanopticError, match="another process is training into"):
+            train(model, step, settings, tmp_path, "id", torch.device("cpu"), progress=False)
+    assert train(model, step, settings, tmp_path, "id", torch.device("cpu"), progress=False).steps == 2

@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         module = stage_module(command)
-        p = sub.add_parser(command, help=module.HELP, description=module.__doc__.strip().splitlines()[0],
+        p = sub.add_parser(command, help=module.HELP, description=module.__doc__.strip().splitlines()[0].replace("``", ""),
                            parents=module.PARENTS)
         module.add_arguments(p)
         p.set_defaults(func=module.run)
@@ -75,6 +75,15 @@ def _is_user_path(filename, args: argparse.Namespace) -> bool:
     return False
 
 
+def _describe_os_error(err: OSError) -> str:
+    """``path: problem`` and a fix line for an OSError on a user's path."""
+    path = Path(err.filename)
+    blocking = next((p for p in [path, *path.parents] if p.is_file()), None)
+    if blocking is not None and blocking != path:
+        return f"{path}: {blocking} is a file, so nothing can be written below it\n  fix: choose another output path"
+    return f"{path}: {err.strerror or err}\n  fix: check the path and its permissions"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -87,8 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         # a path the user gave cannot be read or written: their input, not a bug (else: traceback)
         if not _is_user_path(err.filename, args) and not _is_user_path(err.filename2, args):
             raise
-        print(f"selfpanoptic {args.command}: error: {err.filename}: {err.strerror or err}\n"
-              "  fix: check the path (it must not lie below a regular file) and its permissions", file=sys.stderr)
+        print(f"selfpanoptic {args.command}: error: {_describe_os_error(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"selfpanoptic {args.command}: interrupted; no output was completed", file=sys.stderr)

@@ -180,7 +180,8 @@ def section_settings(section: str, config_path: str | None, settings_json: str |
         try:
             section_value = json.loads(settings_json)
         except json.JSONDecodeError as exc:
-            raise InputError(f"{flag} is not valid JSON ({exc})") from exc
+            raise InputError(f"{flag} is not valid JSON ({exc})",
+                             fix=f"write the `{section}` section as a JSON object, or pass --config FILE") from None
         return validate_config({section: section_value}, f"{flag} ({section})")[section]
     if config_path:
         return load_config(config_path)[section]

@@ -109,12 +109,17 @@ def provenance(h5: h5py.File) -> dict[str, Any]:
 def open_intermediate(path: str | Path) -> h5py.File:
     """Open an intermediate read-only; refuse files that are not HDF5 or were never completed."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError("is a folder, not an HDF5 file", path, "give one of the .h5 files the workflow writes")
     if not path.is_file():
         raise InputError("file does not exist", path, "run the workflow stage that writes it first")
     try:
         h5 = h5py.File(path, "r")
     except OSError as exc:
-        raise InputError(f"not a readable HDF5 file ({exc})", path, "delete it and rerun its stage") from exc
+        raise InputError(
+            f"not a readable HDF5 file ({exc})", path,
+            "give the .h5 file this option expects; if it is a damaged intermediate, delete it and rerun its stage",
+        ) from exc
     if not bool(h5.attrs.get("complete", False)):
         h5.close()
         raise InputError(
@@ -123,4 +128,3 @@ def open_intermediate(path: str | Path) -> h5py.File:
             "delete it and rerun its stage (snakemake --rerun-incomplete)",
         )
     return h5
-

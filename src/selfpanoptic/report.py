@@ -25,7 +25,7 @@ from .classes import CLASS_NAMES, THING_TRAIN_IDS, TRAIN_ID_TO_LABEL_ID  # noqa:
 from .formats.cityscapes_ids import decode_instance_ids  # noqa: E402
 from .formats.panoptic_png import read_panoptic_png  # noqa: E402
 from .intermediates import DatasetCache, SemanticPrediction  # noqa: E402
-from .metrics.table import round_order  # noqa: E402
+from .metrics.table import read_metrics, round_order  # noqa: E402
 
 TRAIN_ID_COLOURS = np.zeros((256, 3), dtype=np.uint8)
 for _t, _label_id in enumerate(TRAIN_ID_TO_LABEL_ID):
@@ -190,8 +190,8 @@ def build_report(
 ) -> None:
     """Everything under ``out_dir``; ``runs`` maps a run label to (semantic prediction, panoptic folder)."""
     out_dir = Path(out_dir)
+    table = read_metrics(metrics_csv)  # checked before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
-    table = pd.read_csv(metrics_csv, dtype={"round": str})
     plot_metrics_by_round(table, out_dir / "metrics_by_round.png")
     plot_iou_per_class(table, out_dir / "iou_per_class.png")
     overlay_files = {}

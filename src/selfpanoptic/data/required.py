@@ -32,10 +32,17 @@ def check_required_dataset_files(config: dict[str, Any]) -> None:
     whose datasets the workflow generates)."""
     if config["toy"]["enabled"]:
         return
-    missing = [f"  {what}: {path}" for what, path in required_dataset_paths(config).items() if not path.exists()]
-    if missing:
+    absent = {what: path for what, path in required_dataset_paths(config).items() if not path.exists()}
+    if absent:
+        fixes = []
+        if any("root" in what for what in absent):
+            fixes.append("set datasets.<name>.root to the dataset folders")
+        if any("panoptic" in what for what in absent):
+            fixes.append("create the panoptic ground truth with "
+                         "python -m cityscapesscripts.preparation.createPanopticImgs")
+        if any(what.endswith("labels") for what in absent) and not any("root" in what for what in absent):
+            fixes.append("the target needs gtFine labels of its val split for evaluation")
         raise InputError(
-            "the datasets lack what the workflow will need:\n" + "\n".join(missing),
-            fix="set the dataset roots in the config; create the panoptic ground truth with cityscapesscripts' "
-                "createPanopticImgs (python -m cityscapesscripts.preparation.createPanopticImgs)",
+            "the datasets lack what the workflow will need:\n" + "\n".join(f"  {w}: {p}" for w, p in absent.items()),
+            fix="; ".join(fixes),
         )

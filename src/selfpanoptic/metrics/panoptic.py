@@ -391,9 +391,16 @@ class PanopticEvaluator:
         return out
 
 
-def _load_json(path: str | os.PathLike) -> dict:
-    with open(path) as handle:
-        return json.load(handle)
+def _load_json(path: str | os.PathLike, required: tuple[str, ...] = ("annotations",)) -> dict:
+    """A COCO-panoptic JSON with the ``required`` keys; ``ValueError`` naming the file when it is not one."""
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{os.fspath(path)}: not a JSON file ({exc})") from None
+    if not isinstance(data, dict) or not set(required) <= set(data):
+        raise ValueError(f"{os.fspath(path)}: not a panoptic JSON (needs {' and '.join(map(repr, required))})")
+    return data
 
 
 def _available_cpus() -> int:
@@ -427,7 +434,7 @@ def evaluate_panoptic_folders(
     ahead of the (single-threaded) accumulation, so at most ``2 * num_workers + 1`` image pairs
     are in memory; ``num_workers=0`` reads them in the calling thread.
     """
-    gt_json = _load_json(gt_json_file)
+    gt_json = _load_json(gt_json_file, ("annotations", "categories"))
     pred_json = _load_json(prediction_json_file)
     evaluator = PanopticEvaluator({int(c["id"]): c for c in gt_json["categories"]})
     predictions = {ann["image_id"]: ann for ann in pred_json["annotations"]}

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..errors import InputError
+
 COLUMNS = ["round", "task", "metric", "class", "value"]
 
 
@@ -29,9 +31,22 @@ def round_order(name: str) -> tuple[int, int]:
     return (1, 0) if name == "oracle" else (0, int(name))
 
 
+def read_metrics(path: str | Path) -> pd.DataFrame:
+    """A metrics table (CSV with :data:`COLUMNS`); :class:`InputError` naming the file when it is not one."""
+    try:
+        frame = pd.read_csv(path, dtype={"round": str})
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(f"not a metrics table ({type(exc).__name__})", path,
+                         "give a CSV written by an evaluate-* command or by summarize") from None
+    if list(frame.columns) != COLUMNS:
+        raise InputError(f"not a metrics table (columns {list(frame.columns)[:6]}, expected {COLUMNS})", path,
+                         "give a CSV written by an evaluate-* command or by summarize")
+    return frame
+
+
 def collect_metrics(paths: list[str | Path]) -> pd.DataFrame:
     """Concatenate per-stage metric tables into the summary table, rounds in order (0, 1, ..., oracle)."""
-    frames = [pd.read_csv(p, dtype={"round": str}) for p in paths]
+    frames = [read_metrics(p) for p in paths]
     frame = pd.concat(frames, ignore_index=True)
     frame["_order"] = frame["round"].map(round_order)
     frame = frame.sort_values(["_order", "task"], kind="stable").drop(columns="_order")

@@ -76,13 +76,12 @@ def load_model_file(path: str | Path, kind: str | None = None) -> dict[str, Any]
     return saved
 
 
-def _load_weights(model: nn.Module, state: dict[str, Any], path: str | Path) -> None:
+def _load_weights(model: nn.Module, state: dict[str, Any], path: str | Path, what: str, fix: str) -> None:
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:  # missing/unexpected keys, shape mismatches (classes, channels)
         first = str(exc).splitlines()[1:2] or [str(exc)]
-        raise InputError(f"its weights do not fit the model it describes ({first[0].strip()[:160]})", path,
-                         _MODEL_FIX) from None
+        raise InputError(f"its weights do not fit {what} ({first[0].strip()[:160]})", path, fix) from None
 
 
 def model_from_file(path: str | Path, kind: str | None = None) -> nn.Module:
@@ -93,7 +92,7 @@ def model_from_file(path: str | Path, kind: str | None = None) -> nn.Module:
         model = build(dict(saved["spec"], init="none"))
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"its model spec cannot be built ({exc})", path, _MODEL_FIX) from None
-    _load_weights(model, saved["state_dict"], path)
+    _load_weights(model, saved["state_dict"], path, "the model it describes", _MODEL_FIX)
     return model.eval()
 
 
@@ -102,7 +101,9 @@ def init_from_checkpoint(model: nn.Module, init: str, kind: str) -> None:
     if init in ("none", "imagenet"):
         return
     saved = load_model_file(init, kind)
-    _load_weights(model, saved["state_dict"], init)
+    _load_weights(model, saved["state_dict"], init, f"the model that `{kind}.model` describes",
+                  f"`{kind}.model.init` needs a model file of the same architecture as `{kind}.model` "
+                  f"(backbone, head, widths): match them, or use init: none / imagenet")
 
 
 __all__ = [

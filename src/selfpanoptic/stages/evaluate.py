@@ -25,12 +25,17 @@ def run(args: argparse.Namespace) -> None:
 
     from ..atomic import atomic_write_text
     from ..classes import SYNTHIA16_TRAIN_IDS, TRAIN_ID_TO_LABEL_ID
+    from ..errors import InputError
     from ..metrics.panoptic import evaluate_panoptic_folders, format_table
 
     subset = [TRAIN_ID_TO_LABEL_ID[t] for t in SYNTHIA16_TRAIN_IDS] if args.classes == 16 else None
-    result = evaluate_panoptic_folders(
-        args.gt_json_file, args.gt_folder, args.prediction_json_file, args.prediction_folder, subset
-    )
+    try:
+        result = evaluate_panoptic_folders(
+            args.gt_json_file, args.gt_folder, args.prediction_json_file, args.prediction_folder, subset
+        )
+    except ValueError as err:  # the evaluator names the file whose content does not fit
+        raise InputError(str(err), fix="give the ground truth and the predictions of the same images, "
+                                       "in the Cityscapes panoptic format") from None
     print(format_table(result))
     if args.out:
         atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")

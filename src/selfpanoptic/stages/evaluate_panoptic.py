@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 HELP = "PQ/SQ/RQ/PQ-dagger of a fused run as metric rows"
-PARENTS: list = []
+PARENTS: list = []  # no progress bar: the evaluator reads PNGs in worker threads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,15 +25,22 @@ def run(args: argparse.Namespace) -> None:
 
     from ..atomic import atomic_write_text
     from ..classes import SYNTHIA16_TRAIN_IDS, TRAIN_ID_TO_LABEL_ID
+    from ..errors import InputError
     from ..metrics.panoptic import evaluate_panoptic_folders
     from ..metrics.table import metric_frame, percent
 
     prediction = Path(args.prediction)
+    if not (prediction / "panoptic.json").is_file():
+        raise InputError("--prediction must be the folder fuse-panoptic writes (with panoptic.json and panoptic/)",
+                         prediction, "give results/<run>/panoptic")
     rows = []
     for suffix, subset in {"": None, "16": [TRAIN_ID_TO_LABEL_ID[t] for t in SYNTHIA16_TRAIN_IDS]}.items():
-        result = evaluate_panoptic_folders(
-            args.gt_json_file, args.gt_folder, prediction / "panoptic.json", prediction / "panoptic", subset
-        )
+        try:
+            result = evaluate_panoptic_folders(
+                args.gt_json_file, args.gt_folder, prediction / "panoptic.json", prediction / "panoptic", subset
+            )
+        except ValueError as err:  # the evaluator names the file whose content does not fit
+            raise InputError(str(err), fix="fuse the predictions of the split the ground truth covers") from None
         for group in ("All", "Things", "Stuff"):
             for metric in ("pq", "sq", "rq"):
                 rows.append((args.round, "panoptic", metric.upper(), f"{group.lower()}{suffix}", percent(result[group][metric])))

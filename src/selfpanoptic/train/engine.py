@@ -14,13 +14,15 @@ The loop is deliberately plain (as in torchvision's reference scripts). What it 
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import math
 import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -160,6 +162,29 @@ def train(
     """
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
+    with _work_dir_lock(work_dir, desc):
+        return _train(model, step_fn, settings, work_dir, identity, device, desc, progress, extra_state)
+
+
+@contextlib.contextmanager
+def _work_dir_lock(work_dir: Path, desc: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``work_dir`` while training into it.
+
+    A job orphaned by a killed Snakemake may still train into the folder its rerun uses; two
+    writers of one checkpoint and log would race, so the second one stops with a message.
+    """
+    with open(work_dir / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SelfPanopticError(
+                f"{desc}: another process is training into {work_dir} (a job of an earlier, killed run?)\n"
+                "  fix: let it finish or stop it (pkill -f 'selfpanoptic '), then rerun"
+            ) from None
+        yield
+
+
+def _train(model, step_fn, settings, work_dir: Path, identity, device, desc, progress, extra_state) -> TrainResult:
     checkpoint_path = work_dir / "checkpoint.pt"
     log_path = work_dir / "metrics.csv"
     run_hash = config_hash(identity)
