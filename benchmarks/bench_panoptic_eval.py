@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 
 from selfpanoptic.formats.panoptic_png import ids_to_rgb, read_panoptic_png
-from selfpanoptic.metrics.panoptic import evaluate_panoptic_folders
+from selfpanoptic.metrics.panoptic_files import evaluate_panoptic_folders
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_GT_JSON = ROOT / "data/toy/cityscapes-like/gtFine/cityscapes_panoptic_val.json"

@@ -15,7 +15,8 @@ from PIL import Image
 from selfpanoptic.classes import SYNTHIA16_TRAIN_IDS, TRAIN_ID_TO_LABEL_ID
 from selfpanoptic.formats.cityscapes_ids import cityscapes_categories
 from selfpanoptic.formats.panoptic_png import ids_to_rgb, read_panoptic_png, rgb_to_ids
-from selfpanoptic.metrics.panoptic import PanopticEvaluator, evaluate_panoptic_folders, format_table
+from selfpanoptic.metrics.panoptic import PanopticEvaluator
+from selfpanoptic.metrics.panoptic_files import evaluate_panoptic_folders, format_table
 from selfpanoptic.metrics.semantic import SemanticEvaluator
 
 ROAD, SIDEWALK, CAR, PERSON = 7, 8, 26, 24

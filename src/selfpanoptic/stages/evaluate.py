@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> None:
     from ..atomic import atomic_write_text
     from ..classes import SYNTHIA16_TRAIN_IDS, TRAIN_ID_TO_LABEL_ID
     from ..errors import InputError
-    from ..metrics.panoptic import evaluate_panoptic_folders, format_table
+    from ..metrics.panoptic_files import evaluate_panoptic_folders, format_table
 
     subset = [TRAIN_ID_TO_LABEL_ID[t] for t in SYNTHIA16_TRAIN_IDS] if args.classes == 16 else None
     try:
