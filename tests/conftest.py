@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import png
 import pytest
+import torch
 from PIL import Image
 
 
@@ -110,3 +111,14 @@ def official_instance_evaluator(workdir: Path, monkeypatch):
 
     monkeypatch.setattr(official, "writeDict2JSON", write_json)
     return official
+
+
+# View geometry shared by the view and threshold tests (2x3 matrices, see augment/views.py).
+IDENTITY = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+FLIP = [[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+CENTRE_HALF = [[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]]  # middle half of the image, zoomed 2x
+
+
+def affines(*views) -> torch.Tensor:
+    """(1, V, 2, 3) from 2x3 nested lists."""
+    return torch.tensor([views], dtype=torch.float32)

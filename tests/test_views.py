@@ -14,14 +14,7 @@ from selfpanoptic.augment.views import (
     warp_to_views,
 )
 
-IDENTITY = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
-FLIP = [[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
-CENTRE_HALF = [[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]]  # middle half of the image, zoomed 2x
-
-
-def affines(*views) -> torch.Tensor:
-    """(1, V, 2, 3) from 2x3 nested lists."""
-    return torch.tensor([views], dtype=torch.float32)
+from conftest import CENTRE_HALF, FLIP, IDENTITY, affines
 
 
 def ramp(h: int, w: int, channels: int = 1) -> torch.Tensor:

@@ -13,6 +13,11 @@ from ..errors import InputError
 from ..h5io import atomic_h5, create_stack, open_intermediate, read_strings, write_strings
 
 
+def _stage(h5: h5py.File) -> str:
+    stage = h5.attrs.get("stage", "")
+    return stage.decode() if isinstance(stage, bytes) else str(stage)
+
+
 class Intermediate:
     """An open intermediate file of one kind; a subclass per kind sets the class attributes.
 
@@ -53,8 +58,7 @@ class Intermediate:
         """
         h5 = open_intermediate(path)
         try:
-            stage = h5.attrs.get("stage", "")
-            stage = stage.decode() if isinstance(stage, bytes) else str(stage)
+            stage = _stage(h5)
             if cls.STAGE and stage != cls.STAGE:
                 raise InputError(f"is a {stage!r} file where a {cls.STAGE!r} file ({cls.KIND}) is needed",
                                  path, f"give the {cls.KIND} this command expects (see its --help)")
@@ -75,12 +79,6 @@ class Intermediate:
 
     def __contains__(self, name: str) -> bool:
         return name in self.h5
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(H, W)`` of the per-image maps."""
-        first = next(iter(self.STACKS))
-        return tuple(self.h5[first].shape[1:3])
 
     def close(self) -> None:
         self.h5.close()
@@ -124,8 +122,10 @@ def open_any(path: str | Path) -> Intermediate:
 
     kinds = {k.STAGE: k for k in (DatasetCache, SemanticPrediction, InstancePrediction, InstancePseudoLabels,
                                    SemanticPseudoLabels)}
-    with open_intermediate(path) as h5:
-        stage = h5.attrs.get("stage", "")
-        stage = stage.decode() if isinstance(stage, bytes) else str(stage)
-    kind = kinds.get(stage, Intermediate)
-    return kind.open(path, **({"preload_mb": 0} if kind is DatasetCache else {}))
+    h5 = open_intermediate(path)
+    try:
+        kind = kinds.get(_stage(h5), Intermediate)
+        return kind(h5, path, **({"preload_mb": 0} if kind is DatasetCache else {}))
+    except BaseException:
+        h5.close()
+        raise

@@ -15,10 +15,10 @@ def add_instance_io(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="HDF5 file to write")
 
 
-def write_instances(args: argparse.Namespace, kind, cluster_factory, config: Any, device, batch_size: int = 8) -> None:
+def write_instances(args: argparse.Namespace, kind, cluster, config: Any, device, batch_size: int = 8) -> None:
     """Cluster every image of ``args.data`` and write ``args.out`` as the intermediate class ``kind``.
 
-    ``cluster_factory(device)`` returns the :data:`selfpanoptic.inference.Cluster` to use.
+    ``cluster``: how embeddings become instances (:data:`selfpanoptic.inference.Cluster`).
     """
     import numpy as np
     from tqdm import tqdm
@@ -38,7 +38,6 @@ def write_instances(args: argparse.Namespace, kind, cluster_factory, config: Any
                                  "give one model per class group, each class in one group")
             owner[name] = path
         groups.append((model_from_file(path, "instance").to(device), [class_id(c) for c in saved["classes"]]))
-    cluster = cluster_factory(device)
     inputs = [*map(str, args.models), args.semantic, args.data]
     with DatasetCache.open(args.data) as cache, \
             SemanticPrediction.open(args.semantic, cache.image_ids, args.data) as sem, \

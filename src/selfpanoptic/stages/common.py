@@ -31,7 +31,7 @@ def settings_parent(*sections: str) -> argparse.ArgumentParser:
 def settings(args: argparse.Namespace, section: str) -> dict[str, Any]:
     """The validated config section ``section`` (defaults filled in) from ``args``."""
     inline = getattr(args, f"{section}_settings")
-    return section_settings(section, None if inline else args.config, inline)
+    return section_settings(section, args.config, inline)
 
 
 def selftrain_settings(args: argparse.Namespace) -> dict[str, Any]:

@@ -24,10 +24,8 @@ def run(args: argparse.Namespace) -> None:
     bandwidth, delta_d = section["loss"]["delta_v"], section["loss"]["delta_d"]
     min_size = section["clustering"]["min_size"]
 
-    def cluster_factory(dev):
-        def cluster(embeddings, semantic, confidence, classes):
-            return instances_from_embeddings(embeddings, semantic, thing_classes=classes, bandwidth=bandwidth,
-                                             delta_d=delta_d, min_size=min_size, device=dev)
-        return cluster
+    def cluster(embeddings, semantic, confidence, classes):
+        return instances_from_embeddings(embeddings, semantic, thing_classes=classes, bandwidth=bandwidth,
+                                         delta_d=delta_d, min_size=min_size, device=device)
 
-    write_instances(args, InstancePrediction, cluster_factory, section, device)
+    write_instances(args, InstancePrediction, cluster, section, device)

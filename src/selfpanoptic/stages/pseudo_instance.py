@@ -30,10 +30,8 @@ def run(args: argparse.Namespace) -> None:
     instance, pseudo = settings(args, "instance"), selftrain_settings(args)["instance"]
     delta_v, delta_d = instance["loss"]["delta_v"], instance["loss"]["delta_d"]
 
-    def cluster_factory(dev):
-        def cluster(embeddings, semantic, confidence, classes):
-            return pseudo_instances(embeddings, semantic, confidence, classes, delta_v, delta_d,
-                                    pseudo["min_size"], pseudo["min_confidence"], device=dev)
-        return cluster
+    def cluster(embeddings, semantic, confidence, classes):
+        return pseudo_instances(embeddings, semantic, confidence, classes, delta_v, delta_d,
+                                pseudo["min_size"], pseudo["min_confidence"], device=device)
 
-    write_instances(args, InstancePseudoLabels, cluster_factory, {"instance": instance, "pseudo": pseudo}, device)
+    write_instances(args, InstancePseudoLabels, cluster, {"instance": instance, "pseudo": pseudo}, device)
