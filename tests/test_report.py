@@ -47,3 +47,6 @@ def test_plot_and_page(tmp_path):
     assert "| mIoU | 10.0 | 20.0 | 40.0 |" in page
     assert "| road | 12.0 | 22.0 | 42.0 |" in page
     assert "![round0](overlays_round0.png)" in page
+    assert "co-learning" not in page
+    page = write_report(table, tmp_path, {}, {"round0": "../round0/semantic/co_learning.png"})
+    assert "![co-learning, round0](../round0/semantic/co_learning.png)" in page

@@ -213,6 +213,16 @@ def test_changing_semantic_selftraining_reruns_the_rounds_never_pretraining(smok
     assert all("round0" not in w and "oracle" not in w for _, w in jobs)
 
 
+def test_co_learning_brings_its_target_images_and_its_figure_into_the_report(smoke):
+    semantic = {**SMOKE["semantic"], "co_learning": {"enabled": True}}
+    out = snakemake(smoke, "-n", "-p", semantic=semantic).stdout
+    pretrain = [line for line in out.splitlines() if line.startswith("selfpanoptic pretrain-semantic")]
+    assert len(pretrain) == 2 and all("--target results-smoke/data/cache/target_train.h5" in p for p in pretrain)
+    report = next(line for line in out.splitlines() if line.startswith("selfpanoptic report"))
+    assert "--generated round0 results-smoke/round0/semantic/co_learning.png" in report
+    assert "--generated oracle" in report and "--generated round1" not in report
+
+
 def test_changing_instance_selftraining_leaves_round1_semantic_alone(smoke):
     instance = {**SMOKE["selftrain"]["instance"], "consistency_weight": 0.2}
     jobs = job_wildcards(snakemake(smoke, "-n", selftrain={**SMOKE["selftrain"], "instance": instance}).stdout)

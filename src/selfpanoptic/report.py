@@ -9,6 +9,7 @@ round, the oracle as a dashed line), ``iou_per_class.png`` (per-class IoU bars b
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import matplotlib
@@ -22,6 +23,7 @@ from PIL import Image  # noqa: E402
 
 from .atomic import atomic_output, atomic_write_text  # noqa: E402
 from .classes import CLASS_NAMES, THING_TRAIN_IDS, TRAIN_ID_TO_LABEL_ID  # noqa: E402
+from .errors import InputError  # noqa: E402
 from .formats.cityscapes_ids import decode_instance_ids  # noqa: E402
 from .formats.panoptic_png import read_panoptic_png  # noqa: E402
 from .intermediates import DatasetCache, SemanticPrediction  # noqa: E402
@@ -157,8 +159,10 @@ def overlay_figure(
     plt.close(fig)
 
 
-def write_report(table: pd.DataFrame, out_dir: Path, overlay_files: dict[str, str]) -> str:
-    """The Markdown page; ``overlay_files`` maps run labels to overlay PNG names in ``out_dir``."""
+def write_report(table: pd.DataFrame, out_dir: Path, overlay_files: dict[str, str],
+                 generated: dict[str, str] | None = None) -> str:
+    """The Markdown page; ``overlay_files`` maps run labels to overlay PNG names in ``out_dir``,
+    ``generated`` run labels to co-learning figures (paths relative to ``out_dir``)."""
     things = [CLASS_NAMES[t] for t in THING_TRAIN_IDS]
     parts = [
         "# SelfPanoptic results", "",
@@ -182,13 +186,21 @@ def write_report(table: pd.DataFrame, out_dir: Path, overlay_files: dict[str, st
     parts += ["## Qualitative results", ""]
     for run, name in overlay_files.items():
         parts += [f"![{run}]({name})", ""]
+    if generated:
+        parts += ["## Generative co-learning: what the generation head learned", "",
+                  "One row per target train image: the generator's input, its output, the real target "
+                  "(for depth: inverse depth as grey, white = near, magenta = unknown).", ""]
+        for run, name in generated.items():
+            parts += [f"![co-learning, {run}]({name})", ""]
     return "\n".join(parts)
 
 
 def build_report(
-    metrics_csv: str | Path, out_dir: str | Path, cache_path: str | Path, runs: dict[str, tuple[str, str]], overlays: int
+    metrics_csv: str | Path, out_dir: str | Path, cache_path: str | Path, runs: dict[str, tuple[str, str]],
+    overlays: int, generated: dict[str, str] | None = None,
 ) -> None:
-    """Everything under ``out_dir``; ``runs`` maps a run label to (semantic prediction, panoptic folder)."""
+    """Everything under ``out_dir``; ``runs`` maps a run label to (semantic prediction, panoptic folder),
+    ``generated`` a run label to its co-learning figure (``co_learning.png``), linked from the page."""
     out_dir = Path(out_dir)
     table = read_metrics(metrics_csv)  # checked before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -199,4 +211,10 @@ def build_report(
         name = f"overlays_{run}.png"
         overlay_figure(Path(cache_path), Path(semantic), Path(panoptic), overlays, out_dir / name, f"target val, {run}")
         overlay_files[run] = name
-    atomic_write_text(out_dir / "report.md", write_report(table, out_dir, overlay_files))
+    figures = {}
+    for run, figure in (generated or {}).items():
+        if not Path(figure).is_file():
+            raise InputError("co-learning figure does not exist", figure,
+                             "run the training stage with co_learning enabled that writes it")
+        figures[run] = os.path.relpath(figure, out_dir)
+    atomic_write_text(out_dir / "report.md", write_report(table, out_dir, overlay_files, figures))

@@ -132,6 +132,40 @@ def training_cache(wildcards):
     return f"{RESULTS}/data/cache/{name}.h5"
 
 
+def co_learning_target(wildcards):
+    """The target train cache whose images pretraining's co-learning also generates, when it does."""
+    co_learning = config["semantic"]["co_learning"]
+    if not co_learning["enabled"] or co_learning["target_batch_size"] == 0:
+        return []
+    return f"{RESULTS}/data/cache/target_{TRAIN_SPLIT}.h5"
+
+
+def target_option(wildcards, input):
+    """``--target CACHE`` when pretraining's co-learning generates target images, else nothing."""
+    return f"--target {shlex.quote(input.target)}" if input.target else ""
+
+
+def co_learning_figure(section, folder):
+    """The ``figure`` output of a training rule whose stage has co-learning on (else none)."""
+    enabled = config[section]["semantic"]["co_learning"] if section == "selftrain" else config[section]["co_learning"]
+    return {"figure": f"{folder}/semantic/co_learning.png"} if enabled["enabled"] else {}
+
+
+def co_learning_figures():
+    """Run label -> co-learning figure, of every run trained with co-learning (for the report)."""
+    runs = []
+    if config["semantic"]["co_learning"]["enabled"]:
+        runs += ["round0"] + (["oracle"] if config["oracle"] else [])
+    if config["selftrain"]["semantic"]["co_learning"]["enabled"]:
+        runs += [f"round{r}" for r in ROUNDS]
+    return {run: f"{RESULTS}/{run}/semantic/co_learning.png" for run in runs}
+
+
+def generated_options(wildcards):
+    """``--generated LABEL PNG`` of the report, one per co-learning figure."""
+    return " ".join(f"--generated {run} {shlex.quote(path)}" for run, path in co_learning_figures().items())
+
+
 def instance_models(wildcards):
     return [f"{RESULTS}/{wildcards.run}/instance/{group}/model.pt" for group in GROUPS]
 

@@ -108,6 +108,7 @@ rule report:
         data=f"{RESULTS}/data/cache/target_{VAL_SPLIT}.h5",
         semantic=expand(f"{RESULTS}/{{run}}/semantic/pred_target_{VAL_SPLIT}.h5", run=RUNS),
         panoptic=expand(f"{RESULTS}/{{run}}/panoptic", run=RUNS),
+        generated=list(co_learning_figures().values()),
     output:
         page=report(f"{RESULTS}/summary/report.md", caption="../report/report.rst", category="Report"),
         by_round=report(
@@ -128,6 +129,7 @@ rule report:
     params:
         **stage_params("report", settings_option("report")),
         runs=report_runs,
+        generated=generated_options,
         out_dir=lambda wildcards, output: os.path.dirname(output.page),
     log:
         f"{RESULTS}/logs/report.log",
@@ -135,4 +137,4 @@ rule report:
         ENV
     shell:
         "selfpanoptic report {params.settings} --metrics {input.metrics:q} --data {input.data:q}"
-        " {params.runs} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        " {params.runs} {params.generated} --out-dir {params.out_dir:q} > {log:q} 2>&1"

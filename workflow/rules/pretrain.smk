@@ -4,13 +4,16 @@
 
 rule pretrain_semantic:
     input:
-        training_cache,
+        data=training_cache,
+        target=co_learning_target,
     output:
-        f"{RESULTS}/{{run}}/semantic/model.pt",
+        model=f"{RESULTS}/{{run}}/semantic/model.pt",
+        **co_learning_figure("semantic", f"{RESULTS}/{{run}}"),
     wildcard_constraints:
         run=PRETRAIN_RUNS,
     params:
         **stage_params("pretrain-semantic", settings_option("semantic")),
+        target=target_option,
         work_dir=lambda wildcards: f"{RESULTS}/{wildcards.run}/semantic/train",
         device=config["device"],
     log:
@@ -21,7 +24,8 @@ rule pretrain_semantic:
     conda:
         ENV
     shell:
-        "selfpanoptic pretrain-semantic {params.settings} --data {input:q} --out {output:q}"
+        "selfpanoptic pretrain-semantic {params.settings} --data {input.data:q} {params.target}"
+        " --out {output.model:q}"
         " --work-dir {params.work_dir:q} --device {params.device} --threads {threads}"
         " --desc 'pretrain semantic [{wildcards.run}]' > {log:q} 2>&1"
 

@@ -36,7 +36,8 @@ rule selftrain_semantic:
         pseudo=f"{RESULTS}/round{{r}}/pseudo/semantic_target_{TRAIN_SPLIT}.h5",
         guidance=guidance_input,
     output:
-        f"{RESULTS}/round{{r}}/semantic/model.pt",
+        model=f"{RESULTS}/round{{r}}/semantic/model.pt",
+        **co_learning_figure("selftrain", f"{RESULTS}/round{{r}}"),
     params:
         **stage_params("selftrain-semantic", settings_option("selftrain", ["semantic", "guidance"])),
         guidance=guidance_option,
@@ -52,7 +53,7 @@ rule selftrain_semantic:
     shell:
         "selfpanoptic selftrain-semantic {params.settings} --model {input.model:q} --data {input.data:q}"
         " --source {input.source:q} --pseudo-labels {input.pseudo:q} {params.guidance} --round {wildcards.r}"
-        " --out {output:q} --work-dir {params.work_dir:q} --device {params.device} --threads {threads}"
+        " --out {output.model:q} --work-dir {params.work_dir:q} --device {params.device} --threads {threads}"
         " --desc 'self-train semantic [round {wildcards.r}]' > {log:q} 2>&1"
 
 

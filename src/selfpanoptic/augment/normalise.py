@@ -25,3 +25,10 @@ def normalise_unit(images: torch.Tensor) -> torch.Tensor:
 def to_unit(images: np.ndarray) -> torch.Tensor:
     """uint8 (B, H, W, 3) -> float32 (B, 3, H, W) in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).float() / 255.0
+
+
+def denormalise(images: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`normalise_unit`: normalised (B, 3, H, W) -> [0, 1], same device and dtype."""
+    mean = torch.as_tensor(IMAGENET_MEAN, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    std = torch.as_tensor(IMAGENET_STD, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    return (images * std + mean).clamp(0.0, 1.0)

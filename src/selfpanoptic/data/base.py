@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import png  # pypng
 from PIL import Image
 
 from ..errors import InputError
@@ -27,15 +29,27 @@ class SampleFiles:
 class Sample:
     """One decoded sample.
 
-    image: (H, W, 3) uint8 RGB.
-    labels: (H, W) uint8 trainIds, 255 = ignore.
-    instances: (H, W) int32, 0 = no instance, otherwise an id unique within the image.
+    Attributes
+    ----------
+    image_id:
+        The sample's id within its dataset.
+    image:
+        (H, W, 3) uint8 RGB.
+    labels:
+        (H, W) uint8 trainIds, 255 = ignore.
+    instances:
+        (H, W) int32, 0 = no instance, otherwise an id unique within the image.
+    inverse_depth:
+        (H, W) float32 inverse depth in 1/m, NaN = unknown/invalid; None when the sample has
+        no depth file (GTA5, or a Synthia/Cityscapes sample without its optional depth or
+        disparity file).
     """
 
     image_id: str
     image: np.ndarray
     labels: np.ndarray
     instances: np.ndarray
+    inverse_depth: np.ndarray | None = None
 
 
 class DatasetReader:
@@ -43,6 +57,9 @@ class DatasetReader:
 
     Subclasses list their files (:meth:`list_files`) and decode one sample's label files
     (:meth:`decode_labels`); this class checks sizes and resizes to the working resolution.
+    Formats with depth data (Synthia's ``Depth/``, Cityscapes' ``disparity/``) also find a
+    sample's optional depth file (:meth:`depth_path`) and decode it to inverse depth
+    (:meth:`decode_inverse_depth`); ``reader[i]`` then fills :attr:`Sample.inverse_depth`.
 
     ``files`` holds the complete samples only; images without their label files and label files
     without their image are in ``unpaired`` (see :meth:`check_all`). Checking and the
@@ -99,6 +116,81 @@ class DatasetReader:
         """Decode (trainId labels uint8, instance ids int32) at the file's own resolution."""
         raise NotImplementedError
 
+    def depth_path(self, files: SampleFiles) -> Path | None:
+        """The depth (or disparity) file of a sample, if the format has one and it exists.
+
+        Depth files are optional: a sample without one is read with ``inverse_depth=None``.
+
+        Parameters
+        ----------
+        files:
+            The sample's files, as listed by :meth:`list_files`.
+
+        Returns
+        -------
+        Path or None
+            The existing depth file; None for formats without depth (the default) or when the
+            file is absent.
+        """
+        return None
+
+    def decode_inverse_depth(self, path: Path) -> np.ndarray:
+        """Decode a depth file (from :meth:`depth_path`) at the file's own resolution.
+
+        Parameters
+        ----------
+        path:
+            The depth or disparity file.
+
+        Returns
+        -------
+        np.ndarray
+            (H, W) float32 inverse depth in 1/m; NaN where the file marks the pixel invalid.
+
+        Raises
+        ------
+        InputError
+            The file cannot be decoded (naming it).
+        """
+        raise NotImplementedError(f"the {self.format or type(self).__name__} format has no depth files")
+
+    def read_inverse_depth(self, files: SampleFiles, image_shape: tuple[int, int]) -> np.ndarray | None:
+        """The inverse depth of a sample at its image's size, or None without a depth file.
+
+        Parameters
+        ----------
+        files:
+            The sample's files.
+        image_shape:
+            (height, width) of the sample's image file; the depth file must have this size.
+
+        Returns
+        -------
+        np.ndarray or None
+            (H, W) float32 inverse depth in 1/m, NaN = unknown/invalid.
+
+        Raises
+        ------
+        DataFileError
+            ``depth_size`` when the depth file's size differs from its image's.
+        InputError
+            The depth file cannot be decoded.
+        """
+        path = self.depth_path(files)
+        if path is None:
+            return None
+        inverse_depth = self.decode_inverse_depth(path)
+        if inverse_depth.shape != tuple(image_shape):
+            height, width = image_shape
+            raise DataFileError(
+                "depth_size",
+                f"depth {inverse_depth.shape[1]}x{inverse_depth.shape[0]} does not match its image "
+                f"{files.image_path} ({width}x{height})",
+                path,
+                "a sample's depth/disparity file must have the image's width and height",
+            )
+        return inverse_depth
+
     def __len__(self) -> int:
         return len(self.files)
 
@@ -117,15 +209,26 @@ class DatasetReader:
         return labels, instances
 
     def __getitem__(self, index: int) -> Sample:
+        """Sample ``index`` at the working resolution; ``inverse_depth`` is filled when it has a depth file.
+
+        Raises
+        ------
+        InputError
+            A file of the sample cannot be decoded, or its depth file's size differs from its
+            image's (:class:`DataFileError`).
+        """
         files = self.files[index]
         labels, instances = self.decode_labels(files)
         image = pngio.read_rgb(files.image_path)
+        inverse_depth = self.read_inverse_depth(files, image.shape[:2])
         if image.shape[:2] != labels.shape:
             # Only the index checks sizes: it lists a mismatched pair only under size_mismatch: resize.
             labels, instances = fit_labels(labels, instances, image.shape[:2])
         if self.size is not None and image.shape[:2] != tuple(self.size):
             image, labels, instances = resize_sample(image, labels, instances, self.size)
-        return Sample(files.image_id, image, labels, instances)
+            if inverse_depth is not None:
+                inverse_depth = fit_depth(inverse_depth, self.size)
+        return Sample(files.image_id, image, labels, instances, inverse_depth)
 
     def check_all(self) -> None:
         """Decode every label file and check every image header; raise one error listing all bad files.
@@ -165,6 +268,50 @@ def fit_labels(labels: np.ndarray, instances: np.ndarray, size: tuple[int, int])
         Image.fromarray(instances.astype(np.int32)).resize((width, height), Image.NEAREST)
     ).astype(np.int32)
     return labels, instances
+
+
+def fit_depth(inverse_depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a (H, W) float32 inverse depth map to ``size`` = (height, width) with nearest sampling.
+
+    Nearest keeps NaN (invalid) pixels from spreading into their neighbours.
+    """
+    height, width = size
+    image = Image.fromarray(np.ascontiguousarray(inverse_depth, dtype=np.float32))  # mode "F"
+    resized = image.resize((width, height), Image.NEAREST)
+    return np.asarray(resized, dtype=np.float32)
+
+
+def read_png16_channel0(path: str | Path, expected: str, fix: str) -> np.ndarray:
+    """Read channel 0 of a 16-bit PNG (grey, grey+alpha, RGB or RGBA) exactly, shape (H, W) uint16.
+
+    Parameters
+    ----------
+    path:
+        The PNG file.
+    expected:
+        What the file should be, for the message when it is not 16-bit, e.g. "a 16-bit Synthia depth PNG".
+    fix:
+        What to do about a file that is not 16-bit.
+
+    Raises
+    ------
+    InputError
+        The file is missing, cannot be decoded (as :mod:`selfpanoptic.pngio` reports unreadable
+        label files) or is not 16-bit.
+    """
+    path = Path(path)
+    try:
+        width, height, rows, info = png.Reader(filename=str(path)).read()
+        data = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+    except FileNotFoundError as exc:
+        raise InputError("file does not exist", path, "check the dataset root in the config") from exc
+    except (png.Error, zlib.error, OSError, ValueError) as exc:
+        raise InputError(f"cannot decode 16-bit PNG ({exc})", path,
+                         "re-export or re-download this file (it is truncated or not a PNG)") from exc
+    planes = info["planes"]
+    if info["bitdepth"] != 16:
+        raise InputError(f"expected {expected}, found {info['bitdepth']}-bit with {planes} channel(s)", path, fix)
+    return data.reshape(height, width, planes)[..., 0]
 
 
 def size_mismatch_detail(label_shape: tuple[int, int], image_shape: tuple[int, int], image_path: Path) -> str:

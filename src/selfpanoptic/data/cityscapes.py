@@ -3,9 +3,16 @@
 Instance ids follow :mod:`selfpanoptic.formats.cityscapes_ids`: things are ``labelId * 1000 + k``;
 values below 1000 are stuff or thing regions without an instance. Instances of classes outside
 the 19 (caravan, trailer) are dropped.
+
+Optional ``disparity/<split>/<city>/*_disparity.png`` files (16-bit, one channel) hold
+``p = disparity * 256 + 1`` with 0 = invalid. They are read as inverse depth in 1/m,
+``disparity / (baseline * fx)`` with the stereo rig's :data:`CITYSCAPES_BASELINE_M` and the focal
+length :func:`cityscapes_focal_px` scaled to the file's width; invalid pixels are NaN.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -13,7 +20,7 @@ from ..classes import MAX_LABEL_ID, THING_TRAIN_IDS, label_ids_to_train_ids
 from .. import pngio
 from ..errors import InputError
 from ..formats.cityscapes_ids import decode_instance_ids
-from .base import DatasetReader, SampleFiles, check_id_range
+from .base import DatasetReader, SampleFiles, check_id_range, read_png16_channel0
 from .listing import paired_files
 from .problems import DataFileError, Problem
 
@@ -23,6 +30,34 @@ VALID_LABEL_IDS[255] = True  # some exports store the license plate (labelId -1)
 
 IMAGE_SUFFIX = "_leftImg8bit.png"
 LABEL_SUFFIX = "_gtFine_labelIds.png"
+DISPARITY_SUFFIX = "_disparity.png"
+
+# The Cityscapes stereo camera, from the dataset's camera calibration files
+# (camera/<split>/<city>/*_camera.json: extrinsic.baseline and intrinsic.fx, for the
+# 2048 x 1024 images). Some cities' files differ slightly; one value is used for all.
+CITYSCAPES_BASELINE_M = 0.209313
+"""Stereo baseline in metres."""
+CITYSCAPES_FX_PX = 2262.52
+"""Focal length in pixels at the native width :data:`CITYSCAPES_WIDTH_PX`."""
+CITYSCAPES_WIDTH_PX = 2048
+"""Width of Cityscapes' own images, at which :data:`CITYSCAPES_FX_PX` holds."""
+
+
+def cityscapes_focal_px(width: int) -> float:
+    """Focal length in pixels of an image ``width`` pixels wide (Cityscapes' scaled to that width)."""
+    return CITYSCAPES_FX_PX * width / CITYSCAPES_WIDTH_PX
+
+
+def disparity_to_inverse_depth(raw: np.ndarray) -> np.ndarray:
+    """Inverse depth in 1/m, (H, W) float32, of raw ``*_disparity.png`` values.
+
+    ``p = 0`` is invalid (NaN); otherwise the disparity is ``d = (p - 1) / 256`` pixels and the
+    inverse depth ``d / (baseline * fx)``, fx scaled to the file's width (``raw.shape[1]``).
+    """
+    raw = np.asarray(raw)
+    disparity = (raw.astype(np.float64) - 1.0) / 256.0
+    inverse_depth = disparity / (CITYSCAPES_BASELINE_M * cityscapes_focal_px(raw.shape[1]))
+    return np.where(raw > 0, inverse_depth, np.nan).astype(np.float32)
 
 
 def read_label_id_png(path, fix: str) -> np.ndarray:
@@ -36,7 +71,8 @@ class CityscapesDataset(DatasetReader):
     format = "cityscapes"
     layout_hint = (
         "leftImg8bit/<split>/<city>/<name>_leftImg8bit.png and "
-        "gtFine/<split>/<city>/<name>_gtFine_labelIds.png + _gtFine_instanceIds.png"
+        "gtFine/<split>/<city>/<name>_gtFine_labelIds.png + _gtFine_instanceIds.png; "
+        "optionally disparity/<split>/<city>/<name>_disparity.png (16-bit, disparity * 256 + 1, 0 = invalid)"
     )
 
     def splits(self) -> list[str]:
@@ -84,3 +120,17 @@ class CityscapesDataset(DatasetReader):
         _, k = decode_instance_ids(raw)
         instances = np.where((k >= 0) & is_thing, raw, 0).astype(np.int32)
         return labels, instances
+
+    def depth_path(self, files: SampleFiles) -> Path | None:
+        """``disparity/<split>/<city>/<name>_disparity.png`` of the sample, if it exists."""
+        stem = files.image_path.name[: -len(IMAGE_SUFFIX)]
+        path = self.root / "disparity" / self.split / files.image_path.parent.name / f"{stem}{DISPARITY_SUFFIX}"
+        return path if path.is_file() else None
+
+    def decode_inverse_depth(self, path: Path) -> np.ndarray:
+        """(H, W) float32 inverse depth in 1/m of a ``*_disparity.png`` (NaN where p = 0)."""
+        raw = read_png16_channel0(
+            path, "a 16-bit single-channel disparity PNG",
+            "Cityscapes disparity files store disparity * 256 + 1 as 16-bit grey values (0 = invalid)",
+        )
+        return disparity_to_inverse_depth(raw)

@@ -43,6 +43,7 @@ KINDS: dict[str, Kind] = {
     "unreadable": Kind("files that cannot be read"),
     "id_range": Kind("label files with ids out of range"),
     "instance_size": Kind("instance maps whose size differs from their label file"),
+    "depth_size": Kind("depth or disparity files whose size differs from their image"),
 }
 """Every kind of problem, in the order messages list them."""
 

@@ -21,6 +21,7 @@ def focal_confidence_ce(
     confidence: torch.Tensor,
     prior: torch.Tensor,
     power: float = 3.0,
+    targets: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Focal-weighted, confidence-weighted cross-entropy on pseudo-labels (a scalar).
 
@@ -34,6 +35,12 @@ def focal_confidence_ce(
     confidence into an ``(N, H, W)`` loss, which broadcasts to ``(N, N, H, W)`` and mixes images;
     that bug is not reproduced). No gradient flows into ``confidence`` or ``prior``. Returns 0
     (still attached to ``logits``) when every pixel is ignored.
+
+    ``targets``: optional ``(N, C, H, W)`` soft targets (self-correction,
+    :func:`~selfpanoptic.losses.self_correction.self_corrected_targets`). The pixels kept and their
+    weights stay those of ``labels``, ``confidence`` and the prior; only what a kept pixel is
+    trained towards changes: ``-log softmax(logits)[y]`` becomes ``-sum_c targets[c] * log
+    softmax(logits)[c]``. One-hot targets of ``labels`` give the loss without them.
     """
     if logits.dim() != 4:
         raise ValueError(f"logits must be (N, C, H, W), got {tuple(logits.shape)}")
@@ -44,7 +51,13 @@ def focal_confidence_ce(
         )
     labels = labels.long()
     weight = (1.0 - prior.detach().to(logits)) ** power
-    per_pixel = F.cross_entropy(logits, labels, weight=weight, ignore_index=IGNORE, reduction="none")
     valid = labels != IGNORE
+    if targets is None:
+        per_pixel = F.cross_entropy(logits, labels, weight=weight, ignore_index=IGNORE, reduction="none")
+    else:
+        if targets.shape != logits.shape:
+            raise ValueError(f"targets must be {tuple(logits.shape)}, got {tuple(targets.shape)}")
+        soft = -(targets.detach().to(logits) * F.log_softmax(logits, dim=1)).sum(dim=1)
+        per_pixel = soft * weight[torch.where(valid, labels, 0)]
     total = (per_pixel * confidence.detach().to(logits) * valid).sum()
     return total / valid.sum().clamp_min(1)

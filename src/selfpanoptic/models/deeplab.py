@@ -90,8 +90,11 @@ class DeepLab(nn.Module):
         return [p for p in self.parameters() if id(p) not in encoder]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        size = x.shape[-2:]
-        feats = self.encoder(x)
+        return self.classify(self.encoder(x), x.shape[-2:])
+
+    def classify(self, feats: dict[str, torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        """Logits (B, num_classes, *size) from the encoder's feature maps (what :meth:`forward` runs
+        after the encoder; apart so that co-learning can share the encoder pass)."""
         if self.head_name == "deeplabv2":
             logits = self.head(feats["layer4"])
         else:

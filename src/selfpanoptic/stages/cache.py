@@ -1,4 +1,9 @@
-"""``selfpanoptic cache``: a manifest's samples at the working resolution in one HDF5 dataset cache."""
+"""``selfpanoptic cache``: a manifest's samples at the working resolution in one HDF5 dataset cache.
+
+The cache gets an ``inverse_depth`` stack (1/m, NaN = unknown) only when at least one sample of
+the manifest has a depth file (Synthia ``Depth/``, Cityscapes ``disparity/``); rows of the
+other samples (e.g. GTA5 images of a mixed cache) are NaN.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="HDF5 file to write")
 
 
+def manifest_has_depth(manifest, readers) -> bool:
+    """Whether any sample of ``manifest`` has a depth file (only looked up, none is decoded).
+
+    ``readers`` maps ``(dataset, root, split)`` to ``(reader, {image_id: position})``.
+    """
+    for row in manifest.itertuples(index=False):
+        reader, positions = readers[row.dataset, row.root, row.split]
+        position = positions.get(row.image_id)
+        if position is not None and reader.depth_path(reader.files[position]) is not None:
+            return True
+    return False
+
+
 def run(args: argparse.Namespace) -> None:
+    import numpy as np
     from tqdm import tqdm
 
     from ..classes import IGNORE
@@ -35,7 +54,11 @@ def run(args: argparse.Namespace) -> None:
         readers[name, root, split] = (reader, {f.image_id: i for i, f in enumerate(reader.files)})
 
     image_ids = manifest["image_id"].astype(str)
-    with DatasetCache.create(args.out, image_ids, size, section, inputs=[args.manifest], ignore_label=IGNORE) as h5:
+    has_depth = manifest_has_depth(manifest, readers)
+    stacks = [*(s for s in DatasetCache.STACKS if s not in DatasetCache.OPTIONAL_STACKS),
+              *(["inverse_depth"] if has_depth else [])]
+    with DatasetCache.create(args.out, image_ids, size, section, inputs=[args.manifest], stacks=stacks,
+                             ignore_label=IGNORE) as h5:
         write_strings(h5, "datasets", manifest["dataset"].astype(str))
         rows = manifest.itertuples(index=False)
         bar = tqdm(rows, total=len(manifest), desc=f"cache {Path(args.out).name}", disable=not progress(args), unit="img")
@@ -48,4 +71,7 @@ def run(args: argparse.Namespace) -> None:
                 )
             sample = reader[positions[row.image_id]]
             h5["images"][i], h5["labels"][i], h5["instances"][i] = sample.image, sample.labels, sample.instances
+            if has_depth:
+                h5["inverse_depth"][i] = (sample.inverse_depth if sample.inverse_depth is not None
+                                          else np.full(size, np.nan, dtype=np.float32))
     print(f"cached -> {args.out}")

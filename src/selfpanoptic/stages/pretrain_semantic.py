@@ -13,14 +13,19 @@ PARENTS = [settings_parent("semantic"), *COMPUTE]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="dataset cache (HDF5) with labels")
+    parser.add_argument("--target", help="target train cache (HDF5) whose images co-learning also generates "
+                        "(semantic.co_learning.target_batch_size per step; labels not read)")
     add_training_outputs(parser, "pretrain semantic")
 
 
 def run(args: argparse.Namespace) -> None:
     import torch
 
+    import contextlib
+
     from ..intermediates import DatasetCache
     from ..models import build_semantic_model, init_from_checkpoint
+    from ..train.co_learning import CoLearning, co_learning_samples_path, segmenter_of
     from ..train.engine import finish, save_model_file, train
     from ..train.semantic import semantic_step
 
@@ -30,11 +35,24 @@ def run(args: argparse.Namespace) -> None:
     torch.manual_seed(train_settings["seed"])
     model = build_semantic_model(spec)
     init_from_checkpoint(model, spec["init"], "semantic")
-    with DatasetCache.open(args.data) as cache:
-        step = semantic_step(cache, train_settings, device)
-        identity = {"settings": section, "data": str(args.data)}
-        result = train(model, step, train_settings, args.work_dir, identity, device, args.desc, progress(args))
-    save_model_file(args.out, model, "semantic", spec,
+    co_settings = section["co_learning"]
+    co_learning = CoLearning(co_settings, train_settings["steps"], device) if co_settings["enabled"] else None
+    with contextlib.ExitStack() as stack:
+        cache = stack.enter_context(DatasetCache.open(args.data))
+        target = stack.enter_context(DatasetCache.open(args.target)) if co_learning and args.target else None
+        extra_state = {}
+        if co_learning is not None:
+            co_learning.check_depth(cache, target)
+            model = co_learning.wrap(model)
+            extra_state["co_learning"] = co_learning
+        step = semantic_step(cache, train_settings, device, co_learning, target, co_settings["target_batch_size"])
+        identity = {"settings": section, "data": str(args.data),
+                    "target": str(args.target) if co_learning else None}
+        result = train(model, step, train_settings, args.work_dir, identity, device, args.desc, progress(args),
+                       extra_state=extra_state)
+        if co_learning is not None:
+            co_learning.write_samples(model, target or cache, co_learning_samples_path(args.out), train_settings["seed"])
+    save_model_file(args.out, segmenter_of(model), "semantic", spec,
                     {"train_seconds": result.seconds, "images_per_second": result.images_per_second})
     finish(args.work_dir)
     print(f"{args.desc}: {result.summary()} -> {args.out}")

@@ -15,6 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="target val cache (HDF5) for the overlays")
     parser.add_argument("--run", nargs=3, action="append", default=[], metavar=("LABEL", "SEMANTIC_H5", "PANOPTIC_DIR"),
                         help="a run to show: its label, semantic prediction and fused panoptic folder (repeatable)")
+    parser.add_argument("--generated", nargs=2, action="append", default=[], metavar=("LABEL", "PNG"),
+                        help="a run's co-learning figure (co_learning.png beside its semantic model), linked from "
+                        "the page (repeatable)")
     parser.add_argument("--out-dir", required=True, help="folder for report.md and the figures")
 
 
@@ -22,5 +25,6 @@ def run(args: argparse.Namespace) -> None:
     from ..report import build_report
 
     runs = {label: (semantic, panoptic) for label, semantic, panoptic in args.run}
-    build_report(args.metrics, args.out_dir, args.data, runs, settings(args, "report")["overlays"])
+    build_report(args.metrics, args.out_dir, args.data, runs, settings(args, "report")["overlays"],
+                 dict(args.generated))
     print(f"report -> {args.out_dir}/report.md")

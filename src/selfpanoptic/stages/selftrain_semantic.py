@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> None:
     from ..models import load_model_file, model_from_file
     from ..pseudo.teacher import frozen_copy
     from ..pseudo.thresholds import ClassPrior, initial_prior
+    from ..train.co_learning import CoLearning, co_learning_samples_path, segmenter_of
     from ..train.engine import finish, save_model_file, train
     from ..train.self_semantic import self_semantic_step
 
@@ -38,6 +39,11 @@ def run(args: argparse.Namespace) -> None:
     spec = load_model_file(args.model, "semantic")["spec"]
     student = model_from_file(args.model, "semantic")
     teacher = frozen_copy(student).to(device)
+    previous = None
+    if sem["self_correction"]["enabled"] and sem["self_correction"]["ancillary"] == "previous_round":
+        previous = frozen_copy(student).to(device)
+    co_settings = sem["co_learning"]
+    co_learning = CoLearning(co_settings, sem["train"]["steps"], device) if co_settings["enabled"] else None
     if args.pseudo_labels:
         with SemanticPseudoLabels.open(args.pseudo_labels) as pseudo:
             prior = ClassPrior(pseudo.prior)
@@ -49,13 +55,20 @@ def run(args: argparse.Namespace) -> None:
         source = None
         if args.source and sem["source_batch_size"] > 0:
             source = stack.enter_context(DatasetCache.open(args.source))
-        step = self_semantic_step(teacher, prior, target, guide, source, sem, device)
+        extra_state = {"teacher": teacher, "prior": prior}
+        if co_learning is not None:
+            co_learning.check_depth(target, source)
+            student = co_learning.wrap(student)
+            extra_state["co_learning"] = co_learning
+        step = self_semantic_step(teacher, prior, target, guide, source, sem, device, co_learning, previous)
         identity = {"settings": section, "round": args.round, "init": str(args.model), "data": str(args.data),
                     "source": str(args.source), "guidance": str(args.guidance_instances),
                     "pseudo_labels": str(args.pseudo_labels)}
         result = train(student, step, sem["train"], args.work_dir, identity, device, args.desc, progress(args),
-                       extra_state={"teacher": teacher, "prior": prior})
-    save_model_file(args.out, student, "semantic", spec, {
+                       extra_state=extra_state)
+        if co_learning is not None:
+            co_learning.write_samples(student, target, co_learning_samples_path(args.out), sem["train"]["seed"])
+    save_model_file(args.out, segmenter_of(student), "semantic", spec, {
         "round": args.round, "prior": prior.value, "train_seconds": result.seconds,
         "images_per_second": result.images_per_second,
     })

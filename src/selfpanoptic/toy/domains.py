@@ -1,12 +1,14 @@
 """``selfpanoptic synthesize``: the three toy domains, written in the real datasets' formats.
 
 - synthia-like: flat-shaded renders in the Synthia RAND-CITYSCAPES layout; no terrain; trucks and
-  trains carry instance ids but class 0, as in the real Synthia.
+  trains carry instance ids but class 0, as in the real Synthia; ``Depth/`` files from the
+  scene's geometry.
 - gta-like: another render style in the GTA5 layout; all 19 classes, no instances; exactly
   ``gta_truck_and_train_fraction`` of the images contain both a truck and a train, the others at
   most one of the two.
 - target (cityscapes-like): textured, noisy, blurred, colour-cast renders with other object
-  sizes, in the Cityscapes layout with train and val splits and panoptic ground truth.
+  sizes, in the Cityscapes layout with train and val splits, panoptic ground truth and
+  ``disparity/`` files from the scene's geometry.
 
 Every image is drawn from its own seed ``(seed, domain, index)``, so the output does not depend
 on the number of worker processes. Each domain folder is written under a temporary name and
@@ -101,12 +103,13 @@ def generate_image(job: ImageJob, height: int, width: int, seed: int) -> None:
     image = render_scene(scene, style, rng)
     root = Path(job.root)
     if job.domain == "synthia":
-        write_synthia_sample(root, f"{job.index:07d}", image, scene.semantic, scene.instances)
+        write_synthia_sample(root, f"{job.index:07d}", image, scene.semantic, scene.instances, depth=scene.depth)
     elif job.domain == "gta":
         write_gta5_sample(root, f"{job.index + 1:05d}", image, scene.semantic)
     else:
         stem = f"{job.city}_{job.index:06d}_000019"
-        write_cityscapes_sample(root, job.split, job.city, stem, image, scene.semantic, scene.instances, scene.instance_classes)
+        write_cityscapes_sample(root, job.split, job.city, stem, image, scene.semantic, scene.instances,
+                                scene.instance_classes, depth=scene.depth)
 
 
 def _generate_chunk(args: tuple[list[ImageJob], int, int, int]) -> int:

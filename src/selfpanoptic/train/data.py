@@ -5,6 +5,8 @@ Every draw takes a numpy Generator, so a step's batch is a function of (seed, st
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
@@ -14,26 +16,41 @@ from ..augment.photometric import colour_jitter
 from ..intermediates import DatasetCache
 
 
+class Batch(NamedTuple):
+    """A training batch: images (B, 3, h, w) float32 normalised, labels (B, h, w) int64 (255 =
+    ignore), instances (B, h, w) int64 (0 = none), inverse_depth (B, h, w) float32 in 1/m with NaN
+    for unknown (only when asked for; None otherwise)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    instances: torch.Tensor
+    inverse_depth: torch.Tensor | None = None
+
+
 def sample_batch(
     cache: DatasetCache, rng: np.random.Generator, indices: np.ndarray, batch_size: int,
-    crop: tuple[int, int], hflip: bool = True, jitter: float = 0.0, shuffle: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A random batch from ``indices`` of ``cache`` (``shuffle=False``: exactly ``indices``, in order).
+    crop: tuple[int, int], hflip: bool = True, jitter: float = 0.0, shuffle: bool = True, depth: bool = False,
+) -> Batch:
+    """A random :class:`Batch` from ``indices`` of ``cache`` (``shuffle=False``: exactly ``indices``, in order).
 
-    Returns images (B, 3, h, w) float32 normalised, labels (B, h, w) int64 (255 = ignore),
-    instances (B, h, w) int64 (0 = none).
+    ``depth``: also crop the cache's inverse depth (all NaN when the cache has none). The random
+    draws do not depend on ``depth``, so asking for it leaves the rest of the batch unchanged.
     """
     chosen = rng.choice(indices, size=batch_size, replace=len(indices) < batch_size) if shuffle else indices
-    images, labels, instances = [], [], []
+    images, labels, instances, depths = [], [], [], []
     for i in chosen:
-        img, lab, inst = random_crop_flip(
-            rng, [cache.read("images", i), cache.read("labels", i), cache.read("instances", i)], crop, hflip
-        )
+        arrays = [cache.read("images", i), cache.read("labels", i), cache.read("instances", i)]
+        if depth:
+            arrays.append(cache.read("inverse_depth", i) if cache.has_depth
+                          else np.full(arrays[1].shape, np.nan, dtype=np.float32))
+        img, lab, inst, *rest = random_crop_flip(rng, arrays, crop, hflip)
         images.append(colour_jitter(rng, img, jitter))
         labels.append(lab)
         instances.append(inst)
-    return (
+        depths += rest
+    return Batch(
         normalise(np.stack(images)),
         torch.from_numpy(np.stack(labels).astype(np.int64)),
         torch.from_numpy(np.stack(instances).astype(np.int64)),
+        torch.from_numpy(np.stack(depths).astype(np.float32)) if depth else None,
     )

@@ -60,7 +60,7 @@ def instance_step(
 
     def sample_group_batch(rng: np.random.Generator):
         chosen = rng.choice(indices, size=settings["batch_size"], replace=len(indices) < settings["batch_size"])
-        images, labels, instances = sample_batch(
+        images, labels, instances, _ = sample_batch(
             cache, rng, chosen, len(chosen), crop, settings["hflip"], settings["jitter"], shuffle=False
         )
         return images, labels, instances, [members[i] for i in chosen]

@@ -81,7 +81,7 @@ def self_instance_step(
         images, instances = [], []
         if n_source:
             chosen = rng.choice(source_indices, size=n_source, replace=len(source_indices) < n_source)
-            src_images, _, src_instances = sample_batch(
+            src_images, _, src_instances, _ = sample_batch(
                 source, rng, chosen, n_source, crop, train_settings["hflip"], train_settings["jitter"], shuffle=False
             )
             images.append(src_images)

@@ -9,7 +9,13 @@ Each step:
    class-adaptive thresholds, optional instance guidance) and cut out for every view
    (:func:`~selfpanoptic.augment.views.labels_to_views`).
 3. The student sees the views with photometric noise and is trained with the focal,
-   confidence-weighted cross-entropy, plus cross-entropy on a labelled source batch.
+   confidence-weighted cross-entropy, plus cross-entropy on a labelled source batch. With
+   self-correction (``self_correction.enabled``) each kept pixel is trained towards the soft
+   target ``q = softmax((l_student + alpha * l_ancillary) / (1 + alpha))`` instead of its hard
+   pseudo-label (:mod:`selfpanoptic.losses.self_correction`); the thresholds still choose the
+   pixels and the focal and confidence weights still weigh them. With co-learning
+   (``co_learning.enabled``) the generation loss of the target crops and the source batch is mixed
+   in (:mod:`selfpanoptic.train.co_learning`).
 4. The class prior follows the teacher's softmax; every ``momentum_every`` steps the teacher
    moves towards the student.
 
@@ -35,7 +41,9 @@ from ..losses.focal import focal_confidence_ce
 from ..pseudo.semantic import make_pseudo_labels
 from ..pseudo.teacher import freeze_batchnorm, momentum_update
 from ..pseudo.thresholds import ClassPrior, update_prior
-from ..augment.normalise import normalise_unit, to_unit
+from ..augment.normalise import denormalise, normalise_unit, to_unit
+from ..losses.self_correction import annealed_alpha, self_corrected_targets
+from .co_learning import CoLearning, segmenter_of
 from .data import sample_batch
 from .engine import StepFn
 
@@ -43,37 +51,58 @@ from .engine import StepFn
 def self_semantic_step(
     teacher: nn.Module, prior: ClassPrior, target: DatasetCache, guide: np.ndarray | None,
     source: DatasetCache | None, settings: dict[str, Any], device: torch.device,
+    co_learning: CoLearning | None = None, previous: nn.Module | None = None,
 ) -> StepFn:
     """The step function of :func:`~selfpanoptic.train.engine.train` for SAC self-training.
 
     ``teacher``: the momentum teacher (moved in place); ``prior``: the moving class prior (updated
     in place); ``target``: the target train cache (images only); ``guide``: (N, H, W) instance maps
     guiding the pseudo-labels, or None; ``source``: labelled cache for the joint source loss, or
-    None; ``settings``: the ``selftrain.semantic`` section.
+    None; ``settings``: the ``selftrain.semantic`` section; ``co_learning``: the generation task
+    (the model is then its :class:`~selfpanoptic.train.co_learning.CoLearner`) or None;
+    ``previous``: the frozen previous-round model, the ancillary model of self-correction when
+    ``self_correction.ancillary`` is ``previous_round``.
     """
     train_settings = settings["train"]
     target_indices = np.arange(len(target))
     crop = tuple(train_settings["crop"])
     noise = settings["noise"]
+    correction = settings["self_correction"]
+    depth = co_learning is not None and co_learning.out_channels == 1
 
-    def sample_target(rng: np.random.Generator) -> tuple[torch.Tensor, np.ndarray | None]:
+    def sample_target(rng: np.random.Generator) -> tuple[torch.Tensor, np.ndarray | None, torch.Tensor | None]:
         chosen = rng.choice(target_indices, size=train_settings["batch_size"],
                             replace=len(target_indices) < train_settings["batch_size"])
-        images, guides = [], []
+        images, guides, depths = [], [], []
         for i in chosen:
             arrays = [target.read("images", i)] + ([guide[i]] if guide is not None else [])
+            if depth:
+                arrays.append(target.read("inverse_depth", i) if target.has_depth
+                              else np.full(arrays[0].shape[:2], np.nan, dtype=np.float32))
             cropped = random_crop_flip(rng, arrays, crop, train_settings["hflip"])
             images.append(cropped[0])
             if guide is not None:
                 guides.append(cropped[1])
-        return to_unit(np.stack(images)), (np.stack(guides) if guide is not None else None)
+            if depth:
+                depths.append(cropped[-1])
+        return (to_unit(np.stack(images)), (np.stack(guides) if guide is not None else None),
+                torch.from_numpy(np.stack(depths).astype(np.float32)) if depth else None)
+
+    def ancillary_logits(made, views: torch.Tensor) -> torch.Tensor:
+        """Self-correction's ancillary model on the clean views: the teacher's log-softmax, or the
+        previous round's logits."""
+        if correction["ancillary"] == "teacher":
+            return made.teacher_probs.clamp_min(1e-12).log()
+        with torch.no_grad():
+            return previous(normalise_unit(views)).float()
 
     def step(net: nn.Module, rng: np.random.Generator, index: int):
+        student = segmenter_of(net)
         if index > 0 and index % settings["momentum_every"] == 0:
-            momentum_update(teacher, net, settings["momentum"])
+            momentum_update(teacher, student, settings["momentum"])
         if settings["freeze_bn"]:
-            freeze_batchnorm(net)
-        images, guides = sample_target(rng)
+            freeze_batchnorm(student)
+        images, guides, target_depth = sample_target(rng)
         affines = random_view_affines(len(images), settings["views"], rng, settings["min_scale"], settings["max_scale"],
                                       settings["flip_p"])
         made = make_pseudo_labels(teacher, images.to(device), affines, prior.value, settings, guides)
@@ -83,21 +112,35 @@ def self_semantic_step(
             noise["blur_p"], tuple(noise["blur_sigma"]),
         )
         logits = net(normalise_unit(noisy)).float()
+        soft_targets = None
+        parts = {}
+        if correction["enabled"]:
+            alpha = annealed_alpha(correction["alpha_start"], correction["alpha_end"], index, train_settings["steps"])
+            soft_targets = self_corrected_targets(logits, ancillary_logits(made, made.views), alpha)
+            parts["alpha"] = alpha
         target_loss = focal_confidence_ce(logits, view_labels, view_confidence, prior.value.to(device),
-                                          settings["focal_power"])
+                                          settings["focal_power"], targets=soft_targets)
         prior.value = update_prior(prior.value, made.teacher_probs.cpu(), settings["prior_momentum"])
         loss = settings["lambda_target"] * target_loss
-        parts = {"target": float(target_loss.detach()), "kept": float((view_labels != IGNORE).float().mean())}
+        parts.update(target=float(target_loss.detach()), kept=float((view_labels != IGNORE).float().mean()))
         batch_images = len(made.views)
+        generate, generate_depth = [images], [target_depth]
         if source is not None:
-            src_images, src_labels, _ = sample_batch(
+            src = sample_batch(
                 source, rng, np.arange(len(source)), settings["source_batch_size"], crop, train_settings["hflip"],
-                train_settings["jitter"],
+                train_settings["jitter"], depth=depth,
             )
-            source_loss = F.cross_entropy(net(src_images.to(device)).float(), src_labels.to(device), ignore_index=IGNORE)
+            source_loss = F.cross_entropy(net(src.images.to(device)).float(), src.labels.to(device), ignore_index=IGNORE)
             loss = loss + settings["source_weight"] * source_loss
             parts["source"] = float(source_loss.detach())
-            batch_images += len(src_images)
+            batch_images += len(src.images)
+            generate.append(denormalise(src.images))
+            generate_depth.append(src.inverse_depth)
+        if co_learning is not None:
+            generation, gen_parts = co_learning.loss(
+                net, torch.cat(generate).to(device), torch.cat(generate_depth) if depth else None, rng)
+            loss, beta = co_learning.combine(loss, generation, index)
+            parts.update(gen_parts, beta=beta)
         return loss, parts, batch_images
 
     return step

@@ -1,6 +1,8 @@
 """The training step of source pretraining (and the target oracle) of the semantic model.
 
-Cross-entropy on labelled random crops of a dataset cache.
+Cross-entropy on labelled random crops of a dataset cache; with generative co-learning
+(:mod:`selfpanoptic.train.co_learning`), plus the generation loss on the same crops and on
+unlabelled target crops.
 """
 
 from __future__ import annotations
@@ -11,27 +13,48 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..augment.normalise import denormalise
 from ..classes import IGNORE
 from ..intermediates import DatasetCache
+from .co_learning import CoLearning
 from .data import sample_batch
 from .engine import StepFn
 
 
-def semantic_step(cache: DatasetCache, settings: dict[str, Any], device: torch.device) -> StepFn:
+def semantic_step(cache: DatasetCache, settings: dict[str, Any], device: torch.device,
+                  co_learning: CoLearning | None = None, target: DatasetCache | None = None,
+                  target_batch_size: int = 0) -> StepFn:
     """The step function of :func:`~selfpanoptic.train.engine.train` for supervised DeepLab training.
 
     ``settings``: the ``semantic.train`` section (``batch_size``, ``crop``, ``hflip``, ``jitter``).
     Each step draws ``batch_size`` random crops of ``cache`` and returns their cross-entropy.
+    With ``co_learning`` (the model is then its :class:`~selfpanoptic.train.co_learning.CoLearner`)
+    the generation loss of those crops and of ``target_batch_size`` crops of ``target`` (unlabelled
+    target images; their labels are never read) is mixed in with the schedule's beta.
     """
     indices = np.arange(len(cache))
     crop = tuple(settings["crop"])
+    depth = co_learning is not None and co_learning.out_channels == 1
 
-    def step(net: torch.nn.Module, rng: np.random.Generator, _: int):
-        images, labels, _inst = sample_batch(
-            cache, rng, indices, settings["batch_size"], crop, settings["hflip"], settings["jitter"]
-        )
-        logits = net(images.to(device))
-        loss = F.cross_entropy(logits.float(), labels.to(device), ignore_index=IGNORE)
-        return loss, {"ce": float(loss.detach())}, len(images)
+    def step(net: torch.nn.Module, rng: np.random.Generator, index: int):
+        batch = sample_batch(cache, rng, indices, settings["batch_size"], crop, settings["hflip"], settings["jitter"],
+                             depth=depth)
+        logits = net(batch.images.to(device))
+        loss = F.cross_entropy(logits.float(), batch.labels.to(device), ignore_index=IGNORE)
+        parts = {"ce": float(loss.detach())}
+        images = len(batch.images)
+        if co_learning is None:
+            return loss, parts, images
+        generate, inverse_depth = [denormalise(batch.images)], [batch.inverse_depth]
+        if target is not None and target_batch_size > 0:
+            extra = sample_batch(target, rng, np.arange(len(target)), target_batch_size, crop, settings["hflip"],
+                                 depth=depth)
+            generate.append(denormalise(extra.images))
+            inverse_depth.append(extra.inverse_depth)
+            images += len(extra.images)
+        generation, gen_parts = co_learning.loss(
+            net, torch.cat(generate).to(device), torch.cat(inverse_depth) if depth else None, rng)
+        loss, beta = co_learning.combine(loss, generation, index)
+        return loss, {**parts, **gen_parts, "beta": beta}, images
 
     return step
