@@ -125,9 +125,9 @@ class CoLearning:
         """
         if self.settings["target"] == "rgb":
             noise = self.settings["noise"]
-            degraded = photometric_noise(images.cpu(), rng, noise["brightness"], noise["contrast"], 0.0,
+            degraded = photometric_noise(images, rng, noise["brightness"], noise["contrast"], 0.0,
                                          grey_p=1.0, blur_p=0.0)
-            return degraded.to(images.device), images
+            return degraded, images
         if inverse_depth is None:
             inverse_depth = torch.full((images.shape[0], *images.shape[-2:]), float("nan"))
         return images, depth_target(inverse_depth.to(images.device).float(), self.settings["depth_near_m"])
