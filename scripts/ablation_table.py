@@ -1,17 +1,22 @@
 """Markdown tables comparing runs of the same workflow with different options (an ablation).
 
-Usage (from the repository root, after running each config of configs/ablations/):
+Usage (from the repository root, after running the configs of configs/ablations/):
 
     python scripts/ablation_table.py results-ablation/*/
 
-Each argument is a run's results folder (its `summary/metrics.csv` is read); the row label is the
-folder's name. Prints, per run, mIoU (19 classes), PQ and AP50 of every round, then the per-class
-IoU of the last round. Nothing is typed in by hand: every number comes from the metrics files.
+Each argument is a run's results folder (its ``summary/metrics.csv`` is read). Folders named
+``<variant>-seed<k>`` are further seeds of ``<variant>`` (the folder ``<variant>`` itself is the
+config's own seed, 0): a variant's cells are then ``mean ± std`` over its seeds (sample standard
+deviation), with the number of seeds in the ``n`` column. Prints mIoU (19 classes), PQ and AP50
+of every round, then the per-class IoU of the last round. Every number comes from the metrics
+files.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import statistics
 import sys
 from pathlib import Path
 
@@ -24,26 +29,42 @@ from selfpanoptic.metrics.table import read_metrics, round_order
 HEADLINE = [("semantic", "mIoU", "all", "mIoU"), ("panoptic", "PQ", "all", "PQ"), ("instance", "AP50", "all", "AP50")]
 
 
+def variant_of(folder: Path) -> str:
+    """The variant a results folder belongs to: its name without a ``-seed<k>`` suffix."""
+    return re.sub(r"-seed\d+$", "", folder.name)
+
+
 def _value(table: pd.DataFrame, task: str, metric: str, cls: str, run_round: str) -> float:
     rows = table[(table["task"] == task) & (table["metric"] == metric) & (table["class"] == cls)
                  & (table["round"] == run_round)]
     return float(rows["value"].iloc[0]) if len(rows) else float("nan")
 
 
+def _cell(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
 def ablation_tables(folders: list[Path]) -> str:
     """The two Markdown tables (headline by round, per-class IoU of the last round) of ``folders``."""
-    tables = {folder.name: read_metrics(folder / "summary" / "metrics.csv") for folder in folders}
-    rounds = sorted({r for t in tables.values() for r in t["round"].unique() if r != "oracle"}, key=round_order)
-    header = ["run"] + [f"{label} r{r}" for _, _, _, label in HEADLINE for r in rounds]
+    variants: dict[str, list[pd.DataFrame]] = {}
+    for folder in folders:
+        variants.setdefault(variant_of(folder), []).append(read_metrics(folder / "summary" / "metrics.csv"))
+    rounds = sorted({r for tables in variants.values() for t in tables for r in t["round"].unique() if r != "oracle"},
+                    key=round_order)
+    header = ["run", "n"] + [f"{label} r{r}" for _, _, _, label in HEADLINE for r in rounds]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name, table in tables.items():
-        cells = [f"{_value(table, task, metric, cls, r):.1f}" for task, metric, cls, _ in HEADLINE for r in rounds]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for name, tables in variants.items():
+        cells = [_cell([_value(t, task, metric, cls, r) for t in tables]) for task, metric, cls, _ in HEADLINE
+                 for r in rounds]
+        lines.append(f"| {name} | {len(tables)} | " + " | ".join(cells) + " |")
     last = rounds[-1]
-    lines += ["", f"IoU per class, round {last}:", "", "| run | " + " | ".join(CLASS_NAMES) + " |",
-              "|" + "---|" * (len(CLASS_NAMES) + 1)]
-    for name, table in tables.items():
-        cells = [f"{_value(table, 'semantic', 'IoU', cls, last):.1f}" for cls in CLASS_NAMES]
+    lines += ["", f"IoU per class, round {last} (mean over seeds):", "",
+              "| run | " + " | ".join(CLASS_NAMES) + " |", "|" + "---|" * (len(CLASS_NAMES) + 1)]
+    for name, tables in variants.items():
+        cells = [f"{statistics.mean(_value(t, 'semantic', 'IoU', cls, last) for t in tables):.1f}"
+                 for cls in CLASS_NAMES]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -202,3 +202,43 @@ def test_selftraining_with_self_correction_and_co_learning_runs_and_logs_alpha(r
     assert alphas[0] == pytest.approx(30.0) and alphas[-1] == pytest.approx(0.5)
     assert (tmp_path / "co_learning.png").is_file()
     model_from_file(tmp_path / "r1.pt", "semantic")
+
+
+def test_gan_co_learning_resumes_exactly_after_a_crash(tmp_path, capsys):
+    from selfpanoptic.intermediates import DatasetCache
+    from selfpanoptic.train.engine import train
+    from selfpanoptic.train.semantic import semantic_step
+
+    cache_path = tiny_cache(tmp_path / "cache.h5")
+    section = validate_config({"semantic": {
+        "train": {"steps": 4, "batch_size": 2, "crop": [32, 64], "checkpoint_every": 2},
+        "co_learning": {"enabled": True, "loss": "gan", "channels": 16, "gan": {"channels": 8}},
+    }})["semantic"]
+    cpu = torch.device("cpu")
+
+    def run(work, crash_at=None):
+        torch.manual_seed(0)
+        task = CoLearning(section["co_learning"], 4, cpu)
+        net = task.wrap(build_semantic_model(section["model"]))
+        with DatasetCache.open(cache_path) as cache:
+            step = semantic_step(cache, section["train"], cpu, task, cache, 1)
+
+            def crashing(model, rng, index):
+                if index == crash_at:
+                    raise RuntimeError("killed")
+                return step(model, rng, index)
+
+            train(net, crashing, section["train"], work, "id", cpu, progress=False, extra_state={"co_learning": task})
+        return net, task
+
+    reference, reference_task = run(tmp_path / "reference")
+    with pytest.raises(RuntimeError, match="killed"):
+        run(tmp_path / "work", crash_at=3)  # after the checkpoint at step 2
+    capsys.readouterr()
+    resumed, resumed_task = run(tmp_path / "work")
+    # a restart from step 0 would match too; the discriminator's state matters only when resumed
+    assert "resuming from the checkpoint at step 2" in capsys.readouterr().out
+    for key, value in reference.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+    for key, value in reference_task.state_dict()["discriminator"].items():
+        assert torch.equal(value, resumed_task.state_dict()["discriminator"][key]), key

@@ -71,8 +71,10 @@ def image_size(path: str | Path) -> tuple[int, int]:
     return height, width
 
 
-def read_png16_channels(path: str | Path) -> np.ndarray:
-    """Read a 16-bit multi-channel PNG exactly, shape (H, W, C) uint16 (C = 3 or 4)."""
+def read_png16(path: str | Path, expected: str, fix: str, min_planes: int = 1) -> np.ndarray:
+    """Read a 16-bit PNG exactly, shape (H, W, C) uint16 (C = its channels: 1 grey, 2 grey+alpha,
+    3 RGB, 4 RGBA). A file that is not 16-bit or has fewer than ``min_planes`` channels raises an
+    :class:`InputError` saying it is not ``expected``, with ``fix``."""
     path = Path(path)
     try:
         width, height, rows, info = png.Reader(filename=str(path)).read()
@@ -82,13 +84,16 @@ def read_png16_channels(path: str | Path) -> np.ndarray:
     except (png.Error, zlib.error, OSError, ValueError) as exc:
         raise InputError(f"cannot decode 16-bit PNG ({exc})", path, _CORRUPT_FIX) from exc
     planes = info["planes"]
-    if info["bitdepth"] != 16 or planes < 3:
-        raise InputError(
-            f"expected a 16-bit PNG with 3 or 4 channels, found {info['bitdepth']}-bit with {planes}",
-            path,
-            "Synthia GT/LABELS files store the class id in channel 0 and the instance id in channel 1",
-        )
+    if info["bitdepth"] != 16 or planes < min_planes:
+        raise InputError(f"expected {expected}, found {info['bitdepth']}-bit with {planes} channel(s)", path, fix)
     return data.reshape(height, width, planes)
+
+
+def read_png16_channels(path: str | Path) -> np.ndarray:
+    """Read a 16-bit multi-channel PNG exactly, shape (H, W, C) uint16 (C = 3 or 4)."""
+    return read_png16(path, "a 16-bit PNG with 3 or 4 channels",
+                      "Synthia GT/LABELS files store the class id in channel 0 and the instance id in channel 1",
+                      min_planes=3)
 
 
 def write_png(path: str | Path, array: np.ndarray) -> None:

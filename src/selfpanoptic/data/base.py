@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import png  # pypng
 from PIL import Image
 
 from ..errors import InputError
@@ -279,39 +277,6 @@ def fit_depth(inverse_depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     image = Image.fromarray(np.ascontiguousarray(inverse_depth, dtype=np.float32))  # mode "F"
     resized = image.resize((width, height), Image.NEAREST)
     return np.asarray(resized, dtype=np.float32)
-
-
-def read_png16_channel0(path: str | Path, expected: str, fix: str) -> np.ndarray:
-    """Read channel 0 of a 16-bit PNG (grey, grey+alpha, RGB or RGBA) exactly, shape (H, W) uint16.
-
-    Parameters
-    ----------
-    path:
-        The PNG file.
-    expected:
-        What the file should be, for the message when it is not 16-bit, e.g. "a 16-bit Synthia depth PNG".
-    fix:
-        What to do about a file that is not 16-bit.
-
-    Raises
-    ------
-    InputError
-        The file is missing, cannot be decoded (as :mod:`selfpanoptic.pngio` reports unreadable
-        label files) or is not 16-bit.
-    """
-    path = Path(path)
-    try:
-        width, height, rows, info = png.Reader(filename=str(path)).read()
-        data = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
-    except FileNotFoundError as exc:
-        raise InputError("file does not exist", path, "check the dataset root in the config") from exc
-    except (png.Error, zlib.error, OSError, ValueError) as exc:
-        raise InputError(f"cannot decode 16-bit PNG ({exc})", path,
-                         "re-export or re-download this file (it is truncated or not a PNG)") from exc
-    planes = info["planes"]
-    if info["bitdepth"] != 16:
-        raise InputError(f"expected {expected}, found {info['bitdepth']}-bit with {planes} channel(s)", path, fix)
-    return data.reshape(height, width, planes)[..., 0]
 
 
 def size_mismatch_detail(label_shape: tuple[int, int], image_shape: tuple[int, int], image_path: Path) -> str:

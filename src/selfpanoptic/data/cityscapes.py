@@ -20,7 +20,7 @@ from ..classes import MAX_LABEL_ID, THING_TRAIN_IDS, label_ids_to_train_ids
 from .. import pngio
 from ..errors import InputError
 from ..formats.cityscapes_ids import decode_instance_ids
-from .base import DatasetReader, SampleFiles, check_id_range, read_png16_channel0
+from .base import DatasetReader, SampleFiles, check_id_range
 from .listing import paired_files
 from .problems import DataFileError, Problem
 
@@ -129,8 +129,8 @@ class CityscapesDataset(DatasetReader):
 
     def decode_inverse_depth(self, path: Path) -> np.ndarray:
         """(H, W) float32 inverse depth in 1/m of a ``*_disparity.png`` (NaN where p = 0)."""
-        raw = read_png16_channel0(
+        raw = pngio.read_png16(
             path, "a 16-bit single-channel disparity PNG",
             "Cityscapes disparity files store disparity * 256 + 1 as 16-bit grey values (0 = invalid)",
-        )
+        )[..., 0]
         return disparity_to_inverse_depth(raw)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..classes import MAX_SYNTHIA_ID, SYNTHIA_ID_TO_TRAIN_ID_LUT
 from .. import pngio
-from .base import DatasetReader, SampleFiles, check_id_range, read_png16_channel0
+from .base import DatasetReader, SampleFiles, check_id_range
 from .listing import paired_files
 from .problems import Problem
 
@@ -71,8 +71,8 @@ class SynthiaDataset(DatasetReader):
 
     def decode_inverse_depth(self, path: Path) -> np.ndarray:
         """(H, W) float32 inverse depth in 1/m of a ``Depth/`` file (``100 / cm``; NaN where 0)."""
-        depth_cm = read_png16_channel0(
+        depth_cm = pngio.read_png16(
             path, "a 16-bit Synthia depth PNG",
             "Synthia Depth/ files store the depth in centimetres as 16-bit values in channel 0",
-        )
+        )[..., 0]
         return synthia_inverse_depth(depth_cm)

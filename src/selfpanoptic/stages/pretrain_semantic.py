@@ -19,9 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    import torch
-
     import contextlib
+
+    import torch
 
     from ..intermediates import DatasetCache
     from ..models import build_semantic_model, init_from_checkpoint

@@ -88,13 +88,13 @@ def self_semantic_step(
         return (to_unit(np.stack(images)), (np.stack(guides) if guide is not None else None),
                 torch.from_numpy(np.stack(depths).astype(np.float32)) if depth else None)
 
-    def ancillary_logits(made, views: torch.Tensor) -> torch.Tensor:
+    def ancillary_logits(made) -> torch.Tensor:
         """Self-correction's ancillary model on the clean views: the teacher's log-softmax, or the
         previous round's logits."""
         if correction["ancillary"] == "teacher":
             return made.teacher_probs.clamp_min(1e-12).log()
         with torch.no_grad():
-            return previous(normalise_unit(views)).float()
+            return previous(normalise_unit(made.views)).float()
 
     def step(net: nn.Module, rng: np.random.Generator, index: int):
         student = segmenter_of(net)
@@ -116,7 +116,7 @@ def self_semantic_step(
         parts = {}
         if correction["enabled"]:
             alpha = annealed_alpha(correction["alpha_start"], correction["alpha_end"], index, train_settings["steps"])
-            soft_targets = self_corrected_targets(logits, ancillary_logits(made, made.views), alpha)
+            soft_targets = self_corrected_targets(logits, ancillary_logits(made), alpha)
             parts["alpha"] = alpha
         target_loss = focal_confidence_ce(logits, view_labels, view_confidence, prior.value.to(device),
                                           settings["focal_power"], targets=soft_targets)
