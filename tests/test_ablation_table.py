@@ -44,3 +44,18 @@ def test_seed_folders_join_their_variant_as_mean_and_std(tmp_path):
 def test_a_missing_metrics_file_is_one_message(tmp_path, capsys):
     assert ablation_table.main([str(tmp_path / "nothing")]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_audit_numbers_come_from_the_audit_text(tmp_path):
+    audit = tmp_path / "audit.txt"
+    audit.write_text(
+        "  all pixels: precision of kept labels 68.4 %, of the raw argmax 58.4 %\n"
+        "  ignored (below threshold): 37.8 % of labelled pixels\n"
+        "graded against ground-truth instances (IoU >= 0.5):\n"
+        "  class              TP     FP     GT  prec %\n"
+        "  car                93     56    582    62.4\n"
+        "  all               104    103   1904    50.2\n"
+    )
+    assert ablation_table.audit_numbers(audit) == {"kept prec": 68.4, "ignored": 37.8, "instance prec": 50.2}
+    missing = ablation_table.audit_numbers(tmp_path / "none.txt")
+    assert all(v != v for v in missing.values())  # NaN, shown as "-"
