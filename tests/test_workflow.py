@@ -216,9 +216,10 @@ def test_changing_semantic_selftraining_reruns_the_rounds_never_pretraining(smok
 def test_co_learning_brings_its_target_images_and_its_figure_into_the_report(smoke):
     semantic = {**SMOKE["semantic"], "co_learning": {"enabled": True}}
     out = snakemake(smoke, "-n", "-p", semantic=semantic).stdout
-    pretrain = [line for line in out.splitlines() if line.startswith("selfpanoptic pretrain-semantic")]
+    commands = [line.removeprefix("Shell command: ") for line in out.splitlines()]
+    pretrain = [line for line in commands if line.startswith("selfpanoptic pretrain-semantic")]
     assert len(pretrain) == 2 and all("--target results-smoke/data/cache/target_train.h5" in p for p in pretrain)
-    report = next(line for line in out.splitlines() if line.startswith("selfpanoptic report"))
+    report = next(line for line in commands if line.startswith("selfpanoptic report"))
     assert "--generated round0 results-smoke/round0/semantic/co_learning.png" in report
     assert "--generated oracle" in report and "--generated round1" not in report
 
