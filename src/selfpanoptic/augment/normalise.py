@@ -15,10 +15,16 @@ def normalise(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
 
+def _mean_std(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """ImageNet mean and std as (1, 3, 1, 1) tensors on ``like``'s device and dtype."""
+    mean = torch.as_tensor(IMAGENET_MEAN, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
+    std = torch.as_tensor(IMAGENET_STD, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
+    return mean, std
+
+
 def normalise_unit(images: torch.Tensor) -> torch.Tensor:
     """float (B, 3, H, W) in [0, 1] -> ImageNet mean/std normalised, same device and dtype."""
-    mean = torch.as_tensor(IMAGENET_MEAN, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
-    std = torch.as_tensor(IMAGENET_STD, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    mean, std = _mean_std(images)
     return (images - mean) / std
 
 
@@ -29,6 +35,5 @@ def to_unit(images: np.ndarray) -> torch.Tensor:
 
 def denormalise(images: torch.Tensor) -> torch.Tensor:
     """The inverse of :func:`normalise_unit`: normalised (B, 3, H, W) -> [0, 1], same device and dtype."""
-    mean = torch.as_tensor(IMAGENET_MEAN, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
-    std = torch.as_tensor(IMAGENET_STD, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    mean, std = _mean_std(images)
     return (images * std + mean).clamp(0.0, 1.0)

@@ -54,6 +54,12 @@ class DatasetCache(Intermediate):
         """Whether the cache holds an ``inverse_depth`` stack (some of its samples had depth files)."""
         return "inverse_depth" in self.h5
 
+    def read_inverse_depth(self, index: int) -> np.ndarray:
+        """One image's inverse depth (H, W) float32 in 1/m; all NaN (unknown) in a cache without depth."""
+        if not self.has_depth:
+            return np.full((self.height, self.width), np.nan, dtype=np.float32)
+        return self.read("inverse_depth", index)
+
     def read(self, key: str, index: int) -> np.ndarray:
         """One image's array of stack ``key``.
 

@@ -188,9 +188,7 @@ class CoLearning:
         count = min(self.settings["samples"], len(cache))
         images = torch.from_numpy(np.stack([cache.read("images", i) for i in range(count)])).permute(0, 3, 1, 2)
         images = (images.float() / 255.0).to(self.device)
-        depth = None
-        if cache.has_depth:
-            depth = torch.from_numpy(np.stack([cache.read("inverse_depth", i) for i in range(count)]))
+        depth = torch.from_numpy(np.stack([cache.read_inverse_depth(i) for i in range(count)]))
         was_training = net.training
         net.eval()
         inputs, target = self.inputs_and_targets(images, depth, np.random.default_rng(seed))

@@ -41,8 +41,7 @@ def sample_batch(
     for i in chosen:
         arrays = [cache.read("images", i), cache.read("labels", i), cache.read("instances", i)]
         if depth:
-            arrays.append(cache.read("inverse_depth", i) if cache.has_depth
-                          else np.full(arrays[1].shape, np.nan, dtype=np.float32))
+            arrays.append(cache.read_inverse_depth(i))
         img, lab, inst, *rest = random_crop_flip(rng, arrays, crop, hflip)
         images.append(colour_jitter(rng, img, jitter))
         labels.append(lab)

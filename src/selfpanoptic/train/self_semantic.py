@@ -77,8 +77,7 @@ def self_semantic_step(
         for i in chosen:
             arrays = [target.read("images", i)] + ([guide[i]] if guide is not None else [])
             if depth:
-                arrays.append(target.read("inverse_depth", i) if target.has_depth
-                              else np.full(arrays[0].shape[:2], np.nan, dtype=np.float32))
+                arrays.append(target.read_inverse_depth(i))
             cropped = random_crop_flip(rng, arrays, crop, train_settings["hflip"])
             images.append(cropped[0])
             if guide is not None:
