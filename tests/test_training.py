@@ -119,3 +119,47 @@ def test_a_second_trainer_of_one_work_folder_stops_with_a_message(tmp_path):
         with pytest.raises(SelfPanopticError, match="another process is training into"):
             train(model, step, settings, tmp_path, "id", torch.device("cpu"), progress=False)
     assert train(model, step, settings, tmp_path, "id", torch.device("cpu"), progress=False).steps == 2
+
+
+def test_batches_prepared_by_workers_train_the_same_weights(tmp_path):
+    """Worker processes prepare the very batches (and continue the very random stream) of the main process.
+
+    The cache is read per image, so each worker reads through its own reopened HDF5 handle.
+    """
+    from selfpanoptic.intermediates import DatasetCache
+    from selfpanoptic.models import build_semantic_model
+    from selfpanoptic.train.semantic import semantic_step
+
+    cache_path = tiny_cache(tmp_path / "cache.h5")
+    section = validate_config({"semantic": {"train": {
+        "steps": 4, "batch_size": 2, "crop": [24, 48], "jitter": 0.2, "checkpoint_every": 100,
+    }}})["semantic"]
+
+    def run(workers: int) -> dict:
+        torch.manual_seed(0)
+        model = build_semantic_model(section["model"])
+        with DatasetCache.open(cache_path, preload_mb=0) as cache:
+            step = semantic_step(cache, section["train"], torch.device("cpu"))
+            train(model, step, section["train"], tmp_path / f"work{workers}", "id", torch.device("cpu"),
+                  progress=False, data_workers=workers)
+        return model.state_dict()
+
+    inline, prefetched = run(0), run(2)
+    assert inline.keys() == prefetched.keys()
+    for key in inline:
+        assert torch.equal(inline[key], prefetched[key]), key
+
+
+def test_prepared_batches_depend_only_on_seed_and_step():
+    from selfpanoptic.train.engine import TrainingStep, prepared_batches
+
+    step = TrainingStep(prepare=lambda rng, index: (index, rng.integers(0, 1 << 30)), compute=None)
+    inline = [(i, b) for i, b, _ in prepared_batches(step, 7, 3, 9, workers=0, pin_memory=False)]
+    resumed = [(i, b) for i, b, _ in prepared_batches(step, 7, 5, 9, workers=2, pin_memory=False)]
+    assert [i for i, _ in inline] == list(range(3, 9))
+    assert resumed == inline[2:]
+    # the generator handed back continues the step's stream where prepare left it
+    _, _, rng = next(prepared_batches(step, 7, 3, 4, workers=2, pin_memory=False))
+    fresh = np.random.default_rng(np.random.SeedSequence([7, 3]))
+    fresh.integers(0, 1 << 30)
+    assert rng.integers(0, 1 << 30) == fresh.integers(0, 1 << 30)

@@ -55,7 +55,8 @@ PANOPTIC_GT_FOLDER = f"{_GT_FINE}/cityscapes_panoptic_{VAL_SPLIT}"
 def job_resources(kind):
     """Scheduler resources of a kind of job (train, predict, data) from the config's `resources`."""
     spec = config["resources"][kind]
-    return {"gpu": spec["gpu"], "mem_mb": spec["mem_mb"], "runtime": spec["runtime"]}
+    # data_workers (train jobs): read by the shell command, never a rerun trigger
+    return {key: value for key, value in spec.items() if key != "threads"}
 
 
 def job_threads(kind):

@@ -26,7 +26,8 @@ rule pretrain_semantic:
     shell:
         "selfpanoptic pretrain-semantic {params.settings} --data {input.data:q} {params.target}"
         " --out {output.model:q}"
-        " --work-dir {params.work_dir:q} --device {params.device} --threads {threads}"
+        " --work-dir {params.work_dir:q}"
+        " --data-workers {resources.data_workers} --device {params.device} --threads {threads}"
         " --desc 'pretrain semantic [{wildcards.run}]' > {log:q} 2>&1"
 
 
@@ -50,7 +51,8 @@ rule pretrain_instance:
         ENV
     shell:
         "selfpanoptic pretrain-instance {params.settings} --data {input:q} --group {wildcards.group}"
-        " --out {output:q} --work-dir {params.work_dir:q} --device {params.device} --threads {threads}"
+        " --out {output:q} --work-dir {params.work_dir:q}"
+        " --data-workers {resources.data_workers} --device {params.device} --threads {threads}"
         " --desc 'pretrain instance [{wildcards.run}]' > {log:q} 2>&1"
 
 

@@ -53,7 +53,8 @@ rule selftrain_semantic:
     shell:
         "selfpanoptic selftrain-semantic {params.settings} --model {input.model:q} --data {input.data:q}"
         " --source {input.source:q} --pseudo-labels {input.pseudo:q} {params.guidance} --round {wildcards.r}"
-        " --out {output.model:q} --work-dir {params.work_dir:q} --device {params.device} --threads {threads}"
+        " --out {output.model:q} --work-dir {params.work_dir:q}"
+        " --data-workers {resources.data_workers} --device {params.device} --threads {threads}"
         " --desc 'self-train semantic [round {wildcards.r}]' > {log:q} 2>&1"
 
 
@@ -80,7 +81,7 @@ rule selftrain_instance:
         "selfpanoptic selftrain-instance {params.settings}"
         " --model {input.model:q} --data {input.data:q} --semantic {input.semantic:q} --source {input.source:q}"
         " --group {wildcards.group} --round {wildcards.r} --out {output:q} --work-dir {params.work_dir:q}"
-        " --device {params.device} --threads {threads} --desc 'self-train instance [round {wildcards.r}]'"
+        " --data-workers {resources.data_workers} --device {params.device} --threads {threads} --desc 'self-train instance [round {wildcards.r}]'"
         " > {log:q} 2>&1"
 
 

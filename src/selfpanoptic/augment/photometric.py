@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["colour_jitter", "photometric_noise"]
+__all__ = ["apply_photometric_noise", "colour_jitter", "draw_photometric_noise", "photometric_noise"]
 
 Generator = Union[np.random.Generator, torch.Generator]
 
@@ -47,6 +47,61 @@ def _gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     return batch.squeeze(0)
 
 
+def draw_photometric_noise(
+    count: int,
+    rng: Generator,
+    brightness: float = 0.4,
+    contrast: float = 0.4,
+    saturation: float = 0.4,
+    grey_p: float = 0.2,
+    blur_p: float = 1.0,
+    sigma: tuple[float, float] = (0.1, 2.0),
+) -> np.ndarray:
+    """The random numbers of :func:`photometric_noise` for ``count`` images: ``(count, 6)`` float64.
+
+    Per image, drawn from ``rng`` in this order: brightness factor, contrast factor, saturation
+    factor, greyscale flag (0/1), blur flag (0/1), blur sigma in pixels. Drawing them apart from
+    the images lets a data-loading worker draw them while the accelerator holds the images.
+    """
+    drawn = np.zeros((count, 6), dtype=np.float64)
+    for row in drawn:
+        row[0] = _uniform(rng, 1.0 - brightness, 1.0 + brightness)
+        row[1] = _uniform(rng, 1.0 - contrast, 1.0 + contrast)
+        row[2] = _uniform(rng, 1.0 - saturation, 1.0 + saturation)
+        row[3] = _uniform(rng, 0.0, 1.0) < grey_p
+        row[4] = _uniform(rng, 0.0, 1.0) < blur_p
+        row[5] = _uniform(rng, sigma[0], sigma[1])
+    return drawn
+
+
+def apply_photometric_noise(images: torch.Tensor, drawn: np.ndarray) -> torch.Tensor:
+    """Photometric noise with the numbers of :func:`draw_photometric_noise`; a new ``(N, 3, H, W)`` tensor.
+
+    ``images``: float in ``[0, 1]``; ``drawn``: ``(N, 6)``. Colour jitter (brightness multiplies;
+    contrast blends with the image's mean grey level; saturation blends with the grey image;
+    clipped to ``[0, 1]`` after each, torchvision's definitions in a fixed order), then greyscale
+    (luma 0.299 R + 0.587 G + 0.114 B in all channels) and gaussian blur (separable kernel of
+    radius ``ceil(3 sigma)``, replicated borders) where flagged.
+    """
+    if images.dim() != 4 or images.shape[1] != 3 or not images.is_floating_point():
+        raise ValueError(f"images must be float (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
+    if len(drawn) != len(images):
+        raise ValueError(f"noise drawn for {len(drawn)} images, but {len(images)} images given")
+    out = []
+    for image, (b, c, s, make_grey, do_blur, sig) in zip(images, drawn.tolist()):
+        image = (image * b).clamp(0.0, 1.0)
+        mean = _grey(image).mean()
+        image = (mean + c * (image - mean)).clamp(0.0, 1.0)
+        grey = _grey(image)
+        image = (grey + s * (image - grey)).clamp(0.0, 1.0)
+        if make_grey:
+            image = _grey(image).expand(3, -1, -1).clone()
+        if do_blur:
+            image = _gaussian_blur(image, sig)
+        out.append(image.clamp(0.0, 1.0))
+    return torch.stack(out) if out else images.clone()
+
+
 def photometric_noise(
     images: torch.Tensor,
     rng: Generator,
@@ -71,30 +126,13 @@ def photometric_noise(
        ``U(*sigma)`` pixels, separable kernel of radius ``ceil(3 sigma)``, replicated borders.
 
     The result stays in ``[0, 1]``; the same generator state gives the same output. Geometry is
-    untouched, so pseudo-labels made for the clean views still apply.
+    untouched, so pseudo-labels made for the clean views still apply. The same as
+    :func:`apply_photometric_noise` of :func:`draw_photometric_noise`.
     """
     if images.dim() != 4 or images.shape[1] != 3 or not images.is_floating_point():
         raise ValueError(f"images must be float (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
-    out = []
-    for image in images:
-        b = _uniform(rng, 1.0 - brightness, 1.0 + brightness)
-        c = _uniform(rng, 1.0 - contrast, 1.0 + contrast)
-        s = _uniform(rng, 1.0 - saturation, 1.0 + saturation)
-        make_grey = _uniform(rng, 0.0, 1.0) < grey_p
-        do_blur = _uniform(rng, 0.0, 1.0) < blur_p
-        sig = _uniform(rng, sigma[0], sigma[1])
-
-        image = (image * b).clamp(0.0, 1.0)
-        mean = _grey(image).mean()
-        image = (mean + c * (image - mean)).clamp(0.0, 1.0)
-        grey = _grey(image)
-        image = (grey + s * (image - grey)).clamp(0.0, 1.0)
-        if make_grey:
-            image = _grey(image).expand(3, -1, -1).clone()
-        if do_blur:
-            image = _gaussian_blur(image, sig)
-        out.append(image.clamp(0.0, 1.0))
-    return torch.stack(out) if out else images.clone()
+    drawn = draw_photometric_noise(len(images), rng, brightness, contrast, saturation, grey_p, blur_p, sigma)
+    return apply_photometric_noise(images, drawn)
 
 
 def colour_jitter(rng: np.random.Generator, image: np.ndarray, strength: float) -> np.ndarray:

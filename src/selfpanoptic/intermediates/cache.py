@@ -49,6 +49,15 @@ class DatasetCache(Intermediate):
         if self.count * self.height * self.width * bytes_per_pixel / 2**20 <= preload_mb:
             self._memory = {key: h5[key][()] for key in stacks}
 
+    def reopen(self) -> None:
+        """Give this process its own HDF5 handle (a data-loading worker after a fork).
+
+        A preloaded cache needs none. The inherited handle is dropped, not closed: closing it
+        could touch state the parent process still uses.
+        """
+        if self._memory is None:
+            self.h5 = h5py.File(self.path, "r")
+
     @property
     def has_depth(self) -> bool:
         """Whether the cache holds an ``inverse_depth`` stack (some of its samples had depth files)."""

@@ -79,6 +79,8 @@ def torch_setup(args: argparse.Namespace):
     if args.device == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():
+        # fixed crop sizes: let cuDNN pick the fastest convolution algorithms once
+        torch.backends.cudnn.benchmark = True
         return torch.device("cuda")
     if args.device == "cuda":
         raise InputError(
@@ -99,6 +101,17 @@ def add_training_outputs(parser: argparse.ArgumentParser, desc: str) -> None:
     parser.add_argument("--out", required=True, help="model file to write")
     parser.add_argument("--work-dir", required=True, help="folder for the checkpoint and the per-step log")
     parser.add_argument("--desc", default=desc, help=f"label of the progress bar (default {desc!r})")
+    parser.add_argument("--data-workers", type=int, default=4, metavar="N",
+                        help="on CUDA: processes preparing batches ahead of the GPU, at most the usable CPUs "
+                        "minus one (default 4; CPU runs prepare batches in the main process)")
+
+
+def data_workers(args: argparse.Namespace, device) -> int:
+    """Batch-preparing worker processes for a training command: ``--data-workers`` on CUDA, none on the CPU.
+
+    On the CPU the workers would take cores from the model's own threads.
+    """
+    return max(0, args.data_workers) if device.type == "cuda" else 0
 
 
 def add_evaluation_io(parser: argparse.ArgumentParser, task: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import COMPUTE, add_training_outputs, progress, settings, settings_parent, torch_setup
+from .common import COMPUTE, add_training_outputs, data_workers, progress, settings, settings_parent, torch_setup
 
 HELP = "train the instance embedding model of one class group"
 PARENTS = [settings_parent("instance"), *COMPUTE]
@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> None:
     with DatasetCache.open(args.data) as cache:
         step = instance_step(cache, classes, train_settings, loss, device)
         identity = {"settings": section, "group": args.group, "data": str(args.data)}
-        result = train(model, step, train_settings, args.work_dir, identity, device, args.desc, progress(args))
+        result = train(model, step, train_settings, args.work_dir, identity, device, args.desc, progress(args),
+                       data_workers=data_workers(args, device))
     save_model_file(args.out, model, "instance", spec, {
         "group": args.group, "classes": classes, "delta_v": loss["delta_v"], "delta_d": loss["delta_d"],
         "train_seconds": result.seconds, "images_per_second": result.images_per_second,

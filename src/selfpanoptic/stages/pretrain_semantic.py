@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import COMPUTE, add_training_outputs, progress, settings, settings_parent, torch_setup
+from .common import COMPUTE, add_training_outputs, data_workers, progress, settings, settings_parent, torch_setup
 
 HELP = "train the semantic DeepLab on a labelled cache (source, or target for the oracle)"
 PARENTS = [settings_parent("semantic"), *COMPUTE]
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> None:
         identity = {"settings": section, "data": str(args.data),
                     "target": str(args.target) if co_learning else None}
         result = train(model, step, train_settings, args.work_dir, identity, device, args.desc, progress(args),
-                       extra_state=extra_state)
+                       extra_state=extra_state, data_workers=data_workers(args, device))
         if co_learning is not None:
             co_learning.write_samples(model, target or cache, co_learning_samples_path(args.out), train_settings["seed"])
     save_model_file(args.out, segmenter_of(model), "semantic", spec,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .common import (
-    COMPUTE, add_training_outputs, progress, selftrain_settings, settings, settings_parent, torch_setup,
+    COMPUTE, add_training_outputs, data_workers, progress, selftrain_settings, settings, settings_parent, torch_setup,
 )
 
 HELP = "one round of SPOCO-style instance self-training of a class group"
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> None:
                     "init": str(args.model), "data": str(args.data), "semantic": str(args.semantic),
                     "source": str(args.source)}
         result = train(student, step, section["train"], args.work_dir, identity, device, args.desc, progress(args),
-                       extra_state={"ema": ema})
+                       extra_state={"ema": ema}, data_workers=data_workers(args, device))
     extra = {key: saved[key] for key in ("group", "classes", "delta_v", "delta_d") if key in saved}
     save_model_file(args.out, student, "instance", saved["spec"], {
         **extra, "round": args.round, "train_seconds": result.seconds, "images_per_second": result.images_per_second,

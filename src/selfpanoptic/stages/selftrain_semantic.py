@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ._guidance import add_guidance_io, load_guidance
-from .common import COMPUTE, add_training_outputs, progress, selftrain_settings, settings_parent, torch_setup
+from .common import COMPUTE, add_training_outputs, data_workers, progress, selftrain_settings, settings_parent, torch_setup
 
 HELP = "one round of SAC-style semantic self-training"
 PARENTS = [settings_parent("selftrain"), *COMPUTE]
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> None:
                     "source": str(args.source), "guidance": str(args.guidance_instances),
                     "pseudo_labels": str(args.pseudo_labels)}
         result = train(student, step, sem["train"], args.work_dir, identity, device, args.desc, progress(args),
-                       extra_state=extra_state)
+                       extra_state=extra_state, data_workers=data_workers(args, device))
         if co_learning is not None:
             co_learning.write_samples(student, target, co_learning_samples_path(args.out), sem["train"]["seed"])
     save_model_file(args.out, segmenter_of(student), "semantic", spec, {

@@ -5,11 +5,19 @@ The loop is deliberately plain (as in torchvision's reference scripts). What it 
 - Every step draws its randomness from ``(seed, step)``: the batch, the augmentation and torch's
   global RNG. A run resumed from a checkpoint therefore takes exactly the steps an uninterrupted
   run takes, and on the CPU ends with bit-identical weights.
+- A step has two halves (:class:`TrainingStep`): ``prepare`` reads and augments the batch on the
+  host, ``compute`` runs the model. With ``data_workers > 0`` worker processes prepare the next
+  batches while the accelerator computes (pinned memory, non-blocking copies). The worker
+  hands back the step's numpy generator as it left it, so ``compute`` continues the very same
+  random stream: where the batch is prepared never changes the result.
+- Mixed precision on CUDA: bfloat16 where the GPU supports it (no loss scaling), else float16 with
+  a gradient scaler; optional channels-last memory format and ``torch.compile``.
 - A checkpoint (model, optimiser, step, RNG states, settings hash) is written atomically every
   ``checkpoint_every`` steps. A rerun of the stage resumes from it when the settings hash matches,
   and starts over (saying so) when it does not. It is deleted once the final model is written.
 - A non-finite loss stops training with an error naming the step and the loss parts.
-- ``metrics.csv`` gets one row per step (losses, learning rate, images/s).
+- ``metrics.csv`` gets one row per step (losses, learning rate, images/s, seconds spent waiting
+  for the batch). The loss parts are read back from the device once per step, together.
 """
 
 from __future__ import annotations
@@ -18,11 +26,12 @@ import contextlib
 import csv
 import fcntl
 import math
+import os
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -33,8 +42,40 @@ from ..atomic import atomic_output
 from ..errors import SelfPanopticError
 from ..h5io import config_hash
 
-StepFn = Callable[[nn.Module, np.random.Generator, int], tuple[torch.Tensor, dict[str, float], int]]
-"""step_fn(model, rng, step) -> (loss, loss parts for the log, number of images in the batch)."""
+StepFn = Callable[[nn.Module, np.random.Generator, int], tuple[torch.Tensor, dict[str, Any], int]]
+"""step_fn(model, rng, step) -> (loss, loss parts for the log, number of images in the batch).
+
+Loss parts are floats or 0-dim tensors (read back from the device together, once per step)."""
+
+
+@dataclass
+class TrainingStep:
+    """A training step in two halves, so that batches can be prepared ahead of the model.
+
+    prepare(rng, step) -> batch: host-side work only (reading the cache, crops, flips, colour
+    jitter, random numbers for later); runs in a worker process when the engine has
+    ``data_workers``, so it must not touch the model or CUDA, and its result must pickle (numpy
+    arrays, CPU tensors). compute(model, batch, rng, step) -> (loss, parts, images): the model's
+    work; ``rng`` is the generator ``prepare`` drew from, continued. caches: the
+    :class:`~selfpanoptic.intermediates.DatasetCache` objects ``prepare`` reads, reopened in each
+    worker (an HDF5 handle is not shared across a fork).
+
+    Calling the object runs both halves in this process (tests, simple callers).
+    """
+
+    prepare: Callable[[np.random.Generator, int], Any]
+    compute: Callable[[nn.Module, Any, np.random.Generator, int], tuple[torch.Tensor, dict[str, Any], int]]
+    caches: Sequence[Any] = field(default_factory=tuple)
+
+    def __call__(self, model: nn.Module, rng: np.random.Generator, step: int):
+        return self.compute(model, self.prepare(rng, step), rng, step)
+
+
+def as_training_step(step: TrainingStep | StepFn) -> TrainingStep:
+    """``step`` as a :class:`TrainingStep`; a plain ``step_fn(model, rng, step)`` prepares nothing ahead."""
+    if isinstance(step, TrainingStep):
+        return step
+    return TrainingStep(prepare=lambda rng, index: None, compute=lambda model, _, rng, index: step(model, rng, index))
 
 
 class NonFiniteLossError(SelfPanopticError):
@@ -53,13 +94,102 @@ class TrainResult:
         return f"{self.steps} steps in {self.seconds:.1f} s ({self.images_per_second:.1f} images/s)"
 
 
+def data_rng(seed: int, step: int) -> np.random.Generator:
+    """The numpy generator of one step, from (seed, step) alone (what ``prepare`` draws from)."""
+    return np.random.default_rng(np.random.SeedSequence([seed, step]))
+
+
 def step_rng(seed: int, step: int) -> np.random.Generator:
-    """The numpy generator of one step; also reseeds torch and Python's RNG from (seed, step)."""
+    """The numpy generator of one step (:func:`data_rng`); also reseeds torch and Python's RNG from (seed, step)."""
     sequence = np.random.SeedSequence([seed, step])
     torch_seed, python_seed = sequence.generate_state(2, dtype=np.uint32)
     torch.manual_seed(int(torch_seed))
     random.seed(int(python_seed))
     return np.random.default_rng(sequence)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask: what SLURM or taskset granted)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class _PreparedSteps(torch.utils.data.Dataset):
+    """Steps ``start..total-1`` as a dataset: item i is (step, prepared batch, the step's generator)."""
+
+    def __init__(self, step: TrainingStep, seed: int, start: int, total: int):
+        self.step, self.seed, self.start, self.total = step, seed, start, total
+
+    def __len__(self) -> int:
+        return self.total - self.start
+
+    def __getitem__(self, item: int):
+        index = self.start + item
+        rng = data_rng(self.seed, index)
+        return index, self.step.prepare(rng, index), rng
+
+
+def _unchanged(item):
+    return item
+
+
+def _reopen_caches(worker_id: int) -> None:
+    """Worker start: a thread for torch, and a fresh HDF5 handle for every cache read from disk."""
+    torch.set_num_threads(1)
+    info = torch.utils.data.get_worker_info()
+    for cache in info.dataset.step.caches:
+        cache.reopen()
+
+
+def prepared_batches(step: TrainingStep, seed: int, start: int, total: int, workers: int,
+                     pin_memory: bool, prefetch: int = 2) -> Iterator[tuple[int, Any, np.random.Generator]]:
+    """``(step, batch, generator)`` for steps ``start..total-1``, in order.
+
+    workers = 0: each batch is prepared when asked for, in this process. workers > 0: a
+    :class:`torch.utils.data.DataLoader` of that many processes keeps ``prefetch`` batches per
+    worker ready, in pinned memory when ``pin_memory``. Either way batch and generator depend only
+    on (seed, step).
+    """
+    if workers <= 0:
+        for index in range(start, total):
+            rng = data_rng(seed, index)
+            yield index, step.prepare(rng, index), rng
+        return
+    loader = torch.utils.data.DataLoader(
+        _PreparedSteps(step, seed, start, total), batch_size=None, shuffle=False, num_workers=workers,
+        collate_fn=_unchanged, pin_memory=pin_memory, prefetch_factor=prefetch, worker_init_fn=_reopen_caches,
+    )
+    yield from loader
+
+
+def autocast_dtype(settings: dict[str, Any], device: torch.device) -> torch.dtype | None:
+    """The mixed-precision type of training on ``device``: None (full precision), bfloat16 or float16.
+
+    ``amp`` off or not CUDA: None. ``amp_dtype`` ``auto``: bfloat16 where the GPU supports it
+    (it keeps float32's range, so no loss scaling), else float16.
+    """
+    if not settings.get("amp", True) or device.type != "cuda":
+        return None
+    choice = settings.get("amp_dtype", "auto")
+    if choice == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return getattr(torch, choice)
+
+
+def prepare_model(model: nn.Module, settings: dict[str, Any], device: torch.device) -> nn.Module:
+    """Move ``model`` to ``device``; on CUDA also channels-last and compiled when the settings ask.
+
+    Compiling works in place (``nn.Module.compile``), so parameter names, checkpoints and the
+    model file stay those of the plain model.
+    """
+    model.to(device)
+    if device.type == "cuda" and settings.get("channels_last", False):
+        model.to(memory_format=torch.channels_last)
+    if device.type == "cuda" and settings.get("compile", False):
+        model.compile()
+    return model
 
 
 def build_optimizer(model: nn.Module, settings: dict[str, Any]) -> torch.optim.Optimizer:
@@ -143,7 +273,7 @@ def _truncate_log(log_path: Path, last_step: int) -> None:
 
 def train(
     model: nn.Module,
-    step_fn: StepFn,
+    step_fn: TrainingStep | StepFn,
     settings: dict[str, Any],
     work_dir: str | Path,
     identity: Any,
@@ -151,19 +281,24 @@ def train(
     desc: str = "train",
     progress: bool = True,
     extra_state: dict[str, Any] | None = None,
+    data_workers: int = 0,
 ) -> TrainResult:
     """Train ``model`` for ``settings["steps"]`` steps of ``step_fn``.
 
-    work_dir: folder for ``checkpoint.pt`` and ``metrics.csv`` (not a workflow output, so a
-    crashed job keeps it). identity: everything that defines the run (its config sections and
-    inputs); a checkpoint made under another identity is not resumed. extra_state: further
-    training state besides the model (a teacher network, a class prior), as objects with
-    ``state_dict()`` / ``load_state_dict()``; checkpointed and restored with the model.
+    step_fn: a :class:`TrainingStep` (or a plain ``step_fn(model, rng, step)``). work_dir: folder
+    for ``checkpoint.pt`` and ``metrics.csv`` (not a workflow output, so a crashed job keeps it).
+    identity: everything that defines the run (its config sections and inputs); a checkpoint made
+    under another identity is not resumed. extra_state: further training state besides the model
+    (a teacher network, a class prior), as objects with ``state_dict()`` / ``load_state_dict()``;
+    checkpointed and restored with the model. data_workers: processes preparing batches ahead
+    (0: in this process; capped at the usable CPUs minus one).
     """
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
+    workers = max(0, min(data_workers, usable_cpus() - 1))
     with _work_dir_lock(work_dir, desc):
-        return _train(model, step_fn, settings, work_dir, identity, device, desc, progress, extra_state)
+        return _train(model, as_training_step(step_fn), settings, work_dir, identity, device, desc, progress,
+                      extra_state, workers)
 
 
 @contextlib.contextmanager
@@ -184,15 +319,25 @@ def _work_dir_lock(work_dir: Path, desc: str) -> Iterator[None]:
         yield
 
 
-def _train(model, step_fn, settings, work_dir: Path, identity, device, desc, progress, extra_state) -> TrainResult:
+def _host_values(loss: torch.Tensor, parts: dict[str, Any]) -> tuple[float, dict[str, float]]:
+    """The loss and its parts as floats, read from the device in one transfer (one synchronisation)."""
+    tensors = {k: v for k, v in parts.items() if isinstance(v, torch.Tensor)}
+    values = torch.stack([loss.detach().float().reshape(()),
+                          *(v.detach().float().reshape(()).to(loss.device) for v in tensors.values())]).tolist()
+    read = dict(zip(tensors, values[1:]))
+    return values[0], {k: read[k] if k in read else float(v) for k, v in parts.items()}
+
+
+def _train(model, step: TrainingStep, settings, work_dir: Path, identity, device, desc, progress, extra_state,
+           workers: int) -> TrainResult:
     checkpoint_path = work_dir / "checkpoint.pt"
     log_path = work_dir / "metrics.csv"
     run_hash = config_hash(identity)
     total = settings["steps"]
-    model.to(device)
+    prepare_model(model, settings, device)
     optimizer = build_optimizer(model, settings)
-    use_amp = bool(settings.get("amp", True)) and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    amp_dtype = autocast_dtype(settings, device)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
 
     start = 0
     checkpoint = load_checkpoint(checkpoint_path)
@@ -216,19 +361,23 @@ def _train(model, step_fn, settings, work_dir: Path, identity, device, desc, pro
     model.train()
     began, images_seen = time.perf_counter(), 0
     bar = tqdm(total=total, initial=start, desc=desc, disable=not progress, unit="step")
+    batches = prepared_batches(step, settings["seed"], start, total, workers, pin_memory=device.type == "cuda")
     with open(log_path, "a", newline="") as log_file:
         writer = None
-        for step in range(start, total):
-            factor = learning_rate_factor(settings["schedule"], step, total, settings["poly_power"])
+        waited = time.perf_counter()
+        for index, batch, rng in batches:
+            data_seconds = time.perf_counter() - waited
+            factor = learning_rate_factor(settings["schedule"], index, total, settings["poly_power"])
             for group in optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * factor
-            rng = step_rng(settings["seed"], step)
+            step_rng(settings["seed"], index)  # torch's and Python's RNG; numpy's comes with the batch
             tick = time.perf_counter()
-            with torch.autocast(device.type, enabled=use_amp):
-                loss, parts, batch_images = step_fn(model, rng, step)
-            if not torch.isfinite(loss):
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                loss, parts, batch_images = step.compute(model, batch, rng, index)
+            loss_value, parts = _host_values(loss, parts)
+            if not math.isfinite(loss_value):
                 raise NonFiniteLossError(
-                    f"{desc}: the loss became {loss.item()} at step {step} (parts: {parts}); "
+                    f"{desc}: the loss became {loss_value} at step {index} (parts: {parts}); "
                     "lower the learning rate or check the inputs"
                 )
             optimizer.zero_grad(set_to_none=True)
@@ -241,19 +390,20 @@ def _train(model, step_fn, settings, work_dir: Path, identity, device, desc, pro
                 optimizer.step()
             elapsed = time.perf_counter() - tick
             images_seen += batch_images
-            row = {"step": step + 1, "loss": float(loss.detach()), **parts,
-                   "lr": optimizer.param_groups[0]["lr"], "images_per_s": batch_images / max(elapsed, 1e-9)}
+            row = {"step": index + 1, "loss": loss_value, **parts, "lr": optimizer.param_groups[0]["lr"],
+                   "images_per_s": batch_images / max(elapsed + data_seconds, 1e-9), "data_s": data_seconds}
             if writer is None:
                 writer = csv.DictWriter(log_file, fieldnames=list(row))
                 if start == 0 or log_file.tell() == 0:
                     writer.writeheader()
             writer.writerow(row)
-            bar.set_postfix(loss=f"{row['loss']:.3f}", img_s=f"{row['images_per_s']:.1f}")
+            bar.set_postfix(loss=f"{loss_value:.3f}", img_s=f"{row['images_per_s']:.1f}")
             bar.update(1)
-            done = step + 1
+            done = index + 1
             if done % settings["checkpoint_every"] == 0 and done < total:
                 log_file.flush()
                 save_checkpoint(checkpoint_path, model, optimizer, done, run_hash, scaler, extra_state)
+            waited = time.perf_counter()
     bar.close()
     seconds = time.perf_counter() - began
     return TrainResult(total, start, seconds, images_seen / max(seconds, 1e-9))

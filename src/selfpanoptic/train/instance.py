@@ -13,7 +13,7 @@ from ..intermediates import DatasetCache
 from ..losses import spoco_loss
 from ..segments import instance_majority_classes
 from .data import sample_batch
-from .engine import StepFn
+from .engine import TrainingStep
 
 UNLABELLED_INSTANCE_CLASSES = ("truck", "train")
 """Synthia gives trucks and trains instance ids but no class: such instances (all pixels ignore)
@@ -42,8 +42,8 @@ def keep_instances(instances: torch.Tensor, keep: list[np.ndarray]) -> torch.Ten
 def instance_step(
     cache: DatasetCache, classes: list[str], settings: dict[str, Any], loss_settings: dict[str, Any],
     device: torch.device,
-) -> StepFn:
-    """The step function of :func:`~selfpanoptic.train.engine.train` for SPOCO pretraining of one group.
+) -> TrainingStep:
+    """The :class:`~selfpanoptic.train.engine.TrainingStep` of SPOCO pretraining of one group.
 
     ``classes``: the group's class names; ``settings``: the ``instance.train`` section;
     ``loss_settings``: ``instance.loss``. Each step draws ``batch_size`` crops of images holding
@@ -58,26 +58,26 @@ def instance_step(
     crop = tuple(settings["crop"])
     delta_v, delta_d = loss_settings["delta_v"], loss_settings["delta_d"]
 
-    def sample_group_batch(rng: np.random.Generator):
+    def prepare(rng: np.random.Generator, index: int):
         chosen = rng.choice(indices, size=settings["batch_size"], replace=len(indices) < settings["batch_size"])
         images, labels, instances, _ = sample_batch(
             cache, rng, chosen, len(chosen), crop, settings["hflip"], settings["jitter"], shuffle=False
         )
-        return images, labels, instances, [members[i] for i in chosen]
+        return images, labels, keep_instances(instances, [members[i] for i in chosen])
 
-    def step(net: torch.nn.Module, rng: np.random.Generator, _: int):
-        images, labels, instances, keep = sample_group_batch(rng)
-        instances = keep_instances(instances, keep).to(device)
-        emb = net(images.to(device)).float()
+    def compute(net: torch.nn.Module, prepared, rng: np.random.Generator, index: int):
+        images, labels, instances = prepared
+        instances = instances.to(device, non_blocking=True)
+        emb = net(images.to(device, non_blocking=True)).float()
         unlabelled = None
         if loss_settings["unlabelled_weight"] > 0:
-            unlabelled = (instances == 0) & (labels.to(device) == IGNORE)
+            unlabelled = (instances == 0) & (labels.to(device, non_blocking=True) == IGNORE)
         loss, parts = spoco_loss(
             emb, instances, unlabelled,
             weights={"dice": loss_settings["dice_weight"], "unlabelled": loss_settings["unlabelled_weight"]},
             delta_v=delta_v, delta_d=delta_d,
             alpha=loss_settings["alpha"], beta=loss_settings["beta"], gamma=loss_settings["gamma"],
         )
-        return loss, {k: float(v.detach()) for k, v in parts.items()}, len(images)
+        return loss, {k: v.detach() for k, v in parts.items()}, len(images)
 
-    return step
+    return TrainingStep(prepare, compute, caches=(cache,))

@@ -29,7 +29,7 @@ from ..pseudo.masks import pseudo_instances
 from ..pseudo.teacher import freeze_batchnorm, momentum_update
 from ..augment.normalise import normalise
 from .data import sample_batch
-from .engine import StepFn
+from .engine import TrainingStep
 from .instance import group_instance_ids, keep_instances
 
 
@@ -37,8 +37,8 @@ def self_instance_step(
     ema: nn.Module, classes: list[int], target: DatasetCache, semantic: np.ndarray, confidence: np.ndarray,
     source: DatasetCache | None, settings: dict[str, Any], loss_settings: dict[str, Any], device: torch.device,
     stats: dict[str, int],
-) -> StepFn:
-    """The step function of :func:`~selfpanoptic.train.engine.train` for SPOCO self-training of a group.
+) -> TrainingStep:
+    """The :class:`~selfpanoptic.train.engine.TrainingStep` of SPOCO self-training of a group.
 
     ``ema``: the EMA network (moved in place); ``classes``: the group's thing trainIds;
     ``semantic`` (N, H, W) uint8 and ``confidence`` (N, H, W) float32: this round's semantic
@@ -73,23 +73,30 @@ def self_instance_step(
             confidences.append(np.ascontiguousarray(conf))
         return normalise(np.stack(images)), np.stack(semantics), np.stack(confidences)
 
-    def step(net: nn.Module, rng: np.random.Generator, index: int):
-        if index > 0:
-            momentum_update(ema, net, settings["ema_momentum"])
-        if settings["freeze_bn"]:
-            freeze_batchnorm(net)
-        images, instances = [], []
+    def prepare(rng: np.random.Generator, index: int):
+        source_part = None
         if n_source:
             chosen = rng.choice(source_indices, size=n_source, replace=len(source_indices) < n_source)
             src_images, _, src_instances, _ = sample_batch(
                 source, rng, chosen, n_source, crop, train_settings["hflip"], train_settings["jitter"], shuffle=False
             )
-            images.append(src_images)
-            instances.append(keep_instances(src_instances, [members[i] for i in chosen]))
-        tgt_images, tgt_semantic, tgt_confidence = target_batch(rng) if n_target else (None, None, None)
+            source_part = (src_images, keep_instances(src_instances, [members[i] for i in chosen]))
+        return source_part, (target_batch(rng) if n_target else None)
+
+    def compute(net: nn.Module, prepared, rng: np.random.Generator, index: int):
+        if index > 0:
+            momentum_update(ema, net, settings["ema_momentum"])
+        if settings["freeze_bn"]:
+            freeze_batchnorm(net)
+        source_part, target_part = prepared
+        images, instances = [], []
+        if source_part is not None:
+            images.append(source_part[0].to(device, non_blocking=True))
+            instances.append(source_part[1].to(device, non_blocking=True))
         parts: dict[str, float] = {}
-        if n_target:
-            tgt_images = tgt_images.to(device)
+        if target_part is not None:
+            tgt_images, tgt_semantic, tgt_confidence = target_part
+            tgt_images = tgt_images.to(device, non_blocking=True)
             with torch.no_grad():
                 ema_embeddings = ema(tgt_images).float()
             pseudo = [
@@ -99,16 +106,16 @@ def self_instance_step(
             ]
             stats["pseudo_instances"] += sum(int(p.max()) for p in pseudo)
             parts["pseudo_per_image"] = float(np.mean([p.max() for p in pseudo]))
-            images.append(tgt_images.cpu())
-            instances.append(torch.from_numpy(np.stack(pseudo).astype(np.int64)))
-        embeddings = net(torch.cat(images).to(device)).float()
+            images.append(tgt_images)
+            instances.append(torch.from_numpy(np.stack(pseudo).astype(np.int64)).to(device, non_blocking=True))
+        embeddings = net(torch.cat(images)).float()
         loss, loss_parts = spoco_loss(
-            embeddings, torch.cat(instances).to(device),
+            embeddings, torch.cat(instances),
             weights={"dice": loss_settings["dice_weight"]}, delta_v=delta_v, delta_d=delta_d,
             alpha=loss_settings["alpha"], beta=loss_settings["beta"], gamma=loss_settings["gamma"],
         )
-        parts.update({"spoco": float(loss.detach()), "dice": float(loss_parts["dice"].detach())})
-        if n_target and settings["consistency_weight"] > 0:
+        parts.update({"spoco": loss.detach(), "dice": loss_parts["dice"].detach()})
+        if target_part is not None and settings["consistency_weight"] > 0:
             angles = rng.uniform(0.0, settings["max_rotation"], size=n_target)
             height, width = tgt_images.shape[-2:]
             rotated, _ = rotate_maps(tgt_images, rotation_affines(angles, height, width))
@@ -118,7 +125,7 @@ def self_instance_step(
             anchors = sample_anchors(valid & things, settings["consistency_anchors"], rng)
             consistency = embedding_consistency_loss(embeddings[n_source:], back, valid, anchors, delta_v)
             loss = loss + settings["consistency_weight"] * consistency
-            parts["consistency"] = float(consistency.detach())
+            parts["consistency"] = consistency.detach()
         return loss, parts, len(embeddings)
 
-    return step
+    return TrainingStep(prepare, compute, caches=(target,) + ((source,) if n_source else ()))

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..augment.crops import random_crop_flip
-from ..augment.photometric import photometric_noise
+from ..augment.photometric import apply_photometric_noise, draw_photometric_noise
 from ..augment.views import labels_to_views, random_view_affines
 from ..classes import IGNORE
 from ..intermediates import DatasetCache
@@ -45,15 +45,15 @@ from ..augment.normalise import denormalise, normalise_unit, to_unit
 from ..losses.self_correction import annealed_alpha, self_corrected_targets
 from .co_learning import CoLearning, segmenter_of
 from .data import sample_batch
-from .engine import StepFn
+from .engine import TrainingStep
 
 
 def self_semantic_step(
     teacher: nn.Module, prior: ClassPrior, target: DatasetCache, guide: np.ndarray | None,
     source: DatasetCache | None, settings: dict[str, Any], device: torch.device,
     co_learning: CoLearning | None = None, previous: nn.Module | None = None,
-) -> StepFn:
-    """The step function of :func:`~selfpanoptic.train.engine.train` for SAC self-training.
+) -> TrainingStep:
+    """The :class:`~selfpanoptic.train.engine.TrainingStep` of SAC self-training.
 
     ``teacher``: the momentum teacher (moved in place); ``prior``: the moving class prior (updated
     in place); ``target``: the target train cache (images only); ``guide``: (N, H, W) instance maps
@@ -95,21 +95,33 @@ def self_semantic_step(
         with torch.no_grad():
             return previous(normalise_unit(made.views)).float()
 
-    def step(net: nn.Module, rng: np.random.Generator, index: int):
+    def prepare(rng: np.random.Generator, index: int):
+        # the draws in the order the step once made them inline: target crops, views, noise, source
+        images, guides, target_depth = sample_target(rng)
+        affines = random_view_affines(len(images), settings["views"], rng, settings["min_scale"],
+                                      settings["max_scale"], settings["flip_p"])
+        drawn = draw_photometric_noise(
+            len(images) * settings["views"], rng, noise["brightness"], noise["contrast"], noise["saturation"],
+            noise["grey_p"], noise["blur_p"], tuple(noise["blur_sigma"]),
+        )
+        src = None
+        if source is not None:
+            src = sample_batch(
+                source, rng, np.arange(len(source)), settings["source_batch_size"], crop, train_settings["hflip"],
+                train_settings["jitter"], depth=depth,
+            )
+        return images, guides, target_depth, affines, drawn, src
+
+    def compute(net: nn.Module, prepared, rng: np.random.Generator, index: int):
+        images, guides, target_depth, affines, drawn, src = prepared
         student = segmenter_of(net)
         if index > 0 and index % settings["momentum_every"] == 0:
             momentum_update(teacher, student, settings["momentum"])
         if settings["freeze_bn"]:
             freeze_batchnorm(student)
-        images, guides, target_depth = sample_target(rng)
-        affines = random_view_affines(len(images), settings["views"], rng, settings["min_scale"], settings["max_scale"],
-                                      settings["flip_p"])
-        made = make_pseudo_labels(teacher, images.to(device), affines, prior.value, settings, guides)
+        made = make_pseudo_labels(teacher, images.to(device, non_blocking=True), affines, prior.value, settings, guides)
         view_labels, view_confidence = labels_to_views(made.labels, made.confidence, affines)
-        noisy = photometric_noise(
-            made.views, rng, noise["brightness"], noise["contrast"], noise["saturation"], noise["grey_p"],
-            noise["blur_p"], tuple(noise["blur_sigma"]),
-        )
+        noisy = apply_photometric_noise(made.views, drawn)
         logits = net(normalise_unit(noisy)).float()
         soft_targets = None
         parts = {}
@@ -121,17 +133,14 @@ def self_semantic_step(
                                           settings["focal_power"], targets=soft_targets)
         prior.value = update_prior(prior.value, made.teacher_probs.cpu(), settings["prior_momentum"])
         loss = settings["lambda_target"] * target_loss
-        parts.update(target=float(target_loss.detach()), kept=float((view_labels != IGNORE).float().mean()))
+        parts.update(target=target_loss.detach(), kept=(view_labels != IGNORE).float().mean())
         batch_images = len(made.views)
         generate, generate_depth = [images], [target_depth]
-        if source is not None:
-            src = sample_batch(
-                source, rng, np.arange(len(source)), settings["source_batch_size"], crop, train_settings["hflip"],
-                train_settings["jitter"], depth=depth,
-            )
-            source_loss = F.cross_entropy(net(src.images.to(device)).float(), src.labels.to(device), ignore_index=IGNORE)
+        if src is not None:
+            source_loss = F.cross_entropy(net(src.images.to(device, non_blocking=True)).float(),
+                                          src.labels.to(device, non_blocking=True), ignore_index=IGNORE)
             loss = loss + settings["source_weight"] * source_loss
-            parts["source"] = float(source_loss.detach())
+            parts["source"] = source_loss.detach()
             batch_images += len(src.images)
             generate.append(denormalise(src.images))
             generate_depth.append(src.inverse_depth)
@@ -142,4 +151,4 @@ def self_semantic_step(
             parts.update(gen_parts, beta=beta)
         return loss, parts, batch_images
 
-    return step
+    return TrainingStep(prepare, compute, caches=(target,) + ((source,) if source is not None else ()))

@@ -17,14 +17,14 @@ from ..augment.normalise import denormalise
 from ..classes import IGNORE
 from ..intermediates import DatasetCache
 from .co_learning import CoLearning
-from .data import sample_batch
-from .engine import StepFn
+from .data import Batch, sample_batch
+from .engine import TrainingStep
 
 
 def semantic_step(cache: DatasetCache, settings: dict[str, Any], device: torch.device,
                   co_learning: CoLearning | None = None, target: DatasetCache | None = None,
-                  target_batch_size: int = 0) -> StepFn:
-    """The step function of :func:`~selfpanoptic.train.engine.train` for supervised DeepLab training.
+                  target_batch_size: int = 0) -> TrainingStep:
+    """The :class:`~selfpanoptic.train.engine.TrainingStep` of supervised DeepLab training.
 
     ``settings``: the ``semantic.train`` section (``batch_size``, ``crop``, ``hflip``, ``jitter``).
     Each step draws ``batch_size`` random crops of ``cache`` and returns their cross-entropy.
@@ -35,20 +35,27 @@ def semantic_step(cache: DatasetCache, settings: dict[str, Any], device: torch.d
     indices = np.arange(len(cache))
     crop = tuple(settings["crop"])
     depth = co_learning is not None and co_learning.out_channels == 1
+    extra_target = co_learning is not None and target is not None and target_batch_size > 0
 
-    def step(net: torch.nn.Module, rng: np.random.Generator, index: int):
+    def prepare(rng: np.random.Generator, index: int) -> tuple[Batch, Batch | None]:
         batch = sample_batch(cache, rng, indices, settings["batch_size"], crop, settings["hflip"], settings["jitter"],
                              depth=depth)
-        logits = net(batch.images.to(device))
-        loss = F.cross_entropy(logits.float(), batch.labels.to(device), ignore_index=IGNORE)
-        parts = {"ce": float(loss.detach())}
+        extra = None
+        if extra_target:
+            extra = sample_batch(target, rng, np.arange(len(target)), target_batch_size, crop, settings["hflip"],
+                                 depth=depth)
+        return batch, extra
+
+    def compute(net: torch.nn.Module, prepared: tuple[Batch, Batch | None], rng: np.random.Generator, index: int):
+        batch, extra = prepared
+        logits = net(batch.images.to(device, non_blocking=True))
+        loss = F.cross_entropy(logits.float(), batch.labels.to(device, non_blocking=True), ignore_index=IGNORE)
+        parts = {"ce": loss.detach()}
         images = len(batch.images)
         if co_learning is None:
             return loss, parts, images
         generate, inverse_depth = [denormalise(batch.images)], [batch.inverse_depth]
-        if target is not None and target_batch_size > 0:
-            extra = sample_batch(target, rng, np.arange(len(target)), target_batch_size, crop, settings["hflip"],
-                                 depth=depth)
+        if extra is not None:
             generate.append(denormalise(extra.images))
             inverse_depth.append(extra.inverse_depth)
             images += len(extra.images)
@@ -57,4 +64,4 @@ def semantic_step(cache: DatasetCache, settings: dict[str, Any], device: torch.d
         loss, beta = co_learning.combine(loss, generation, index)
         return loss, {**parts, **gen_parts, "beta": beta}, images
 
-    return step
+    return TrainingStep(prepare, compute, caches=(cache,) + ((target,) if extra_target else ()))
