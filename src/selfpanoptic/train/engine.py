@@ -26,6 +26,7 @@ import contextlib
 import csv
 import fcntl
 import math
+import multiprocessing
 import os
 import random
 import time
@@ -152,6 +153,11 @@ def prepared_batches(step: TrainingStep, seed: int, start: int, total: int, work
     worker ready, in pinned memory when ``pin_memory``. Either way batch and generator depend only
     on (seed, step).
     """
+    if workers > 0 and "fork" not in multiprocessing.get_all_start_methods():
+        # the steps are closures over open caches: workers must inherit them (fork), not unpickle them
+        print("data workers need the fork start method, which this platform lacks; preparing batches inline",
+              flush=True)
+        workers = 0
     if workers <= 0:
         for index in range(start, total):
             rng = data_rng(seed, index)
@@ -160,6 +166,7 @@ def prepared_batches(step: TrainingStep, seed: int, start: int, total: int, work
     loader = torch.utils.data.DataLoader(
         _PreparedSteps(step, seed, start, total), batch_size=None, shuffle=False, num_workers=workers,
         collate_fn=_unchanged, pin_memory=pin_memory, prefetch_factor=prefetch, worker_init_fn=_reopen_caches,
+        multiprocessing_context="fork",
     )
     yield from loader
 
