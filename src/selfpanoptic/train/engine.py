@@ -32,6 +32,7 @@ import fcntl
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -419,6 +420,7 @@ def _train(model, step: TrainingStep, settings, work_dir: Path, identity, device
                 scores = validate(model)
                 board.validation(scores, done)
                 bar.write(f"{desc}: step {done} validation: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+                sys.stdout.flush()
             if done % settings["checkpoint_every"] == 0 and done < total:
                 log_file.flush()
                 board.flush()

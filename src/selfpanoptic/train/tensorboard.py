@@ -15,7 +15,8 @@ steps (:mod:`selfpanoptic.train.visuals`) and the validation scores. Tags:
 A fresh run (step 0) removes the events of an earlier run in the folder. A resumed run opens
 the writer with ``purge_step``: TensorBoard then drops the events written after the checkpoint
 by the killed run, so the curves show every step once, as ``metrics.csv`` does. ``tensorboard:
-false`` turns the writer off (every method does nothing).
+false`` turns the writer off (every method does nothing). The writer (and its writing thread)
+starts with the first event, after the engine's batch-preparing workers have been forked.
 """
 
 from __future__ import annotations
@@ -49,43 +50,49 @@ class TrainingBoard:
 
     def __init__(self, folder: str | Path, settings: dict[str, Any], start: int):
         self.folder = Path(folder)
+        self.enabled = settings.get("tensorboard", True)
         self.images_every = settings.get("log_images_every", 0)
+        # the rows of steps 1..start came before the checkpoint and stay; later ones are purged
+        self.purge_step = start + 1 if start else None
         self.writer = None
         if start == 0:
             shutil.rmtree(self.folder, ignore_errors=True)
-        if settings.get("tensorboard", True):
+
+    def _write(self):
+        """The SummaryWriter, started on first use; None when TensorBoard is off."""
+        if self.enabled and self.writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            # the rows of steps 1..start came before the checkpoint and stay; later ones are purged
-            self.writer = SummaryWriter(str(self.folder), purge_step=start + 1 if start else None, flush_secs=10)
+            self.writer = SummaryWriter(str(self.folder), purge_step=self.purge_step, flush_secs=10)
+        return self.writer
 
     def log(self, row: dict[str, Any]) -> None:
         """The numeric values of a log row, at the row's ``step``."""
-        if self.writer is None:
+        if (writer := self._write()) is None:
             return
         step = int(row["step"])
         for key, value in row.items():
             if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
-                self.writer.add_scalar(scalar_tag(key), value, step)
+                writer.add_scalar(scalar_tag(key), value, step)
 
     def wants_images(self, step: int) -> bool:
         """Whether the step numbered ``step`` (1-based, as the log row's) logs pictures."""
-        return self.writer is not None and self.images_every > 0 and step % self.images_every == 0
+        return self.enabled and self.images_every > 0 and step % self.images_every == 0
 
     def images(self, pictures: dict[str, torch.Tensor], step: int) -> None:
         """``{name: (N, 3, H, W) in [0, 1]}`` as ``images/<name>`` at ``step``."""
-        if self.writer is None:
+        if (writer := self._write()) is None:
             return
         for name, batch in pictures.items():
-            self.writer.add_images(f"images/{name}", batch, step, dataformats="NCHW")
+            writer.add_images(f"images/{name}", batch, step, dataformats="NCHW")
 
     def validation(self, scores: dict[str, float], step: int) -> None:
         """Validation scores as ``val/<name>`` at ``step`` (NaN scores, e.g. no class present, are left out)."""
-        if self.writer is None:
+        if (writer := self._write()) is None:
             return
         for name, value in scores.items():
             if math.isfinite(value):
-                self.writer.add_scalar(f"val/{name}", value, step)
+                writer.add_scalar(f"val/{name}", value, step)
 
     def flush(self) -> None:
         """Write out the pending events (before a checkpoint, so a killed run loses none of its steps)."""
