@@ -104,6 +104,35 @@ def test_selftraining_changes_the_model_and_logs_target_and_source_losses(round0
     assert {"target", "kept", "source"} <= set(header)
 
 
+def tensorboard_tags(work: Path) -> dict[str, list[int]]:
+    """Every scalar and image tag of a training work folder's TensorBoard events, with its steps."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(work / "tensorboard"), size_guidance={"images": 0, "scalars": 0}).Reload()
+    tags = {tag: [e.step for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+    return tags | {tag: [e.step for e in acc.Images(tag)] for tag in acc.Tags()["images"]}
+
+
+def test_selftraining_with_pictures_and_validation_trains_the_same_weights(round0, tmp_path):
+    """Validation runs the student in eval mode between steps; its frozen BatchNorm and the teacher stay as they were."""
+    weights = {}
+    for name, logging in (("logged", {"log_images_every": 2, "validate_every": 2, "validate_images": 4}),
+                          ("plain", {"tensorboard": False, "log_images_every": 0})):
+        settings = selftrain_settings(train={"steps": 4, "batch_size": 2, "crop": [32, 64], **logging})
+        assert main(["selftrain-semantic", "--model", str(round0["semantic"]), "--data", str(round0["cache"]),
+                     "--source", str(round0["cache"]), "--round", "1", "--out", str(tmp_path / f"{name}.pt"),
+                     "--work-dir", str(tmp_path / name), "--val-data", str(round0["cache"]),
+                     "--selftrain-settings", json.dumps(settings), *CPU]) == 0
+        weights[name] = torch.load(tmp_path / f"{name}.pt", weights_only=True)["state_dict"]
+    tags = tensorboard_tags(tmp_path / "logged")
+    assert tags["pseudo/kept"] == [1, 2, 3, 4] and tags["loss/target"] == [1, 2, 3, 4]
+    assert tags["images/pseudo_label"] == tags["images/prediction"] == tags["images/input"] == [2, 4]
+    assert tags["val/mIoU"] == [2, 4]
+    assert not (tmp_path / "plain" / "tensorboard").exists()
+    for key, value in weights["logged"].items():
+        assert torch.equal(value, weights["plain"][key]), key
+
+
 def test_ground_truth_guidance_refines_the_exported_pseudo_labels(round0, tmp_path):
     settings = selftrain_settings()
     settings["guidance"] = {"from_round": 2, "gt_instance_fraction": 1.0}
@@ -175,15 +204,28 @@ def test_instance_selftraining_keeps_the_group_and_rejects_another(round0, tmp_p
     config = validate_config({"selftrain": {"instance": {
         "train": {"steps": 2, "batch_size": 4, "crop": [32, 64]}, "min_size": 4, "min_confidence": 0.0,
     }}})
-    args = ["selftrain-instance", "--model", str(round0["instance"]), "--data", str(round0["cache"]),
-            "--semantic", str(semantic), "--source", str(round0["cache"]), "--out", str(tmp_path / "r1.pt"),
-            "--work-dir", str(tmp_path / "work"), "--round", "1", *CPU,
-            "--selftrain-settings", json.dumps({"instance": config["selftrain"]["instance"]}),
-            "--instance-settings", json.dumps(config["instance"])]
-    assert main([*args, "--group", "vehicles"]) == 0
+
+    def args(name: str, instance: dict) -> list[str]:
+        return ["selftrain-instance", "--model", str(round0["instance"]), "--data", str(round0["cache"]),
+                "--semantic", str(semantic), "--source", str(round0["cache"]), "--out", str(tmp_path / f"{name}.pt"),
+                "--work-dir", str(tmp_path / name), "--round", "1", *CPU, "--val-data", str(round0["cache"]),
+                "--selftrain-settings", json.dumps({"instance": instance}),
+                "--instance-settings", json.dumps(config["instance"])]
+
+    instance = config["selftrain"]["instance"]
+    assert main([*args("r1", instance), "--group", "vehicles"]) == 0
     saved = torch.load(tmp_path / "r1.pt", weights_only=True)
     assert saved["group"] == "vehicles" and saved["classes"] == ["car"] and saved["round"] == 1
-    header = (tmp_path / "work" / "metrics.csv").read_text().splitlines()[0].split(",")
+    header = (tmp_path / "r1" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"spoco", "consistency", "pseudo_per_image"} <= set(header)
-    assert main([*args, "--group", "people"]) == 2
+    # pictures and validation on: the same weights, and the target crops' pseudo instances shown
+    logged = instance | {"train": instance["train"] | {"log_images_every": 1, "validate_every": 2}}
+    assert main([*args("logged", logged), "--group", "vehicles"]) == 0
+    tags = tensorboard_tags(tmp_path / "logged")
+    assert tags["pseudo/instances_per_image"] == [1, 2] and tags["val/spoco"] == [2]
+    for tag in ("input", "embedding", "instances", "semantic"):
+        assert tags[f"images/{tag}"] == [1, 2], tag
+    for key, value in torch.load(tmp_path / "logged.pt", weights_only=True)["state_dict"].items():
+        assert torch.equal(value, saved["state_dict"][key]), key
+    assert main([*args("r1", instance), "--group", "people"]) == 2
     assert "not 'people'" in capsys.readouterr().err

@@ -22,22 +22,13 @@ from cityscapesscripts.helpers.labels import id2label  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from .atomic import atomic_output, atomic_write_text  # noqa: E402
-from .classes import CLASS_NAMES, THING_TRAIN_IDS, TRAIN_ID_TO_LABEL_ID  # noqa: E402
+from .classes import CLASS_NAMES, THING_TRAIN_IDS  # noqa: E402
+from .colours import colourise  # noqa: E402
 from .errors import InputError  # noqa: E402
 from .formats.cityscapes_ids import decode_instance_ids  # noqa: E402
 from .formats.panoptic_png import read_panoptic_png  # noqa: E402
 from .intermediates import DatasetCache, SemanticPrediction  # noqa: E402
 from .metrics.table import read_metrics, round_order  # noqa: E402
-
-TRAIN_ID_COLOURS = np.zeros((256, 3), dtype=np.uint8)
-for _t, _label_id in enumerate(TRAIN_ID_TO_LABEL_ID):
-    TRAIN_ID_COLOURS[_t] = id2label[_label_id].color
-
-
-def colourise(labels: np.ndarray) -> np.ndarray:
-    """(H, W) trainIds -> (H, W, 3) uint8 Cityscapes colours; ignore (255) is black."""
-    return TRAIN_ID_COLOURS[labels]
-
 
 def colourise_panoptic(ids: np.ndarray) -> np.ndarray:
     """(H, W) Cityscapes panoptic ids -> colours: stuff in its class colour, each thing instance

@@ -146,6 +146,25 @@ def target_option(wildcards, input):
     return f"--target {shlex.quote(input.target)}" if input.target else ""
 
 
+def validation_cache(*section):
+    """Input function of a training rule: the target val cache when the rule's ``train`` section
+    (``config[section...]["train"]``) has ``validate_every`` > 0, else nothing."""
+    settings = config
+    for key in section:
+        settings = settings[key]
+    validates = settings["train"]["validate_every"] > 0
+
+    def path(wildcards):
+        return f"{RESULTS}/data/cache/target_{VAL_SPLIT}.h5" if validates else []
+
+    return path
+
+
+def val_option(wildcards, input):
+    """``--val-data CACHE`` when a training rule validates on the target val cache, else nothing."""
+    return f"--val-data {shlex.quote(input.val)}" if input.val else ""
+
+
 def co_learning_figure(section, folder):
     """The ``figure`` output of a training rule whose stage has co-learning on (else none)."""
     enabled = config[section]["semantic"]["co_learning"] if section == "selftrain" else config[section]["co_learning"]

@@ -6,6 +6,7 @@ rule pretrain_semantic:
     input:
         data=training_cache,
         target=co_learning_target,
+        val=validation_cache("semantic"),
     output:
         model=f"{RESULTS}/{{run}}/semantic/model.pt",
         **co_learning_figure("semantic", f"{RESULTS}/{{run}}"),
@@ -14,6 +15,7 @@ rule pretrain_semantic:
     params:
         **stage_params("pretrain-semantic", settings_option("semantic")),
         target=target_option,
+        val=val_option,
         work_dir=lambda wildcards: f"{RESULTS}/{wildcards.run}/semantic/train",
         device=config["device"],
     log:
@@ -24,7 +26,7 @@ rule pretrain_semantic:
     conda:
         ENV
     shell:
-        "selfpanoptic pretrain-semantic {params.settings} --data {input.data:q} {params.target}"
+        "selfpanoptic pretrain-semantic {params.settings} --data {input.data:q} {params.target} {params.val}"
         " --out {output.model:q}"
         " --work-dir {params.work_dir:q}"
         " --data-workers {resources.data_workers} --device {params.device} --threads {threads}"
@@ -33,13 +35,15 @@ rule pretrain_semantic:
 
 rule pretrain_instance:
     input:
-        training_cache,
+        data=training_cache,
+        val=validation_cache("instance"),
     output:
         f"{RESULTS}/{{run}}/instance/{{group}}/model.pt",
     wildcard_constraints:
         run=PRETRAIN_RUNS,
     params:
         **stage_params("pretrain-instance", settings_option("instance")),
+        val=val_option,
         work_dir=lambda wildcards: f"{RESULTS}/{wildcards.run}/instance/{wildcards.group}/train",
         device=config["device"],
     log:
@@ -50,7 +54,7 @@ rule pretrain_instance:
     conda:
         ENV
     shell:
-        "selfpanoptic pretrain-instance {params.settings} --data {input:q} --group {wildcards.group}"
+        "selfpanoptic pretrain-instance {params.settings} --data {input.data:q} {params.val} --group {wildcards.group}"
         " --out {output:q} --work-dir {params.work_dir:q}"
         " --data-workers {resources.data_workers} --device {params.device} --threads {threads}"
         " --desc 'pretrain instance [{wildcards.run}]' > {log:q} 2>&1"

@@ -35,12 +35,14 @@ rule selftrain_semantic:
         source=f"{RESULTS}/data/cache/source.h5",
         pseudo=f"{RESULTS}/round{{r}}/pseudo/semantic_target_{TRAIN_SPLIT}.h5",
         guidance=guidance_input,
+        val=validation_cache("selftrain", "semantic"),
     output:
         model=f"{RESULTS}/round{{r}}/semantic/model.pt",
         **co_learning_figure("selftrain", f"{RESULTS}/round{{r}}"),
     params:
         **stage_params("selftrain-semantic", settings_option("selftrain", ["semantic", "guidance"])),
         guidance=guidance_option,
+        val=val_option,
         work_dir=lambda wildcards: f"{RESULTS}/round{wildcards.r}/semantic/train",
         device=config["device"],
     log:
@@ -52,7 +54,7 @@ rule selftrain_semantic:
         ENV
     shell:
         "selfpanoptic selftrain-semantic {params.settings} --model {input.model:q} --data {input.data:q}"
-        " --source {input.source:q} --pseudo-labels {input.pseudo:q} {params.guidance} --round {wildcards.r}"
+        " --source {input.source:q} --pseudo-labels {input.pseudo:q} {params.guidance} {params.val} --round {wildcards.r}"
         " --out {output.model:q} --work-dir {params.work_dir:q}"
         " --data-workers {resources.data_workers} --device {params.device} --threads {threads}"
         " --desc 'self-train semantic [round {wildcards.r}]' > {log:q} 2>&1"
@@ -64,10 +66,12 @@ rule selftrain_instance:
         data=f"{RESULTS}/data/cache/target_{TRAIN_SPLIT}.h5",
         semantic=f"{RESULTS}/round{{r}}/semantic/pred_target_{TRAIN_SPLIT}.h5",
         source=f"{RESULTS}/data/cache/source.h5",
+        val=validation_cache("selftrain", "instance"),
     output:
         f"{RESULTS}/round{{r}}/instance/{{group}}/model.pt",
     params:
         **stage_params("selftrain-instance", settings_option("selftrain", ["instance"]), settings_option("instance")),
+        val=val_option,
         work_dir=lambda wildcards: f"{RESULTS}/round{wildcards.r}/instance/{wildcards.group}/train",
         device=config["device"],
     log:
@@ -79,7 +83,7 @@ rule selftrain_instance:
         ENV
     shell:
         "selfpanoptic selftrain-instance {params.settings}"
-        " --model {input.model:q} --data {input.data:q} --semantic {input.semantic:q} --source {input.source:q}"
+        " --model {input.model:q} --data {input.data:q} --semantic {input.semantic:q} --source {input.source:q} {params.val}"
         " --group {wildcards.group} --round {wildcards.r} --out {output:q} --work-dir {params.work_dir:q}"
         " --data-workers {resources.data_workers} --device {params.device} --threads {threads} --desc 'self-train instance [round {wildcards.r}]'"
         " > {log:q} 2>&1"

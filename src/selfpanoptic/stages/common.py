@@ -5,7 +5,8 @@
   sections change);
 - :data:`DEVICE`, :data:`THREADS`, :data:`QUIET`: parent parsers of the compute options;
 - :func:`add_training_outputs`, :func:`add_evaluation_io`: the arguments every training command
-  and every cache-based evaluator takes;
+  and every cache-based evaluator takes; :func:`validation_data`: the val cache a training
+  command validates on;
 - :func:`torch_setup`: threads and device (``cuda`` is CUDA or an error), :func:`progress`.
 """
 
@@ -97,13 +98,30 @@ def progress(args: argparse.Namespace) -> bool:
 
 
 def add_training_outputs(parser: argparse.ArgumentParser, desc: str) -> None:
-    """``--out``, ``--work-dir`` and ``--desc``: what every training command writes."""
+    """``--out``, ``--work-dir``, ``--desc``, ``--data-workers`` and ``--val-data``: what every
+    training command writes, and how it runs."""
     parser.add_argument("--out", required=True, help="model file to write")
     parser.add_argument("--work-dir", required=True, help="folder for the checkpoint and the per-step log")
     parser.add_argument("--desc", default=desc, help=f"label of the progress bar (default {desc!r})")
     parser.add_argument("--data-workers", type=int, default=4, metavar="N",
                         help="on CUDA: processes preparing batches ahead of the GPU, at most the usable CPUs "
                         "minus one (default 4; CPU runs prepare batches in the main process)")
+    parser.add_argument("--val-data", metavar="CACHE",
+                        help="target val cache (HDF5) to validate on every train.validate_every steps "
+                        "(its first train.validate_images images); without it, no validation")
+
+
+def validation_data(args: argparse.Namespace, train_settings: dict[str, Any], stack):
+    """The val cache of ``--val-data``, opened in ``stack``, when ``train_settings`` asks for validation; else None."""
+    if not train_settings["validate_every"]:
+        return None
+    if not args.val_data:
+        print(f"{args.desc}: train.validate_every is {train_settings['validate_every']} but no --val-data was "
+              "given: no validation", flush=True)
+        return None
+    from ..intermediates import DatasetCache
+
+    return stack.enter_context(DatasetCache.open(args.val_data, preload_mb=0))
 
 
 def data_workers(args: argparse.Namespace, device) -> int:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from .common import COMPUTE, add_training_outputs, data_workers, progress, settings, settings_parent, torch_setup
+from .common import (
+    COMPUTE, add_training_outputs, data_workers, progress, settings, settings_parent, torch_setup, validation_data,
+)
 
 HELP = "train the instance embedding model of one class group"
 PARENTS = [settings_parent("instance"), *COMPUTE]
@@ -17,13 +19,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    import contextlib
+
     import torch
 
     from ..errors import InputError
     from ..intermediates import DatasetCache
     from ..models import build_instance_model, init_from_checkpoint
     from ..train.engine import finish, save_model_file, train
+    from ..classes import class_id
     from ..train.instance import instance_step
+    from ..train.validation import instance_validation
 
     section = settings(args, "instance")
     if args.group not in section["groups"]:
@@ -34,11 +40,17 @@ def run(args: argparse.Namespace) -> None:
     torch.manual_seed(train_settings["seed"])
     model = build_instance_model(spec)
     init_from_checkpoint(model, spec["init"], "instance")
-    with DatasetCache.open(args.data) as cache:
+    with contextlib.ExitStack() as stack:
+        cache = stack.enter_context(DatasetCache.open(args.data))
         step = instance_step(cache, classes, train_settings, loss, device)
+        val = validation_data(args, train_settings, stack)
+        validate = None
+        if val is not None:
+            validate = instance_validation(val, [class_id(c) for c in classes], loss, train_settings["validate_images"],
+                                           device)
         identity = {"settings": section, "group": args.group, "data": str(args.data)}
         result = train(model, step, train_settings, args.work_dir, identity, device, args.desc, progress(args),
-                       data_workers=data_workers(args, device))
+                       data_workers=data_workers(args, device), validate=validate)
     save_model_file(args.out, model, "instance", spec, {
         "group": args.group, "classes": classes, "delta_v": loss["delta_v"], "delta_d": loss["delta_d"],
         "train_seconds": result.seconds, "images_per_second": result.images_per_second,

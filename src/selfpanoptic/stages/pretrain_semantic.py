@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from .common import COMPUTE, add_training_outputs, data_workers, progress, settings, settings_parent, torch_setup
+from .common import (
+    COMPUTE, add_training_outputs, data_workers, progress, settings, settings_parent, torch_setup, validation_data,
+)
 
 HELP = "train the semantic DeepLab on a labelled cache (source, or target for the oracle)"
 PARENTS = [settings_parent("semantic"), *COMPUTE]
@@ -28,6 +30,7 @@ def run(args: argparse.Namespace) -> None:
     from ..train.co_learning import CoLearning, co_learning_samples_path, segmenter_of
     from ..train.engine import finish, save_model_file, train
     from ..train.semantic import semantic_step
+    from ..train.validation import semantic_validation
 
     device = torch_setup(args)
     section = settings(args, "semantic")
@@ -46,10 +49,12 @@ def run(args: argparse.Namespace) -> None:
             model = co_learning.wrap(model)
             extra_state["co_learning"] = co_learning
         step = semantic_step(cache, train_settings, device, co_learning, target, co_settings["target_batch_size"])
+        val = validation_data(args, train_settings, stack)
+        validate = semantic_validation(val, train_settings["validate_images"], device) if val is not None else None
         identity = {"settings": section, "data": str(args.data),
                     "target": str(args.target) if co_learning else None}
         result = train(model, step, train_settings, args.work_dir, identity, device, args.desc, progress(args),
-                       extra_state=extra_state, data_workers=data_workers(args, device))
+                       extra_state=extra_state, data_workers=data_workers(args, device), validate=validate)
         if co_learning is not None:
             co_learning.write_samples(model, target or cache, co_learning_samples_path(args.out), train_settings["seed"])
     save_model_file(args.out, segmenter_of(model), "semantic", spec,

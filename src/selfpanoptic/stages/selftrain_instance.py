@@ -6,6 +6,7 @@ import argparse
 
 from .common import (
     COMPUTE, add_training_outputs, data_workers, progress, selftrain_settings, settings, settings_parent, torch_setup,
+    validation_data,
 )
 
 HELP = "one round of SPOCO-style instance self-training of a class group"
@@ -34,6 +35,7 @@ def run(args: argparse.Namespace) -> None:
     from ..pseudo.teacher import frozen_copy
     from ..train.engine import finish, save_model_file, train
     from ..train.self_instance import self_instance_step
+    from ..train.validation import instance_validation
 
     device = torch_setup(args)
     section, loss = selftrain_settings(args)["instance"], settings(args, "instance")["loss"]
@@ -50,11 +52,15 @@ def run(args: argparse.Namespace) -> None:
             semantic, confidence = pred["labels"][()], pred["confidence"][()].astype(np.float32)
         source = stack.enter_context(DatasetCache.open(args.source)) if args.source else None
         step = self_instance_step(ema, classes, target, semantic, confidence, source, section, loss, device, stats)
+        val = validation_data(args, section["train"], stack)
+        validate = None
+        if val is not None:
+            validate = instance_validation(val, classes, loss, section["train"]["validate_images"], device)
         identity = {"settings": section, "loss": loss, "group": args.group, "round": args.round,
                     "init": str(args.model), "data": str(args.data), "semantic": str(args.semantic),
                     "source": str(args.source)}
         result = train(student, step, section["train"], args.work_dir, identity, device, args.desc, progress(args),
-                       extra_state={"ema": ema}, data_workers=data_workers(args, device))
+                       extra_state={"ema": ema}, data_workers=data_workers(args, device), validate=validate)
     extra = {key: saved[key] for key in ("group", "classes", "delta_v", "delta_d") if key in saved}
     save_model_file(args.out, student, "instance", saved["spec"], {
         **extra, "round": args.round, "train_seconds": result.seconds, "images_per_second": result.images_per_second,

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 
 from ._guidance import add_guidance_io, load_guidance
-from .common import COMPUTE, add_training_outputs, data_workers, progress, selftrain_settings, settings_parent, torch_setup
+from .common import (
+    COMPUTE, add_training_outputs, data_workers, progress, selftrain_settings, settings_parent, torch_setup,
+    validation_data,
+)
 
 HELP = "one round of SAC-style semantic self-training"
 PARENTS = [settings_parent("selftrain"), *COMPUTE]
@@ -32,6 +35,7 @@ def run(args: argparse.Namespace) -> None:
     from ..train.co_learning import CoLearning, co_learning_samples_path, segmenter_of
     from ..train.engine import finish, save_model_file, train
     from ..train.self_semantic import self_semantic_step
+    from ..train.validation import semantic_validation
 
     device = torch_setup(args)
     section = selftrain_settings(args)
@@ -61,11 +65,13 @@ def run(args: argparse.Namespace) -> None:
             student = co_learning.wrap(student)
             extra_state["co_learning"] = co_learning
         step = self_semantic_step(teacher, prior, target, guide, source, sem, device, co_learning, previous)
+        val = validation_data(args, sem["train"], stack)
+        validate = semantic_validation(val, sem["train"]["validate_images"], device) if val is not None else None
         identity = {"settings": section, "round": args.round, "init": str(args.model), "data": str(args.data),
                     "source": str(args.source), "guidance": str(args.guidance_instances),
                     "pseudo_labels": str(args.pseudo_labels)}
         result = train(student, step, sem["train"], args.work_dir, identity, device, args.desc, progress(args),
-                       extra_state=extra_state, data_workers=data_workers(args, device))
+                       extra_state=extra_state, data_workers=data_workers(args, device), validate=validate)
         if co_learning is not None:
             co_learning.write_samples(student, target, co_learning_samples_path(args.out), sem["train"]["seed"])
     save_model_file(args.out, segmenter_of(student), "semantic", spec, {

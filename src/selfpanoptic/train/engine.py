@@ -18,6 +18,10 @@ The loop is deliberately plain (as in torchvision's reference scripts). What it 
 - A non-finite loss stops training with an error naming the step and the loss parts.
 - ``metrics.csv`` gets one row per step (losses, learning rate, images/s, seconds spent waiting
   for the batch). The loss parts are read back from the device once per step, together.
+- The same rows go to TensorBoard (``tensorboard/``, :mod:`~selfpanoptic.train.tensorboard`),
+  with pictures of the step every ``log_images_every`` steps (when ``compute`` offers them, see
+  :class:`TrainingStep`) and, every ``validate_every`` steps, the scores of the stage's validator.
+  Neither draws a random number or changes the model, so the weights stay those of a run without.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import math
 import multiprocessing
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +47,7 @@ from tqdm import tqdm
 from ..atomic import atomic_output
 from ..errors import SelfPanopticError
 from ..h5io import config_hash
+from .tensorboard import TrainingBoard
 
 StepFn = Callable[[nn.Module, np.random.Generator, int], tuple[torch.Tensor, dict[str, Any], int]]
 """step_fn(model, rng, step) -> (loss, loss parts for the log, number of images in the batch).
@@ -57,7 +63,10 @@ class TrainingStep:
     jitter, random numbers for later); runs in a worker process when the engine has
     ``data_workers``, so it must not touch the model or CUDA, and its result must pickle (numpy
     arrays, CPU tensors). compute(model, batch, rng, step) -> (loss, parts, images): the model's
-    work; ``rng`` is the generator ``prepare`` drew from, continued. caches: the
+    work; ``rng`` is the generator ``prepare`` drew from, continued. ``compute`` may also return a
+    fourth element, ``visualise() -> {name: (N, 3, H, W) images in [0, 1]}`` over tensors it
+    already has (:mod:`~selfpanoptic.train.visuals`); the engine calls it only on the steps that
+    log images. caches: the
     :class:`~selfpanoptic.intermediates.DatasetCache` objects ``prepare`` reads, reopened in each
     worker (an HDF5 handle is not shared across a fork).
 
@@ -289,6 +298,7 @@ def train(
     progress: bool = True,
     extra_state: dict[str, Any] | None = None,
     data_workers: int = 0,
+    validate: Callable[[nn.Module], dict[str, float]] | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``settings["steps"]`` steps of ``step_fn``.
 
@@ -298,14 +308,15 @@ def train(
     under another identity is not resumed. extra_state: further training state besides the model
     (a teacher network, a class prior), as objects with ``state_dict()`` / ``load_state_dict()``;
     checkpointed and restored with the model. data_workers: processes preparing batches ahead
-    (0: in this process; capped at the usable CPUs minus one).
+    (0: in this process; capped at the usable CPUs minus one). validate: scores of the model on
+    held-out images (:mod:`~selfpanoptic.train.validation`), run every ``validate_every`` steps.
     """
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     workers = max(0, min(data_workers, usable_cpus() - 1))
     with _work_dir_lock(work_dir, desc):
         return _train(model, as_training_step(step_fn), settings, work_dir, identity, device, desc, progress,
-                      extra_state, workers)
+                      extra_state, workers, validate)
 
 
 @contextlib.contextmanager
@@ -336,7 +347,7 @@ def _host_values(loss: torch.Tensor, parts: dict[str, Any]) -> tuple[float, dict
 
 
 def _train(model, step: TrainingStep, settings, work_dir: Path, identity, device, desc, progress, extra_state,
-           workers: int) -> TrainResult:
+           workers: int, validate) -> TrainResult:
     checkpoint_path = work_dir / "checkpoint.pt"
     log_path = work_dir / "metrics.csv"
     run_hash = config_hash(identity)
@@ -369,7 +380,8 @@ def _train(model, step: TrainingStep, settings, work_dir: Path, identity, device
     began, images_seen = time.perf_counter(), 0
     bar = tqdm(total=total, initial=start, desc=desc, disable=not progress, unit="step")
     batches = prepared_batches(step, settings["seed"], start, total, workers, pin_memory=device.type == "cuda")
-    with open(log_path, "a", newline="") as log_file:
+    validate_every = settings.get("validate_every", 0) if validate is not None else 0
+    with open(log_path, "a", newline="") as log_file, TrainingBoard(work_dir / "tensorboard", settings, start) as board:
         writer = None
         waited = time.perf_counter()
         for index, batch, rng in batches:
@@ -380,7 +392,7 @@ def _train(model, step: TrainingStep, settings, work_dir: Path, identity, device
             step_rng(settings["seed"], index)  # torch's and Python's RNG; numpy's comes with the batch
             tick = time.perf_counter()
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                loss, parts, batch_images = step.compute(model, batch, rng, index)
+                loss, parts, batch_images, *visualise = step.compute(model, batch, rng, index)
             loss_value, parts = _host_values(loss, parts)
             if not math.isfinite(loss_value):
                 raise NonFiniteLossError(
@@ -404,11 +416,21 @@ def _train(model, step: TrainingStep, settings, work_dir: Path, identity, device
                 if start == 0 or log_file.tell() == 0:
                     writer.writeheader()
             writer.writerow(row)
+            board.log(row)
             bar.set_postfix(loss=f"{loss_value:.3f}", img_s=f"{row['images_per_s']:.1f}")
             bar.update(1)
             done = index + 1
+            if visualise and board.wants_images(done):
+                board.images(visualise[0](), done)
+            del visualise  # it holds the step's tensors
+            if validate_every and done % validate_every == 0:
+                scores = validate(model)
+                board.validation(scores, done)
+                bar.write(f"{desc}: step {done} validation: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+                sys.stdout.flush()
             if done % settings["checkpoint_every"] == 0 and done < total:
                 log_file.flush()
+                board.flush()
                 save_checkpoint(checkpoint_path, model, optimizer, done, run_hash, scaler, extra_state)
             waited = time.perf_counter()
     bar.close()

@@ -14,6 +14,7 @@ from ..losses import spoco_loss
 from ..segments import instance_majority_classes
 from .data import sample_batch
 from .engine import TrainingStep
+from .visuals import embedding_images, instance_images, normalised_images
 
 UNLABELLED_INSTANCE_CLASSES = ("truck", "train")
 """Synthia gives trucks and trains instance ids but no class: such instances (all pixels ignore)
@@ -78,6 +79,11 @@ def instance_step(
             delta_v=delta_v, delta_d=delta_d,
             alpha=loss_settings["alpha"], beta=loss_settings["beta"], gamma=loss_settings["gamma"],
         )
-        return loss, {k: v.detach() for k, v in parts.items()}, len(images)
+
+        def visualise():
+            return {"input": normalised_images(images), "embedding": embedding_images(emb),
+                    "instances": instance_images(instances)}
+
+        return loss, {k: v.detach() for k, v in parts.items()}, len(images), visualise
 
     return TrainingStep(prepare, compute, caches=(cache,))

@@ -31,6 +31,7 @@ from ..augment.normalise import normalise
 from .data import sample_batch
 from .engine import TrainingStep
 from .instance import group_instance_ids, keep_instances
+from .visuals import MAX_IMAGES, embedding_images, instance_images, label_images, normalised_images
 
 
 def self_instance_step(
@@ -108,9 +109,10 @@ def self_instance_step(
             parts["pseudo_per_image"] = float(np.mean([p.max() for p in pseudo]))
             images.append(tgt_images)
             instances.append(torch.from_numpy(np.stack(pseudo).astype(np.int64)).to(device, non_blocking=True))
-        embeddings = net(torch.cat(images)).float()
+        images, instances = torch.cat(images), torch.cat(instances)
+        embeddings = net(images).float()
         loss, loss_parts = spoco_loss(
-            embeddings, torch.cat(instances),
+            embeddings, instances,
             weights={"dice": loss_settings["dice_weight"]}, delta_v=delta_v, delta_d=delta_d,
             alpha=loss_settings["alpha"], beta=loss_settings["beta"], gamma=loss_settings["gamma"],
         )
@@ -126,6 +128,17 @@ def self_instance_step(
             consistency = embedding_consistency_loss(embeddings[n_source:], back, valid, anchors, delta_v)
             loss = loss + settings["consistency_weight"] * consistency
             parts["consistency"] = consistency.detach()
-        return loss, parts, len(embeddings)
+
+        def visualise():
+            """Target crops first (their instances are pseudo instances, inside the round's semantic
+            prediction), then source crops (ground-truth instances)."""
+            shown = [*range(n_source, len(images)), *range(n_source)][:MAX_IMAGES]
+            pictures = {"input": normalised_images(images[shown]), "embedding": embedding_images(embeddings[shown]),
+                        "instances": instance_images(instances[shown])}
+            if target_part is not None:
+                pictures["semantic"] = label_images(torch.from_numpy(tgt_semantic))
+            return pictures
+
+        return loss, parts, len(embeddings), visualise
 
     return TrainingStep(prepare, compute, caches=(target,) + ((source,) if n_source else ()))

@@ -46,6 +46,7 @@ from ..losses.self_correction import annealed_alpha, self_corrected_targets
 from .co_learning import CoLearning, segmenter_of
 from .data import sample_batch
 from .engine import TrainingStep
+from .visuals import label_images, unit_images
 
 
 def self_semantic_step(
@@ -149,6 +150,12 @@ def self_semantic_step(
                 net, torch.cat(generate).to(device), torch.cat(generate_depth) if depth else None, rng)
             loss, beta = co_learning.combine(loss, generation, index)
             parts.update(gen_parts, beta=beta)
-        return loss, parts, batch_images
+
+        def visualise():
+            """The student's (noisy) views, its prediction and the pseudo-labels of the views (ignore: black)."""
+            return {"input": unit_images(noisy), "prediction": label_images(logits.argmax(1)),
+                    "pseudo_label": label_images(view_labels)}
+
+        return loss, parts, batch_images, visualise
 
     return TrainingStep(prepare, compute, caches=(target,) + ((source,) if source is not None else ()))

@@ -19,6 +19,7 @@ from ..intermediates import DatasetCache
 from .co_learning import CoLearning
 from .data import Batch, sample_batch
 from .engine import TrainingStep
+from .visuals import label_images, normalised_images
 
 
 def semantic_step(cache: DatasetCache, settings: dict[str, Any], device: torch.device,
@@ -52,8 +53,13 @@ def semantic_step(cache: DatasetCache, settings: dict[str, Any], device: torch.d
         loss = F.cross_entropy(logits.float(), batch.labels.to(device, non_blocking=True), ignore_index=IGNORE)
         parts = {"ce": loss.detach()}
         images = len(batch.images)
+
+        def visualise():
+            return {"input": normalised_images(batch.images), "prediction": label_images(logits.argmax(1)),
+                    "label": label_images(batch.labels)}
+
         if co_learning is None:
-            return loss, parts, images
+            return loss, parts, images, visualise
         generate, inverse_depth = [denormalise(batch.images)], [batch.inverse_depth]
         if extra is not None:
             generate.append(denormalise(extra.images))
@@ -62,6 +68,6 @@ def semantic_step(cache: DatasetCache, settings: dict[str, Any], device: torch.d
         generation, gen_parts = co_learning.loss(
             net, torch.cat(generate).to(device), torch.cat(inverse_depth) if depth else None, rng)
         loss, beta = co_learning.combine(loss, generation, index)
-        return loss, {**parts, **gen_parts, "beta": beta}, images
+        return loss, {**parts, **gen_parts, "beta": beta}, images, visualise
 
     return TrainingStep(prepare, compute, caches=(cache,) + ((target,) if extra_target else ()))
