@@ -132,7 +132,7 @@ def self_semantic_step(
             parts["alpha"] = alpha
         target_loss = focal_confidence_ce(logits, view_labels, view_confidence, prior.value.to(device),
                                           settings["focal_power"], targets=soft_targets)
-        prior.value = update_prior(prior.value, made.teacher_probs.cpu(), settings["prior_momentum"])
+        prior.value = update_prior(prior.value, made.teacher_probs, settings["prior_momentum"])  # (C,) back, not the maps
         loss = settings["lambda_target"] * target_loss
         parts.update(target=target_loss.detach(), kept=(view_labels != IGNORE).float().mean())
         batch_images = len(made.views)
