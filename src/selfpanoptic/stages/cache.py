@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> None:
     stacks = [*(s for s in DatasetCache.STACKS if s not in DatasetCache.OPTIONAL_STACKS),
               *(["inverse_depth"] if has_depth else [])]
     with DatasetCache.create(args.out, image_ids, size, section, inputs=[args.manifest], stacks=stacks,
-                             ignore_label=IGNORE) as h5:
+                             compression=section["compression"], ignore_label=IGNORE) as h5:
         write_strings(h5, "datasets", manifest["dataset"].astype(str))
         rows = manifest.itertuples(index=False)
         bar = tqdm(rows, total=len(manifest), desc=f"cache {Path(args.out).name}", disable=not progress(args), unit="img")
