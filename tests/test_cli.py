@@ -95,3 +95,25 @@ def test_selftrain_instance_and_pseudo_instance_take_both_sections():
         options = _options(sub.choices[name])
         assert "--selftrain-settings" in options and "--instance-settings" in options, name
     assert "--pseudo-settings" not in _options(sub.choices["predict-instance"])
+
+
+def test_commands_that_run_no_model_start_without_torch(tmp_path):
+    """Every job is a new process; importing torch costs 1.5 s of each on a 2-core CPU."""
+    import subprocess
+    import sys
+
+    gone = str(tmp_path / "gone")
+    commands = [
+        ["cache", "--manifest", gone, "--out", gone],
+        ["evaluate-semantic", "--prediction", gone, "--data", gone, "--round", "0", "--out", gone],
+        ["evaluate-instance", "--prediction", gone, "--data", gone, "--round", "0", "--out", gone],
+        ["fuse-panoptic", "--semantic", gone, "--instance", gone, "--gt-json-file", gone, "--out", gone],
+        ["audit", gone],
+    ]
+    script = ("import sys; from selfpanoptic.cli import main\n"
+              f"for argv in {commands!r}:\n"
+              "    assert main(argv) == 2, argv  # a missing input, after the command's imports\n"
+              "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[-2] == "[]"

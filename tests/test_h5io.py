@@ -101,3 +101,36 @@ def test_open_intermediate_rejects_non_hdf5(tmp_path):
     path.write_text("not hdf5")
     with pytest.raises(InputError, match="not a readable HDF5 file"):
         open_intermediate(path)
+
+
+@pytest.mark.parametrize("compression", ["lzf", "gzip", "none"])
+def test_a_cache_of_each_compression_reads_back_identically(tmp_path, compression):
+    from selfpanoptic.config import load_schema
+    from selfpanoptic.intermediates import DatasetCache
+
+    assert compression in load_schema()["properties"]["data"]["properties"]["compression"]["enum"]
+    rng = np.random.default_rng(0)
+    # smooth-ish content with noise: compressible, but not to nothing
+    images = (np.linspace(0, 200, 3 * 16 * 24).reshape(1, 16, 24, 3) + rng.integers(0, 40, (3, 16, 24, 3))).astype(np.uint8)
+    labels = rng.integers(0, 4, (3, 16, 24)).astype(np.uint8) * 5
+    instances = np.where(labels == 15, 26000 + rng.integers(0, 3, labels.shape), 0).astype(np.int32)
+    depth = rng.random((3, 16, 24), dtype=np.float32)
+    depth[1] = np.nan
+    path = tmp_path / f"{compression}.h5"
+    with DatasetCache.create(path, ["a", "b", "c"], (16, 24), {"compression": compression},
+                             compression=compression) as h5:
+        h5["images"][:], h5["labels"][:], h5["instances"][:], h5["inverse_depth"][:] = images, labels, instances, depth
+    for preload_mb in (0, 1024):  # read per image, and preloaded into memory
+        with DatasetCache.open(path, preload_mb=preload_mb) as cache:
+            assert cache["images"].compression == (None if compression == "none" else compression)
+            for i in range(3):
+                assert np.array_equal(cache.read("images", i), images[i])
+                assert np.array_equal(cache.read("labels", i), labels[i])
+                assert np.array_equal(cache.read("instances", i), instances[i])
+                assert np.array_equal(cache.read_inverse_depth(i), depth[i], equal_nan=True)
+
+
+def test_an_unknown_compression_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="lzf"):
+        with atomic_h5(tmp_path / "x.h5", "example", {}) as h5:
+            create_stack(h5, "labels", 2, (4, 5), np.uint8, compression="zstd")

@@ -123,6 +123,17 @@ def test_changing_evaluation_reruns_only_evaluation(smoke):
     assert rules == {"evaluate_instance", "summarize_metrics", "report", "all"}
 
 
+def test_changing_cache_compression_rebuilds_the_caches_and_what_follows(smoke):
+    rules, _ = planned_jobs(snakemake(smoke, "-n", data={**SMOKE["data"], "compression": "gzip"}).stdout)
+    assert "cache_dataset" in rules and "pretrain_semantic" in rules
+    assert not rules & {"synthesize_toy_domains", "index_dataset", "mix_sources"}
+
+
+def test_sharing_gpus_reruns_nothing(smoke):
+    result = snakemake(smoke, "-n", resources={"jobs_per_gpu": 4})
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
 def planned_after_editing(smoke, relative: str) -> set[str]:
     """Rules a dry run plans after appending a comment to the package module ``relative``."""
     source = ROOT / "src" / "selfpanoptic" / relative

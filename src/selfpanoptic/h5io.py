@@ -25,8 +25,16 @@ from . import __version__
 from .atomic import atomic_output
 from .errors import InputError
 
-COMPRESSION = "gzip"
-COMPRESSION_LEVEL = 4
+COMPRESSIONS: dict[str, dict[str, Any]] = {
+    "gzip": {"compression": "gzip", "compression_opts": 4, "shuffle": True},
+    "lzf": {"compression": "lzf", "shuffle": True},
+    "none": {},
+}
+"""HDF5 filters of each ``compression`` a stack may have (the byte-shuffle filter groups the bytes
+of multi-byte values, which helps both compressors; without compression it would be wasted work).
+h5py reads all of them transparently, so a reader never needs to know which one a file uses."""
+DEFAULT_COMPRESSION = "gzip"
+"""Of every intermediate but the dataset cache, whose ``data.compression`` is a config setting."""
 
 
 def config_hash(config_slice: Any) -> str:
@@ -63,18 +71,34 @@ def atomic_h5(
 
 
 def create_stack(
-    h5: h5py.File, name: str, count: int, item_shape: Sequence[int], dtype: Any, **attrs: Any
+    h5: h5py.File, name: str, count: int, item_shape: Sequence[int], dtype: Any,
+    compression: str = DEFAULT_COMPRESSION, **attrs: Any,
 ) -> h5py.Dataset:
-    """Create a dataset of ``count`` stacked items, chunked one item per chunk and compressed."""
-    shape = (count, *item_shape)
+    """Create a dataset of ``count`` stacked items, chunked one item per chunk.
+
+    Parameters
+    ----------
+    h5:
+        The file to create it in.
+    name:
+        The dataset's name.
+    count:
+        Number of items (an empty stack has no chunks and no filters).
+    item_shape, dtype:
+        Shape and type of one item.
+    compression:
+        A key of :data:`COMPRESSIONS`: ``gzip`` (level 4), ``lzf`` or ``none``.
+    **attrs:
+        Attributes of the dataset (e.g. ``description``).
+    """
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"compression must be one of {sorted(COMPRESSIONS)}, got {compression!r}")
     dataset = h5.create_dataset(
         name,
-        shape=shape,
+        shape=(count, *item_shape),
         dtype=dtype,
         chunks=(1, *item_shape) if count else None,
-        compression=COMPRESSION if count else None,
-        compression_opts=COMPRESSION_LEVEL if count else None,
-        shuffle=bool(count),
+        **(COMPRESSIONS[compression] if count else {}),
     )
     for key, value in attrs.items():
         dataset.attrs[key] = value

@@ -12,6 +12,7 @@ from selfpanoptic.config import compose_configs, guidance_mode, validate_config
 from selfpanoptic.provenance import stage_code_hash
 from selfpanoptic.data.required import check_required_dataset_files
 from selfpanoptic.errors import InputError
+from selfpanoptic.gpus import JOBS_PER_GPU_VARIABLE
 from selfpanoptic.toy.domains import check_toy_roots
 
 
@@ -28,6 +29,10 @@ except InputError as err:
     raise WorkflowError(str(err))
 config.clear()
 config.update(_validated)
+
+# Jobs read how many of them may share a GPU from the environment Snakemake runs them in: in
+# params it would rerun them when it changes, and resources never trigger reruns.
+os.environ[JOBS_PER_GPU_VARIABLE] = str(config["resources"]["jobs_per_gpu"])
 
 RESULTS = config["results"]
 ENV = "../../envs/selfpanoptic.yaml"

@@ -10,7 +10,7 @@ import h5py
 
 from ..classes import CLASS_NAMES
 from ..errors import InputError
-from ..h5io import atomic_h5, create_stack, open_intermediate, read_strings, write_strings
+from ..h5io import DEFAULT_COMPRESSION, atomic_h5, create_stack, open_intermediate, read_strings, write_strings
 
 
 def _stage(h5: h5py.File) -> str:
@@ -95,11 +95,12 @@ class Intermediate:
     @contextlib.contextmanager
     def create(cls, path: str | Path, image_ids: Sequence[str], shape: tuple[int, int], config: Any,
                inputs: Sequence[str | Path] = (), stacks: Sequence[str] | None = None,
-               **attrs: Any) -> Iterator[h5py.File]:
+               compression: str = DEFAULT_COMPRESSION, **attrs: Any) -> Iterator[h5py.File]:
         """Write a new file of this kind atomically; yields the open file with its stacks created.
 
         ``shape``: ``(H, W)``; ``config``: the config slice recorded as provenance; ``stacks``:
-        which of :attr:`STACKS` to create (all by default); ``attrs``: extra root attributes.
+        which of :attr:`STACKS` to create (all by default); ``compression``: their HDF5 filter
+        (a key of :data:`~selfpanoptic.h5io.COMPRESSIONS`); ``attrs``: extra root attributes.
         The caller fills the stacks (``h5[name][i] = ...``) and any further datasets.
         """
         with atomic_h5(path, cls.STAGE, config, inputs=inputs) as h5:
@@ -109,7 +110,7 @@ class Intermediate:
             for name in cls.STACKS if stacks is None else stacks:
                 dtype, description = cls.STACKS[name]
                 item = (*shape, 3) if name == "images" else tuple(shape)
-                create_stack(h5, name, len(image_ids), item, dtype, description=description)
+                create_stack(h5, name, len(image_ids), item, dtype, compression=compression, description=description)
             write_strings(h5, "image_ids", image_ids)
             yield h5
 

@@ -5,7 +5,8 @@ trainIds, 255 = ignore; ``instances`` (N, H, W) int32, 0 = none; optionally ``in
 (N, H, W) float32 inverse depth in 1/m, NaN = unknown (present only when at least one sample
 had a depth file; rows of samples without one are all NaN); ``image_ids`` and ``datasets``
 (N,) strings (which sample of which dataset each row is). One image per chunk, so reading a
-random image touches one chunk.
+random image touches one chunk; chunks are compressed as the config's ``data.compression`` says
+(lzf, gzip or none), which h5py undoes transparently, so caches of any setting read the same.
 """
 
 from __future__ import annotations

@@ -9,11 +9,15 @@ the mean fused softmax over the split, which seeds the training's moving prior.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from ..classes import IGNORE
 from .base import Intermediate
+
+if TYPE_CHECKING:
+    import torch
 
 
 class SemanticPseudoLabels(Intermediate):
@@ -32,4 +36,8 @@ class SemanticPseudoLabels(Intermediate):
     @property
     def prior(self) -> torch.Tensor:
         """The class prior ``(19,)`` float32 over the split."""
+        # imported here: every stage that merely reads or audits intermediates would pay
+        # for torch (1.5 s a process on a 2-core CPU) through this package's __init__
+        import torch
+
         return torch.from_numpy(self.h5["prior"][()]).float()
