@@ -250,3 +250,144 @@ def test_images_without_instances_give_zero_and_no_nan():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="instances"):
         discriminative_loss(torch.randn(1, 8, 4, 4), torch.zeros(1, 4, 5, dtype=torch.int64))
+
+
+# --- batched losses == the former per-image implementation ------------------------------------
+
+
+def _ref_gather(emb, inst):
+    """Former per-image grouping: ids (K,), index (P,), values (P, D), counts (K,)."""
+    flat = inst.reshape(-1)
+    inside = flat > 0
+    ids, index = torch.unique(flat[inside], sorted=True, return_inverse=True)
+    values = emb.reshape(emb.shape[0], -1)[:, inside].t()
+    return ids, index, values, torch.bincount(index, minlength=ids.numel()).to(emb.dtype)
+
+
+def _ref_means(emb, inst):
+    ids, index, values, counts = _ref_gather(emb, inst)
+    return ids, values.new_zeros((ids.numel(), values.shape[1])).index_add(0, index, values) / counts[:, None]
+
+
+def _ref_d2(points, anchors):
+    """Former squared distances ``(K, M)`` between anchors (K, D) and points (D, M)."""
+    d2 = (points * points).sum(0)[None, :] + (anchors * anchors).sum(1)[:, None] - 2.0 * anchors @ points
+    return d2.clamp_min(0.0)
+
+
+def _ref_discriminative(emb, inst, delta_v=0.5, delta_d=2.0, alpha=1.0, beta=1.0, gamma=0.001):
+    """Former loop over images: per-image pull/push/reg, mean over the images with an instance."""
+    terms = []
+    for b in range(emb.shape[0]):
+        ids, index, values, counts = _ref_gather(emb[b], inst[b])
+        k = ids.numel()
+        if k == 0:
+            continue
+        means = values.new_zeros((k, values.shape[1])).index_add(0, index, values) / counts[:, None]
+        hinge = torch.relu(torch.linalg.vector_norm(values - means[index], dim=1) - delta_v) ** 2
+        pull = (hinge.new_zeros(k).index_add(0, index, hinge) / counts).mean()
+        if k > 1:
+            diff = (means[:, None] - means[None])[~torch.eye(k, dtype=torch.bool)]
+            push = (torch.relu(2.0 * delta_d - torch.linalg.vector_norm(diff, dim=1)) ** 2).mean()
+        else:
+            push = emb.sum() * 0.0
+        terms.append((pull, push, torch.linalg.vector_norm(means, dim=1).mean()))
+    if not terms:
+        zero = emb.sum() * 0.0
+        return zero, {"pull": zero, "push": zero, "reg": zero}
+    pull, push, reg = (torch.stack(column).mean() for column in zip(*terms))
+    return alpha * pull + beta * push + gamma * reg, {"pull": pull, "push": push, "reg": reg}
+
+
+def _ref_dice(emb, inst, delta_v=0.5, eps=1e-6):
+    losses = []
+    for b in range(emb.shape[0]):
+        ids, means = _ref_means(emb[b], inst[b])
+        if ids.numel() == 0:
+            continue
+        p = torch.exp(-_ref_d2(emb[b].reshape(emb.shape[1], -1), means) / two_sigma(delta_v))
+        g = (inst[b].reshape(1, -1) == ids[:, None]).to(p.dtype)
+        losses.append(1.0 - 2.0 * (p * g).sum(1) / ((p * p).sum(1) + (g * g).sum(1) + eps))
+    return torch.cat(losses).mean() if losses else emb.sum() * 0.0
+
+
+def _ref_unlabelled(emb, inst, mask, delta_d=2.0):
+    total, pairs = emb.sum() * 0.0, 0
+    for b in range(emb.shape[0]):
+        m = mask[b].reshape(-1)
+        ids, means = _ref_means(emb[b], inst[b])
+        if not bool(m.any()) or ids.numel() == 0:
+            continue
+        dist = _ref_d2(emb[b].reshape(emb.shape[1], -1)[:, m], means).clamp_min(1e-12).sqrt()
+        total = total + (torch.relu(delta_d - dist) ** 2).sum()
+        pairs += dist.numel()
+    return total / pairs if pairs else total
+
+
+def _random_batch(seed, counts, d=4, h=12, w=16):
+    """Embeddings (float32) and instances with ``counts[b]`` instances in image b.
+
+    Ids are non-contiguous and drawn from a small pool, so the same id recurs across images;
+    negative values mark ignore pixels.
+    """
+    g = torch.Generator().manual_seed(seed)
+    emb = (2.0 * torch.randn(len(counts), d, h, w, generator=g)).requires_grad_(True)
+    inst = torch.zeros(len(counts), h, w, dtype=torch.int64)
+    for b, k in enumerate(counts):
+        ids = torch.randperm(40, generator=g)[:k] * 3 + 1
+        labels = torch.randint(0, k + 1, (h, w), generator=g)
+        for j in range(k):
+            inst[b][labels == j + 1] = ids[j]
+            inst[b, j % h, j % w] = ids[j]  # every drawn id keeps at least one pixel
+    inst[torch.rand(inst.shape, generator=g) < 0.05] = -1
+    mask = (inst <= 0) & (torch.rand(inst.shape, generator=g) < 0.5)
+    return emb, inst, mask
+
+
+BATCHES = [[0, 1, 7, 3], [5], [1], [0, 0], [1, 1, 1], [12, 0, 2, 9, 1, 4]]
+
+
+def _assert_same(new, ref, emb):
+    assert torch.allclose(new, ref, rtol=1e-5, atol=1e-6), (new.item(), ref.item())
+    (g_new,) = torch.autograd.grad(new, emb, retain_graph=True)
+    (g_ref,) = torch.autograd.grad(ref, emb, retain_graph=True)
+    assert torch.allclose(g_new, g_ref, rtol=1e-5, atol=1e-6), (g_new - g_ref).abs().max().item()
+
+
+@pytest.mark.parametrize("seed, counts", list(enumerate(BATCHES)))
+def test_batched_losses_equal_the_per_image_reference(seed, counts):
+    emb, inst, mask = _random_batch(seed, counts)
+    total, parts = discriminative_loss(emb, inst)
+    ref_total, ref_parts = _ref_discriminative(emb, inst)
+    _assert_same(total, ref_total, emb)
+    for key in ("pull", "push", "reg"):
+        _assert_same(parts[key], ref_parts[key], emb)
+    _assert_same(dice_loss_per_instance(emb, inst), _ref_dice(emb, inst), emb)
+    _assert_same(unlabelled_push_loss(emb, inst, mask), _ref_unlabelled(emb, inst, mask), emb)
+
+
+@pytest.mark.parametrize("with_mask", [True, False])
+@pytest.mark.parametrize("seed, counts", list(enumerate(BATCHES)))
+def test_batched_spoco_loss_equals_the_per_image_reference(seed, counts, with_mask):
+    emb, inst, mask = _random_batch(100 + seed, counts)
+    weights = {"discriminative": 1.0, "dice": 0.7, "unlabelled": 0.3}
+    total, parts = spoco_loss(emb, inst, mask if with_mask else None, weights=weights)
+    disc, ref_parts = _ref_discriminative(emb, inst)
+    ref_parts = {"discriminative": disc, **ref_parts, "dice": _ref_dice(emb, inst)}
+    ref_total = disc + 0.7 * ref_parts["dice"]
+    if with_mask:
+        ref_parts["unlabelled"] = _ref_unlabelled(emb, inst, mask)
+        ref_total = ref_total + 0.3 * ref_parts["unlabelled"]
+    assert sorted(parts) == sorted(ref_parts)
+    _assert_same(total, ref_total, emb)
+    for key in parts:
+        _assert_same(parts[key], ref_parts[key], emb)
+
+
+def test_the_same_id_in_two_images_is_two_instances():
+    # id 4 in both images: as one instance its mean would be (5, 0) and both pulls large
+    emb = torch.tensor([[[[0.0, 0.0]], [[0.0, 0.0]]], [[[10.0, 10.0]], [[0.0, 0.0]]]], dtype=torch.float64)
+    inst = torch.full((2, 1, 2), 4, dtype=torch.int64)
+    total, parts = discriminative_loss(emb, inst)
+    assert parts["pull"].item() == 0.0 and parts["push"].item() == 0.0
+    assert parts["reg"].item() == pytest.approx(5.0)

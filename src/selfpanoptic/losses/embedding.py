@@ -16,6 +16,10 @@ Conventions shared by every function here:
 * ``mu_k`` is the mean embedding of the pixels of instance ``k`` in its image.
 * Every loss returns a scalar tensor connected to the autograd graph of ``embeddings``, also
   when there is nothing to compute (then its value is 0 and its gradient is 0).
+* The batch losses treat the whole batch at once (no Python loop over images): each
+  (image, id) pair gets one global index, per-image terms come from index_add over it and
+  from tensors padded to the largest instance count of an image. Their host synchronisations
+  are a constant few per call (on CUDA they would otherwise stall once per image).
 
 The terms:
 
@@ -31,6 +35,7 @@ The terms:
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -112,32 +117,96 @@ def _gather_instances(embeddings: torch.Tensor, instances: torch.Tensor):
     return ids, index, values, counts
 
 
-def _discriminative_terms(
-    embeddings: torch.Tensor, instances: torch.Tensor, delta_v: float, delta_d: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """(pull, push, reg) of one image, or None when it has no instance."""
-    ids, index, values, counts = _gather_instances(embeddings, instances)
-    k = ids.numel()
+class _Instances(NamedTuple):
+    """The instances of a whole batch, each (image, id) pair numbered ``0 .. K-1``.
+
+    Numbering is by image, then by id, so the instances of one image are contiguous and in
+    the order :func:`instance_means` gives them. ``P`` is the number of instance pixels of
+    the batch, ``N = H * W``, ``Kmax`` the largest number of instances of one image.
+    """
+
+    index: torch.Tensor  # (P,) int64, the instance of each instance pixel
+    values: torch.Tensor  # (P, D) float, the embeddings of those pixels
+    counts: torch.Tensor  # (K,) float, pixels per instance
+    means: torch.Tensor  # (K, D) float, differentiable
+    image: torch.Tensor  # (K,) int64, the image of each instance
+    slot: torch.Tensor  # (K,) int64, its position among the instances of its image
+    per_image: torch.Tensor  # (B,) float, instances per image
+    valid: torch.Tensor  # (B, Kmax) bool, which padded slots hold an instance
+    padded_means: torch.Tensor  # (B, Kmax, D) float, means by (image, slot), 0 in empty slots
+    pixel_slot: torch.Tensor  # (B, N) int64, the slot of each pixel's instance, -1 outside
+
+
+def _group_instances(embeddings: torch.Tensor, instances: torch.Tensor) -> _Instances | None:
+    """Number the instances of the batch and take their means; None when there is none.
+
+    Three host synchronisations per call, whatever the batch size: the nonzero that picks the
+    instance pixels, ``torch.unique`` and ``Kmax`` (the shape of the padded tensors).
+    """
+    b, d, h, w = embeddings.shape
+    n = h * w
+    if b * n == 0:
+        return None
+    flat = instances.reshape(b, n).to(torch.int64)
+    # ids are only unique within an image: folding the image index into the key makes two
+    # images' id 3 two instances; ``span`` stays a tensor so that no sync is needed for it
+    span = flat.max().clamp_min(0) + 1
+    keys = (torch.arange(b, device=flat.device)[:, None] * span + flat).reshape(-1)
+    pixels = (flat.reshape(-1) > 0).nonzero().squeeze(1)  # (P,)
+    keys, index = torch.unique(keys[pixels], sorted=True, return_inverse=True)
+    k = keys.numel()
     if k == 0:
         return None
-    means = values.new_zeros((k, values.shape[1])).index_add(0, index, values) / counts[:, None]
+    values = embeddings.permute(0, 2, 3, 1).reshape(b * n, d)[pixels]
+    counts = torch.bincount(index, minlength=k).to(embeddings.dtype)
+    means = values.new_zeros((k, d)).index_add(0, index, values) / counts[:, None]
 
+    image = torch.div(keys, span, rounding_mode="floor")
+    per_image = torch.bincount(image, minlength=b)
+    slot = torch.arange(k, device=flat.device) - (torch.cumsum(per_image, 0) - per_image)[image]
+    kmax = int(per_image.max())
+    valid = torch.arange(kmax, device=flat.device)[None, :] < per_image[:, None]
+    padded = means.new_zeros((b * kmax, d)).index_copy(0, image * kmax + slot, means).view(b, kmax, d)
+    pixel_slot = flat.new_full((b * n,), -1).index_copy(0, pixels, slot[index]).view(b, n)
+    return _Instances(
+        index, values, counts, means, image, slot, per_image.to(embeddings.dtype), valid, padded, pixel_slot
+    )
+
+
+def _per_image_mean(group: _Instances, per_instance: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` mean over the instances of each image of a ``(K,)`` value (0 without instance)."""
+    sums = per_instance.new_zeros(group.per_image.shape).index_add(0, group.image, per_instance)
+    return sums / group.per_image.clamp_min(1.0)
+
+
+def _discriminative(
+    group: _Instances, delta_v: float, delta_d: float, alpha: float, beta: float, gamma: float
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """:func:`discriminative_loss` of a grouped batch that has at least one instance."""
+    means, index, counts = group.means, group.index, group.counts
     # pull: hinge on the distance of each pixel to its own instance mean, mean per instance first
-    dist = torch.linalg.vector_norm(values - means[index], dim=1)
+    dist = torch.linalg.vector_norm(group.values - means[index], dim=1)
     hinge = F.relu(dist - delta_v) ** 2
-    per_instance = hinge.new_zeros(k).index_add(0, index, hinge) / counts
-    pull = per_instance.mean()
+    pull = _per_image_mean(group, hinge.new_zeros(counts.shape).index_add(0, index, hinge) / counts)
 
-    # push: hinge on the distance between the means of every ordered pair k != l
-    if k > 1:
-        off_diagonal = ~torch.eye(k, dtype=torch.bool, device=means.device)
-        diff = (means[:, None, :] - means[None, :, :])[off_diagonal]  # (K*(K-1), D)
-        push = (F.relu(2.0 * delta_d - torch.linalg.vector_norm(diff, dim=1)) ** 2).mean()
-    else:
-        push = _zero(embeddings)
+    # push: ordered pairs k != l of the same image, from the padded (B, Kmax, Kmax) distances;
+    # vector_norm has a zero subgradient on the (masked) zero diagonal, so no NaN flows back
+    valid = group.valid
+    kmax = valid.shape[1]
+    pairs = valid[:, :, None] & valid[:, None, :] & ~torch.eye(kmax, dtype=torch.bool, device=valid.device)
+    diff = group.padded_means[:, :, None, :] - group.padded_means[:, None, :, :]
+    hinge = F.relu(2.0 * delta_d - torch.linalg.vector_norm(diff, dim=-1)) ** 2
+    n_pairs = group.per_image * (group.per_image - 1.0)
+    # an image with a single instance has no pair and contributes push 0 (it still counts)
+    push = torch.where(pairs, hinge, 0.0).sum((1, 2)) / n_pairs.clamp_min(1.0)
 
-    reg = torch.linalg.vector_norm(means, dim=1).mean()
-    return pull, push, reg
+    reg = _per_image_mean(group, torch.linalg.vector_norm(means, dim=1))
+
+    # mean over the images that have an instance; the others hold 0 in the per-image sums
+    n_images = (group.per_image > 0).sum().to(means.dtype)
+    pull, push, reg = pull.sum() / n_images, push.sum() / n_images, reg.sum() / n_images
+    total = alpha * pull + beta * push + gamma * reg
+    return total, {"pull": pull, "push": push, "reg": reg}
 
 
 def discriminative_loss(
@@ -180,16 +249,11 @@ def discriminative_loss(
         ``total == alpha * pull + beta * push + gamma * reg``.
     """
     _check_batch(embeddings, instances)
-    terms = [
-        t for b in range(embeddings.shape[0])
-        if (t := _discriminative_terms(embeddings[b], instances[b], delta_v, delta_d)) is not None
-    ]
-    if not terms:
+    group = _group_instances(embeddings, instances)
+    if group is None:
         zero = _zero(embeddings)
         return zero, {"pull": zero, "push": zero, "reg": zero}
-    pull, push, reg = (torch.stack(column).mean() for column in zip(*terms))
-    total = alpha * pull + beta * push + gamma * reg
-    return total, {"pull": pull, "push": push, "reg": reg}
+    return _discriminative(group, delta_v, delta_d, alpha, beta, gamma)
 
 
 def _squared_distances(embeddings: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
@@ -264,18 +328,34 @@ def dice_loss_per_instance(
     Scalar tensor; 0 (still differentiable) when the batch has no instance.
     """
     _check_batch(embeddings, instances)
-    losses = []
-    for b in range(embeddings.shape[0]):
-        ids, means = instance_means(embeddings[b], instances[b])
-        if ids.numel() == 0:
-            continue
-        p = soft_mask(embeddings[b], means, delta_v).flatten(1)  # (K, H*W)
-        g = (instances[b].reshape(1, -1) == ids[:, None]).to(p.dtype)
-        dice = 2.0 * (p * g).sum(1) / ((p * p).sum(1) + (g * g).sum(1) + eps)
-        losses.append(1.0 - dice)
-    if not losses:
+    group = _group_instances(embeddings, instances)
+    if group is None:
         return _zero(embeddings)
-    return torch.cat(losses).mean()
+    return _dice(group, _anchor_distances(embeddings, group), delta_v, eps)
+
+
+def _anchor_distances(embeddings: torch.Tensor, group: _Instances) -> torch.Tensor:
+    """``(B, Kmax, N)`` squared distances from every pixel to every instance mean of its image."""
+    b, d = embeddings.shape[:2]
+    return _squared_distances(embeddings.reshape(b, d, -1), group.padded_means)
+
+
+def _dice(group: _Instances, d2: torch.Tensor, delta_v: float, eps: float) -> torch.Tensor:
+    """:func:`dice_loss_per_instance` from the squared distances ``d2`` of :func:`_anchor_distances`.
+
+    The anchors are the instance means (deterministic, no random draw); empty slots of the
+    padding get a loss that is masked out.
+    """
+    p = torch.exp(-d2 / two_sigma(delta_v))  # (B, Kmax, N)
+    b, kmax, n = p.shape
+    # sum(p g) only needs p at each pixel's own slot: a gather, not a dense (B, Kmax, N) mask
+    inside = group.pixel_slot >= 0
+    own = p.gather(1, group.pixel_slot.clamp_min(0)[:, None, :])[:, 0]  # (B, N)
+    flat_slot = torch.arange(b, device=p.device)[:, None] * kmax + group.pixel_slot
+    overlap = p.new_zeros(b * kmax).index_add(0, flat_slot[inside], own[inside]).view(b, kmax)
+    sizes = p.new_zeros(b * kmax).index_copy(0, group.image * kmax + group.slot, group.counts).view(b, kmax)
+    dice = 2.0 * overlap / ((p * p).sum(2) + sizes + eps)
+    return torch.where(group.valid, 1.0 - dice, 0.0).sum() / group.counts.numel()
 
 
 def unlabelled_push_loss(
@@ -306,27 +386,36 @@ def unlabelled_push_loss(
     image that has an instance).
     """
     _check_batch(embeddings, instances)
+    _check_mask(instances, unlabelled_mask)
+    group = _group_instances(embeddings, instances)
+    if group is None:
+        return _zero(embeddings)
+    return _unlabelled(group, _anchor_distances(embeddings, group), unlabelled_mask, delta_d)
+
+
+def _check_mask(instances: torch.Tensor, unlabelled_mask: torch.Tensor) -> None:
     if tuple(unlabelled_mask.shape) != tuple(instances.shape):
         raise ValueError(
             f"unlabelled_mask must have shape (B, H, W) = {tuple(instances.shape)}, got {tuple(unlabelled_mask.shape)}"
         )
-    total = _zero(embeddings)
-    pairs = 0
-    d = embeddings.shape[1]
-    for b in range(embeddings.shape[0]):
-        mask = unlabelled_mask[b].reshape(-1).to(torch.bool)
-        if not bool(mask.any()):
-            continue
-        ids, means = instance_means(embeddings[b], instances[b])
-        if ids.numel() == 0:
-            continue
-        points = embeddings[b].reshape(d, -1)[:, mask]  # (D, M)
-        d2 = _squared_distances(points[None], means[None])[0]  # (K, M)
-        # clamp keeps the gradient of the square root finite where a pixel sits on a mean
-        dist = d2.clamp_min(1e-12).sqrt()
-        total = total + (F.relu(delta_d - dist) ** 2).sum()
-        pairs += dist.numel()
-    return total / pairs if pairs else total
+
+
+def _unlabelled(group: _Instances, d2: torch.Tensor, unlabelled_mask: torch.Tensor, delta_d: float) -> torch.Tensor:
+    """:func:`unlabelled_push_loss` from the squared distances ``d2`` of :func:`_anchor_distances`.
+
+    The distances are shared with the Dice term; empty padding slots are masked out and the
+    number of pairs stays a tensor (no sync on it).
+    """
+    b, kmax, n = d2.shape
+    # only the unlabelled pixels are measured (one nonzero, whatever the batch size)
+    pixels = unlabelled_mask.reshape(-1).to(torch.bool).nonzero().squeeze(1)  # (M,)
+    image = torch.div(pixels, n, rounding_mode="floor")
+    d2 = d2[image, :, pixels - image * n]  # (M, Kmax)
+    valid = group.valid[image]  # (M, Kmax): the instances of each pixel's image
+    # clamp keeps the gradient of the square root finite where a pixel sits on a mean
+    dist = d2.clamp_min(1e-12).sqrt()
+    total = torch.where(valid, F.relu(delta_d - dist) ** 2, 0.0).sum()
+    return total / valid.sum().clamp_min(1).to(total.dtype)
 
 
 def spoco_loss(
@@ -375,14 +464,24 @@ def spoco_loss(
         raise ValueError(f"unknown spoco_loss weight(s) {unknown}; valid keys: {list(SPOCO_TERMS)}")
     w = {term: float(weights.get(term, 1.0)) for term in SPOCO_TERMS}
 
-    disc, parts = discriminative_loss(
-        embeddings, instances, delta_v=delta_v, delta_d=delta_d, alpha=alpha, beta=beta, gamma=gamma
-    )
-    dice = dice_loss_per_instance(embeddings, instances, delta_v=delta_v)
+    # the batch is grouped once (3 syncs) and the distances to the means shared by Dice and
+    # unlabelled push (1 more sync for the unlabelled pixels)
+    _check_batch(embeddings, instances)
+    if unlabelled_mask is not None:
+        _check_mask(instances, unlabelled_mask)
+    group = _group_instances(embeddings, instances)
+    if group is None:
+        zero = _zero(embeddings)
+        disc, parts, dice, unlabelled = zero, {"pull": zero, "push": zero, "reg": zero}, zero, zero
+    else:
+        disc, parts = _discriminative(group, delta_v, delta_d, alpha, beta, gamma)
+        d2 = _anchor_distances(embeddings, group)
+        dice = _dice(group, d2, delta_v, DICE_EPS)
+        if unlabelled_mask is not None:
+            unlabelled = _unlabelled(group, d2, unlabelled_mask, delta_d)
     parts = {"discriminative": disc, **parts, "dice": dice}
     total = w["discriminative"] * disc + w["dice"] * dice
     if unlabelled_mask is not None:
-        unlabelled = unlabelled_push_loss(embeddings, instances, unlabelled_mask, delta_d=delta_d)
         parts["unlabelled"] = unlabelled
         total = total + w["unlabelled"] * unlabelled
     return total, parts
