@@ -93,13 +93,14 @@ def smooth_images(rng: np.random.Generator, count: int, height: int, width: int)
 def synthetic_cache(path: Path, count: int, height: int, width: int, seed: int = 0) -> Path:
     """A dataset cache of ``count`` synthetic images with blocky trainId labels and car/person instances."""
     rng = np.random.default_rng(seed)
-    block = 16 if height >= 128 else 8
+    block = max(8, height // 8)  # about 15 instances per image at any size, as in a street scene
     coarse = rng.integers(0, NUM_CLASSES, size=(count, height // block + 1, width // block + 1))
     labels = np.repeat(np.repeat(coarse, block, axis=1), block, axis=2)[:, :height, :width].astype(np.uint8)
-    instances = np.zeros((count, height, width), dtype=np.int32)
+    # every car or person cell of the coarse grid is one instance (about 15 per toy image)
+    cells = np.arange(coarse[0].size, dtype=np.int32).reshape(coarse.shape[1:]) + 1
+    cell_ids = np.repeat(np.repeat(cells, block, axis=0), block, axis=1)[:height, :width]
     things = (labels == class_id("car")) | (labels == class_id("person"))
-    blocks = np.arange(things[0].size).reshape(height, width) // block + 1  # distinct ids per block row run
-    instances[things] = np.broadcast_to(blocks, things.shape)[things]
+    instances = np.where(things, cell_ids[None], 0).astype(np.int32)
     with atomic_h5(path, "dataset_cache", {"height": height, "width": width}) as h5:
         images = create_stack(h5, "images", count, (height, width, 3), np.uint8)
         for start in range(0, count, 8):
