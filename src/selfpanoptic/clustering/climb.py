@@ -1,0 +1,172 @@
+"""The mean-shift iterations: every seed climbs to the mean of the points within ``bandwidth``.
+
+:func:`_climb` is the inner loop of :func:`selfpanoptic.clustering.meanshift.mean_shift` (and of
+the batched clustering of :mod:`selfpanoptic.clustering.instances`); it is private and lives
+apart from :mod:`.meanshift` only to keep that module readable.
+
+Host synchronisations
+---------------------
+On a GPU every ``bool(tensor)``, boolean-mask index or ``nonzero`` waits for the device. The
+iterations of a block of seeds therefore run in windows of :data:`CHECK_EVERY_CUDA` iterations
+with no host synchronisation: converged seeds are frozen in place by ``torch.where``, not
+removed, and the host looks at the block only between windows (to drop the converged seeds, to
+stop, or to collect new candidate points). On the CPU, where a check costs nothing, the window
+is :data:`CHECK_EVERY` = 1 iteration.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .kdtree import _group_bounds, _kd_order, _Neighbourhoods
+
+SEED_BLOCK = 128
+"""Seeds iterated together by :func:`_climb` on the CPU (a spatially compact group)."""
+
+SEED_BLOCK_CUDA = 1024
+"""Seeds iterated together on a GPU, where bigger blocks mean fewer kernel launches."""
+
+CANDIDATE_MARGIN = 0.75
+"""How far (in bandwidths) a seed may move before its block's candidate points are collected anew."""
+
+POINT_LEAF = 32
+"""Points per ball of the structure that finds the candidate points of a block of seeds."""
+
+CHECK_EVERY = 1
+"""Iterations between two looks of the host at a block of seeds, on the CPU.
+
+1 drops converged seeds from the block as soon as they converge (less arithmetic) and keeps the
+results bit-identical to checking every iteration; a check costs nothing on the CPU."""
+
+CHECK_EVERY_CUDA = 4
+"""Iterations between two looks of the host at a block of seeds, on a GPU.
+
+Each look is a host synchronisation (tens of microseconds, and the device runs dry meanwhile);
+an iteration is a dozen small kernels. Between looks, converged seeds stay in the block (wasted
+arithmetic, at most ``CHECK_EVERY_CUDA - 1`` iterations of them) and a seed that moved too far
+from its candidate points waits, unchanged, for the next look. Neither changes where a seed ends
+(only float32 rounding, through the frame of the candidates)."""
+
+
+def _blocks(s: int, block: int, seed_group: torch.Tensor | None) -> list[tuple[int, int, bool]]:
+    """Blocks ``(start, stop, mixed)`` of at most ``block`` consecutive seeds (of the k-d order).
+
+    With groups, small groups share a block (``mixed``: the block holds several groups, which then
+    need a mask) and a group that does not fit in the current block starts a new one, so a
+    large group is cut as if alone and never shares a block.
+    """
+    if seed_group is None:
+        return [(start, min(start + block, s), False) for start in range(0, s, block)]
+    bounds = _group_bounds(seed_group, s).tolist()
+    blocks, start, groups = [], 0, 0
+    for low, high in zip(bounds[:-1], bounds[1:]):
+        if high - start > block and start < low:  # close the block of the groups before
+            blocks.append((start, low, groups > 1))
+            start, groups = low, 0
+        while high - start > block:
+            blocks.append((start, start + block, False))
+            start = start + block
+        groups += 1
+    if start < s:
+        blocks.append((start, s, groups > 1))
+    return blocks
+
+
+def _climb(points: torch.Tensor, seeds: torch.Tensor, bandwidth: float, max_iter: int,
+           point_group: torch.Tensor | None = None, seed_group: torch.Tensor | None = None):
+    """Move every seed to the mean of the points within ``bandwidth`` until it stops.
+
+    Follows sklearn's ``_mean_shift_single_seed`` per seed: at most ``max_iter + 1`` updates;
+    stop once an update moves the seed by ``<= 1e-3 * bandwidth``. Returns the final positions
+    ``(S, D)`` and the number of points within ``bandwidth`` of the position the last update
+    started from ``(S,)``; 0 marks a seed that had no point within reach (dropped, as in sklearn).
+
+    With ``point_group`` ``(N,)`` and ``seed_group`` ``(S,)`` (int64, both non-decreasing) a
+    seed only sees the points of its own group: all groups climb in the same blocks, but as if
+    each were clustered alone.
+
+    Seeds are processed in spatially compact blocks (consecutive seeds of the k-d order); all
+    seeds of a block that have not converged are iterated together. For each block, the points
+    within ``bandwidth + margin`` of the block's seeds (its candidates) are collected; the
+    iterations then compare the seeds with the candidates only. A seed farther than
+    ``0.9 * margin`` from where the candidates were collected is not moved (its candidates may
+    miss a point within reach) and makes the next look collect the candidates anew; a point
+    within ``bandwidth`` of a moved seed is therefore always among the candidates, so the
+    result is that of comparing with all points.
+
+    One iteration is two matrix products: ``[2c, bw^2 - |c|^2, 1] @ [x; 1; -|x|^2]`` gives
+    ``bw^2 - |x - c|^2`` (>= 0: within reach, written as 1.0 / 0.0 in place), then
+    ``within @ [x, 1]`` gives the sums and counts of the points within reach. Both run in a frame
+    centred on the block's seeds at the last collection.
+    """
+    device, dtype = points.device, points.dtype
+    s, dim = seeds.shape
+    bw2 = bandwidth * bandwidth
+    stop = 1e-3 * bandwidth
+    margin = CANDIDATE_MARGIN * bandwidth
+    reach = 0.9 * margin
+    block = SEED_BLOCK if device.type == "cpu" else SEED_BLOCK_CUDA
+    window = CHECK_EVERY if device.type == "cpu" else CHECK_EVERY_CUDA
+    grouped = seed_group is not None
+    neighbourhoods = _Neighbourhoods(points, POINT_LEAF, point_group)
+    final = seeds.clone()
+    intensity = torch.zeros(s, dtype=torch.int64, device=device)
+    order = _kd_order(seeds, block, seed_group)[0] if s else torch.zeros(0, dtype=torch.int64, device=device)
+    for start, end, mixed in _blocks(s, block, seed_group):
+        members = order[start:end]  # the seeds of the block still climbing
+        here = seeds[members].clone()
+        steps = torch.zeros(len(members), dtype=torch.int64, device=device)  # updates done, per seed
+        collect = True
+        while True:
+            if collect:
+                anchor = here.clone()
+                group_here = seed_group[members] if grouped else None
+                candidates = neighbourhoods.within(here, bandwidth + margin, group_here)
+                origin = here.mean(0)
+                near = points[candidates] - origin
+                count_c = near.shape[0]
+                # rows: x (D), 1, -|x|^2  -- columns: the candidates
+                right = torch.cat([near.t(), torch.ones((1, count_c), dtype=dtype, device=device),
+                                   -(near * near).sum(1)[None, :]])
+                near_ones = torch.cat([near, torch.ones((count_c, 1), dtype=dtype, device=device)], dim=1)
+                same = (group_here[:, None] == point_group[candidates][None, :]).to(dtype) if mixed else None
+                buffer = torch.empty((len(members), count_c), dtype=dtype, device=device)
+            m = here.shape[0]
+            ones = torch.ones((m, 1), dtype=dtype, device=device)
+            for i in range(window):
+                local = here - origin
+                left = torch.cat([2.0 * local, (bw2 - (local * local).sum(1))[:, None], ones], dim=1)
+                within = torch.mm(left, right, out=buffer[:m])  # bw^2 - |x - c|^2
+                within.ge_(0.0)  # in place: 1.0 within reach (inclusive), else 0.0
+                if same is not None:
+                    within.mul_(same)
+                sums = within @ near_ones
+                count = sums[:, dim]
+                moved = sums[:, :dim] / count.clamp_min(1.0)[:, None] + origin
+                done = (count == 0) | (torch.linalg.vector_norm(moved - here, dim=1) <= stop) | (steps == max_iter)
+                if i == 0:  # the last look left every climbing seed near the anchor: all move
+                    climbing, counted, here = ~done, count, moved
+                    steps += 1
+                    continue
+                # a seed too far from the candidates' anchor waits (unchanged) for new candidates
+                move = climbing & (torch.linalg.vector_norm(here - anchor, dim=1) <= reach)
+                done &= move
+                counted = torch.where(done, count, counted)
+                here = torch.where(move[:, None], moved, here)
+                steps += move
+                climbing &= ~done
+            n_climbing, far = torch.stack([
+                climbing.sum(), (climbing & (torch.linalg.vector_norm(here - anchor, dim=1) > reach)).sum(),
+            ]).tolist()
+            if n_climbing < m:  # drop the converged seeds from the block
+                finished = torch.nonzero(~climbing).reshape(-1)
+                final[members[finished]] = here[finished]
+                intensity[members[finished]] = counted[finished].to(torch.int64)
+                keep = torch.nonzero(climbing).reshape(-1)
+                members, here, anchor, steps = members[keep], here[keep], anchor[keep], steps[keep]
+                if same is not None:
+                    same = same[keep]
+            if n_climbing == 0:
+                break
+            collect = bool(far)
+    return final, intensity
