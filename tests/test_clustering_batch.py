@@ -13,6 +13,7 @@ from selfpanoptic.clustering import (
     mean_shift,
     merge_close_clusters,
 )
+from selfpanoptic.clustering import cover
 from selfpanoptic.clustering.cover import _greedy_cover
 from selfpanoptic.pseudo.masks import mean_per_instance, pseudo_instances, pseudo_instances_batch
 
@@ -165,10 +166,13 @@ def test_small_seed_blocks_and_waiting_seeds_change_nothing(monkeypatch, spread)
     assert_same(instances_from_embeddings_batch(emb, semantic, CLASSES, min_size=5), expected)
     monkeypatch.setattr(climb, "CHECK_EVERY", 5)
     monkeypatch.setattr(climb, "CANDIDATE_MARGIN", 0.1)  # seeds leave their candidates often: they wait
+    monkeypatch.setattr(cover, "GROUP_COVER_CHECK", 3)
     assert_same(instances_from_embeddings_batch(emb, semantic, CLASSES, min_size=5), expected)
 
 
-def test_greedy_cover_of_groups_is_each_group_alone():
+@pytest.mark.parametrize("steps", [1, 3])
+def test_greedy_cover_of_groups_is_each_group_alone(monkeypatch, steps):
+    monkeypatch.setattr(cover, "GROUP_COVER_CHECK", steps)  # 3: steps between looks, as on a GPU
     rng = np.random.default_rng(4)
     points = torch.from_numpy(rng.uniform(0.0, 3.0, (60, 2)))
     group = torch.from_numpy(rng.integers(0, 3, 60))

@@ -46,9 +46,13 @@ def _greedy_cover(points: torch.Tensor, radius: float,
     return torch.tensor(accepted, dtype=torch.int64, device=device), owner
 
 
-GROUP_COVER_CHECK = 4
-"""Steps of :func:`_greedy_cover_groups` between two host checks for undecided points (a step
-after the last decision changes nothing; a check is a host synchronisation on a GPU)."""
+GROUP_COVER_CHECK = 1
+"""Steps of :func:`_greedy_cover_groups` between two looks of the host, on the CPU: every step,
+to drop the decided points at once (a look costs nothing there)."""
+
+GROUP_COVER_CHECK_CUDA = 4
+"""Steps of :func:`_greedy_cover_groups` between two looks of the host on a GPU, where each look
+is a synchronisation; a step after the last decision changes nothing."""
 
 
 def _greedy_cover_groups(points: torch.Tensor, radius: float, group: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,27 +60,29 @@ def _greedy_cover_groups(points: torch.Tensor, radius: float, group: torch.Tenso
 
     Each step accepts the first undecided point ``j`` of every group, which settles every later
     undecided point of its group within reach of ``j``; the steps are as many as the points
-    accepted in the busiest group, not in all groups (the per-step cost is about twice that of
-    the one-group loop, hence two loops).
+    accepted in the busiest group, not in all groups. A step costs about twice a step of the
+    one-group loop, hence two loops. The decided points are dropped at every look of the host.
     """
     n = points.shape[0]
     device = points.device
-    index = torch.arange(n, device=device)
-    beyond = torch.full((n,), n, dtype=torch.int64, device=device)
+    steps = GROUP_COVER_CHECK if device.type == "cpu" else GROUP_COVER_CHECK_CUDA
     first = torch.empty(int(group.max()) + 1, dtype=torch.int64, device=device)
     owner = torch.full((n,), -1, dtype=torch.int64, device=device)
-    undecided = torch.ones(n, dtype=torch.bool, device=device)
     accepted = torch.zeros(n, dtype=torch.bool, device=device)
-    while bool(undecided.any()):
-        for _ in range(GROUP_COVER_CHECK):
-            first.fill_(n).scatter_reduce_(0, group, torch.where(undecided, index, beyond), reduce="amin")
-            j = first[group]  # the point its group accepts now (n: none left), for every point
-            now = index == j
-            close = torch.linalg.vector_norm(points - points[j.clamp(max=n - 1)], dim=1) <= radius
+    live = torch.arange(n, device=device)  # the undecided points, in order
+    while live.numel():
+        live_group, live_points = group[live], points[live]
+        undecided = torch.ones(len(live), dtype=torch.bool, device=device)
+        for _ in range(steps):
+            first.fill_(n).scatter_reduce_(0, live_group, torch.where(undecided, live, n), reduce="amin")
+            j = first[live_group]  # the point its group accepts now (n: none left), for every point
+            now = live == j
+            close = torch.linalg.vector_norm(live_points - points[j.clamp(max=n - 1)], dim=1) <= radius
             close &= undecided
             close |= now
-            owner = torch.where(close, j, owner)
+            owner.index_put_((live,), torch.where(close, j, owner[live]))
+            accepted.index_put_((live,), accepted[live] | now)
             undecided &= ~close
-            accepted |= now
+        live = live[undecided]
     rank = torch.cumsum(accepted, 0) - 1
     return torch.nonzero(accepted).reshape(-1), rank[owner]
