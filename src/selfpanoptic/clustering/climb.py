@@ -51,9 +51,10 @@ from its candidate points waits, unchanged, for the next look. Neither changes w
 def _blocks(s: int, block: int, seed_group: torch.Tensor | None) -> list[tuple[int, int, bool]]:
     """Blocks ``(start, stop, mixed)`` of at most ``block`` consecutive seeds (of the k-d order).
 
-    With groups, small groups share a block (``mixed``: the block holds several groups, which then
-    need a mask) and a group that does not fit in the current block starts a new one, so a
-    large group is cut as if alone and never shares a block.
+    With groups, consecutive small groups share a block (``mixed``: the block holds several
+    groups, told apart by a mask), so that many small groups cost few blocks; a group that does
+    not fit in the current block starts a new one and, if larger than ``block``, is cut into
+    blocks of ``block`` seeds as it would be alone.
     """
     if seed_group is None:
         return [(start, min(start + block, s), False) for start in range(0, s, block)]

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..classes import THING_TRAIN_IDS
-from .meanshift import _decision_dtype, _device, _full_float32_matmul, _mean_shift, _merge, _tensor
+from .meanshift import _counts, _decision_dtype, _device, _full_float32_matmul, _mean_shift, _merge, _tensor
 
 
 def instances_from_embeddings_batch(
@@ -88,7 +88,7 @@ def instances_from_embeddings_batch(
     # group of every pixel: image * C + position of its class in `classes`; -1: not a thing
     position = torch.full_like(sem, -1)
     for i, class_id in enumerate(classes):
-        position[sem == class_id] = i
+        position.masked_fill_(sem == class_id, i)  # no host synchronisation, unlike position[mask] = i
     image = torch.arange(batch, device=dev)[:, None, None]
     pixel_group = torch.where(position >= 0, image * len(classes) + position, -1).reshape(-1)
     pixels = torch.nonzero(pixel_group >= 0).reshape(-1)
@@ -119,19 +119,20 @@ def _number(merged: torch.Tensor, cluster_group: torch.Tensor, min_size: int, ba
     ``merged``: ``(N,)`` cluster of every point, clusters numbered in acceptance order (all groups
     together); ``cluster_group``: ``(C,)`` group of every cluster (``image * n_classes +
     class position``). Clusters under ``min_size`` points get id 0; the others are numbered
-    ``1..K`` per image, by group (class order), then acceptance order.
+    ``1..K`` per image, by group (class order), then acceptance order. One host synchronisation.
     """
     count = len(cluster_group)
-    sizes = torch.bincount(merged, minlength=count)
-    kept = torch.nonzero(sizes >= min_size).reshape(-1)
-    kept = kept[torch.argsort(cluster_group[kept] * count + kept)]  # by group, then acceptance
-    image = cluster_group[kept] // n_classes
-    per_image = torch.bincount(image, minlength=batch)
-    start = torch.cumsum(per_image, 0) - per_image
-    ids = torch.zeros(count, dtype=torch.int32, device=merged.device)
-    ids[kept] = (torch.arange(len(kept), device=merged.device) - start[image] + 1).to(torch.int32)
-    rows = torch.stack([image, ids[kept].to(torch.int64), cluster_group[kept] % n_classes], dim=1)
-    return ids, [tuple(row) for row in rows.tolist()]
+    device = merged.device
+    kept = _counts(merged, count) >= min_size
+    order = torch.argsort(cluster_group * count + torch.arange(count, device=device))  # by group, then acceptance
+    kept, image = kept[order], cluster_group[order] // n_classes
+    running = torch.cumsum(kept, 0)  # kept clusters up to here, all images
+    per_image = torch.zeros(batch, dtype=torch.int64, device=device).index_add_(0, image, kept.to(torch.int64))
+    before = torch.cumsum(per_image, 0) - per_image  # kept clusters of the images before
+    ids = torch.zeros(count, dtype=torch.int32, device=device)
+    ids[order] = torch.where(kept, running - before[image], 0).to(torch.int32)
+    rows = torch.stack([kept.to(torch.int64), image, ids[order].to(torch.int64), cluster_group[order] % n_classes], dim=1)
+    return ids, [tuple(row[1:]) for row in rows.tolist() if row[0]]
 
 
 def instances_from_embeddings(

@@ -82,6 +82,12 @@ def _decision_dtype(device: torch.device) -> torch.dtype:
     return torch.float64 if device.type == "cpu" else torch.float32
 
 
+def _counts(index: torch.Tensor, length: int) -> torch.Tensor:
+    """``torch.bincount(index, minlength=length)`` for indices below ``length``, without the host
+    synchronisation CUDA's bincount makes (it reads the maximum to size its output)."""
+    return torch.zeros(length, dtype=torch.int64, device=index.device).index_add_(0, index, torch.ones_like(index))
+
+
 @contextlib.contextmanager
 def _full_float32_matmul() -> Iterator[None]:
     """Run float32 matrix products in full float32, not TF32 / bf16, and restore the setting."""
@@ -125,7 +131,7 @@ def _bin_seeds(points: torch.Tensor, bin_size: float, min_bin_freq: int,
     # as many seeds as points in a group: the group's points are its seeds (all cells hold one)
     seed_group = group[first]
     groups = int(group[-1]) + 1
-    alone = torch.bincount(seed_group, minlength=groups) == torch.bincount(group, minlength=groups)
+    alone = _counts(seed_group, groups) == _counts(group, groups)
     return torch.where(alone[seed_group][:, None], points[first], seeds * size), seed_group
 
 
@@ -331,7 +337,7 @@ def _mean_shift(x: torch.Tensor, bandwidth: float, min_bin_freq: int, max_iter: 
     else:
         groups = int(group[-1]) + 1
         sums = torch.zeros((groups, x.shape[1]), dtype=torch.float64, device=x.device).index_add_(0, group, x.double())
-        offset = (sums / torch.bincount(group, minlength=groups).clamp_min(1)[:, None]).to(torch.float32)
+        offset = (sums / _counts(group, groups).clamp_min(1)[:, None]).to(torch.float32)
         shift = offset[group]
     centred = x - shift
     seeds, seed_group = _bin_seeds(x, bandwidth, min_bin_freq, group)
