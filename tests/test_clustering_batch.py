@@ -168,6 +168,18 @@ def test_small_seed_blocks_and_waiting_seeds_change_nothing(monkeypatch, spread)
     monkeypatch.setattr(climb, "CANDIDATE_MARGIN", 0.1)  # seeds leave their candidates often: they wait
     monkeypatch.setattr(cover, "GROUP_COVER_CHECK", 3)
     assert_same(instances_from_embeddings_batch(emb, semantic, CLASSES, min_size=5), expected)
+    monkeypatch.setattr(climb, "SEED_BLOCK_ELEMENTS", 1 << 18)  # blocks of many groups, as on a GPU
+    assert_same(instances_from_embeddings_batch(emb, semantic, CLASSES, min_size=5), expected)
+
+
+def test_blocks_pack_small_groups_and_cut_large_ones():
+    group = torch.tensor([0] * 5 + [1] * 7 + [3] * 20 + [4] * 3)  # seeds, group by group
+    points = [10, 10, 0, 40, 5]  # points of every group
+    # at most 16 seeds: groups 0 and 1 share a block, group 3 is cut, its rest shares with group 4
+    assert climb._blocks(35, 16, group, points) == [(0, 12, True), (12, 28, False), (28, 35, True)]
+    # or more while seeds x points <= 1000: group 3 whole (20 x 40), but not with group 4 (23 x 45)
+    assert climb._blocks(35, 16, group, points, 1000) == [(0, 12, True), (12, 32, False), (32, 35, False)]
+    assert climb._blocks(35, 16, None) == [(0, 16, False), (16, 32, False), (32, 35, False)]
 
 
 @pytest.mark.parametrize("steps", [1, 3])

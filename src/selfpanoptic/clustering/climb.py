@@ -26,6 +26,17 @@ SEED_BLOCK = 128
 SEED_BLOCK_CUDA = 1024
 """Seeds iterated together on a GPU, where bigger blocks mean fewer kernel launches."""
 
+SEED_BLOCK_ELEMENTS = 0
+"""On the CPU, no block grows past :data:`SEED_BLOCK` seeds (see :data:`SEED_BLOCK_ELEMENTS_CUDA`)."""
+
+SEED_BLOCK_ELEMENTS_CUDA = 1 << 26
+"""On a GPU, a block may hold more than :data:`SEED_BLOCK_CUDA` seeds when its seeds times the
+points of its groups (a bound on the distance matrix of one iteration: 256 MiB in float32) stay
+within this many elements. The groups of a batch then share few blocks, and the blocks run one
+after the other, each iteration a dozen small kernels: on the benchmark batch of
+``benchmarks/bench_pseudo_instances.py`` (8 images, 24 groups, 11k seeds), 3 blocks instead of
+15 and a quarter of the kernel launches and host synchronisations."""
+
 CANDIDATE_MARGIN = 0.75
 """How far (in bandwidths) a seed may move before its block's candidate points are collected anew."""
 
@@ -48,26 +59,36 @@ from its candidate points waits, unchanged, for the next look. Neither changes w
 (only float32 rounding, through the frame of the candidates)."""
 
 
-def _blocks(s: int, block: int, seed_group: torch.Tensor | None) -> list[tuple[int, int, bool]]:
-    """Blocks ``(start, stop, mixed)`` of at most ``block`` consecutive seeds (of the k-d order).
+def _blocks(s: int, block: int, seed_group: torch.Tensor | None, group_points: list[int] | None = None,
+            budget: int = 0) -> list[tuple[int, int, bool]]:
+    """Blocks ``(start, stop, mixed)`` of consecutive seeds (of the k-d order).
 
-    With groups, consecutive small groups share a block (``mixed``: the block holds several
-    groups, told apart by a mask), so that many small groups cost few blocks; a group that does
-    not fit in the current block starts a new one and, if larger than ``block``, is cut into
-    blocks of ``block`` seeds as it would be alone.
+    Without groups, blocks of ``block`` seeds. With groups (``group_points``: points of every
+    group), consecutive groups share a block (``mixed``: the block holds several groups, told
+    apart by a mask) while it holds at most ``block`` seeds, or more while its seeds times the
+    points of its groups stay within ``budget``; a group that does not fit in the current block
+    starts a new one and, if it does not fit alone either, is cut into blocks of ``block`` seeds.
     """
     if seed_group is None:
         return [(start, min(start + block, s), False) for start in range(0, s, block)]
-    bounds = _group_bounds(seed_group, s).tolist()
-    blocks, start, groups = [], 0, 0
-    for low, high in zip(bounds[:-1], bounds[1:]):
-        if high - start > block and start < low:  # close the block of the groups before
+    bounds = _group_bounds(seed_group, s)
+    bounds, ids = bounds.tolist(), seed_group[bounds[:-1]].tolist()
+
+    def fits(seeds: int, points: int) -> bool:
+        return seeds <= block or seeds * points <= budget
+
+    blocks, start, groups, points = [], 0, 0, 0
+    for low, high, group in zip(bounds[:-1], bounds[1:], ids):
+        size = group_points[group]
+        if not fits(high - start, points + size) and start < low:  # close the block of the groups before
             blocks.append((start, low, groups > 1))
-            start, groups = low, 0
-        while high - start > block:
-            blocks.append((start, start + block, False))
-            start = start + block
+            start, groups, points = low, 0, 0
+        if not fits(high - start, size):
+            while high - start > block:
+                blocks.append((start, start + block, False))
+                start += block
         groups += 1
+        points += size
     if start < s:
         blocks.append((start, s, groups > 1))
     return blocks
@@ -108,12 +129,18 @@ def _climb(points: torch.Tensor, seeds: torch.Tensor, bandwidth: float, max_iter
     reach = 0.9 * margin
     block = SEED_BLOCK if device.type == "cpu" else SEED_BLOCK_CUDA
     window = CHECK_EVERY if device.type == "cpu" else CHECK_EVERY_CUDA
+    budget = SEED_BLOCK_ELEMENTS if device.type == "cpu" else SEED_BLOCK_ELEMENTS_CUDA
     grouped = seed_group is not None
+    group_points = None
+    if grouped:
+        groups = int(point_group[-1]) + 1
+        group_points = torch.zeros(groups, dtype=torch.int64, device=device).index_add_(
+            0, point_group, torch.ones_like(point_group)).tolist()
     neighbourhoods = _Neighbourhoods(points, POINT_LEAF, point_group)
     final = seeds.clone()
     intensity = torch.zeros(s, dtype=torch.int64, device=device)
     order = _kd_order(seeds, block, seed_group)[0] if s else torch.zeros(0, dtype=torch.int64, device=device)
-    for start, end, mixed in _blocks(s, block, seed_group):
+    for start, end, mixed in _blocks(s, block, seed_group, group_points, budget):
         members = order[start:end]  # the seeds of the block still climbing
         here = seeds[members].clone()
         steps = torch.zeros(len(members), dtype=torch.int64, device=device)  # updates done, per seed
@@ -130,7 +157,8 @@ def _climb(points: torch.Tensor, seeds: torch.Tensor, bandwidth: float, max_iter
                 right = torch.cat([near.t(), torch.ones((1, count_c), dtype=dtype, device=device),
                                    -(near * near).sum(1)[None, :]])
                 near_ones = torch.cat([near, torch.ones((count_c, 1), dtype=dtype, device=device)], dim=1)
-                same = (group_here[:, None] == point_group[candidates][None, :]).to(dtype) if mixed else None
+                # bool, not float: on a GPU the block of a batch can be large
+                other = group_here[:, None] != point_group[candidates][None, :] if mixed else None
                 buffer = torch.empty((len(members), count_c), dtype=dtype, device=device)
             m = here.shape[0]
             ones = torch.ones((m, 1), dtype=dtype, device=device)
@@ -139,8 +167,8 @@ def _climb(points: torch.Tensor, seeds: torch.Tensor, bandwidth: float, max_iter
                 left = torch.cat([2.0 * local, (bw2 - (local * local).sum(1))[:, None], ones], dim=1)
                 within = torch.mm(left, right, out=buffer[:m])  # bw^2 - |x - c|^2
                 within.ge_(0.0)  # in place: 1.0 within reach (inclusive), else 0.0
-                if same is not None:
-                    within.mul_(same)
+                if other is not None:
+                    within.masked_fill_(other, 0.0)
                 sums = within @ near_ones
                 count = sums[:, dim]
                 moved = sums[:, :dim] / count.clamp_min(1.0)[:, None] + origin
@@ -165,8 +193,8 @@ def _climb(points: torch.Tensor, seeds: torch.Tensor, bandwidth: float, max_iter
                 intensity[members[finished]] = counted[finished].to(torch.int64)
                 keep = torch.nonzero(climbing).reshape(-1)
                 members, here, anchor, steps = members[keep], here[keep], anchor[keep], steps[keep]
-                if same is not None:
-                    same = same[keep]
+                if other is not None:
+                    other = other[keep]
             if n_climbing == 0:
                 break
             collect = bool(far)
