@@ -121,13 +121,16 @@ SYNC_OPS = ("aten::_local_scalar_dense", "aten::nonzero", "aten::_unique2", "ate
 @contextlib.contextmanager
 def gpu_settings():
     """The GPU's seed block and look intervals, on the CPU (to count what a GPU would do)."""
-    saved = climb.SEED_BLOCK, climb.SEED_BLOCK_ELEMENTS, climb.CHECK_EVERY, cover.GROUP_COVER_CHECK
-    climb.SEED_BLOCK, climb.SEED_BLOCK_ELEMENTS = climb.SEED_BLOCK_CUDA, climb.SEED_BLOCK_ELEMENTS_CUDA
-    climb.CHECK_EVERY, cover.GROUP_COVER_CHECK = climb.CHECK_EVERY_CUDA, cover.GROUP_COVER_CHECK_CUDA
+    names = [(climb, "SEED_BLOCK"), (climb, "SEED_BLOCK_ELEMENTS"), (climb, "CHECK_EVERY"), (climb, "PACK_GROUPS"),
+             (cover, "GROUP_COVER_CHECK")]
+    saved = [getattr(module, name) for module, name in names]
+    for module, name in names:
+        setattr(module, name, getattr(module, name + "_CUDA"))
     try:
         yield
     finally:
-        climb.SEED_BLOCK, climb.SEED_BLOCK_ELEMENTS, climb.CHECK_EVERY, cover.GROUP_COVER_CHECK = saved
+        for (module, name), value in zip(names, saved):
+            setattr(module, name, value)
 
 
 def count_ops(fn) -> tuple[int, int]:
@@ -174,7 +177,8 @@ def main() -> int:
     parser.add_argument("--gpu-seed-block", type=int, default=climb.SEED_BLOCK_CUDA,
                         help="seeds per mean-shift block on a GPU (clustering.climb.SEED_BLOCK_CUDA), to tune it")
     parser.add_argument("--gpu-block-elements", type=int, default=climb.SEED_BLOCK_ELEMENTS_CUDA,
-                        help="seeds x points bound of a packed block on a GPU (clustering.climb.SEED_BLOCK_ELEMENTS_CUDA)")
+                        help="seeds x points bound of a packed block on a GPU "
+                             "(clustering.climb.SEED_BLOCK_ELEMENTS_CUDA)")
     parser.add_argument("--gpu-check-every", type=int, default=climb.CHECK_EVERY_CUDA,
                         help="iterations between host looks on a GPU (clustering.climb.CHECK_EVERY_CUDA)")
     args = parser.parse_args()
@@ -208,7 +212,8 @@ def main() -> int:
         batched_wall, batched_cpu, reference = timed["batched"]
         for name, (wall, cpu, result) in timed.items():
             ops, syncs = counts.get(name, ("-", "-"))
-            rows.append((device, name, wall, cpu, args.batch / wall, wall / batched_wall, cpu / batched_cpu, ops, syncs))
+            rows.append((device, name, wall, cpu, args.batch / wall, wall / batched_wall, cpu / batched_cpu, ops,
+                         syncs))
             print(f"  {device:4s} {name:9s}: {wall:7.3f} s (CPU {cpu:.3f} s), {args.batch / wall:7.1f} img/s, "
                   f"batched is {wall / batched_wall:5.2f}x faster (CPU time {cpu / batched_cpu:5.2f}x), "
                   f"{sum(len(r[1]) for r in result)} instances", flush=True)

@@ -163,6 +163,7 @@ def test_small_seed_blocks_and_waiting_seeds_change_nothing(monkeypatch, spread)
     emb, semantic = batch_of([scene(rng, spread=spread) for _ in range(3)])
     expected = instances_from_embeddings_batch(emb, semantic, CLASSES, min_size=5)
     monkeypatch.setattr(climb, "SEED_BLOCK", 16)
+    monkeypatch.setattr(climb, "PACK_GROUPS", True)  # groups share blocks, as on a GPU
     assert_same(instances_from_embeddings_batch(emb, semantic, CLASSES, min_size=5), expected)
     monkeypatch.setattr(climb, "CHECK_EVERY", 5)
     monkeypatch.setattr(climb, "CANDIDATE_MARGIN", 0.1)  # seeds leave their candidates often: they wait
@@ -180,6 +181,9 @@ def test_blocks_pack_small_groups_and_cut_large_ones():
     # or more while seeds x points <= 1000: group 3 whole (20 x 40), but not with group 4 (23 x 45)
     assert climb._blocks(35, 16, group, points, 1000) == [(0, 12, True), (12, 32, False), (32, 35, False)]
     assert climb._blocks(35, 16, None) == [(0, 16, False), (16, 32, False), (32, 35, False)]
+    # without packing every group has blocks of its own
+    assert climb._blocks(35, 16, group, points, pack=False) == [(0, 5, False), (5, 12, False), (12, 28, False),
+                                                                 (28, 32, False), (32, 35, False)]
 
 
 @pytest.mark.parametrize("steps", [1, 3])

@@ -131,7 +131,8 @@ def _number(merged: torch.Tensor, cluster_group: torch.Tensor, min_size: int, ba
     before = torch.cumsum(per_image, 0) - per_image  # kept clusters of the images before
     ids = torch.zeros(count, dtype=torch.int32, device=device)
     ids[order] = torch.where(kept, running - before[image], 0).to(torch.int32)
-    rows = torch.stack([kept.to(torch.int64), image, ids[order].to(torch.int64), cluster_group[order] % n_classes], dim=1)
+    rows = torch.stack([kept.to(torch.int64), image, ids[order].to(torch.int64), cluster_group[order] % n_classes],
+                       dim=1)
     return ids, [tuple(row[1:]) for row in rows.tolist() if row[0]]
 
 

@@ -46,6 +46,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from . import climb
 from .climb import _climb
 from .cover import _greedy_cover
 
@@ -199,11 +200,12 @@ def _suppress_near_duplicates(centers: torch.Tensor, intensity: torch.Tensor, ba
     return modes[by_group], ordered_group[kept][by_group]
 
 
-def _spans(n: int, m: int, group, center_group, groups: int) -> list[tuple[int, int, int, int]]:
+def _spans(n: int, m: int, group, center_group, groups: int, pack: bool) -> list[tuple[int, int, int, int]]:
     """Blocks ``(p0, p1, c0, c1)`` of :func:`_nearest`: points ``p0:p1`` against centres ``c0:c1``.
 
-    Consecutive groups share a block while ``points x centres`` stays within
-    :data:`BLOCK_ELEMENTS`, so a point is only compared with the centres of nearby groups.
+    With ``pack`` (see :data:`~.climb.PACK_GROUPS`), consecutive groups share a block while
+    ``points x centres`` stays within :data:`BLOCK_ELEMENTS`; else every group has blocks of
+    its own. Either way a point is only compared with the centres of its or nearby groups.
     """
     if group is None:
         block = max(1, BLOCK_ELEMENTS // m)
@@ -214,7 +216,7 @@ def _spans(n: int, m: int, group, center_group, groups: int) -> list[tuple[int, 
     spans, g = [], 0
     while g < groups:
         h = g + 1
-        while h < groups and (p[h + 1] - p[g]) * (c[h + 1] - c[g]) <= BLOCK_ELEMENTS:
+        while pack and h < groups and (p[h + 1] - p[g]) * (c[h + 1] - c[g]) <= BLOCK_ELEMENTS:
             h += 1
         block = max(1, BLOCK_ELEMENTS // max(1, c[h] - c[g]))
         spans += [(start, min(start + block, p[h]), c[g], c[h]) for start in range(p[g], p[h], block)]
@@ -239,7 +241,8 @@ def _nearest(points: torch.Tensor, centers: torch.Tensor, offset: torch.Tensor,
         return labels
     bound = 4.0 * (dim + 2) * _EPS32  # rounding of |c|^2 - 2 x.c, relative to |x|^2 + 2 max |c|^2
     precise = _decision_dtype(device)
-    for p0, p1, c0, c1 in _spans(n, len(centers), group, center_group, len(offset) if group is not None else 1):
+    pack = climb.PACK_GROUPS if device.type == "cpu" else climb.PACK_GROUPS_CUDA
+    for p0, p1, c0, c1 in _spans(n, len(centers), group, center_group, len(offset) if group is not None else 1, pack):
         if c1 - c0 < 2:
             labels[p0:p1] = c0
             continue
