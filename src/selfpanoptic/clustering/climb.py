@@ -46,7 +46,9 @@ points of its groups (a bound on the distance matrix of one iteration: 256 MiB i
 within this many elements. The groups of a batch then share few blocks, and the blocks run one
 after the other, each iteration a dozen small kernels: on the benchmark batch of
 ``benchmarks/bench_pseudo_instances.py`` (8 images, 24 groups, 11k seeds), 3 blocks instead of
-15 and a quarter of the kernel launches and host synchronisations."""
+15, a third of the torch operations and 40 % of the host synchronisations. Chosen by counting
+those on the CPU (``--count-ops``), not yet timed on a GPU: tune with that benchmark's
+``--gpu-block-elements``."""
 
 CANDIDATE_MARGIN = 0.75
 """How far (in bandwidths) a seed may move before its block's candidate points are collected anew."""
@@ -67,7 +69,8 @@ Each look is a host synchronisation (tens of microseconds, and the device runs d
 an iteration is a dozen small kernels. Between looks, converged seeds stay in the block (wasted
 arithmetic, at most ``CHECK_EVERY_CUDA - 1`` iterations of them) and a seed that moved too far
 from its candidate points waits, unchanged, for the next look. Neither changes where a seed ends
-(only float32 rounding, through the frame of the candidates)."""
+(only float32 rounding, through the frame of the candidates). Not yet timed on a GPU: tune with
+``benchmarks/bench_pseudo_instances.py --gpu-check-every``."""
 
 
 def _blocks(s: int, block: int, seed_group: torch.Tensor | None, group_points: list[int] | None = None,

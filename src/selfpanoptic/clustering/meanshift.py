@@ -350,8 +350,7 @@ def _mean_shift(x: torch.Tensor, bandwidth: float, min_bin_freq: int, max_iter: 
         if not bool((intensity > 0).any()):
             final, intensity = _climb(centred, centred.clone(), bandwidth, max_iter)
     else:  # the same fall-back (see mean_shift) for every group that no seed reached
-        reached = torch.zeros(groups, dtype=torch.bool, device=x.device)
-        reached[seed_group[intensity > 0]] = True
+        reached = _counts(seed_group[intensity > 0], groups) > 0
         lost = torch.nonzero(~reached[group]).reshape(-1)
         if lost.numel():
             more, more_intensity = _climb(centred, centred[lost], bandwidth, max_iter, group, group[lost])
