@@ -13,9 +13,11 @@ import torch
 
 from .augment.normalise import normalise
 
-Cluster = Callable[[torch.Tensor, np.ndarray, np.ndarray, list[int]], tuple[np.ndarray, dict[int, int]]]
-"""``cluster(embeddings (D, H, W), semantic (H, W), confidence (H, W), thing trainIds)`` ->
-``(instances (H, W) int numbered 1..K, {instance id: trainId})``."""
+Cluster = Callable[[torch.Tensor, np.ndarray, np.ndarray, list[int]], list[tuple[np.ndarray, dict[int, int]]]]
+"""``cluster(embeddings (B, D, H, W), semantic (B, H, W), confidence (B, H, W), thing trainIds)`` ->
+one ``(instances (H, W) int numbered 1..K, {instance id: trainId})`` per image. A whole batch per
+call, so that the clustering runs once per batch and class group, not once per image
+(:func:`selfpanoptic.clustering.instances_from_embeddings_batch`)."""
 
 
 def batches(count: int, size: int) -> Iterator[range]:
@@ -46,14 +48,15 @@ def image_instances(
     the score of an instance being its mean semantic confidence.
     """
     x = normalise(images).to(device)
-    # embeddings stay on the device: mean-shift runs there too (GPU clustering)
-    embeddings = [model(x).float() for model, _ in groups]
+    confidence = np.asarray(confidence, dtype=np.float32)
+    # embeddings stay on the device: mean-shift runs there too (GPU clustering), the whole batch at once
+    found = [cluster(model(x).float(), semantic, confidence, classes) for model, classes in groups]
     for b in range(len(images)):
-        conf = confidence[b].astype(np.float32)
+        conf = confidence[b]
         merged = np.zeros(semantic.shape[1:], dtype=np.int32)
         rows, scores = [], []
-        for (_, classes), emb in zip(groups, embeddings):
-            inst, inst_classes = cluster(emb[b], semantic[b], conf, classes)
+        for group_found in found:
+            inst, inst_classes = group_found[b]
             for k in sorted(inst_classes):
                 mask = inst == k
                 merged[mask] = len(rows) + 1

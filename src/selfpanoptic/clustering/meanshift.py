@@ -1,8 +1,18 @@
 """Mean-shift+ clustering of embeddings: :func:`mean_shift`, :func:`bin_seeds`,
 :func:`merge_close_clusters`.
 
-The steps and their use are described in :mod:`selfpanoptic.clustering`; the per-image driver is
-:func:`selfpanoptic.clustering.instances.instances_from_embeddings`.
+The steps and their use are described in :mod:`selfpanoptic.clustering`; the driver that
+clusters the thing classes of a batch of images is
+:func:`selfpanoptic.clustering.instances.instances_from_embeddings_batch`. The mean-shift
+iterations themselves are in :mod:`.climb`.
+
+Groups
+------
+The private functions also cluster several independent point sets (*groups*: one per image and
+thing class of a batch) in one go: the points come sorted by group with an int64 group index,
+and a point only ever interacts with the seeds, modes and clusters of its own group (masks and
+per-group ranges, no geometric separation), so each group's result is the one it gets alone.
+The public functions are the one-group case.
 
 Devices and types
 -----------------
@@ -11,8 +21,8 @@ seeds and points, the mean-shift iterations (all seeds of a block of spatially c
 iterated together), the deduplication of the modes, the assignment of the points and the merge.
 Every public function takes ``device=None``: by default the device of the input tensor, or the
 CPU for numpy input. numpy in gives numpy out (as before); torch in gives torch out, on
-``device``. Python loops run over seed blocks, iterations and *kept* modes / accepted clusters,
-never over points.
+``device``. Python loops run over seed blocks, iterations and *kept* modes / accepted clusters
+(of the busiest group), never over points.
 
 Precision
 ---------
@@ -36,22 +46,12 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .kdtree import _kd_order, _Neighbourhoods
+from . import climb
+from .climb import _climb
+from .cover import _greedy_cover
 
 BLOCK_ELEMENTS = 1 << 22
 """Points x modes elements per distance block of the final label assignment (16 MiB in float32)."""
-
-SEED_BLOCK = 128
-"""Seeds iterated together by :func:`mean_shift` on the CPU (a spatially compact group)."""
-
-SEED_BLOCK_CUDA = 1024
-"""Seeds iterated together on a GPU, where bigger blocks mean fewer kernel launches."""
-
-CANDIDATE_MARGIN = 0.75
-"""How far (in bandwidths) a seed may move before its block's candidate points are collected anew."""
-
-POINT_LEAF = 32
-"""Points per ball of the structure that finds the candidate points of a block of seeds."""
 
 _EPS32 = float(np.finfo(np.float32).eps)
 
@@ -83,6 +83,12 @@ def _decision_dtype(device: torch.device) -> torch.dtype:
     return torch.float64 if device.type == "cpu" else torch.float32
 
 
+def _counts(index: torch.Tensor, length: int) -> torch.Tensor:
+    """``torch.bincount(index, minlength=length)`` for indices below ``length``, without the host
+    synchronisation CUDA's bincount makes (it reads the maximum to size its output)."""
+    return torch.zeros(length, dtype=torch.int64, device=index.device).index_add_(0, index, torch.ones_like(index))
+
+
 @contextlib.contextmanager
 def _full_float32_matmul() -> Iterator[None]:
     """Run float32 matrix products in full float32, not TF32 / bf16, and restore the setting."""
@@ -99,21 +105,35 @@ def _full_float32_matmul() -> Iterator[None]:
 # --- mean shift -----------------------------------------------------------------------------------
 
 
-def _bin_seeds(points: torch.Tensor, bin_size: float, min_bin_freq: int) -> torch.Tensor:
-    """:func:`bin_seeds` on a float32 tensor, on its device."""
+def _bin_seeds(points: torch.Tensor, bin_size: float, min_bin_freq: int,
+               group: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`bin_seeds` on a float32 tensor, on its device; with ``group``, for every group alone.
+
+    ``group``: ``(N,)`` int64, non-decreasing, or None (one group). Returns the seeds ``(S, D)``
+    and their groups ``(S,)`` (None without ``group``); the seeds of a group are those
+    :func:`bin_seeds` gives for its points alone, and come group by group.
+    """
     n = points.shape[0]
     if n == 0:
-        return points.clone()
+        return points.clone(), group
     size = torch.tensor(bin_size, dtype=torch.float32, device=points.device)
     cells = torch.round(points / size) + 0.0  # halves to even like numpy; + 0 turns -0.0 into 0.0
-    unique, inverse, counts = torch.unique(cells, dim=0, return_inverse=True, return_counts=True)
+    key = cells if group is None else torch.cat([cells, group[:, None].to(torch.float32)], dim=1)
+    unique, inverse, counts = torch.unique(key, dim=0, return_inverse=True, return_counts=True)
     first = torch.full((len(unique),), n, dtype=torch.int64, device=points.device)
     first.scatter_reduce_(0, inverse.reshape(-1), torch.arange(n, device=points.device), reduce="amin")
     order = torch.argsort(first)
-    seeds = unique[order][counts[order] >= min_bin_freq]
-    if len(seeds) == n:
-        return points.clone()
-    return seeds * size
+    kept = counts[order] >= min_bin_freq
+    seeds, first = unique[order][kept][:, :points.shape[1]], first[order][kept]
+    if group is None:
+        if len(seeds) == n:
+            return points.clone(), None
+        return seeds * size, None
+    # as many seeds as points in a group: the group's points are its seeds (all cells hold one)
+    seed_group = group[first]
+    groups = int(group[-1]) + 1
+    alone = _counts(seed_group, groups) == _counts(group, groups)
+    return torch.where(alone[seed_group][:, None], points[first], seeds * size), seed_group
 
 
 def bin_seeds(points, bin_size: float, min_bin_freq: int = 1, *, device=None):
@@ -148,162 +168,105 @@ def bin_seeds(points, bin_size: float, min_bin_freq: int = 1, *, device=None):
         if x.numel():
             raise ValueError(f"points must have shape (N, D), got {tuple(x.shape)}")
         x = x.reshape(0, 0)
-    seeds = _bin_seeds(x, bin_size, min_bin_freq)
+    seeds = _bin_seeds(x, bin_size, min_bin_freq)[0]
     return seeds.cpu().numpy() if as_numpy else seeds
 
 
-def _climb(points: torch.Tensor, seeds: torch.Tensor, bandwidth: float, max_iter: int):
-    """Move every seed to the mean of the points within ``bandwidth`` until it stops.
-
-    Follows sklearn's ``_mean_shift_single_seed`` per seed: at most ``max_iter + 1`` updates;
-    stop once an update moves the seed by ``<= 1e-3 * bandwidth``. Returns the final positions
-    ``(S, D)`` and the number of points within ``bandwidth`` of the position the last update
-    started from ``(S,)``; 0 marks a seed that had no point within reach (dropped, as in sklearn).
-
-    Seeds are processed in spatially compact blocks (consecutive seeds of the k-d order); all
-    seeds of a block that have not converged are iterated together. For each block, the points
-    within ``bandwidth + margin`` of the block's seeds (its candidates) are collected; the
-    iterations then compare the seeds with the candidates only, until a seed has moved more than
-    ``margin`` from where the candidates were collected, which triggers a new collection. A point
-    within ``bandwidth`` of a seed is always among the candidates, so the result is that of
-    comparing with all points.
-
-    One iteration is two matrix products: ``[2c, bw^2 - |c|^2, 1] @ [x; 1; -|x|^2]`` gives
-    ``bw^2 - |x - c|^2`` (>= 0: within reach, written as 1.0 / 0.0 in place), then
-    ``within @ [x, 1]`` gives the sums and counts of the points within reach. Both run in a frame
-    centred on the block's seeds at the last collection.
-    """
-    device, dtype = points.device, points.dtype
-    s, dim = seeds.shape
-    bw2 = bandwidth * bandwidth
-    stop = 1e-3 * bandwidth
-    margin = CANDIDATE_MARGIN * bandwidth
-    block = SEED_BLOCK if device.type == "cpu" else SEED_BLOCK_CUDA
-    neighbourhoods = _Neighbourhoods(points, POINT_LEAF)
-    final = seeds.clone()
-    intensity = torch.zeros(s, dtype=torch.int64, device=device)
-    order = _kd_order(seeds, block)[0] if s else torch.zeros(0, dtype=torch.int64, device=device)
-    for start in range(0, s, block):
-        members = order[start:start + block]
-        current = seeds[members].clone()
-        anchor = current.clone()
-        active = torch.arange(current.shape[0], device=device)
-        origin = None
-        for iteration in range(max_iter + 1):
-            here = current[active]
-            if origin is None or bool(
-                (torch.linalg.vector_norm(here - anchor[active], dim=1) > 0.9 * margin).any()
-            ):
-                anchor[active] = here
-                candidates = neighbourhoods.within(here, bandwidth + margin)
-                origin = here.mean(0)
-                near = points[candidates] - origin
-                count_c = near.shape[0]
-                # rows: x (D), 1, -|x|^2  -- columns: the candidates
-                right = torch.cat([near.t(), torch.ones((1, count_c), dtype=dtype, device=device),
-                                   -(near * near).sum(1)[None, :]])
-                near_ones = torch.cat([near, torch.ones((count_c, 1), dtype=dtype, device=device)], dim=1)
-                buffer = torch.empty((len(active), count_c), dtype=dtype, device=device)
-            local = here - origin
-            m = local.shape[0]
-            left = torch.cat([2.0 * local, (bw2 - (local * local).sum(1))[:, None],
-                              torch.ones((m, 1), dtype=dtype, device=device)], dim=1)
-            within = torch.mm(left, right, out=buffer[:m])  # bw^2 - |x - c|^2
-            within.ge_(0.0)  # in place: 1.0 within reach (inclusive), else 0.0
-            sums = within @ near_ones
-            count = sums[:, dim]
-            moved = sums[:, :dim] / count.clamp_min(1.0)[:, None] + origin
-            empty = count == 0
-            done = empty | (torch.linalg.vector_norm(moved - here, dim=1) <= stop) | (iteration == max_iter)
-            finished = members[active[done]]
-            final[finished] = moved[done]
-            intensity[finished] = count[done].to(torch.int64)
-            keep = ~done
-            current[active[keep]] = moved[keep]
-            active = active[keep]
-            if active.numel() == 0:
-                break
-    return final, intensity
-
-
-def _greedy_cover(points: torch.Tensor, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Accept points in order unless within ``radius`` (inclusive) of an accepted one.
-
-    Returns the indices of the accepted points ``(K,)`` (in order) and, for every point, the
-    number ``0..K-1`` of the first accepted point within ``radius`` of it (itself if accepted).
-    The loop runs once per *accepted* point: accepting ``j`` settles every later undecided point
-    within reach of ``j`` (an earlier accepted point would have settled it already).
-    """
-    n = points.shape[0]
-    device = points.device
-    owner = torch.full((n,), -1, dtype=torch.int64, device=device)
-    undecided = torch.ones(n, dtype=torch.bool, device=device)
-    accepted = []
-    j = 0
-    while j < n:
-        rest = undecided[j:]
-        step, free = torch.stack([torch.argmax(rest.to(torch.uint8)), rest.any().to(torch.int64)]).tolist()
-        if not free:
-            break
-        j += step
-        close = (torch.linalg.vector_norm(points[j:] - points[j], dim=1) <= radius) & undecided[j:]
-        close[0] = True
-        owner[j:][close] = len(accepted)
-        undecided[j:] &= ~close
-        accepted.append(j)
-        j += 1
-    return torch.tensor(accepted, dtype=torch.int64, device=device), owner
-
-
-def _suppress_near_duplicates(centers: torch.Tensor, intensity: torch.Tensor, bandwidth: float) -> torch.Tensor:
+def _suppress_near_duplicates(centers: torch.Tensor, intensity: torch.Tensor, bandwidth: float,
+                              group: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """sklearn's post-processing of the converged seeds: the kept modes, strongest first.
 
     Identical modes are merged (the intensity of the last one counts, as in sklearn's dict);
     the modes are sorted by (intensity, coordinates) descending; a mode within ``bandwidth`` of
-    an already kept one is dropped (distances in :func:`_decision_dtype`).
+    an already kept one is dropped (distances in :func:`_decision_dtype`). With ``group``
+    (``(S,)`` int64) every group is processed alone; the modes ``(M, D)`` then come group by
+    group (strongest first within a group) with their groups ``(M,)``, else the groups are None.
     """
-    device = centers.device
-    unique, inverse = torch.unique(centers, dim=0, return_inverse=True)  # rows ascending
+    device, dim = centers.device, centers.shape[1]
+    key = centers if group is None else torch.cat([centers, group[:, None].to(centers.dtype)], dim=1)
+    unique, inverse = torch.unique(key, dim=0, return_inverse=True)  # rows ascending
     last = torch.full((len(unique),), -1, dtype=torch.int64, device=device)
     last.scatter_reduce_(0, inverse.reshape(-1), torch.arange(len(centers), device=device), reduce="amax")
     strength = intensity[last]  # later entries win, like later dict entries
     order = torch.arange(len(unique) - 1, -1, -1, device=device)  # coordinates descending
     order = order[torch.argsort(strength[order], descending=True, stable=True)]
     ordered = unique[order]
-    kept, _ = _greedy_cover(ordered.to(_decision_dtype(device)), bandwidth)
-    return ordered[kept]
+    ordered_group = ordered[:, dim].to(torch.int64) if group is not None else None
+    kept, _ = _greedy_cover(ordered[:, :dim].to(_decision_dtype(device)), bandwidth, ordered_group)
+    modes = ordered[kept, :dim]
+    if group is None:
+        return modes, None
+    by_group = torch.argsort(ordered_group[kept], stable=True)
+    return modes[by_group], ordered_group[kept][by_group]
 
 
-def _nearest(points: torch.Tensor, centers: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+def _spans(n: int, m: int, group, center_group, groups: int, pack: bool) -> list[tuple[int, int, int, int]]:
+    """Blocks ``(p0, p1, c0, c1)`` of :func:`_nearest`: points ``p0:p1`` against centres ``c0:c1``.
+
+    With ``pack`` (see :data:`~.climb.PACK_GROUPS`), consecutive groups share a block while
+    ``points x centres`` stays within :data:`BLOCK_ELEMENTS`; else every group has blocks of
+    its own. Either way a point is only compared with the centres of its or nearby groups.
+    """
+    if group is None:
+        block = max(1, BLOCK_ELEMENTS // m)
+        return [(start, min(start + block, n), 0, m) for start in range(0, n, block)]
+    edges = torch.arange(groups + 1, device=group.device)
+    bounds = torch.stack([torch.searchsorted(group, edges), torch.searchsorted(center_group, edges)]).tolist()
+    p, c = bounds
+    spans, g = [], 0
+    while g < groups:
+        h = g + 1
+        while pack and h < groups and (p[h + 1] - p[g]) * (c[h + 1] - c[g]) <= BLOCK_ELEMENTS:
+            h += 1
+        block = max(1, BLOCK_ELEMENTS // max(1, c[h] - c[g]))
+        spans += [(start, min(start + block, p[h]), c[g], c[h]) for start in range(p[g], p[h], block)]
+        g = h
+    return spans
+
+
+def _nearest(points: torch.Tensor, centers: torch.Tensor, offset: torch.Tensor,
+             group: torch.Tensor | None = None, center_group: torch.Tensor | None = None) -> torch.Tensor:
     """Index of the nearest centre of every point (first one on ties), in blocks.
 
     Squared distances (less ``|x|^2``) in float32 through a matrix product, in the frame centred
     on ``offset``; a point whose two nearest centres are closer than the float32 rounding bound
-    is decided again with direct distances in :func:`_decision_dtype`.
+    is decided again with direct distances in :func:`_decision_dtype`. With ``group`` and
+    ``center_group`` (int64, both non-decreasing) a point only looks at the centres of its own
+    group, and ``offset`` is ``(G, D)``: the frame of each group.
     """
     n, dim = points.shape
     device = points.device
     labels = torch.zeros(n, dtype=torch.int64, device=device)
     if len(centers) < 2:
         return labels
-    local = centers - offset
-    local_sq = (local * local).sum(1)
     bound = 4.0 * (dim + 2) * _EPS32  # rounding of |c|^2 - 2 x.c, relative to |x|^2 + 2 max |c|^2
-    block = max(1, BLOCK_ELEMENTS // len(centers))
     precise = _decision_dtype(device)
-    for start in range(0, n, block):
-        chunk = points[start:start + block]
-        centred = chunk - offset
+    pack = climb.PACK_GROUPS if device.type == "cpu" else climb.PACK_GROUPS_CUDA
+    for p0, p1, c0, c1 in _spans(n, len(centers), group, center_group, len(offset) if group is not None else 1, pack):
+        if c1 - c0 < 2:
+            labels[p0:p1] = c0
+            continue
+        chunk, near = points[p0:p1], centers[c0:c1]
+        if group is None:
+            centred, local = chunk - offset, near - offset
+        else:
+            centred, local = chunk - offset[group[p0:p1]], near - offset[center_group[c0:c1]]
+        local_sq = (local * local).sum(1)
         d2 = torch.addmm(local_sq[None, :], centred, local.t(), beta=1.0, alpha=-2.0)
+        other = group[p0:p1, None] != center_group[None, c0:c1] if group is not None else None
+        if other is not None:
+            d2.masked_fill_(other, float("inf"))
         best, index = torch.topk(d2, 2, dim=1, largest=False)
         tolerance = bound * ((centred * centred).sum(1) + 2.0 * local_sq.max())
         chosen = index[:, 0]
         unsure = torch.nonzero(best[:, 1] - best[:, 0] <= tolerance).reshape(-1)
         if unsure.numel():
-            exact = torch.cdist(chunk[unsure].to(precise), centers.to(precise),
+            exact = torch.cdist(chunk[unsure].to(precise), near.to(precise),
                                 compute_mode="donot_use_mm_for_euclid_dist")
+            if other is not None:
+                exact.masked_fill_(other[unsure], float("inf"))
             chosen[unsure] = torch.argmin(exact, dim=1)
-        labels[start:start + block] = chosen
+        labels[p0:p1] = chosen + c0
     return labels
 
 
@@ -358,22 +321,47 @@ def mean_shift(points, bandwidth: float, min_bin_freq: int = 1, max_iter: int = 
         if not bool(torch.isfinite(x).all()):
             raise ValueError("points contain NaN or infinite values")
         with _full_float32_matmul():
-            labels = _mean_shift(x, float(bandwidth), min_bin_freq, max_iter)
+            labels = _mean_shift(x, float(bandwidth), min_bin_freq, max_iter)[0]
     return labels.cpu().numpy() if as_numpy else labels
 
 
-def _mean_shift(x: torch.Tensor, bandwidth: float, min_bin_freq: int, max_iter: int) -> torch.Tensor:
+def _mean_shift(x: torch.Tensor, bandwidth: float, min_bin_freq: int, max_iter: int,
+                group: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`mean_shift` of float32 points ``x`` ``(N, D)``, ``N > 0``; with ``group``, of every group alone.
+
+    ``group``: ``(N,)`` int64, non-decreasing (the points come group by group), or None. Returns
+    the labels ``(N,)`` int64 and the group of every mode ``(M,)`` (None without ``group``):
+    modes are numbered group by group, within a group as :func:`mean_shift` numbers them.
+    """
     # centring changes no distance but keeps |x|^2 small, which the float32 distances need
-    offset = x.mean(0, dtype=torch.float64).to(torch.float32)
-    centred = x - offset
-    seeds = _bin_seeds(x, bandwidth, min_bin_freq)
-    final, intensity = _climb(centred, seeds - offset, bandwidth, max_iter)
-    if not bool((intensity > 0).any()):
-        final, intensity = _climb(centred, centred.clone(), bandwidth, max_iter)
+    if group is None:
+        offset = x.mean(0, dtype=torch.float64).to(torch.float32)
+        shift = offset
+    else:
+        groups = int(group[-1]) + 1
+        sums = torch.zeros((groups, x.shape[1]), dtype=torch.float64, device=x.device).index_add_(0, group, x.double())
+        offset = (sums / _counts(group, groups).clamp_min(1)[:, None]).to(torch.float32)
+        shift = offset[group]
+    centred = x - shift
+    seeds, seed_group = _bin_seeds(x, bandwidth, min_bin_freq, group)
+    seed_shift = offset if group is None else offset[seed_group]
+    final, intensity = _climb(centred, seeds - seed_shift, bandwidth, max_iter, group, seed_group)
+    if group is None:
+        if not bool((intensity > 0).any()):
+            final, intensity = _climb(centred, centred.clone(), bandwidth, max_iter)
+    else:  # the same fall-back (see mean_shift) for every group that no seed reached
+        reached = _counts(seed_group[intensity > 0], groups) > 0
+        lost = torch.nonzero(~reached[group]).reshape(-1)
+        if lost.numel():
+            more, more_intensity = _climb(centred, centred[lost], bandwidth, max_iter, group, group[lost])
+            final, intensity = torch.cat([final, more]), torch.cat([intensity, more_intensity])
+            seed_group = torch.cat([seed_group, group[lost]])
+            seed_shift = offset[seed_group]
     reached = intensity > 0
-    centers = final[reached] + offset
-    modes = _suppress_near_duplicates(centers, intensity[reached], bandwidth)
-    return _nearest(x, modes, offset)
+    centers = final[reached] + (seed_shift if group is None else seed_shift[reached])
+    modes, mode_group = _suppress_near_duplicates(
+        centers, intensity[reached], bandwidth, None if group is None else seed_group[reached])
+    return _nearest(x, modes, offset, group, mode_group), mode_group
 
 
 # --- merging close clusters -----------------------------------------------------------------------
@@ -414,15 +402,30 @@ def merge_close_clusters(points, labels, delta_d: float, *, device=None):
     if x.ndim != 2 or len(x) != len(lab):
         raise ValueError(
             f"points (N, D) and labels (N,) must match, got {tuple(x.shape)} and {tuple(lab.shape)}")
-    out = torch.full((len(lab),), -1, dtype=torch.int64, device=dev)
-    assigned = lab >= 0
-    if bool(assigned.any()):
-        ids, inverse, sizes = torch.unique(lab[assigned], return_inverse=True, return_counts=True)
-        inverse = inverse.reshape(-1)
-        sums = torch.zeros((len(ids), x.shape[1]), dtype=precise, device=dev).index_add_(0, inverse, x[assigned])
-        means = sums / sizes[:, None].to(precise)
-        visit = torch.argsort(sizes, descending=True, stable=True)  # ids ascending: ties, lower label first
-        _, owner = _greedy_cover(means[visit], delta_d)
-        target = torch.empty_like(owner).scatter_(0, visit, owner)
-        out[assigned] = target[inverse]
+    out = _merge(x, lab, delta_d)[0]
     return out.cpu().numpy() if as_numpy else out
+
+
+def _merge(x: torch.Tensor, lab: torch.Tensor, delta_d: float,
+           label_group: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`merge_close_clusters` of points ``x`` ``(N, D)`` (in :func:`_decision_dtype`) and labels ``(N,)`` int64.
+
+    With ``label_group`` (the group of every label ``0..L-1``, ``(L,)`` int64) clusters of
+    different groups never merge, and the group of every output cluster ``(C',)`` is returned
+    too (else None). Output clusters are numbered in the order they were accepted, all groups
+    together: within a group, in that group's acceptance order.
+    """
+    out = torch.full((len(lab),), -1, dtype=torch.int64, device=x.device)
+    assigned = lab >= 0
+    if not bool(assigned.any()):
+        return out, None if label_group is None else label_group[:0]
+    ids, inverse, sizes = torch.unique(lab[assigned], return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    sums = torch.zeros((len(ids), x.shape[1]), dtype=x.dtype, device=x.device).index_add_(0, inverse, x[assigned])
+    means = sums / sizes[:, None].to(x.dtype)
+    visit = torch.argsort(sizes, descending=True, stable=True)  # ids ascending: ties, lower label first
+    visit_group = None if label_group is None else label_group[ids[visit]]
+    accepted, owner = _greedy_cover(means[visit], delta_d, visit_group)
+    target = torch.empty_like(owner).scatter_(0, visit, owner)
+    out[assigned] = target[inverse]
+    return out, None if label_group is None else visit_group[accepted]

@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..clustering import instances_from_embeddings
+    from ..clustering import instances_from_embeddings_batch
     from ..intermediates import InstancePrediction
 
     device = torch_setup(args)
@@ -24,8 +24,8 @@ def run(args: argparse.Namespace) -> None:
     bandwidth, delta_d = section["loss"]["delta_v"], section["loss"]["delta_d"]
     min_size = section["clustering"]["min_size"]
 
-    def cluster(embeddings, semantic, confidence, classes):
-        return instances_from_embeddings(embeddings, semantic, thing_classes=classes, bandwidth=bandwidth,
-                                         delta_d=delta_d, min_size=min_size, device=device)
+    def cluster(embeddings, semantic, confidence, classes):  # a batch of images at once
+        return instances_from_embeddings_batch(embeddings, semantic, thing_classes=classes, bandwidth=bandwidth,
+                                               delta_d=delta_d, min_size=min_size, device=device)
 
     write_instances(args, InstancePrediction, cluster, section, device)

@@ -1,10 +1,11 @@
 """``selfpanoptic pseudo-instance``: the pseudo instance masks a round's instance self-training starts from.
 
-The masks are made by :func:`selfpanoptic.pseudo.masks.pseudo_instances`, the same function the
-training step applies to the EMA network's embeddings of every crop. This file is that function
-applied to the round-start model (round r-1's) on every whole target train image: a snapshot a
-person can audit (``selfpanoptic audit --ground-truth``), not something training reads. During
-the round the EMA network moves, so the masks training sees drift away from this snapshot.
+The masks are made by :func:`selfpanoptic.pseudo.masks.pseudo_instances_batch` (a batch of
+images at a time), the clustering the training step applies to the EMA network's embeddings of
+its crops. This file is that function applied to the round-start model (round r-1's) on every
+whole target train image: a snapshot a person can audit (``selfpanoptic audit --ground-truth``),
+not something training reads. During the round the EMA network moves, so the masks training sees
+drift away from this snapshot.
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from ..intermediates import InstancePseudoLabels
-    from ..pseudo.masks import pseudo_instances
+    from ..pseudo.masks import pseudo_instances_batch
 
     device = torch_setup(args)
     instance, pseudo = settings(args, "instance"), selftrain_settings(args)["instance"]
     delta_v, delta_d = instance["loss"]["delta_v"], instance["loss"]["delta_d"]
 
-    def cluster(embeddings, semantic, confidence, classes):
-        return pseudo_instances(embeddings, semantic, confidence, classes, delta_v, delta_d,
-                                pseudo["min_size"], pseudo["min_confidence"], device=device)
+    def cluster(embeddings, semantic, confidence, classes):  # a batch of images at once
+        return pseudo_instances_batch(embeddings, semantic, confidence, classes, delta_v, delta_d,
+                                      pseudo["min_size"], pseudo["min_confidence"], device=device)
 
     write_instances(args, InstancePseudoLabels, cluster, {"instance": instance, "pseudo": pseudo}, device)

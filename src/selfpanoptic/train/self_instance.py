@@ -4,7 +4,7 @@ Each step takes ``batch_size`` images, ``source_fraction`` of them labelled sour
 ground-truth instances of the group, against forgetting) and the rest target crops. For a target
 crop the EMA network's embeddings are clustered inside the semantic prediction of the same round
 for each class of the group, keeping large, confidently segmented masks
-(:func:`~selfpanoptic.pseudo.masks.pseudo_instances`, the function the ``pseudo-instance`` stage
+(:func:`~selfpanoptic.pseudo.masks.pseudo_instances_batch`, the function the ``pseudo-instance`` stage
 also uses); the student learns the SPOCO losses on source instances and target pseudo instances
 together, plus the rotation-consistency term: the EMA network sees the crop rotated by a random
 angle, its embeddings are rotated back and compared with the student's through soft masks
@@ -25,7 +25,7 @@ from ..augment.views import rotate_maps, rotation_affines
 from ..intermediates import DatasetCache
 from ..losses import spoco_loss
 from ..losses.consistency import embedding_consistency_loss, sample_anchors
-from ..pseudo.masks import pseudo_instances
+from ..pseudo.masks import pseudo_instances_batch
 from ..pseudo.teacher import freeze_batchnorm, momentum_update
 from ..augment.normalise import normalise
 from .data import sample_batch
@@ -100,11 +100,10 @@ def self_instance_step(
             tgt_images = tgt_images.to(device, non_blocking=True)
             with torch.no_grad():
                 ema_embeddings = ema(tgt_images).float()
-            pseudo = [
-                pseudo_instances(ema_embeddings[b], tgt_semantic[b], tgt_confidence[b], classes, delta_v, delta_d,
-                                 settings["min_size"], settings["min_confidence"], device=device)[0]
-                for b in range(n_target)
-            ]
+            # every image and class of the batch clustered in one call (no per-image host round trips)
+            pseudo = [instances for instances, _ in pseudo_instances_batch(
+                ema_embeddings, tgt_semantic, tgt_confidence, classes, delta_v, delta_d, settings["min_size"],
+                settings["min_confidence"], device=device)]
             stats["pseudo_instances"] += sum(int(p.max()) for p in pseudo)
             parts["pseudo_per_image"] = float(np.mean([p.max() for p in pseudo]))
             images.append(tgt_images)
