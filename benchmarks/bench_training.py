@@ -82,6 +82,13 @@ def load_preset(name: str) -> dict:
     return config
 
 
+def set_train_flags(config: dict, **flags) -> None:
+    """Set ``flags`` (e.g. ``channels_last``, ``compile``) in every training section's ``train`` settings."""
+    sections = [config["semantic"], config["instance"], config["selftrain"]["semantic"], config["selftrain"]["instance"]]
+    for section in sections:
+        section["train"].update(flags)
+
+
 def smooth_images(rng: np.random.Generator, count: int, height: int, width: int) -> np.ndarray:
     """``(count, H, W, 3)`` uint8 images of smooth random colour fields plus mild noise (compress like photos)."""
     coarse = rng.uniform(0, 255, size=(count, 3, max(2, height // 32), max(2, width // 32))).astype(np.float32)
@@ -211,6 +218,7 @@ class Bench:
         self.device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                                    ("cpu" if args.device == "auto" else args.device))
         self.config = load_preset(args.preset)
+        set_train_flags(self.config, channels_last=args.channels_last, compile=args.compile)
         height, width = self.config["data"]["height"], self.config["data"]["width"]
         count = args.images
         print(f"writing synthetic caches: {count} images of {height}x{width} ...", file=sys.stderr, flush=True)
@@ -313,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="peak to measure utilisation against")
+    parser.add_argument("--channels-last", action="store_true", help="train.channels_last in every stage (CUDA only)")
+    parser.add_argument("--compile", action="store_true", help="train.compile in every stage (CUDA only)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
     if args.threads:
@@ -327,7 +337,9 @@ def main(argv: list[str] | None = None) -> int:
         workers = args.workers if args.workers is not None else [4 if device.type == "cuda" else 0]
         peak, peak_source = peak_tflops(device, args.peak_tflops)
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-        print(f"device: {name}; preset {args.preset}; peak {peak:.2f} TFLOP/s ({peak_source})")
+        flags = [flag for flag in ("channels_last", "compile") if getattr(args, flag)]
+        print(f"device: {name}; preset {args.preset}; peak {peak:.2f} TFLOP/s ({peak_source})"
+              + (f"; {', '.join(flags)}" if flags else ""))
         rows = []
         for stage in args.stages:
             for count in (workers if stage != "predict_semantic" else [0]):
