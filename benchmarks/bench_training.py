@@ -54,7 +54,7 @@ from selfpanoptic.intermediates import DatasetCache
 from selfpanoptic.models import build_instance_model, build_semantic_model
 from selfpanoptic.pseudo.teacher import frozen_copy
 from selfpanoptic.pseudo.thresholds import ClassPrior, initial_prior
-from selfpanoptic.train.engine import autocast_dtype, build_optimizer, prepare_model, train
+from selfpanoptic.train.engine import autocast_dtype, build_optimizer, optimizer_step, prepare_model, train
 from selfpanoptic.train.instance import instance_step
 from selfpanoptic.train.self_instance import self_instance_step
 from selfpanoptic.train.self_semantic import self_semantic_step
@@ -181,14 +181,7 @@ def pure_loop(model: torch.nn.Module, settings: dict, images: int, crop: tuple[i
                 continue
             out = model(x).float()
             loss = F.cross_entropy(out, labels) if kind == "semantic" else out.square().mean()
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+        optimizer_step(loss, optimizer, scaler)
         loss.item()  # the engine reads the loss back once per step too
     synchronize(device)
     return images * steps / (time.perf_counter() - began)

@@ -180,6 +180,18 @@ def prepared_batches(step: TrainingStep, seed: int, start: int, total: int, work
     yield from loader
 
 
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
+    """Back-propagate ``loss`` and step ``optimizer``; through the gradient scaler when there is one (float16)."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+
+
 def autocast_dtype(settings: dict[str, Any], device: torch.device) -> torch.dtype | None:
     """The mixed-precision type of training on ``device``: None (full precision), bfloat16 or float16.
 
@@ -399,14 +411,7 @@ def _train(model, step: TrainingStep, settings, work_dir: Path, identity, device
                     f"{desc}: the loss became {loss_value} at step {index} (parts: {parts}); "
                     "lower the learning rate or check the inputs"
                 )
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
+            optimizer_step(loss, optimizer, scaler)
             elapsed = time.perf_counter() - tick
             images_seen += batch_images
             row = {"step": index + 1, "loss": loss_value, **parts, "lr": optimizer.param_groups[0]["lr"],
