@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import csv
 import json
 import sys
 import tempfile
@@ -194,8 +195,6 @@ def in_stage_rate(work_dir: Path, warmup: int) -> tuple[float, float]:
     (waiting for the batch included). A stage trains on the same number of images every step, so
     the rate over the steps is the harmonic mean of the rows' rates.
     """
-    import csv
-
     with open(work_dir / "metrics.csv") as handle:
         rows = list(csv.DictReader(handle))[warmup:]
     rates = np.array([float(r["images_per_s"]) for r in rows])

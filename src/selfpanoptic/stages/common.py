@@ -129,7 +129,7 @@ def data_workers(args: argparse.Namespace, device) -> int:
 
     On the CPU the workers would take cores from the model's own threads.
     """
-    return max(0, args.data_workers) if device.type == "cuda" else 0
+    return args.data_workers if device.type == "cuda" else 0  # train() caps it at the usable CPUs
 
 
 def add_evaluation_io(parser: argparse.ArgumentParser, task: str) -> None:
