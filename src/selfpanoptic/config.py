@@ -83,7 +83,23 @@ def validate_config(config: dict[str, Any] | None, source: str | Path = "config"
             "every key, its type and default is documented in workflow/schemas/config.schema.yaml",
         )
     _check_groups(config, source)
+    _check_inference(config, source)
     return config
+
+
+def _check_inference(config: dict[str, Any], source: str | Path) -> None:
+    """Sliding windows must not leave gaps: ``inference.stride`` at most ``inference.crop`` in
+    each dimension (checked in any mode, so switching to slide cannot fail later)."""
+    section = config.get("inference")
+    if not section:
+        return
+    for axis, stride, crop in zip(("height", "width"), section["stride"], section["crop"]):
+        if stride > crop:
+            raise InputError(
+                f"invalid config: inference.stride {section['stride']} exceeds inference.crop {section['crop']} "
+                f"in {axis} ({stride} > {crop}): sliding windows would skip pixels",
+                source, "set inference.stride to at most inference.crop in each dimension",
+            )
 
 
 def _check_groups(config: dict[str, Any], source: str | Path) -> None:
