@@ -197,6 +197,23 @@ def test_pseudo_instance_file_is_its_own_kind(round0, tmp_path, capsys):
     assert "pseudo_instances.h5" in err and "'instance_pseudo_labels'" in err and "'instance_prediction'" in err
 
 
+def test_prediction_stages_take_the_inference_settings(round0, tmp_path):
+    """Sliding windows, two scales and flips: files at the cache's size, the settings recorded."""
+    inference = json.dumps({"mode": "slide", "crop": [16, 32], "stride": [12, 20], "scales": [1.0, 1.5], "flip": True})
+    semantic, instances = tmp_path / "semantic.h5", tmp_path / "instances.h5"
+    assert main(["predict-semantic", "--model", str(round0["semantic"]), "--data", str(round0["cache"]),
+                 "--out", str(semantic), "--inference-settings", inference, *CPU]) == 0
+    config = validate_config({"instance": {"groups": {"vehicles": ["car"]}}})
+    assert main(["predict-instance", "--models", str(round0["instance"]), "--semantic", str(semantic),
+                 "--data", str(round0["cache"]), "--out", str(instances), "--instance-settings",
+                 json.dumps(config["instance"]), "--inference-settings", inference, *CPU]) == 0
+    for path in (semantic, instances):
+        with h5py.File(path) as h5:
+            assert json.loads(h5.attrs["config"])["inference"]["scales"] == [1.0, 1.5]
+            stack = h5["labels" if path == semantic else "instances"]
+            assert stack.shape == (6, 32, 64)
+
+
 def test_instance_selftraining_keeps_the_group_and_rejects_another(round0, tmp_path, capsys):
     semantic = tmp_path / "semantic.h5"
     assert main(["predict-semantic", "--model", str(round0["semantic"]), "--data", str(round0["cache"]),

@@ -67,7 +67,7 @@ rule predict_semantic:
     output:
         f"{RESULTS}/{{run}}/semantic/pred_target_{{split}}.h5",
     params:
-        **stage_params("predict-semantic"),
+        **stage_params("predict-semantic", settings_option("inference")),
         device=config["device"],
     log:
         f"{RESULTS}/logs/predict_semantic/{{run}}_{{split}}.log",
@@ -77,7 +77,7 @@ rule predict_semantic:
     conda:
         ENV
     shell:
-        "selfpanoptic predict-semantic --model {input.model:q} --data {input.data:q} --out {output:q}"
+        "selfpanoptic predict-semantic {params.settings} --model {input.model:q} --data {input.data:q} --out {output:q}"
         " --device {params.device} --threads {threads} > {log:q} 2>&1"
 
 
@@ -89,7 +89,7 @@ rule predict_instance:
     output:
         f"{RESULTS}/{{run}}/instance/pred_target_{{split}}.h5",
     params:
-        **stage_params("predict-instance", settings_option("instance")),
+        **stage_params("predict-instance", settings_option("instance"), settings_option("inference")),
         command="predict-instance",
         device=config["device"],
     log:

@@ -97,7 +97,9 @@ use rule predict_instance as pseudo_label_instance with:
     output:
         f"{RESULTS}/round{{r}}/pseudo/instance_target_{TRAIN_SPLIT}.h5",
     params:
-        **stage_params("pseudo-instance", settings_option("selftrain", ["instance"]), settings_option("instance")),
+        **stage_params(
+            "pseudo-instance", settings_option("selftrain", ["instance"]), settings_option("instance"), settings_option("inference")
+        ),
         command="pseudo-instance",
         device=config["device"],
     log:

@@ -15,10 +15,13 @@ def add_instance_io(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="HDF5 file to write")
 
 
-def write_instances(args: argparse.Namespace, kind, cluster, config: Any, device, batch_size: int = 8) -> None:
+def write_instances(args: argparse.Namespace, kind, cluster, config: dict[str, Any], inference: dict[str, Any],
+                    device, batch_size: int = 8) -> None:
     """Cluster every image of ``args.data`` and write ``args.out`` as the intermediate class ``kind``.
 
-    ``cluster``: how embeddings become instances (:data:`selfpanoptic.inference.Cluster`).
+    ``cluster``: how embeddings become instances (:data:`selfpanoptic.inference.Cluster`);
+    ``config``: the sections recorded as provenance, ``inference`` added; ``inference``: how the
+    embedding models run (the ``inference`` section).
     """
     import numpy as np
     from tqdm import tqdm
@@ -41,12 +44,13 @@ def write_instances(args: argparse.Namespace, kind, cluster, config: Any, device
     inputs = [*map(str, args.models), args.semantic, args.data]
     with DatasetCache.open(args.data) as cache, \
             SemanticPrediction.open(args.semantic, cache.image_ids, args.data) as sem, \
-            kind.create(args.out, cache.image_ids, (cache.height, cache.width), config, inputs) as h5:
+            kind.create(args.out, cache.image_ids, (cache.height, cache.width), {**config, "inference": inference},
+                        inputs) as h5:
         rows, scores = [], []
         for idx in tqdm(list(batches(len(cache), batch_size)), desc=kind.KIND, disable=not progress(args)):
             images = np.stack([cache.read("images", i) for i in idx])
             found = image_instances(groups, images, sem["labels"][idx.start:idx.stop],
-                                    sem["confidence"][idx.start:idx.stop], cluster, device)
+                                    sem["confidence"][idx.start:idx.stop], cluster, device, inference)
             for i, (instances, image_rows, image_scores) in zip(idx, found):
                 h5["instances"][i] = instances
                 rows += [(i, *row) for row in image_rows]

@@ -8,7 +8,7 @@ from ._instances import add_instance_io, write_instances
 from .common import COMPUTE, settings, settings_parent, torch_setup
 
 HELP = "instances by clustering embeddings inside predicted thing masks"
-PARENTS = [settings_parent("instance"), *COMPUTE]
+PARENTS = [settings_parent("instance", "inference"), *COMPUTE]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,4 +28,4 @@ def run(args: argparse.Namespace) -> None:
         return instances_from_embeddings_batch(embeddings, semantic, thing_classes=classes, bandwidth=bandwidth,
                                                delta_d=delta_d, min_size=min_size, device=device)
 
-    write_instances(args, InstancePrediction, cluster, section, device)
+    write_instances(args, InstancePrediction, cluster, {"instance": section}, settings(args, "inference"), device)

@@ -16,7 +16,7 @@ from ._instances import add_instance_io, write_instances
 from .common import COMPUTE, selftrain_settings, settings, settings_parent, torch_setup
 
 HELP = "a round's pseudo instance masks on the target train images (the audited round-start snapshot)"
-PARENTS = [settings_parent("selftrain", "instance"), *COMPUTE]
+PARENTS = [settings_parent("selftrain", "instance", "inference"), *COMPUTE]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,4 +35,5 @@ def run(args: argparse.Namespace) -> None:
         return pseudo_instances_batch(embeddings, semantic, confidence, classes, delta_v, delta_d,
                                       pseudo["min_size"], pseudo["min_confidence"], device=device)
 
-    write_instances(args, InstancePseudoLabels, cluster, {"instance": instance, "pseudo": pseudo}, device)
+    write_instances(args, InstancePseudoLabels, cluster, {"instance": instance, "pseudo": pseudo},
+                    settings(args, "inference"), device)
