@@ -27,10 +27,13 @@ def batches(count: int, size: int) -> Iterator[range]:
 
 
 @torch.no_grad()
-def predict_semantic_batch(model: torch.nn.Module, images: np.ndarray, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """Labels ``(B, H, W)`` uint8 (argmax trainIds) and confidence ``(B, H, W)`` float16 (softmax
-    maximum) of uint8 RGB images ``(B, H, W, 3)``."""
+def predict_semantic_batch(model: torch.nn.Module, images: np.ndarray, device: torch.device,
+                           size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Labels ``(B, H', W')`` uint8 (argmax trainIds) and confidence ``(B, H', W')`` float16 (softmax
+    maximum) of uint8 RGB images ``(B, H, W, 3)``; ``(H', W') = size``, default ``(H, W)``."""
     prob = torch.softmax(model(normalise(images).to(device)).float(), dim=1)
+    if size is not None and tuple(size) != prob.shape[2:]:
+        prob = torch.nn.functional.interpolate(prob, size=tuple(size), mode="bilinear", align_corners=False)
     conf, pred = prob.max(dim=1)
     return pred.cpu().numpy().astype(np.uint8), conf.cpu().numpy().astype(np.float16)
 
@@ -49,8 +52,15 @@ def image_instances(
     """
     x = normalise(images).to(device)
     confidence = np.asarray(confidence, dtype=np.float32)
+
+    def embed(model):
+        out = model(x).float()
+        if out.shape[2:] != semantic.shape[1:]:  # semantic maps at a finer resolution: upsample first
+            out = torch.nn.functional.interpolate(out, size=semantic.shape[1:], mode="bilinear", align_corners=False)
+        return out
+
     # embeddings stay on the device: mean-shift runs there too (GPU clustering), the whole batch at once
-    found = [cluster(model(x).float(), semantic, confidence, classes) for model, classes in groups]
+    found = [cluster(embed(model), semantic, confidence, classes) for model, classes in groups]
     for b in range(len(images)):
         conf = confidence[b]
         merged = np.zeros(semantic.shape[1:], dtype=np.int32)

@@ -18,7 +18,10 @@ def add_instance_io(parser: argparse.ArgumentParser) -> None:
 def write_instances(args: argparse.Namespace, kind, cluster, config: Any, device, batch_size: int = 8) -> None:
     """Cluster every image of ``args.data`` and write ``args.out`` as the intermediate class ``kind``.
 
-    ``cluster``: how embeddings become instances (:data:`selfpanoptic.inference.Cluster`).
+    ``cluster``: how embeddings become instances (:data:`selfpanoptic.inference.Cluster`). The
+    instances are made at the resolution of the semantic prediction ``args.semantic``: when it is
+    finer than the cache (a full-resolution prediction), the embeddings are upsampled bilinearly
+    to it before clustering.
     """
     import numpy as np
     from tqdm import tqdm
@@ -41,7 +44,7 @@ def write_instances(args: argparse.Namespace, kind, cluster, config: Any, device
     inputs = [*map(str, args.models), args.semantic, args.data]
     with DatasetCache.open(args.data) as cache, \
             SemanticPrediction.open(args.semantic, cache.image_ids, args.data) as sem, \
-            kind.create(args.out, cache.image_ids, (cache.height, cache.width), config, inputs) as h5:
+            kind.create(args.out, cache.image_ids, sem["labels"].shape[1:], config, inputs) as h5:
         rows, scores = [], []
         for idx in tqdm(list(batches(len(cache), batch_size)), desc=kind.KIND, disable=not progress(args)):
             images = np.stack([cache.read("images", i) for i in idx])
