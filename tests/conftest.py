@@ -113,6 +113,68 @@ def official_instance_evaluator(workdir: Path, monkeypatch):
     return official
 
 
+def random_cityscapes_split(root: Path, split: str, count: int, height: int, width: int, seed: int = 0) -> list[str]:
+    """Write ``count`` random Cityscapes samples of one split (images, labelIds, instanceIds); return their ids.
+
+    Each label map: a few horizontal bands of stuff classes, some void, and rectangles of thing
+    classes, each an instance (``labelId * 1000 + k``), some of them tiny.
+    """
+    rng = np.random.default_rng(seed)
+    stuff = [7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 0]  # labelIds; 0 = unlabeled (void)
+    things = [24, 25, 26, 27, 28, 31, 32, 33]
+    ids = []
+    for n in range(count):
+        image_id = f"lindau_{n:06d}_000019"
+        city = root / "gtFine" / split / "lindau"
+        labels = np.repeat(rng.choice(stuff, size=(4, 1)), height // 4 + 1, axis=0)[:height].repeat(width, axis=1)
+        instances = labels.astype(np.int32).copy()
+        for k in range(int(rng.integers(2, 7))):
+            label = int(rng.choice(things))
+            h, w = (int(v) for v in rng.integers(1, [height // 2, width // 3]))
+            top, left = int(rng.integers(0, height - h)), int(rng.integers(0, width - w))
+            labels[top:top + h, left:left + w] = label
+            instances[top:top + h, left:left + w] = label * 1000 + k
+        save_rgb(root / "leftImg8bit" / split / "lindau" / f"{image_id}_leftImg8bit.png", image_of(height, width, seed + n))
+        save_grey8(city / f"{image_id}_gtFine_labelIds.png", labels)
+        save_grey16(city / f"{image_id}_gtFine_instanceIds.png", instances)
+        ids.append(image_id)
+    return ids
+
+
+def official_pixel_evaluator(monkeypatch):
+    """cityscapesscripts' pixel-level evaluator, quiet and writing no JSON, made to run under numpy 2."""
+    from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as official
+
+    monkeypatch.setattr(np, "in1d", lambda a, b: np.isin(a, b).ravel(), raising=False)
+    for key, value in {"quiet": True, "JSONOutput": False, "colorized": False, "bold": "", "nocol": "",
+                       "evalInstLevelScore": False, "predictionPath": None, "predictionWalk": None}.items():
+        monkeypatch.setattr(official.args, key, value)
+    return official
+
+
+def official_instance_args(official, root: Path, prediction: Path, min_region_size: int, work: Path):
+    """The official instance evaluator's settings for ``root``'s val split and a prediction folder;
+    its ground-truth cache file goes to ``work`` (the evaluator reuses one it finds)."""
+    args = official.CArgs()
+    args.cityscapesPath = str(root)
+    args.exportFile = str(work / "result.json")
+    args.groundTruthSearch = str(root / "gtFine" / "val" / "*" / "*_gtFine_instanceIds.png")
+    args.overlaps = np.arange(0.5, 1.0, 0.05)
+    args.minRegionSizes = np.array([min_region_size, 1000, 1000])
+    args.distanceThs = np.array([float("inf"), 100, 50])
+    args.distanceConfs = np.array([-float("inf"), 0.5, 0.5])
+    args.gtInstancesFile = str(work / "gtInstances.json")
+    args.distanceAvailable = False
+    args.JSONOutput = False
+    args.quiet = True
+    args.csv = False
+    args.colorized = False
+    args.instLabels = []
+    args.predictionPath = str(prediction.resolve())
+    args.predictionWalk = None
+    return args
+
+
 # View geometry shared by the view and threshold tests (2x3 matrices, see augment/views.py).
 IDENTITY = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
 FLIP = [[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]

@@ -77,12 +77,24 @@ def test_semantic_scores_mIoU16_leaves_out_terrain_truck_train():
     pred = np.array([[road, road, road, road, road]], dtype=np.uint8)
     # road: TP 2, FP 3 -> 2/5; the three others 0
     scores = semantic_scores(confusion_matrix(gt, pred))
-    assert set(scores) == set(CLASS_NAMES) | {"mIoU", "mIoU16"}
+    assert set(scores) == set(CLASS_NAMES) | {"mIoU", "mIoU16", "mIoU13"}
     assert scores["road"] == pytest.approx(2 / 5)
     assert scores["terrain"] == scores["truck"] == scores["train"] == 0.0
     assert math.isnan(scores["sky"])
     assert scores["mIoU"] == pytest.approx((2 / 5) / 4)
     assert scores["mIoU16"] == pytest.approx(2 / 5)  # only road is present among the 16
+
+
+def test_semantic_scores_mIoU13_also_leaves_out_wall_fence_pole():
+    road, wall, fence, pole, sky = (class_id(n) for n in ("road", "wall", "fence", "pole", "sky"))
+    # road and sky perfect; wall, fence and pole predicted as road
+    gt = np.array([[road, road, sky, wall, fence, pole]], dtype=np.uint8)
+    pred = np.array([[road, road, sky, road, road, road]], dtype=np.uint8)
+    scores = semantic_scores(confusion_matrix(gt, pred))
+    # road: TP 2, FP 3 -> 2/5; sky 1; wall, fence, pole 0
+    assert scores["mIoU16"] == pytest.approx((2 / 5 + 1) / 5)
+    assert scores["mIoU13"] == pytest.approx((2 / 5 + 1) / 2)
+    assert scores["mIoU"] == scores["mIoU16"]  # terrain, truck and train are absent (NaN)
 
 
 def test_accumulating_two_images_equals_one_concatenated():

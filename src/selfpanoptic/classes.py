@@ -30,6 +30,12 @@ SYNTHIA16_TRAIN_IDS: tuple[int, ...] = tuple(
 )
 """The 16 classes of the Synthia -> Cityscapes evaluation protocol (terrain, truck, train left out)."""
 
+SYNTHIA13_TRAIN_IDS: tuple[int, ...] = tuple(
+    t for t in SYNTHIA16_TRAIN_IDS if CLASS_NAMES[t] not in ("wall", "fence", "pole")
+)
+"""The 13 classes of the Synthia -> Cityscapes "mIoU*" most papers also report (the 16 without
+wall, fence and pole, whose Synthia labels are least reliable)."""
+
 TRAIN_ID_TO_LABEL_ID: tuple[int, ...] = (
     7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33,
 )

@@ -13,7 +13,6 @@ by :mod:`selfpanoptic.formats.panoptic_png` and :mod:`selfpanoptic.formats.insta
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 from skimage.morphology import closing, disk, opening
 from skimage.segmentation import relabel_sequential
@@ -25,7 +24,7 @@ from .classes import (
 from .formats.cityscapes_ids import LABEL_DIVISOR, VOID_ID, decode_instance_ids, encode_instance_ids
 from .segments import instance_majority_classes
 
-__all__ = ["clean_instance_masks", "fuse_panoptic", "resize_nearest"]
+__all__ = ["clean_instance_masks", "fuse_panoptic"]
 
 _IS_THING = np.zeros(256, dtype=bool)
 _IS_THING[list(THING_TRAIN_IDS)] = True
@@ -255,15 +254,3 @@ def fuse_panoptic(
             "instance_index": instance_of_segment.get(segment_id, 0),
         })
     return panoptic, segments
-
-
-def resize_nearest(array: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Nearest-neighbour resize of an integer map ``(H, W)`` to ``(height, width)``, dtype kept.
-
-    Predictions are made at the working resolution; the official formats and evaluators want
-    the ground truth's resolution.
-    """
-    if array.shape == (height, width):
-        return array
-    image = Image.fromarray(array.astype(np.int32), mode="I")
-    return np.asarray(image.resize((width, height), Image.NEAREST)).astype(array.dtype)

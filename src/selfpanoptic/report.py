@@ -69,9 +69,10 @@ def _markdown(frame: pd.DataFrame, first: str) -> str:
 
 
 def headline(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per round: mIoU, mIoU16, AP, AP50, PQ, SQ, RQ, PQ-dagger, PQ16 (percent)."""
+    """One row per round: mIoU, mIoU16, mIoU13, AP, AP50, PQ, SQ, RQ, PQ-dagger, PQ16 (percent)."""
     picks = {
         "mIoU": ("semantic", "mIoU", "all"), "mIoU16": ("semantic", "mIoU", "all16"),
+        "mIoU13": ("semantic", "mIoU", "all13"),
         "AP": ("instance", "AP", "all"), "AP50": ("instance", "AP50", "all"),
         "PQ": ("panoptic", "PQ", "all"), "SQ": ("panoptic", "SQ", "all"), "RQ": ("panoptic", "RQ", "all"),
         "PQ†": ("panoptic", "PQ_dagger", "all"), "PQ16": ("panoptic", "PQ", "all16"),
@@ -163,7 +164,7 @@ def write_report(table: pd.DataFrame, out_dir: Path, overlay_files: dict[str, st
         "![metrics by round](metrics_by_round.png)", "",
         "## Semantic segmentation: IoU per class", "",
         _markdown(_pivot(table, "semantic", "IoU", list(CLASS_NAMES) ) , "class"), "",
-        _markdown(_pivot(table, "semantic", "mIoU", ["all", "all16"]), "mIoU"), "",
+        _markdown(_pivot(table, "semantic", "mIoU", ["all", "all16", "all13"]), "mIoU"), "",
         "![IoU per class](iou_per_class.png)", "",
         "## Instance segmentation: AP per class", "",
         _markdown(_pivot(table, "instance", "AP", things + ["all"]), "AP"), "",

@@ -124,6 +124,16 @@ def split_option(wildcards):
     return "" if wildcards.split == "all" else f"--split {wildcards.split}"
 
 
+def full_resolution_manifest(wildcards):
+    """The val split's index: its predictions are made at the ground truth's resolution."""
+    return f"{RESULTS}/data/index/target_{VAL_SPLIT}.csv" if wildcards.split == VAL_SPLIT else []
+
+
+def full_resolution_option(wildcards, input):
+    """``--full-resolution MANIFEST`` for the val split's predictions, else nothing."""
+    return f"--full-resolution {shlex.quote(input.full_resolution)}" if input.full_resolution else ""
+
+
 def cache_manifest(wildcards):
     """The manifest a cache is built from: the mixed source, or a target split's index."""
     if wildcards.name == "source":
@@ -218,5 +228,7 @@ def final_outputs():
         [f"{RESULTS}/data/cache/{name}.h5" for name in caches]
         + [f"{RESULTS}/data/mixing_stats.md", f"{RESULTS}/summary/report.md"]
         + [f"{RESULTS}/{run}/semantic/pred_target_{split}.h5" for run in RUNS for split in TARGET_SPLITS]
+        + [f"{RESULTS}/{run}/semantic/labelIds" for run in RUNS]
+        + [f"{RESULTS}/{run}/instance/official" for run in RUNS]
         + [f"{RESULTS}/round{r}/pseudo/audit.txt" for r in ROUNDS]
     )

@@ -1,10 +1,11 @@
-# Scores on the target val split, and the summary table of every run.
+# Scores on the target val split at the ground truth's resolution, the official-format exports
+# of each run's predictions, and the summary table of every run.
 
 
 rule evaluate_semantic:
     input:
         prediction=f"{RESULTS}/{{run}}/semantic/pred_target_{VAL_SPLIT}.h5",
-        data=f"{RESULTS}/data/cache/target_{VAL_SPLIT}.h5",
+        ground_truth=f"{RESULTS}/data/index/target_{VAL_SPLIT}.csv",
     output:
         f"{RESULTS}/{{run}}/eval/semantic.csv",
     params:
@@ -15,14 +16,14 @@ rule evaluate_semantic:
     conda:
         ENV
     shell:
-        "selfpanoptic evaluate-semantic --prediction {input.prediction:q} --data {input.data:q}"
+        "selfpanoptic evaluate-semantic --prediction {input.prediction:q} --ground-truth {input.ground_truth:q}"
         " --round {params.round} --out {output:q} --quiet > {log:q} 2>&1"
 
 
 rule evaluate_instance:
     input:
         prediction=f"{RESULTS}/{{run}}/instance/pred_target_{VAL_SPLIT}.h5",
-        data=f"{RESULTS}/data/cache/target_{VAL_SPLIT}.h5",
+        ground_truth=f"{RESULTS}/data/index/target_{VAL_SPLIT}.csv",
     output:
         f"{RESULTS}/{{run}}/eval/instance.csv",
     params:
@@ -34,7 +35,40 @@ rule evaluate_instance:
         ENV
     shell:
         "selfpanoptic evaluate-instance {params.settings} --prediction {input.prediction:q}"
-        " --data {input.data:q} --round {params.round} --out {output:q} --quiet > {log:q} 2>&1"
+        " --ground-truth {input.ground_truth:q} --round {params.round} --out {output:q} --quiet > {log:q} 2>&1"
+
+
+rule export_semantic:
+    input:
+        prediction=f"{RESULTS}/{{run}}/semantic/pred_target_{VAL_SPLIT}.h5",
+        manifest=f"{RESULTS}/data/index/target_{VAL_SPLIT}.csv",
+    output:
+        label_ids=directory(f"{RESULTS}/{{run}}/semantic/labelIds"),
+        colour=directory(f"{RESULTS}/{{run}}/semantic/colour"),
+    params:
+        **stage_params("export-semantic"),
+    log:
+        f"{RESULTS}/logs/export_semantic/{{run}}.log",
+    conda:
+        ENV
+    shell:
+        "selfpanoptic export-semantic --prediction {input.prediction:q} --manifest {input.manifest:q}"
+        " --out {output.label_ids:q} --colour-out {output.colour:q} --quiet > {log:q} 2>&1"
+
+
+rule export_instance:
+    input:
+        f"{RESULTS}/{{run}}/instance/pred_target_{VAL_SPLIT}.h5",
+    output:
+        directory(f"{RESULTS}/{{run}}/instance/official"),
+    params:
+        **stage_params("export-instance"),
+    log:
+        f"{RESULTS}/logs/export_instance/{{run}}.log",
+    conda:
+        ENV
+    shell:
+        "selfpanoptic export-instance --prediction {input:q} --out {output:q} --quiet > {log:q} 2>&1"
 
 
 rule summarize_metrics:
@@ -98,6 +132,8 @@ rule evaluate_panoptic:
 localrules:
     evaluate_semantic,
     evaluate_instance,
+    export_semantic,
+    export_instance,
     evaluate_panoptic,
     summarize_metrics,
 

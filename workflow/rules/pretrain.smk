@@ -64,10 +64,12 @@ rule predict_semantic:
     input:
         model=f"{RESULTS}/{{run}}/semantic/model.pt",
         data=f"{RESULTS}/data/cache/target_{{split}}.h5",
+        full_resolution=full_resolution_manifest,
     output:
         f"{RESULTS}/{{run}}/semantic/pred_target_{{split}}.h5",
     params:
         **stage_params("predict-semantic", settings_option("inference")),
+        full_resolution=full_resolution_option,
         device=config["device"],
     log:
         f"{RESULTS}/logs/predict_semantic/{{run}}_{{split}}.log",
@@ -77,8 +79,8 @@ rule predict_semantic:
     conda:
         ENV
     shell:
-        "selfpanoptic predict-semantic {params.settings} --model {input.model:q} --data {input.data:q} --out {output:q}"
-        " --device {params.device} --threads {threads} > {log:q} 2>&1"
+        "selfpanoptic predict-semantic {params.settings} --model {input.model:q} --data {input.data:q}"
+        " {params.full_resolution} --out {output:q} --device {params.device} --threads {threads} > {log:q} 2>&1"
 
 
 rule predict_instance:

@@ -40,10 +40,26 @@ import numpy as np
 
 from ..classes import CLASS_NAMES, IGNORE, THING_TRAIN_IDS
 
-__all__ = ["InstanceEvaluator", "instances_to_predictions", "average_precision"]
+__all__ = ["InstanceEvaluator", "instances_to_predictions", "average_precision", "min_region_size_for"]
 
 DEFAULT_OVERLAPS = np.arange(0.5, 1.0, 0.05)
 """The official overlap thresholds 0.50, 0.55, ..., 0.95 (``np.arange(0.5, 1., 0.05)``)."""
+
+OFFICIAL_MIN_REGION_SIZE = 100
+"""``minRegionSizes[0]`` of the official evaluator, in pixels of a Cityscapes image."""
+OFFICIAL_IMAGE_SIZE = (1024, 2048)
+"""``(height, width)`` of the images :data:`OFFICIAL_MIN_REGION_SIZE` is meant for."""
+
+
+def min_region_size_for(height: int, width: int) -> int:
+    """The official minimum instance size scaled to ground truth of ``height x width`` pixels.
+
+    The official 100 pixels hold at 1024 x 2048; on other sizes the same *share of the image*
+    is kept: ``round(100 * height * width / (1024 * 2048))`` (half-way values round to even, as
+    Python's :func:`round`). 100 at 1024 x 2048, 25 at 512 x 1024, 2 at 128 x 256.
+    """
+    official_area = OFFICIAL_IMAGE_SIZE[0] * OFFICIAL_IMAGE_SIZE[1]
+    return int(round(OFFICIAL_MIN_REGION_SIZE * height * width / official_area))
 
 
 def average_precision(y_true: np.ndarray, y_score: np.ndarray, hard_false_negatives: int) -> float:

@@ -1,4 +1,4 @@
-"""Semantic segmentation metrics: confusion matrix, per-class IoU, mIoU (19 classes) and mIoU16.
+"""Semantic segmentation metrics: confusion matrix, per-class IoU, mIoU over 19, 16 and 13 classes.
 
 All functions work in Cityscapes trainIds (0..18, 255 = ignore) and are pure numpy. Images are
 accumulated by summing their confusion matrices, so no label map needs to be kept in memory.
@@ -16,7 +16,7 @@ from typing import Iterable
 
 import numpy as np
 
-from ..classes import CLASS_NAMES, NUM_CLASSES, SYNTHIA16_TRAIN_IDS
+from ..classes import CLASS_NAMES, NUM_CLASSES, SYNTHIA13_TRAIN_IDS, SYNTHIA16_TRAIN_IDS
 
 __all__ = [
     "confusion_matrix",
@@ -123,7 +123,8 @@ def semantic_scores(confusion: np.ndarray) -> dict[str, float]:
 
     Returns a dict with the IoU of each class under its name (``CLASS_NAMES``; NaN if the class
     is absent from ground truth and prediction), ``"mIoU"`` (NaN-mean over the 19 classes) and
-    ``"mIoU16"`` (NaN-mean over ``SYNTHIA16_TRAIN_IDS``: terrain, truck and train left out).
+    ``"mIoU16"`` (NaN-mean over ``SYNTHIA16_TRAIN_IDS``: terrain, truck and train left out) and
+    ``"mIoU13"`` (over ``SYNTHIA13_TRAIN_IDS``: also wall, fence and pole left out).
     """
     iou = class_iou(confusion)
     if iou.shape[0] != NUM_CLASSES:
@@ -131,6 +132,7 @@ def semantic_scores(confusion: np.ndarray) -> dict[str, float]:
     scores: dict[str, float] = {name: float(iou[t]) for t, name in enumerate(CLASS_NAMES)}
     scores["mIoU"] = mean_iou(iou)
     scores["mIoU16"] = mean_iou(iou, SYNTHIA16_TRAIN_IDS)
+    scores["mIoU13"] = mean_iou(iou, SYNTHIA13_TRAIN_IDS)
     return scores
 
 

@@ -1,7 +1,7 @@
 """The long metrics table of ``results/summary/metrics.csv``: ``round, task, metric, class, value``.
 
 Values are percent; ``class`` is a class name, ``all`` (19 classes), ``all16`` (the 16 classes of
-the Synthia protocol), or ``things``/``stuff`` groups for panoptic metrics.
+the Synthia protocol), ``all13`` (its 13-class mIoU*), or ``things``/``stuff`` groups for panoptic metrics.
 """
 
 from __future__ import annotations

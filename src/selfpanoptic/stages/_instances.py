@@ -21,7 +21,9 @@ def write_instances(args: argparse.Namespace, kind, cluster, config: dict[str, A
 
     ``cluster``: how embeddings become instances (:data:`selfpanoptic.inference.Cluster`);
     ``config``: the sections recorded as provenance, ``inference`` added; ``inference``: how the
-    embedding models run (the ``inference`` section).
+    embedding models run (the ``inference`` section). The instances are made at the resolution
+    of the semantic prediction ``args.semantic``: when it is finer than the cache (a
+    full-resolution prediction), the embeddings are upsampled bilinearly to it before clustering.
     """
     import numpy as np
     from tqdm import tqdm
@@ -44,13 +46,14 @@ def write_instances(args: argparse.Namespace, kind, cluster, config: dict[str, A
     inputs = [*map(str, args.models), args.semantic, args.data]
     with DatasetCache.open(args.data) as cache, \
             SemanticPrediction.open(args.semantic, cache.image_ids, args.data) as sem, \
-            kind.create(args.out, cache.image_ids, (cache.height, cache.width), {**config, "inference": inference},
+            kind.create(args.out, cache.image_ids, sem["labels"].shape[1:], {**config, "inference": inference},
                         inputs) as h5:
         rows, scores = [], []
         for idx in tqdm(list(batches(len(cache), batch_size)), desc=kind.KIND, disable=not progress(args)):
             images = np.stack([cache.read("images", i) for i in idx])
             found = image_instances(groups, images, sem["labels"][idx.start:idx.stop],
-                                    sem["confidence"][idx.start:idx.stop], cluster, device, inference)
+                                    sem["confidence"][idx.start:idx.stop], cluster, device, inference,
+                                    sem["labels"].shape[1:])
             for i, (instances, image_rows, image_scores) in zip(idx, found):
                 h5["instances"][i] = instances
                 rows += [(i, *row) for row in image_rows]

@@ -5,7 +5,7 @@
   sections change);
 - :data:`DEVICE`, :data:`THREADS`, :data:`QUIET`: parent parsers of the compute options;
 - :func:`add_training_outputs`, :func:`add_evaluation_io`: the arguments every training command
-  and every cache-based evaluator takes; :func:`validation_data`: the val cache a training
+  and every evaluator of an HDF5 prediction takes; :func:`validation_data`: the val cache a training
   command validates on;
 - :func:`torch_setup`: threads and device (``cuda`` is CUDA or an error), :func:`progress`.
 """
@@ -133,8 +133,12 @@ def data_workers(args: argparse.Namespace, device) -> int:
 
 
 def add_evaluation_io(parser: argparse.ArgumentParser, task: str) -> None:
-    """``--prediction``, ``--data``, ``--round``, ``--out``: what every cache-based evaluator takes."""
-    parser.add_argument("--prediction", required=True, help=f"{task} prediction HDF5")
-    parser.add_argument("--data", required=True, help="dataset cache (HDF5) with the ground truth")
+    """``--prediction``, ``--ground-truth``, ``--round``, ``--out``: what every evaluator of an
+    HDF5 prediction takes. Scores are computed at the ground truth's own resolution."""
+    parser.add_argument("--prediction", required=True,
+                        help=f"{task} prediction HDF5, at the ground truth's resolution (predict with --full-resolution)")
+    parser.add_argument("--ground-truth", required=True,
+                        help="index manifest CSV of the split (results/data/index/target_<split>.csv): "
+                             "its label files are the ground truth, read at their own resolution")
     parser.add_argument("--round", required=True, help="round label for the table (0, 1, ..., oracle)")
     parser.add_argument("--out", required=True, help="metrics CSV to write")

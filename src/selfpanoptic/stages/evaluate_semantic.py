@@ -1,4 +1,9 @@
-"""``selfpanoptic evaluate-semantic``: per-class IoU, mIoU (19) and mIoU16 of a semantic prediction."""
+"""``selfpanoptic evaluate-semantic``: per-class IoU and mIoU over 19, 16 and 13 classes of a semantic prediction.
+
+Scored at the ground truth's resolution against the label files the index lists, as
+``cityscapesscripts``' ``evalPixelLevelSemanticLabeling`` scores the labelIds PNGs that
+``export-semantic`` writes from the same prediction (the tests hold both to the same numbers).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import argparse
 
 from .common import QUIET, add_evaluation_io, progress
 
-HELP = "score semantic predictions against a cache's ground truth"
+HELP = "score semantic predictions against the split's ground-truth files"
 PARENTS = [QUIET]
 
 
@@ -19,18 +24,22 @@ def run(args: argparse.Namespace) -> None:
 
     from ..atomic import atomic_write_text
     from ..classes import CLASS_NAMES
-    from ..intermediates import DatasetCache, SemanticPrediction
+    from ..data.ground_truth import GroundTruth
+    from ..intermediates import SemanticPrediction
     from ..metrics.semantic import SemanticEvaluator
     from ..metrics.table import metric_frame, percent
+    from ._full_resolution import check_prediction_size
 
     evaluator = SemanticEvaluator()
-    with DatasetCache.open(args.data) as gt, SemanticPrediction.open(args.prediction, gt.image_ids, args.data) as pred:
+    gt = GroundTruth(args.ground_truth)
+    with SemanticPrediction.open(args.prediction, gt.image_ids, args.ground_truth) as pred:
+        check_prediction_size(pred, "labels", gt)
         for i in tqdm(range(len(gt)), desc="evaluate semantic", disable=not progress(args)):
-            evaluator.add(gt.read("labels", i), pred["labels"][i])
+            evaluator.add(gt.read(i)[0], pred["labels"][i])
     scores = evaluator.scores()
     rows = [(args.round, "semantic", "IoU", name, percent(scores[name])) for name in CLASS_NAMES]
-    rows.append((args.round, "semantic", "mIoU", "all", percent(scores["mIoU"])))
-    rows.append((args.round, "semantic", "mIoU", "all16", percent(scores["mIoU16"])))
+    for name, subset in (("all", "mIoU"), ("all16", "mIoU16"), ("all13", "mIoU13")):
+        rows.append((args.round, "semantic", "mIoU", name, percent(scores[subset])))
     table = metric_frame(rows)
     atomic_write_text(args.out, table.to_csv(index=False))
     print(table.to_string(index=False))

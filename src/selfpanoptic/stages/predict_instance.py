@@ -1,4 +1,10 @@
-"""``selfpanoptic predict-instance``: instances by clustering embeddings inside predicted thing masks."""
+"""``selfpanoptic predict-instance``: instances by clustering embeddings inside predicted thing masks.
+
+Instances are made at the semantic prediction's resolution. For a full-resolution prediction
+(``predict-semantic --full-resolution``) the embeddings are upsampled bilinearly to it before
+clustering, and ``instance.clustering.min_size`` (pixels at the working resolution) is scaled by
+the ratio of the areas, so the same objects are kept at either resolution.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +23,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from ..clustering import instances_from_embeddings_batch
-    from ..intermediates import InstancePrediction
+    from ..intermediates import DatasetCache, InstancePrediction, SemanticPrediction
 
     device = torch_setup(args)
     section = settings(args, "instance")
     bandwidth, delta_d = section["loss"]["delta_v"], section["loss"]["delta_d"]
-    min_size = section["clustering"]["min_size"]
+    with DatasetCache.open(args.data, preload_mb=0) as cache, SemanticPrediction.open(args.semantic) as sem:
+        area_ratio = sem["labels"].shape[1] * sem["labels"].shape[2] / (cache.height * cache.width)
+    min_size = round(section["clustering"]["min_size"] * area_ratio)
 
     def cluster(embeddings, semantic, confidence, classes):  # a batch of images at once
         return instances_from_embeddings_batch(embeddings, semantic, thing_classes=classes, bandwidth=bandwidth,

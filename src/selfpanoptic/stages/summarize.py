@@ -19,4 +19,4 @@ def run(args: argparse.Namespace) -> None:
 
     table = collect_metrics(args.tables)
     atomic_write_text(args.out, table.to_csv(index=False))
-    print(table[table["class"].isin(["all", "all16"])].to_string(index=False))
+    print(table[table["class"].isin(["all", "all16", "all13"])].to_string(index=False))

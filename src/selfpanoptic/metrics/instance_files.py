@@ -1,0 +1,71 @@
+"""Instance evaluation of txt + mask PNG files, as ``evalInstanceLevelSemanticLabeling`` does it.
+
+Ground truth: every ``*_gtFine_instanceIds.png`` under a folder (``labelId * 1000 + k`` for
+instances, the labelId elsewhere, as the official evaluator reads it); prediction: the one txt
+under the prediction folder whose name starts with the image id, each line
+``<mask PNG relative to the txt> <labelId> <score>`` (what ``export-instance`` writes). The
+counting is :class:`~selfpanoptic.metrics.instance.InstanceEvaluator`'s.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .. import pngio
+from ..classes import THING_TRAIN_IDS, label_ids_to_train_ids
+from ..formats.cityscapes_ids import LABEL_DIVISOR
+from ._matching import PredictionFinder, ground_truth_files
+from .instance import InstanceEvaluator
+
+__all__ = ["evaluate_instance_files"]
+
+GT_SUFFIX = "_gtFine_instanceIds.png"
+
+
+def _ground_truth(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(trainIds (H, W) uint8, instances (H, W) int32)`` of an instanceIds PNG."""
+    raw = pngio.read_single_channel(path).astype(np.int64)
+    labels = label_ids_to_train_ids(np.where(raw >= LABEL_DIVISOR, raw // LABEL_DIVISOR, raw))
+    instances = np.where((raw >= LABEL_DIVISOR) & np.isin(labels, THING_TRAIN_IDS), raw, 0).astype(np.int32)
+    return labels, instances
+
+
+def _predictions(txt: Path, shape: tuple[int, int]) -> tuple[list[np.ndarray], list[int], list[float]]:
+    """``(masks, trainIds, scores)`` listed by one prediction txt."""
+    masks, classes, scores = [], [], []
+    for number, line in enumerate(txt.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 3:
+            raise ValueError(f"{txt}:{number}: expected '<mask PNG> <labelId> <score>', got {line!r}")
+        mask = pngio.read_single_channel(txt.parent / parts[0]) != 0
+        if mask.shape != shape:
+            raise ValueError(f"{txt.parent / parts[0]}: mask is {mask.shape[1]}x{mask.shape[0]}, "
+                             f"its ground truth {shape[1]}x{shape[0]}")
+        masks.append(mask)
+        classes.append(int(label_ids_to_train_ids(np.array([int(parts[1])]))[0]))
+        scores.append(float(parts[2]))
+    return masks, classes, scores
+
+
+def evaluate_instance_files(gt_folder: str | os.PathLike, prediction_folder: str | os.PathLike,
+                            min_region_size: int) -> dict:
+    """Cityscapes AP of txt + mask predictions: :meth:`InstanceEvaluator.scores`' dict plus ``images``.
+
+    ``min_region_size``: ground-truth instances under this many pixels are not evaluated (official:
+    100 at 1024x2048; see :func:`~selfpanoptic.metrics.instance.min_region_size_for`). Raises
+    ``ValueError`` naming the file when a prediction is missing, ambiguous, malformed or of
+    another size.
+    """
+    find = PredictionFinder(prediction_folder, ".txt")
+    evaluator = InstanceEvaluator(min_region_size=min_region_size)
+    images = 0
+    for image_id, gt_path in ground_truth_files(gt_folder, GT_SUFFIX):
+        labels, instances = _ground_truth(gt_path)
+        evaluator.add(labels, instances, *_predictions(find(image_id), labels.shape))
+        images += 1
+    return {**evaluator.scores(), "images": images}
