@@ -13,6 +13,7 @@ import torch
 
 from selfpanoptic.cli import main
 from selfpanoptic.config import validate_config
+from conftest import random_cityscapes_split
 from test_training import tiny_cache
 
 CPU = ["--device", "cpu", "--threads", "1", "--quiet"]
@@ -33,6 +34,14 @@ def files(tmp_path_factory) -> dict[str, Path]:
     out["prediction"] = root / "pred.h5"
     assert main(["predict-semantic", "--model", str(out["semantic"]), "--data", str(out["cache"]),
                  "--out", str(out["prediction"]), *CPU]) == 0
+    random_cityscapes_split(root / "cityscapes", "val", 2, 32, 64)
+    out["manifest"], out["val_cache"], out["val_prediction"] = root / "val.csv", root / "val.h5", root / "val_pred.h5"
+    assert main(["index", "--name", "target", "--format", "cityscapes", "--root", str(root / "cityscapes"),
+                 "--split", "val", "--out", str(out["manifest"]), "--quiet"]) == 0
+    assert main(["cache", "--manifest", str(out["manifest"]), "--out", str(out["val_cache"]), "--data-settings",
+                 json.dumps(validate_config({"data": {"height": 16, "width": 32}})["data"]), "--quiet"]) == 0
+    assert main(["predict-semantic", "--model", str(out["semantic"]), "--data", str(out["val_cache"]),
+                 "--out", str(out["val_prediction"]), *CPU]) == 0  # at the working resolution, not the truth's
     out["text"] = root / "notes.txt"
     out["text"].write_text("not a model\n")
     out["pickled"] = root / "pickled.pt"
@@ -82,10 +91,16 @@ def cases(f: dict[str, Path], tmp: Path) -> list[tuple[list[str], str, Path | No
          "not completely written", o),
         (["predict-semantic", "--model", str(f["semantic"]), "--data", str(f["prediction"]), "--out", str(o), *CPU],
          "pred.h5: is a 'semantic_prediction' file where a 'dataset_cache' file", o),
-        (evaluate + ["--prediction", str(f["prediction"]), "--data", str(f["other_cache"])],
+        (evaluate + ["--prediction", str(f["prediction"]), "--ground-truth", str(f["manifest"])],
          "does not list the same images", tmp / "e.csv"),
-        (evaluate + ["--prediction", str(f["cache"]), "--data", str(f["cache"])], "'dataset_cache' file where a",
+        (evaluate + ["--prediction", str(f["cache"]), "--ground-truth", str(f["manifest"])], "'dataset_cache' file where a",
          tmp / "e.csv"),
+        (evaluate + ["--prediction", str(f["val_prediction"]), "--ground-truth", str(f["manifest"])],
+         "the prediction is 32x16 but the ground truth is 64x32", tmp / "e.csv"),
+        (["export-semantic", "--prediction", str(f["prediction"]), "--manifest", str(f["manifest"]),
+          "--out", str(tmp / "ids")], "does not list the same images", tmp / "ids"),
+        (["evaluate", "semantic", "--gt-folder", str(tmp / "nowhere"), "--prediction-folder", str(tmp)],
+         "nowhere: ground-truth folder does not exist", None),
         (["pretrain-instance", "--data", str(f["cache"]), "--out", str(tmp / "m.pt"), "--work-dir", str(tmp / "w"),
           "--group", "bikes", *CPU], "unknown instance group 'bikes'", tmp / "m.pt"),
         (["index", "--name", "gta", "--format", "gta5", "--root", str(tmp / "nowhere"), "--out", str(tmp / "i.csv")],
@@ -114,7 +129,7 @@ def cases(f: dict[str, Path], tmp: Path) -> list[tuple[list[str], str, Path | No
     ]
 
 
-N_CASES = 33
+N_CASES = 36
 
 
 def test_the_matrix_has_every_case(files, tmp_path):

@@ -180,8 +180,9 @@ def test_metrics_table_has_rows_for_every_round_and_the_oracle(smoke):
     assert set(table["round"]) == {"0", "1", "2", "oracle"}
     for run in ("0", "1", "2", "oracle"):
         rows = table[table["round"] == run]
-        assert {("semantic", "mIoU", "all"), ("semantic", "mIoU", "all16"), ("instance", "AP", "all"),
-                ("instance", "AP50", "all")} <= set(zip(rows.task, rows.metric, rows["class"]))
+        assert {("semantic", "mIoU", "all"), ("semantic", "mIoU", "all16"), ("semantic", "mIoU", "all13"),
+                ("instance", "AP", "all"), ("instance", "AP50", "all"), ("panoptic", "PQ", "all"),
+                ("panoptic", "PQ", "all16")} <= set(zip(rows.task, rows.metric, rows["class"]))
         assert (rows[rows.metric == "IoU"]["class"].nunique()) == 19
 
 
@@ -277,6 +278,42 @@ def test_official_panoptic_evaluator_agrees_with_metrics_csv(smoke, tmp_path):
     for group in ("All", "Things", "Stuff"):
         for metric in ("pq", "sq", "rq"):
             assert ours[metric.upper(), group.lower()] == pytest.approx(100 * official[group][metric], abs=1e-4)
+
+
+@pytest.mark.parametrize("run", ["round0", "round1", "round2", "oracle"])
+def test_official_pixel_and_instance_evaluators_agree_with_metrics_csv(smoke, tmp_path, monkeypatch, run):
+    """cityscapesscripts' own evaluators, run on the files the workflow exported, give metrics.csv's numbers."""
+    from conftest import official_instance_args, official_instance_evaluator, official_pixel_evaluator
+    from selfpanoptic.metrics.instance import min_region_size_for
+
+    target = smoke / "data/toy-smoke/cityscapes-like"
+    table = pd.read_csv(smoke / "results-smoke/summary/metrics.csv", dtype={"round": str})
+    ours = table[table["round"] == run.removeprefix("round")].set_index(["metric", "class"])["value"]
+
+    labels = smoke / f"results-smoke/{run}/semantic/labelIds"
+    pixel = official_pixel_evaluator(monkeypatch)
+    monkeypatch.setattr(pixel.args, "predictionPath", str(labels))
+    gts = sorted(str(p) for p in (target / "gtFine" / "val").rglob("*_gtFine_labelIds.png"))
+    theirs = pixel.evaluateImgLists([pixel.getPrediction(pixel.args, g) for g in gts], gts, pixel.args)
+    assert ours["mIoU", "all"] == pytest.approx(100 * theirs["averageScoreClasses"], abs=5e-5)
+    for name, value in theirs["classScores"].items():
+        assert ours["IoU", name] == pytest.approx(100 * value, abs=5e-5, nan_ok=True), name
+
+    instances = smoke / f"results-smoke/{run}/instance/official"
+    official = official_instance_evaluator(tmp_path, monkeypatch)
+    height, width = Image.open(gts[0]).size[::-1]
+    args = official_instance_args(official, target, instances, min_region_size_for(height, width), tmp_path)
+    gts = sorted(str(p) for p in (target / "gtFine" / "val").rglob("*_gtFine_instanceIds.png"))
+    theirs = official.evaluateImgLists([official.getPrediction(g, args) for g in gts], gts, args)["averages"]
+    assert ours["AP", "all"] == pytest.approx(100 * theirs["allAp"], abs=5e-5, nan_ok=True)
+    assert ours["AP50", "all"] == pytest.approx(100 * theirs["allAp50%"], abs=5e-5, nan_ok=True)
+
+
+def test_predictions_of_val_are_at_the_ground_truths_resolution(smoke):
+    with h5py.File(smoke / "results-smoke/round1/semantic/pred_target_val.h5") as h5:
+        assert h5["labels"].shape[1:] == (SMOKE["toy"]["height"], SMOKE["toy"]["width"])
+    with h5py.File(smoke / "results-smoke/round1/semantic/pred_target_train.h5") as h5:
+        assert h5["labels"].shape[1:] == (SMOKE["data"]["height"], SMOKE["data"]["width"])
 
 
 def test_html_report_builds(smoke):
