@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_defaults_are_filled_in_nested_sections():
     config = validate_config({"mixing": {"min_pixels": 5}})
-    assert config["mixing"] == {"min_pixels": 5, "require_all": ["truck", "train"]}
+    assert config["mixing"] == {"min_pixels": 5, "require_all": ["truck", "train"], "sources": ["synthia", "gta"]}
     assert config["datasets"]["target"]["val_split"] == "val"
     assert config["toy"]["enabled"] is True
 
@@ -77,3 +77,83 @@ def test_instance_groups_must_not_overlap():
 def test_real_data_preset_is_valid():
     preset = load_config(ROOT / "configs" / "synthia-gta-cityscapes.yaml")
     assert preset["toy"]["enabled"] is False and preset["semantic"]["model"]["aspp_rates"] == [6, 12, 18, 24]
+
+
+def test_real_data_protocol_presets_are_valid():
+    from selfpanoptic.config import has_instances, source_datasets
+
+    synthia = load_config(ROOT / "configs" / "synthia-cityscapes.yaml")
+    gta = load_config(ROOT / "configs" / "gta-cityscapes.yaml")
+    assert source_datasets(synthia) == ["synthia"] and has_instances(synthia)
+    assert source_datasets(gta) == ["gta"] and not has_instances(gta)
+    for name in ("synthia", "gta"):
+        overlay = load_config(ROOT / "configs" / "protocols" / f"{name}.yaml")
+        assert overlay["mixing"]["sources"] == [name]
+
+
+@pytest.mark.parametrize(("sources", "expected", "instances"), [
+    (None, ["synthia", "gta"], True),
+    (["gta", "synthia"], ["synthia", "gta"], True),  # a set: mixing order is fixed
+    (["synthia"], ["synthia"], True),
+    (["gta"], ["gta"], False),
+])
+def test_sources_decide_datasets_and_instance_stages(sources, expected, instances):
+    from selfpanoptic.config import datasets_in_use, has_instances, source_datasets
+
+    config = validate_config({} if sources is None else {"mixing": {"sources": sources}})
+    assert source_datasets(config) == expected and datasets_in_use(config) == [*expected, "target"]
+    assert has_instances(config) is instances
+
+
+@pytest.mark.parametrize(("sources", "message"), [
+    ([], "'mixing.sources': [] should be non-empty"),
+    (["cityscapes"], "'mixing.sources.0': 'cityscapes' is not one of ['synthia', 'gta']"),
+    (["gta", "gta"], "'mixing.sources': ['gta', 'gta'] has non-unique elements"),
+    ("gta", "'mixing.sources': 'gta' is not of type 'array'"),
+])
+def test_nonsense_sources_name_the_key(sources, message):
+    with pytest.raises(InputError) as info:
+        validate_config({"mixing": {"sources": sources}})
+    assert message in str(info.value)
+
+
+def test_gta_only_switches_predicted_guidance_off_with_one_note():
+    from selfpanoptic.config import guidance_mode, protocol_config
+
+    config = validate_config({"mixing": {"sources": ["gta"]}, "selftrain": {"guidance": {"from_round": 2}}})
+    adjusted, note = protocol_config(config)
+    assert adjusted["selftrain"]["guidance"]["from_round"] == 0 and config["selftrain"]["guidance"]["from_round"] == 2
+    assert guidance_mode(adjusted["selftrain"]["guidance"], 5) == "none"
+    assert note.startswith("mixing.sources is [gta]: GTA5 has no instance labels") and "from_round 2 -> 0" in note
+    unguided = validate_config({"mixing": {"sources": ["gta"]}, "selftrain": {"guidance": {"from_round": 0}}})
+    assert "from_round" not in protocol_config(unguided)[1]
+    for sources in (["synthia"], ["synthia", "gta"]):
+        config = validate_config({"mixing": {"sources": sources}})
+        assert protocol_config(config) == (config, None)
+
+
+def test_gta_only_refuses_ground_truth_instance_guidance():
+    with pytest.raises(InputError, match="selftrain.guidance.gt_instance_fraction is 0.5") as info:
+        validate_config({"mixing": {"sources": ["gta"]}, "selftrain": {"guidance": {"gt_instance_fraction": 0.5}}})
+    assert "add synthia to mixing.sources" in str(info.value)
+    validate_config({"mixing": {"sources": ["synthia"]}, "selftrain": {"guidance": {"gt_instance_fraction": 0.5}}})
+
+
+def test_unused_datasets_are_not_required(tmp_path):
+    from selfpanoptic.data.required import check_required_dataset_files, required_dataset_paths
+
+    target = tmp_path / "cityscapes"
+    (target / "gtFine" / "val").mkdir(parents=True)
+    (tmp_path / "gta").mkdir()
+    datasets = {"gta": {"root": str(tmp_path / "gta")}, "synthia": {"root": str(tmp_path / "absent")},
+                "target": {"root": str(target)}}
+    config = validate_config({"toy": {"enabled": False}, "datasets": datasets, "mixing": {"sources": ["gta"]}})
+    paths = required_dataset_paths(config)
+    assert not any("synthia" in what or "panoptic" in what for what in paths)
+    check_required_dataset_files(config)  # no synthia root, no panoptic ground truth: fine without instances
+    config = validate_config({"toy": {"enabled": False}, "datasets": datasets, "mixing": {"sources": ["synthia"]}})
+    with pytest.raises(InputError) as info:
+        check_required_dataset_files(config)
+    message = str(info.value)
+    assert "synthia root (datasets.synthia.root)" in message and "panoptic ground-truth JSON" in message
+    assert "gta root" not in message

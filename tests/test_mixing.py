@@ -9,7 +9,7 @@ import pytest
 from selfpanoptic.classes import CLASS_NAMES, class_id
 from selfpanoptic.data.manifest import PIXEL_COLUMNS, column_name, label_statistics
 from selfpanoptic.errors import InputError
-from selfpanoptic.mixing import class_statistics, mix_sources, select_images_with_all
+from selfpanoptic.mixing import class_statistics, mix_parts, mix_sources, select_images_with_all, statistics_markdown
 
 
 def manifest(name: str, pixel_rows: list[dict[str, int]]) -> pd.DataFrame:
@@ -69,3 +69,32 @@ def test_label_statistics_counts_pixels_and_instances():
     assert stats["instances_unlabelled"] == 1  # instance 3 lies on ignore only (a Synthia truck)
     assert sum(v for k, v in stats.items() if k.startswith("pixels_")) == labels.size
     assert class_id("car") == CLASS_NAMES.index("car")
+
+
+def test_two_source_parts_compare_before_and_after():
+    parts = mix_parts(SYNTHIA, GTA, ["truck", "train"])
+    assert list(parts) == ["synthia", "gta", "gta_selected", "mixed"]
+    assert parts["gta_selected"]["image_id"].tolist() == ["gta0", "gta3"]
+    page = statistics_markdown(class_statistics(parts), parts, ["truck", "train"])
+    assert "all of: truck, train" in page and "| gta_selected images |" in page
+
+
+@pytest.mark.parametrize("only", [SYNTHIA, GTA], ids=["synthia", "gta"])
+def test_one_source_is_every_image_of_it_whatever_require_all(only):
+    # ["bus"]: no image holds one, which would stop a two-source mix; one source never filters
+    parts = mix_parts(only, None, ["bus"], min_pixels=1000)
+    name = only["dataset"].iloc[0]
+    assert list(parts) == [name, "mixed"]
+    assert parts["mixed"]["image_id"].tolist() == only["image_id"].tolist()
+    table = class_statistics(parts)
+    assert (table["mixed_pixels"] == table[f"{name}_pixels"]).all()
+    page = statistics_markdown(table, parts, ["bus"])
+    assert f"every image of {name}" in page and "bus" not in page.split("|")[0]
+    assert "| mixed images |" not in page  # the same numbers twice would say nothing
+
+
+def test_one_synthia_source_lacks_truck_and_train():
+    parts = mix_parts(SYNTHIA, None, ["truck", "train"])
+    page = statistics_markdown(class_statistics(parts), parts, ["truck", "train"])
+    missing = page.rsplit("Classes without any pixel in the source: ", 1)[1]
+    assert "truck" in missing and "train" in missing and "road" not in missing

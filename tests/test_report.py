@@ -50,3 +50,17 @@ def test_plot_and_page(tmp_path):
     assert "co-learning" not in page
     page = write_report(table, tmp_path, {}, {"round0": "../round0/semantic/co_learning.png"})
     assert "![co-learning, round0](../round0/semantic/co_learning.png)" in page
+
+
+def test_semantic_only_table_gets_a_semantic_page(tmp_path):
+    """mixing.sources: [gta]: no instance or panoptic rows, so neither their tables nor their curves."""
+    table = metrics_table()
+    table = table[table.task == "semantic"]
+    head = headline(table)
+    assert list(head.index) == ["mIoU", "mIoU16"]
+    plot_metrics_by_round(table, tmp_path / "m.png")
+    assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
+    page = write_report(table, tmp_path, {})
+    assert "| mIoU | 10.0 | 20.0 | 40.0 |" in page
+    assert "Semantic segmentation only" in page
+    assert "Instance segmentation" not in page and "Panoptic segmentation" not in page

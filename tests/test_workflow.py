@@ -25,14 +25,16 @@ pytestmark = pytest.mark.workflow
 SMOKE = yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text())
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, **changes: dict) -> subprocess.CompletedProcess:
-    """Run the workflow on the smoke config, with sections of it replaced by ``changes``."""
+def snakemake(workdir: Path, *args: str, check: bool = True, configfiles: tuple[Path, ...] = (),
+              **changes: dict) -> subprocess.CompletedProcess:
+    """Run the workflow on the smoke config, with sections of it replaced by ``changes``, then
+    ``configfiles`` given after it (as a user gives a protocol file)."""
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     config = workdir / "config-under-test.yaml"
     config.write_text(yaml.safe_dump({**SMOKE, **changes}))
     cmd = [
         str(BIN / "snakemake"), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-        "--configfile", str(config), "--cores", "2", *args,
+        "--configfile", str(config), *map(str, configfiles), "--cores", "2", *args,
     ]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
@@ -353,3 +355,73 @@ def test_killed_snakemake_continues_with_the_readme_commands(smoke, tmp_path):
     resumed = pd.read_csv(workdir / "results-smoke/summary/metrics.csv", dtype={"round": str})
     reference = pd.read_csv(smoke / "results-smoke/summary/metrics.csv", dtype={"round": str})
     pd.testing.assert_frame_equal(resumed, reference)
+
+
+# Source protocols (mixing.sources), run as a user would: the smoke config, then a protocol file.
+# Kept small for CI: the smoke toy data reused, one round, no oracle, one instance group.
+PROTOCOLS = ROOT / "configs" / "protocols"
+GTA_NOTE = "mixing.sources is [gta]: GTA5 has no instance labels, so instance stages, guidance and PQ are skipped"
+
+
+def protocol_run(smoke: Path, protocol: str, **changes) -> tuple[Path, subprocess.CompletedProcess]:
+    """Run ``configs/protocols/<protocol>.yaml`` on the smoke toy data, into results-<protocol>/."""
+    result = snakemake(smoke, configfiles=(PROTOCOLS / f"{protocol}.yaml",), results=f"results-{protocol}",
+                       oracle=False, selftrain={**SMOKE["selftrain"], "rounds": 1}, **changes)
+    return smoke / f"results-{protocol}", result
+
+
+@pytest.fixture(scope="module")
+def gta_only(smoke) -> tuple[Path, subprocess.CompletedProcess]:
+    return protocol_run(smoke, "gta")
+
+
+@pytest.fixture(scope="module")
+def synthia_only(smoke) -> tuple[Path, subprocess.CompletedProcess]:
+    groups = {"all": ["person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle"]}
+    return protocol_run(smoke, "synthia", instance={**SMOKE["instance"], "groups": groups})
+
+
+def test_gta_only_is_semantic_only_and_says_so_once(gta_only, smoke):
+    results, result = gta_only
+    assert (result.stdout + result.stderr).count(GTA_NOTE) == 1
+    mixed = pd.read_csv(results / "data/mixed_source.csv")
+    assert set(mixed.dataset) == {"gta"} and len(mixed) == len(list((smoke / "data/toy-smoke/gta-like/labels").glob("*.png")))
+    assert not (results / "data/index/synthia_all.csv").exists()
+    for run in ("round0", "round1"):
+        assert (results / run / "semantic/pred_target_val.h5").is_file()
+        assert not (results / run / "instance").exists() and not (results / run / "panoptic").exists()
+        assert sorted(p.name for p in (results / run / "eval").iterdir()) == ["semantic.csv"]
+    assert not list(results.rglob("*instance*.h5"))
+    assert "stage: semantic_pseudo_labels" in (results / "round1/pseudo/audit.txt").read_text()
+
+    table = pd.read_csv(results / "summary/metrics.csv", dtype={"round": str})
+    assert set(table.task) == {"semantic"} and set(table["round"]) == {"0", "1"}
+    assert {("mIoU", "all"), ("mIoU", "all16")} <= set(zip(table.metric, table["class"]))
+    assert not table.metric.isin(["PQ", "AP"]).any()
+    page = (results / "summary/report.md").read_text()
+    assert "| mIoU |" in page and "Semantic segmentation only" in page and "Panoptic segmentation" not in page
+    assert (results / "summary/overlays_round1.png").is_file()
+
+
+def test_synthia_only_is_panoptic(synthia_only):
+    results, result = synthia_only
+    assert GTA_NOTE not in result.stdout + result.stderr
+    assert set(pd.read_csv(results / "data/mixed_source.csv").dataset) == {"synthia"}
+    assert not (results / "data/index/gta_all.csv").exists()
+    assert "every image of synthia" in (results / "data/mixing_stats.md").read_text()
+    table = pd.read_csv(results / "summary/metrics.csv", dtype={"round": str})
+    for run in ("0", "1"):
+        rows = set(zip(table[table["round"] == run].task, table[table["round"] == run].metric,
+                       table[table["round"] == run]["class"]))
+        assert {("semantic", "mIoU", "all16"), ("panoptic", "PQ", "all16"), ("instance", "AP", "all")} <= rows
+    assert (results / "round1/panoptic/panoptic.json").is_file()
+
+
+def test_changing_the_sources_reruns_mixing_and_what_follows_only(smoke):
+    out = snakemake(smoke, "-n", configfiles=(PROTOCOLS / "gta.yaml",)).stdout
+    rules, _ = planned_jobs(out)
+    assert {"mix_sources", "pretrain_semantic", "selftrain_semantic", "report"} <= rules
+    assert not rules & {"synthesize_toy_domains", "index_dataset", "pretrain_instance", "predict_instance",
+                        "fuse_panoptic", "evaluate_panoptic"}
+    assert "run=oracle" not in out, "the oracle trains on target labels and does not depend on mixing"
+    assert "name=target_" not in out

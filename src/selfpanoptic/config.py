@@ -84,6 +84,7 @@ def validate_config(config: dict[str, Any] | None, source: str | Path = "config"
         )
     _check_groups(config, source)
     _check_inference(config, source)
+    _check_protocol(config, source)
     return config
 
 
@@ -113,6 +114,72 @@ def _check_groups(config: dict[str, Any], source: str | Path) -> None:
                     source, "put each thing class into one group of instance.groups",
                 )
             owner[name] = group
+
+
+SOURCE_DATASETS: tuple[str, ...] = ("synthia", "gta")
+"""The source datasets ``mixing.sources`` chooses from, in mixing order (synthia whole, then gta)."""
+
+INSTANCE_SOURCES: frozenset[str] = frozenset({"synthia"})
+"""Source datasets with instance labels: GTA5 ships semantic labels only."""
+
+
+def source_datasets(config: dict[str, Any]) -> list[str]:
+    """The source datasets of a validated config, in :data:`SOURCE_DATASETS` order.
+
+    ``mixing.sources`` is a set: ``[gta, synthia]`` means the same mix as ``[synthia, gta]``.
+    """
+    chosen = set(config["mixing"]["sources"])
+    return [name for name in SOURCE_DATASETS if name in chosen]
+
+
+def datasets_in_use(config: dict[str, Any]) -> list[str]:
+    """The datasets a run reads: its sources, then ``target``."""
+    return [*source_datasets(config), "target"]
+
+
+def has_instances(config: dict[str, Any]) -> bool:
+    """Whether the run has instance stages (instance models, guidance, fusion, PQ).
+
+    The one place that decides it: instance models train on the source's instance labels, so
+    some source must have them (in the thesis' mix, Synthia's); a GTA5-only source (semantic
+    labels only) makes a semantic-only run.
+    """
+    return bool(INSTANCE_SOURCES.intersection(source_datasets(config)))
+
+
+def _check_protocol(config: dict[str, Any], source: str | Path) -> None:
+    """Refuse ground-truth instance guidance in a run without instance stages: it was asked for
+    explicitly (its default is 0), and silently dropping an ablation would mislabel the results."""
+    if has_instances(config) or config["selftrain"]["guidance"]["gt_instance_fraction"] == 0:
+        return
+    raise InputError(
+        f"invalid config: selftrain.guidance.gt_instance_fraction is "
+        f"{config['selftrain']['guidance']['gt_instance_fraction']}, but mixing.sources "
+        f"{source_datasets(config)} has no instance labels, so the run has no instance stages or guidance",
+        source,
+        "set selftrain.guidance.gt_instance_fraction: 0, or add synthia to mixing.sources",
+    )
+
+
+def protocol_config(config: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """A validated config adjusted to its source protocol, and the note that says how (or None).
+
+    Without instance stages (:func:`has_instances`) there are no predicted instances to guide
+    self-training, so ``selftrain.guidance.from_round`` becomes 0. This is forced rather than an
+    error because config.yaml turns guidance on by default; the note says what is skipped.
+    """
+    if has_instances(config):
+        return config, None
+    config = copy.deepcopy(config)
+    guidance = config["selftrain"]["guidance"]
+    forced = f"; selftrain.guidance.from_round {guidance['from_round']} -> 0" if guidance["from_round"] else ""
+    guidance["from_round"] = 0
+    sources = ", ".join(source_datasets(config))
+    note = (
+        f"mixing.sources is [{sources}]: GTA5 has no instance labels, so instance stages, guidance and PQ "
+        f"are skipped (semantic models, mIoU and the report only{forced})"
+    )
+    return config, note
 
 
 def replace_paths(schema: dict[str, Any] | None = None, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

@@ -1,9 +1,11 @@
-"""The mixed source domain: all synthia images plus the gta images that contain given classes.
+"""The source domain: all synthia images plus the gta images that contain given classes, or one dataset.
 
 Synthia labels no truck or train pixels, so a model trained on it alone never predicts those
 classes. The thesis adds the GTA5 images whose labels contain *both* a truck and a train
 (948 of 24,966), which brings the missing classes in without flooding the source with GTA's
-stuff classes. :func:`select_images_with_all` is that rule for any list of classes.
+stuff classes. :func:`select_images_with_all` is that rule for any list of classes. The
+standard benchmarks train on one dataset whole (``mixing.sources: [synthia]`` or ``[gta]``):
+:func:`mix_parts` without an ``extra`` manifest.
 """
 
 from __future__ import annotations
@@ -44,13 +46,16 @@ def mix_sources(
 
 
 def mix_parts(
-    base: pd.DataFrame, extra: pd.DataFrame, require_all: list[str], min_pixels: int = 1
+    base: pd.DataFrame, extra: pd.DataFrame | None, require_all: list[str], min_pixels: int = 1
 ) -> dict[str, pd.DataFrame]:
-    """The manifests that mixing compares: ``{base name, extra name, "<extra>_selected", "mixed"}``.
+    """The manifests that mixing compares, for :func:`class_statistics`; keys keep this order.
 
-    ``mixed`` is :func:`mix_sources`; the others are what went into it, for
-    :func:`class_statistics`. Keys keep this order.
+    Two sources: ``{base name, extra name, "<extra>_selected", "mixed"}``, ``mixed`` being
+    :func:`mix_sources`. One source (``extra`` is None): ``{base name, "mixed"}``, ``mixed``
+    being every image of ``base``; ``require_all`` and ``min_pixels`` do not apply.
     """
+    if extra is None:
+        return {base["dataset"].iloc[0]: base, "mixed": base.reset_index(drop=True)}
     mixed = mix_sources(base, extra, require_all, min_pixels)
     selected = extra[select_images_with_all(extra, require_all, min_pixels)]
     name = extra["dataset"].iloc[0]
@@ -75,21 +80,32 @@ def class_statistics(parts: dict[str, pd.DataFrame], min_pixels: int = 1) -> pd.
 
 
 def statistics_markdown(table: pd.DataFrame, parts: dict[str, pd.DataFrame], require_all: list[str]) -> str:
-    """A page a person reads: image counts and the before/after class statistics of mixing."""
-    lines = ["# Mixed source domain", ""]
-    for name, manifest in parts.items():
-        lines.append(f"- **{name}**: {len(manifest)} images")
+    """A page a person reads: image counts and the before/after class statistics of mixing.
+
+    ``parts`` as :func:`mix_parts` returns them; with one source the ``mixed`` columns repeat the
+    dataset's, so the page shows the dataset's alone.
+    """
+    single = len(parts) == 2
+    shown = [next(iter(parts))] if single else list(parts)
+    lines = ["# Source domain" if single else "# Mixed source domain", ""]
+    for name in shown:
+        lines.append(f"- **{name}**: {len(parts[name])} images")
+    if single:
+        rule = (f"Selection rule: every image of {shown[0]} (mixing.sources: [{shown[0]}]); "
+                "mixing.require_all and mixing.min_pixels apply only to the two-source mix.")
+    else:
+        rule = (f"Selection rule: every image of the first source, plus the images of the second whose labels "
+                f"contain all of: {', '.join(require_all)}.")
     lines += [
         "",
-        f"Selection rule: every image of the first source, plus the images of the second whose labels "
-        f"contain all of: {', '.join(require_all)}.",
+        rule,
         "",
-        "| class | " + " | ".join(f"{n} images | {n} pixels %" for n in parts) + "|",
-        "|---|" + "---:|---:|" * len(parts),
+        "| class | " + " | ".join(f"{n} images | {n} pixels %" for n in shown) + "|",
+        "|---|" + "---:|---:|" * len(shown),
     ]
     for _, row in table.iterrows():
-        cells = " | ".join(f"{row[f'{n}_images']} | {row[f'{n}_pixel_share']:.2f}" for n in parts)
+        cells = " | ".join(f"{row[f'{n}_images']} | {row[f'{n}_pixel_share']:.2f}" for n in shown)
         lines.append(f"| {row['class']} | {cells} |")
-    missing = [r["class"] for _, r in table.iterrows() if r[f"{list(parts)[-1]}_pixels"] == 0]
-    lines += ["", "Classes without any pixel in the mixed source: " + (", ".join(missing) if missing else "none") + "."]
+    missing = [r["class"] for _, r in table.iterrows() if r["mixed_pixels"] == 0]
+    lines += ["", "Classes without any pixel in the source: " + (", ".join(missing) if missing else "none") + "."]
     return "\n".join(lines) + "\n"

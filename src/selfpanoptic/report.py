@@ -4,6 +4,8 @@ Writes ``report.md`` (thesis-style tables: semantic IoU per class, instance AP p
 panoptic SQ/RQ/PQ/PQ-dagger by round), ``metrics_by_round.png`` (headline metrics against the
 round, the oracle as a dashed line), ``iou_per_class.png`` (per-class IoU bars by round) and one
 ``overlays_<run>.png`` per run (image, ground truth, semantic prediction, panoptic prediction).
+A semantic-only run (``mixing.sources: [gta]``: no instance or panoptic tables, no panoptic
+folders) gets the semantic parts alone.
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ def _markdown(frame: pd.DataFrame, first: str) -> str:
 
 
 def headline(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per round: mIoU, mIoU16, mIoU13, AP, AP50, PQ, SQ, RQ, PQ-dagger, PQ16 (percent)."""
+    """One row per metric (mIoU, mIoU16, mIoU13, AP, AP50, PQ, SQ, RQ, PQ-dagger, PQ16; percent), one column
+    per round; the metrics of a task the table lacks (a semantic-only run) are left out."""
     picks = {
         "mIoU": ("semantic", "mIoU", "all"), "mIoU16": ("semantic", "mIoU", "all16"),
         "mIoU13": ("semantic", "mIoU", "all13"),
@@ -79,6 +82,8 @@ def headline(table: pd.DataFrame) -> pd.DataFrame:
     }
     out = {}
     for name, (task, metric, cls) in picks.items():
+        if task not in set(table.task):
+            continue
         rows = table[(table.task == task) & (table.metric == metric) & (table["class"] == cls)]
         out[name] = rows.set_index("round")["value"]
     return pd.DataFrame(out).reindex(_rounds(table)).T
@@ -89,7 +94,7 @@ def plot_metrics_by_round(table: pd.DataFrame, path: Path) -> None:
     head = headline(table)
     rounds = [r for r in head.columns if r != "oracle"]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for i, metric in enumerate(["mIoU", "AP50", "PQ"]):
+    for i, metric in enumerate(m for m in ("mIoU", "AP50", "PQ") if m in head.index):
         colour = f"C{i}"
         ax.plot([int(r) for r in rounds], head.loc[metric, rounds], "o-", color=colour, label=metric)
         if "oracle" in head.columns:
@@ -124,25 +129,31 @@ def plot_iou_per_class(table: pd.DataFrame, path: Path) -> None:
 
 
 def overlay_figure(
-    cache_path: Path, semantic_path: Path, panoptic_dir: Path, count: int, path: Path, title: str
+    cache_path: Path, semantic_path: Path, panoptic_dir: Path | None, count: int, path: Path, title: str
 ) -> None:
-    """A grid of ``count`` val images: image | ground truth | semantic prediction | panoptic prediction."""
-    annotations = {a["image_id"]: a for a in json.loads((panoptic_dir / "panoptic.json").read_text())["annotations"]}
+    """A grid of ``count`` val images: image | ground truth | semantic prediction | panoptic prediction
+    (the last column only with a ``panoptic_dir``)."""
+    annotations = {}
+    if panoptic_dir is not None:
+        annotations = {a["image_id"]: a for a in json.loads((panoptic_dir / "panoptic.json").read_text())["annotations"]}
     with DatasetCache.open(cache_path) as cache, SemanticPrediction.open(semantic_path, cache.image_ids, cache_path) as sem:
         picks = np.linspace(0, len(cache) - 1, num=min(count, len(cache))).astype(int)
         rows = []
         for i in picks:
             image_id = cache.image_ids[i]
-            size = cache.read("labels", i).shape[::-1]
-            ids = read_panoptic_png(panoptic_dir / "panoptic" / annotations[image_id]["file_name"])
-            pan = np.asarray(Image.fromarray(colourise_panoptic(ids)).resize(size, Image.NEAREST))
-            rows.append([cache.read("images", i), colourise(cache.read("labels", i)), colourise(sem["labels"][i]), pan])
-    fig, axes = plt.subplots(len(rows), 4, figsize=(12, 1.6 * len(rows) + 0.6), squeeze=False)
+            row = [cache.read("images", i), colourise(cache.read("labels", i)), colourise(sem["labels"][i])]
+            if panoptic_dir is not None:
+                size = cache.read("labels", i).shape[::-1]
+                ids = read_panoptic_png(panoptic_dir / "panoptic" / annotations[image_id]["file_name"])
+                row.append(np.asarray(Image.fromarray(colourise_panoptic(ids)).resize(size, Image.NEAREST)))
+            rows.append(row)
+    columns = len(rows[0])
+    fig, axes = plt.subplots(len(rows), columns, figsize=(3 * columns, 1.6 * len(rows) + 0.6), squeeze=False)
     for r, row in enumerate(rows):
         for c, image in enumerate(row):
             axes[r, c].imshow(image)
             axes[r, c].axis("off")
-    for c, name in enumerate(["image", "ground truth", "semantic prediction", "panoptic prediction"]):
+    for c, name in enumerate(["image", "ground truth", "semantic prediction", "panoptic prediction"][:columns]):
         axes[0, c].set_title(name, fontsize=9)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -156,6 +167,7 @@ def write_report(table: pd.DataFrame, out_dir: Path, overlay_files: dict[str, st
     """The Markdown page; ``overlay_files`` maps run labels to overlay PNG names in ``out_dir``,
     ``generated`` run labels to co-learning figures (paths relative to ``out_dir``)."""
     things = [CLASS_NAMES[t] for t in THING_TRAIN_IDS]
+    tasks = set(table.task)
     parts = [
         "# SelfPanoptic results", "",
         "Scores on the target val split, in percent. Round 0 is the source-only baseline; "
@@ -166,15 +178,22 @@ def write_report(table: pd.DataFrame, out_dir: Path, overlay_files: dict[str, st
         _markdown(_pivot(table, "semantic", "IoU", list(CLASS_NAMES) ) , "class"), "",
         _markdown(_pivot(table, "semantic", "mIoU", ["all", "all16", "all13"]), "mIoU"), "",
         "![IoU per class](iou_per_class.png)", "",
-        "## Instance segmentation: AP per class", "",
-        _markdown(_pivot(table, "instance", "AP", things + ["all"]), "AP"), "",
-        _markdown(_pivot(table, "instance", "AP50", things + ["all"]), "AP50"), "",
-        "## Panoptic segmentation", "",
     ]
-    for metric in ("PQ", "SQ", "RQ"):
-        parts += [_markdown(_pivot(table, "panoptic", metric, ["all", "things", "stuff", "all16", "things16", "stuff16"]), metric), ""]
-    parts += [_markdown(_pivot(table, "panoptic", "PQ_dagger", ["all", "all16"]), "PQ†"), ""]
-    parts += [_markdown(_pivot(table, "panoptic", "PQ", list(CLASS_NAMES)), "PQ per class"), ""]
+    if "instance" in tasks:
+        parts += [
+            "## Instance segmentation: AP per class", "",
+            _markdown(_pivot(table, "instance", "AP", things + ["all"]), "AP"), "",
+            _markdown(_pivot(table, "instance", "AP50", things + ["all"]), "AP50"), "",
+        ]
+    if "panoptic" in tasks:
+        parts += ["## Panoptic segmentation", ""]
+        for metric in ("PQ", "SQ", "RQ"):
+            parts += [_markdown(_pivot(table, "panoptic", metric, ["all", "things", "stuff", "all16", "things16", "stuff16"]), metric), ""]
+        parts += [_markdown(_pivot(table, "panoptic", "PQ_dagger", ["all", "all16"]), "PQ†"), ""]
+        parts += [_markdown(_pivot(table, "panoptic", "PQ", list(CLASS_NAMES)), "PQ per class"), ""]
+    if not tasks & {"instance", "panoptic"}:
+        parts += ["Semantic segmentation only: the source has no instance labels (mixing.sources: [gta]), "
+                  "so no instance models, panoptic fusion or PQ.", ""]
     parts += ["## Qualitative results", ""]
     for run, name in overlay_files.items():
         parts += [f"![{run}]({name})", ""]
@@ -188,11 +207,12 @@ def write_report(table: pd.DataFrame, out_dir: Path, overlay_files: dict[str, st
 
 
 def build_report(
-    metrics_csv: str | Path, out_dir: str | Path, cache_path: str | Path, runs: dict[str, tuple[str, str]],
+    metrics_csv: str | Path, out_dir: str | Path, cache_path: str | Path, runs: dict[str, tuple[str, str | None]],
     overlays: int, generated: dict[str, str] | None = None,
 ) -> None:
-    """Everything under ``out_dir``; ``runs`` maps a run label to (semantic prediction, panoptic folder),
-    ``generated`` a run label to its co-learning figure (``co_learning.png``), linked from the page."""
+    """Everything under ``out_dir``; ``runs`` maps a run label to (semantic prediction, panoptic folder
+    or None for a semantic-only run), ``generated`` a run label to its co-learning figure
+    (``co_learning.png``), linked from the page."""
     out_dir = Path(out_dir)
     table = read_metrics(metrics_csv)  # checked before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -201,7 +221,8 @@ def build_report(
     overlay_files = {}
     for run, (semantic, panoptic) in runs.items():
         name = f"overlays_{run}.png"
-        overlay_figure(Path(cache_path), Path(semantic), Path(panoptic), overlays, out_dir / name, f"target val, {run}")
+        panoptic_dir = None if panoptic is None else Path(panoptic)
+        overlay_figure(Path(cache_path), Path(semantic), panoptic_dir, overlays, out_dir / name, f"target val, {run}")
         overlay_files[run] = name
     figures = {}
     for run, figure in (generated or {}).items():

@@ -3,12 +3,20 @@
 import json
 import os
 import shlex
+import sys
 
 from snakemake.exceptions import WorkflowError
 
 from snakemake.common.configfile import load_configfile
 
-from selfpanoptic.config import compose_configs, guidance_mode, validate_config
+from selfpanoptic.config import (
+    compose_configs,
+    guidance_mode,
+    has_instances,
+    protocol_config,
+    source_datasets,
+    validate_config,
+)
 from selfpanoptic.provenance import stage_code_hash
 from selfpanoptic.data.required import check_required_dataset_files
 from selfpanoptic.errors import InputError
@@ -27,6 +35,10 @@ try:
     check_required_dataset_files(_validated)
 except InputError as err:
     raise WorkflowError(str(err))
+# The source protocol (mixing.sources) may switch guidance off; say so once, on loading.
+_validated, _protocol_note = protocol_config(_validated)
+if _protocol_note:
+    print(_protocol_note, file=sys.stderr)
 config.clear()
 config.update(_validated)
 
@@ -37,6 +49,9 @@ os.environ[JOBS_PER_GPU_VARIABLE] = str(config["resources"]["jobs_per_gpu"])
 RESULTS = config["results"]
 ENV = "../../envs/selfpanoptic.yaml"
 TOY = config["toy"]["enabled"]
+SOURCES = source_datasets(config)
+# Instance models, guidance, panoptic fusion and PQ exist only when a source has instance labels.
+INSTANCES = has_instances(config)
 
 DATASET_FORMATS = {"synthia": "synthia", "gta": "gta5", "target": "cityscapes"}
 TRAIN_SPLIT = config["datasets"]["target"]["train_split"]
@@ -211,13 +226,14 @@ def round_label(wildcards):
 
 
 def metric_tables():
-    return [f"{RESULTS}/{run}/eval/{task}.csv" for run in RUNS for task in ("semantic", "instance", "panoptic")]
+    tasks = ("semantic", "instance", "panoptic") if INSTANCES else ("semantic",)
+    return [f"{RESULTS}/{run}/eval/{task}.csv" for run in RUNS for task in tasks]
 
 
 def report_runs(wildcards):
-    """--run options of the report: label, semantic prediction and panoptic folder of each run."""
+    """--run options of the report: label, semantic prediction and panoptic folder (if any) of each run."""
     return " ".join(
-        f"--run {run} {RESULTS}/{run}/semantic/pred_target_{VAL_SPLIT}.h5 {RESULTS}/{run}/panoptic"
+        f"--run {run} {RESULTS}/{run}/semantic/pred_target_{VAL_SPLIT}.h5" + (f" {RESULTS}/{run}/panoptic" if INSTANCES else "")
         for run in RUNS
     )
 
@@ -229,6 +245,31 @@ def final_outputs():
         + [f"{RESULTS}/data/mixing_stats.md", f"{RESULTS}/summary/report.md"]
         + [f"{RESULTS}/{run}/semantic/pred_target_{split}.h5" for run in RUNS for split in TARGET_SPLITS]
         + [f"{RESULTS}/{run}/semantic/labelIds" for run in RUNS]
-        + [f"{RESULTS}/{run}/instance/official" for run in RUNS]
+        + ([f"{RESULTS}/{run}/instance/official" for run in RUNS] if INSTANCES else [])
         + [f"{RESULTS}/round{r}/pseudo/audit.txt" for r in ROUNDS]
     )
+
+
+# Source protocols (mixing.sources): which indexes mixing reads, and what exists without instances.
+
+
+def source_indexes(wildcards):
+    """Inputs of mixing: ``base`` (every image taken) and, for the two-source mix, ``extra`` (gta, filtered)."""
+    names = dict(zip(("base", "extra"), SOURCES))
+    return {role: f"{RESULTS}/data/index/{name}_all.csv" for role, name in names.items()}
+
+
+def extra_option(wildcards, input):
+    """``--extra INDEX`` of the two-source mix, else nothing."""
+    extra = input.get("extra")
+    return f"--extra {shlex.quote(extra)}" if extra else ""
+
+
+def panoptic_folders():
+    """The fused panoptic folder of every run, when the run has instance stages."""
+    return [f"{RESULTS}/{run}/panoptic" for run in RUNS] if INSTANCES else []
+
+
+def pseudo_instance_labels(wildcards):
+    """Round r's instance pseudo-labels for its audit, when the run has instance stages."""
+    return f"{RESULTS}/round{wildcards.r}/pseudo/instance_target_{TRAIN_SPLIT}.h5" if INSTANCES else []

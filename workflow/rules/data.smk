@@ -1,4 +1,6 @@
 # Data stages: toy domains -> dataset index -> mixed source -> HDF5 caches at working resolution.
+# Only the datasets of mixing.sources are indexed. The toy generator writes all three domains in
+# one job whatever the sources, so that switching protocols reuses the toy data, never regenerates it.
 
 
 if TOY:
@@ -52,8 +54,7 @@ rule index_dataset:
 
 rule mix_sources:
     input:
-        base=f"{RESULTS}/data/index/synthia_all.csv",
-        extra=f"{RESULTS}/data/index/gta_all.csv",
+        unpack(source_indexes),
     output:
         manifest=f"{RESULTS}/data/mixed_source.csv",
         stats=f"{RESULTS}/data/mixing_stats.csv",
@@ -64,12 +65,13 @@ rule mix_sources:
         ),
     params:
         **stage_params("mix", settings_option("mixing")),
+        extra=extra_option,
     log:
         f"{RESULTS}/logs/mix_sources.log",
     conda:
         ENV
     shell:
-        "selfpanoptic mix {params.settings} --base {input.base:q} --extra {input.extra:q}"
+        "selfpanoptic mix {params.settings} --base {input.base:q} {params.extra}"
         " --out {output.manifest:q} --stats {output.stats:q} --stats-md {output.page:q} > {log:q} 2>&1"
 
 

@@ -143,7 +143,7 @@ rule report:
         metrics=f"{RESULTS}/summary/metrics.csv",
         data=f"{RESULTS}/data/cache/target_{VAL_SPLIT}.h5",
         semantic=expand(f"{RESULTS}/{{run}}/semantic/pred_target_{VAL_SPLIT}.h5", run=RUNS),
-        panoptic=expand(f"{RESULTS}/{{run}}/panoptic", run=RUNS),
+        panoptic=panoptic_folders(),
         generated=list(co_learning_figures().values()),
     output:
         page=report(f"{RESULTS}/summary/report.md", caption="../report/report.rst", category="Report"),

@@ -109,7 +109,7 @@ use rule predict_instance as pseudo_label_instance with:
 rule audit_pseudo_labels:
     input:
         semantic=f"{RESULTS}/round{{r}}/pseudo/semantic_target_{TRAIN_SPLIT}.h5",
-        instance=f"{RESULTS}/round{{r}}/pseudo/instance_target_{TRAIN_SPLIT}.h5",
+        instance=pseudo_instance_labels,
         data=f"{RESULTS}/data/cache/target_{TRAIN_SPLIT}.h5",
     output:
         report(

@@ -5,26 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..config import datasets_in_use, has_instances
 from ..errors import InputError
 
 
 def required_dataset_paths(config: dict[str, Any]) -> dict[str, Path]:
     """The dataset files and folders a run reads, by what they are for.
 
-    ``config``: the validated workflow config. The dataset roots, the target's val labels (for
-    evaluation) and its panoptic ground truth (JSON and PNG folder, for panoptic fusion and PQ).
+    ``config``: the validated workflow config. The roots of the datasets in use (a source left
+    out of ``mixing.sources`` is never read), the target's val labels (for evaluation) and, when
+    the run has instance stages, its panoptic ground truth (JSON and PNG folder, for panoptic
+    fusion and PQ).
     """
     datasets = config["datasets"]
     target = Path(datasets["target"]["root"])
     val = datasets["target"]["val_split"]
-    return {
-        "synthia root (datasets.synthia.root)": Path(datasets["synthia"]["root"]),
-        "gta root (datasets.gta.root)": Path(datasets["gta"]["root"]),
-        "target root (datasets.target.root)": target,
-        f"target {val} labels": target / "gtFine" / val,
-        f"target {val} panoptic ground-truth JSON": target / "gtFine" / f"cityscapes_panoptic_{val}.json",
-        f"target {val} panoptic ground-truth PNGs": target / "gtFine" / f"cityscapes_panoptic_{val}",
-    }
+    paths = {f"{name} root (datasets.{name}.root)": Path(datasets[name]["root"]) for name in datasets_in_use(config)}
+    paths[f"target {val} labels"] = target / "gtFine" / val
+    if has_instances(config):
+        paths[f"target {val} panoptic ground-truth JSON"] = target / "gtFine" / f"cityscapes_panoptic_{val}.json"
+        paths[f"target {val} panoptic ground-truth PNGs"] = target / "gtFine" / f"cityscapes_panoptic_{val}"
+    return paths
 
 
 def check_required_dataset_files(config: dict[str, Any]) -> None:

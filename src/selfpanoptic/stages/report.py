@@ -13,8 +13,9 @@ PARENTS = [settings_parent("report")]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", required=True, help="results/summary/metrics.csv")
     parser.add_argument("--data", required=True, help="target val cache (HDF5) for the overlays")
-    parser.add_argument("--run", nargs=3, action="append", default=[], metavar=("LABEL", "SEMANTIC_H5", "PANOPTIC_DIR"),
-                        help="a run to show: its label, semantic prediction and fused panoptic folder (repeatable)")
+    parser.add_argument("--run", nargs="+", action="append", default=[], metavar="LABEL SEMANTIC_H5 [PANOPTIC_DIR]",
+                        help="a run to show: its label, semantic prediction and fused panoptic folder (none in a "
+                        "semantic-only run; repeatable)")
     parser.add_argument("--generated", nargs=2, action="append", default=[], metavar=("LABEL", "PNG"),
                         help="a run's co-learning figure (co_learning.png beside its semantic model), linked from "
                         "the page (repeatable)")
@@ -22,9 +23,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from ..errors import InputError
     from ..report import build_report
 
-    runs = {label: (semantic, panoptic) for label, semantic, panoptic in args.run}
+    runs = {}
+    for values in args.run:
+        if len(values) not in (2, 3):
+            raise InputError(f"--run takes LABEL SEMANTIC_H5 [PANOPTIC_DIR], got {len(values)} values: {values}",
+                             fix="give each run its label, semantic prediction and (with instances) panoptic folder")
+        label, semantic, *panoptic = values
+        runs[label] = (semantic, panoptic[0] if panoptic else None)
     build_report(args.metrics, args.out_dir, args.data, runs, settings(args, "report")["overlays"],
                  dict(args.generated))
     print(f"report -> {args.out_dir}/report.md")
