@@ -57,7 +57,7 @@ def test_semantic_only_table_gets_a_semantic_page(tmp_path):
     table = metrics_table()
     table = table[table.task == "semantic"]
     head = headline(table)
-    assert list(head.index) == ["mIoU", "mIoU16"]
+    assert list(head.index) == ["mIoU", "mIoU16", "mIoU13"]
     plot_metrics_by_round(table, tmp_path / "m.png")
     assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
     page = write_report(table, tmp_path, {})
