@@ -141,40 +141,6 @@ def random_cityscapes_split(root: Path, split: str, count: int, height: int, wid
     return ids
 
 
-def official_pixel_evaluator(monkeypatch):
-    """cityscapesscripts' pixel-level evaluator, quiet and writing no JSON, made to run under numpy 2."""
-    from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as official
-
-    monkeypatch.setattr(np, "in1d", lambda a, b: np.isin(a, b).ravel(), raising=False)
-    for key, value in {"quiet": True, "JSONOutput": False, "colorized": False, "bold": "", "nocol": "",
-                       "evalInstLevelScore": False, "predictionPath": None, "predictionWalk": None}.items():
-        monkeypatch.setattr(official.args, key, value)
-    return official
-
-
-def official_instance_args(official, root: Path, prediction: Path, min_region_size: int, work: Path):
-    """The official instance evaluator's settings for ``root``'s val split and a prediction folder;
-    its ground-truth cache file goes to ``work`` (the evaluator reuses one it finds)."""
-    args = official.CArgs()
-    args.cityscapesPath = str(root)
-    args.exportFile = str(work / "result.json")
-    args.groundTruthSearch = str(root / "gtFine" / "val" / "*" / "*_gtFine_instanceIds.png")
-    args.overlaps = np.arange(0.5, 1.0, 0.05)
-    args.minRegionSizes = np.array([min_region_size, 1000, 1000])
-    args.distanceThs = np.array([float("inf"), 100, 50])
-    args.distanceConfs = np.array([-float("inf"), 0.5, 0.5])
-    args.gtInstancesFile = str(work / "gtInstances.json")
-    args.distanceAvailable = False
-    args.JSONOutput = False
-    args.quiet = True
-    args.csv = False
-    args.colorized = False
-    args.instLabels = []
-    args.predictionPath = str(prediction.resolve())
-    args.predictionWalk = None
-    return args
-
-
 # View geometry shared by the view and threshold tests (2x3 matrices, see augment/views.py).
 IDENTITY = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
 FLIP = [[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]

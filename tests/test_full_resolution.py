@@ -4,6 +4,7 @@ cityscapesscripts' own evaluators on the same files."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import h5py
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import official_instance_args, official_instance_evaluator, official_pixel_evaluator, random_cityscapes_split
+from conftest import random_cityscapes_split
 from selfpanoptic.cli import main
 from selfpanoptic.classes import CLASS_NAMES, THING_TRAIN_IDS
 from selfpanoptic.config import validate_config
@@ -19,6 +20,9 @@ from selfpanoptic.data.ground_truth import GroundTruth
 from selfpanoptic.formats.semantic_png import write_semantic_prediction
 from selfpanoptic.intermediates import InstancePrediction, SemanticPrediction
 from selfpanoptic.metrics.instance import min_region_size_for
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from official_eval import instance_level, pixel_level  # noqa: E402  (cityscapesscripts, bridged to numpy 2)
 
 CPU = ["--device", "cpu", "--threads", "1", "--quiet"]
 GT_SIZE, WORK_SIZE = (48, 96), (24, 48)
@@ -158,7 +162,7 @@ def test_label_ids_png_holds_label_ids(tmp_path):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_semantic_scores_equal_the_official_pixel_evaluator_on_the_exported_files(split, tmp_path, monkeypatch, seed):
+def test_semantic_scores_equal_the_official_pixel_evaluator_on_the_exported_files(split, tmp_path, seed):
     sem, _ = random_predictions(split, tmp_path, seed)
     out = tmp_path / "eval.csv"
     assert main(["evaluate-semantic", "--prediction", str(sem), "--ground-truth", str(split["manifest"]), "--round", "0",
@@ -169,10 +173,7 @@ def test_semantic_scores_equal_the_official_pixel_evaluator_on_the_exported_file
     assert sorted(p.name for p in (exported / "lindau").iterdir()) == sorted(f"{i}_leftImg8bit.png" for i in split["ids"])
     assert len(list((tmp_path / "colour" / "lindau").iterdir())) == 5
 
-    official = official_pixel_evaluator(monkeypatch)
-    monkeypatch.setattr(official.args, "predictionPath", str(exported))
-    gts = sorted(str(p) for p in (split["data"] / "gtFine" / "val").rglob("*_gtFine_labelIds.png"))
-    theirs = official.evaluateImgLists([official.getPrediction(official.args, g) for g in gts], gts, official.args)
+    theirs = pixel_level(split["data"] / "gtFine" / "val", exported)
     ours = metrics(out)
     for name in CLASS_NAMES:
         assert ours["IoU", name] == pytest.approx(100 * theirs["classScores"][name], abs=5e-5, nan_ok=True), name
@@ -187,7 +188,7 @@ def test_semantic_scores_equal_the_official_pixel_evaluator_on_the_exported_file
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_instance_scores_equal_the_official_instance_evaluator_on_the_exported_files(split, tmp_path, monkeypatch, seed):
+def test_instance_scores_equal_the_official_instance_evaluator_on_the_exported_files(split, tmp_path, seed):
     _, inst = random_predictions(split, tmp_path, seed)
     out = tmp_path / "eval.csv"
     settings = json.dumps({"instance_min_region_size": 6})
@@ -197,12 +198,7 @@ def test_instance_scores_equal_the_official_instance_evaluator_on_the_exported_f
     assert main(["export-instance", "--prediction", str(inst), "--out", str(exported), "--quiet"]) == 0
     assert sorted(p.name for p in exported.glob("*.txt")) == sorted(f"{i}.txt" for i in split["ids"])
 
-    work = tmp_path / "work"
-    work.mkdir()
-    official = official_instance_evaluator(work, monkeypatch)
-    args = official_instance_args(official, split["data"], exported, 6, work)
-    gts = sorted(str(p) for p in (split["data"] / "gtFine" / "val").rglob("*_gtFine_instanceIds.png"))
-    theirs = official.evaluateImgLists([official.getPrediction(g, args) for g in gts], gts, args)["averages"]
+    theirs = instance_level(split["data"] / "gtFine" / "val", exported, 6, tmp_path)
     ours = metrics(out)
     assert ours["AP", "all"] == pytest.approx(100 * theirs["allAp"], abs=5e-5)
     assert ours["AP50", "all"] == pytest.approx(100 * theirs["allAp50%"], abs=5e-5)
