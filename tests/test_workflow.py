@@ -411,3 +411,33 @@ def test_changing_the_sources_reruns_mixing_and_what_follows_only(smoke):
                         "fuse_panoptic", "evaluate_panoptic"}
     assert "run=oracle" not in out, "the oracle trains on target labels and does not depend on mixing"
     assert "name=target_" not in out
+
+
+def test_unlabelled_image_folder_target_runs_through_self_training(smoke, tmp_path):
+    """A folder of images, no labels anywhere: self-training and prediction run; the oracle, grading
+    and evaluation are left out with a message. Reuses the smoke run's toy images, one round."""
+    workdir = tmp_path / "unlabelled"
+    workdir.mkdir()
+    toy = smoke / "data/toy-smoke"
+    result = snakemake(
+        workdir, toy={**SMOKE["toy"], "enabled": False},
+        datasets={"synthia": {"root": str(toy / "synthia-like")}, "gta": {"root": str(toy / "gta-like")},
+                  "target": {"format": "images", "root": str(toy / "cityscapes-like"),
+                             "train_glob": "leftImg8bit/train/*/*.png", "val_glob": "leftImg8bit/val/*/*.png"}},
+        selftrain={**SMOKE["selftrain"], "rounds": 1},
+    )
+    log = result.stdout + result.stderr
+    assert "the target train split has no labels: no oracle run" in log
+    assert "the target val split has no labels" in log
+    results = workdir / "results-smoke"
+    assert (results / "round1/semantic/model.pt").is_file()
+    for group in SMOKE["instance"]["groups"]:
+        assert (results / f"round1/instance/{group}/model.pt").is_file()
+    for run in ("round0", "round1"):
+        assert (results / f"{run}/semantic/pred_target_val.h5").is_file()
+        assert (results / f"{run}/instance/pred_target_val.h5").is_file()
+    with h5py.File(results / "data/cache/target_train.h5") as h5:
+        assert not h5.attrs["labelled"] and (h5["labels"][()] == 255).all()
+    audit = (results / "round1/pseudo/audit.txt").read_text()
+    assert "stage: semantic_pseudo_labels" in audit and "not graded:" in audit and "prec %" not in audit
+    assert not (results / "oracle").exists() and not (results / "summary").exists()

@@ -2,7 +2,8 @@
 
 Prints what the file is and where it came from (its provenance attributes), every dataset with
 shape, type, chunking and compression, and, for label and instance stacks, class histograms,
-the ignored fraction and instance counts per class.
+the ignored fraction and instance counts per class. Grading against a ground-truth cache of an
+unlabelled split is replaced by one line saying it could not be graded.
 """
 
 from __future__ import annotations
@@ -143,7 +144,11 @@ def grade_lines(h5: h5py.File, ground_truth: str | Path) -> Iterable[str]:
     fix = "give the dataset cache the file was made from (e.g. results/data/cache/target_train.h5)"
     with DatasetCache.open(ground_truth, ids, h5.filename, fix=fix, preload_mb=0) as cache:
         gt = cache.h5
-        if "segments" in h5 and "instances" in h5:
+        if not cache.labelled:
+            yield ""
+            yield (f"not graded: {ground_truth} has no labels (its split has no label files), so precision "
+                   "and recall against ground truth cannot be measured")
+        elif "segments" in h5 and "instances" in h5:
             yield from instance_grade_lines(h5, gt)
         elif "labels" in h5 and h5.attrs.get("stage") != DatasetCache.STAGE:
             yield from semantic_grade_lines(h5, gt)
@@ -172,6 +177,9 @@ def audit_lines(path: str | Path, ground_truth: str | Path | None = None) -> Ite
             names, counts = np.unique(read_strings(h5, "datasets"), return_counts=True)
             yield ""
             yield "images per source dataset: " + ", ".join(f"{n}: {c}" for n, c in zip(names, counts))
+        if info.get("stage") == DatasetCache.STAGE and not h5.attrs.get("labelled", True):
+            yield ""
+            yield "unlabelled: the split has no label files; its labels are all ignore and its instances all 0"
         if "labels" in h5:
             labels = h5["labels"]
             pixels, images = label_histogram(labels)

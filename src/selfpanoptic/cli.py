@@ -18,7 +18,7 @@ from . import __version__
 from .errors import SelfPanopticError
 
 COMMANDS = [
-    "synthesize", "index", "mix", "cache",
+    "synthesize", "index", "mix", "cache", "panoptic-gt",
     "pretrain-semantic", "pretrain-instance", "predict-semantic", "predict-instance",
     "pseudo-semantic", "selftrain-semantic", "selftrain-instance", "pseudo-instance",
     "evaluate-semantic", "evaluate-instance", "export-semantic", "export-instance", "fuse-panoptic", "evaluate-panoptic", "evaluate",

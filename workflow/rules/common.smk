@@ -18,6 +18,7 @@ from selfpanoptic.config import (
     validate_config,
 )
 from selfpanoptic.provenance import stage_code_hash
+from selfpanoptic.data.labelled import target_split_labelled
 from selfpanoptic.data.required import check_required_dataset_files
 from selfpanoptic.errors import InputError
 from selfpanoptic.gpus import JOBS_PER_GPU_VARIABLE
@@ -53,12 +54,23 @@ SOURCES = source_datasets(config)
 # Instance models, guidance, panoptic fusion and PQ exist only when a source has instance labels.
 INSTANCES = has_instances(config)
 
-DATASET_FORMATS = {"synthia": "synthia", "gta": "gta5", "target": "cityscapes"}
-TRAIN_SPLIT = config["datasets"]["target"]["train_split"]
-VAL_SPLIT = config["datasets"]["target"]["val_split"]
+TARGET = config["datasets"]["target"]
+DATASET_FORMATS = {"synthia": "synthia", "gta": "gta5", "target": TARGET["format"]}
+TRAIN_SPLIT = TARGET["train_split"]
+VAL_SPLIT = TARGET["val_split"]
 TARGET_SPLITS = [TRAIN_SPLIT, VAL_SPLIT]
+# Decided once, when the job graph is built: what needs target labels is left out without them.
+TRAIN_LABELLED = target_split_labelled(TARGET, "train", TOY)
+VAL_LABELLED = target_split_labelled(TARGET, "val", TOY)
 ROUNDS = list(range(1, config["selftrain"]["rounds"] + 1))
-RUNS = ["round0"] + [f"round{r}" for r in ROUNDS] + (["oracle"] if config["oracle"] else [])
+ORACLE = config["oracle"] and TRAIN_LABELLED
+RUNS = ["round0"] + [f"round{r}" for r in ROUNDS] + (["oracle"] if ORACLE else [])
+if config["oracle"] and not TRAIN_LABELLED:
+    print("selfpanoptic: the target train split has no labels: no oracle run, and the pseudo-label audits "
+          "describe the pseudo-labels without grading them", file=sys.stderr)
+if not VAL_LABELLED:
+    print("selfpanoptic: the target val split has no labels: models predict on it, but evaluation, metrics "
+          "and the report are skipped (labels: datasets.target.val_labels or gtFine/<val_split>)", file=sys.stderr)
 PRETRAIN_RUNS = "round0|oracle"
 GROUPS = list(config["instance"]["groups"])
 
@@ -67,7 +79,14 @@ wildcard_constraints:
     r=r"[1-9]\d*",
     group="|".join(GROUPS),
 
-_GT_FINE = f'{config["datasets"]["target"]["root"]}/gtFine'
+# A Cityscapes target ships its panoptic ground truth; the panoptic_ground_truth rule makes an
+# image folder's from its val labels.
+if TARGET["format"] == "images":
+    _GT_FINE = f"{RESULTS}/data/panoptic_gt"
+    PANOPTIC_GT_INPUT = [f"{_GT_FINE}/cityscapes_panoptic_{VAL_SPLIT}.json", f"{_GT_FINE}/cityscapes_panoptic_{VAL_SPLIT}"]
+else:
+    _GT_FINE = f'{TARGET["root"]}/gtFine'
+    PANOPTIC_GT_INPUT = TARGET["root"]
 PANOPTIC_GT_JSON = f"{_GT_FINE}/cityscapes_panoptic_{VAL_SPLIT}.json"
 PANOPTIC_GT_FOLDER = f"{_GT_FINE}/cityscapes_panoptic_{VAL_SPLIT}"
 
@@ -149,6 +168,17 @@ def full_resolution_option(wildcards, input):
     return f"--full-resolution {shlex.quote(input.full_resolution)}" if input.full_resolution else ""
 
 
+def reader_options(wildcards):
+    """``--glob`` (and ``--labels``) of an image-folder target's split, else nothing."""
+    if DATASET_FORMATS[wildcards.dataset] != "images":
+        return ""
+    if wildcards.split not in TARGET_SPLITS:
+        raise WorkflowError(f"the images target has the splits {TRAIN_SPLIT} and {VAL_SPLIT}, not {wildcards.split}")
+    which = "train" if wildcards.split == TRAIN_SPLIT else "val"
+    labels = TARGET["val_labels"] if which == "val" else None
+    return f"--glob {shlex.quote(TARGET[f'{which}_glob'])}" + (f" --labels {shlex.quote(labels)}" if labels else "")
+
+
 def cache_manifest(wildcards):
     """The manifest a cache is built from: the mixed source, or a target split's index."""
     if wildcards.name == "source":
@@ -183,6 +213,9 @@ def validation_cache(*section):
     for key in section:
         settings = settings[key]
     validates = settings["train"]["validate_every"] > 0
+    if validates and not VAL_LABELLED:
+        raise WorkflowError(f"{'.'.join(section)}.train.validate_every > 0 validates on the target val labels, "
+                            "which this target lacks; set it to 0, or give the val split labels")
 
     def path(wildcards):
         return f"{RESULTS}/data/cache/target_{VAL_SPLIT}.h5" if validates else []
@@ -205,7 +238,7 @@ def co_learning_figures():
     """Run label -> co-learning figure, of every run trained with co-learning (for the report)."""
     runs = []
     if config["semantic"]["co_learning"]["enabled"]:
-        runs += ["round0"] + (["oracle"] if config["oracle"] else [])
+        runs += ["round0"] + (["oracle"] if ORACLE else [])
     if config["selftrain"]["semantic"]["co_learning"]["enabled"]:
         runs += [f"round{r}" for r in ROUNDS]
     return {run: f"{RESULTS}/{run}/semantic/co_learning.png" for run in runs}
@@ -242,7 +275,9 @@ def final_outputs():
     caches = ["source"] + [f"target_{split}" for split in TARGET_SPLITS]
     return (
         [f"{RESULTS}/data/cache/{name}.h5" for name in caches]
-        + [f"{RESULTS}/data/mixing_stats.md", f"{RESULTS}/summary/report.md"]
+        + [f"{RESULTS}/data/mixing_stats.md"]
+        # without val labels, the val predictions are the results (nothing to score them against)
+        + ([f"{RESULTS}/summary/report.md"] if VAL_LABELLED else [])
         + [f"{RESULTS}/{run}/semantic/pred_target_{split}.h5" for run in RUNS for split in TARGET_SPLITS]
         + [f"{RESULTS}/{run}/semantic/labelIds" for run in RUNS]
         + ([f"{RESULTS}/{run}/instance/official" for run in RUNS] if INSTANCES else [])

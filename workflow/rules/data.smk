@@ -36,6 +36,7 @@ rule index_dataset:
         **stage_params("index"),
         format=lambda wildcards: DATASET_FORMATS[wildcards.dataset],
         split=split_option,
+        reader=reader_options,
         # Per dataset, so that changing one dataset's policy re-indexes that dataset only.
         unpaired=lambda wildcards: config["datasets"][wildcards.dataset]["unpaired"],
         size_mismatch=lambda wildcards: config["datasets"][wildcards.dataset]["size_mismatch"],
@@ -48,7 +49,7 @@ rule index_dataset:
         ENV
     shell:
         "selfpanoptic index --name {wildcards.dataset} --format {params.format}"
-        " --root {input.root:q} {params.split} --unpaired {params.unpaired}"
+        " --root {input.root:q} {params.split} {params.reader} --unpaired {params.unpaired}"
         " --size-mismatch {params.size_mismatch} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 
@@ -93,6 +94,25 @@ rule cache_dataset:
         ENV
     shell:
         "selfpanoptic cache {params.settings} --manifest {input:q} --out {output:q} > {log:q} 2>&1"
+
+
+if TARGET["format"] == "images":
+
+    rule panoptic_ground_truth:
+        input:
+            f"{RESULTS}/data/index/target_{VAL_SPLIT}.csv",
+        output:
+            json=PANOPTIC_GT_JSON,
+            folder=directory(PANOPTIC_GT_FOLDER),
+        params:
+            **stage_params("panoptic-gt"),
+        log:
+            f"{RESULTS}/logs/panoptic_ground_truth.log",
+        conda:
+            ENV
+        shell:
+            "selfpanoptic panoptic-gt --manifest {input:q} --out-json {output.json:q}"
+            " --out-folder {output.folder:q} --quiet > {log:q} 2>&1"
 
 
 localrules:

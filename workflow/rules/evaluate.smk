@@ -94,7 +94,7 @@ rule fuse_panoptic:
     input:
         semantic=f"{RESULTS}/{{run}}/semantic/pred_target_{VAL_SPLIT}.h5",
         instance=f"{RESULTS}/{{run}}/instance/pred_target_{VAL_SPLIT}.h5",
-        target=config["datasets"]["target"]["root"],
+        target=PANOPTIC_GT_INPUT,
     output:
         directory(f"{RESULTS}/{{run}}/panoptic"),
     params:
@@ -112,7 +112,7 @@ rule fuse_panoptic:
 rule evaluate_panoptic:
     input:
         prediction=f"{RESULTS}/{{run}}/panoptic",
-        target=config["datasets"]["target"]["root"],
+        target=PANOPTIC_GT_INPUT,
     output:
         f"{RESULTS}/{{run}}/eval/panoptic.csv",
     params:

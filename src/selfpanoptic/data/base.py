@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..classes import IGNORE
 from ..errors import InputError
 from .. import pngio
 from .problems import DataFileError, DatasetProblemsError, Problem, problem_from_error
@@ -15,12 +16,26 @@ from .problems import DataFileError, DatasetProblemsError, Problem, problem_from
 
 @dataclass(frozen=True)
 class SampleFiles:
-    """The files of one sample. ``instance_path`` is None for formats without instances."""
+    """The files of one sample.
+
+    ``instance_path`` is None for formats without instances; ``label_path`` (and then
+    ``instance_path``) is None for a sample of an unlabelled split (:attr:`labelled`).
+    """
 
     image_id: str
     image_path: Path
-    label_path: Path
+    label_path: Path | None
     instance_path: Path | None = None
+
+    @property
+    def labelled(self) -> bool:
+        """Whether the sample has label files; unlabelled samples read as all ignore."""
+        return self.label_path is not None
+
+
+def unlabelled_arrays(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """What a sample without label files reads as: (H, W) uint8 all ignore (255), (H, W) int32 all 0."""
+    return np.full(shape, IGNORE, dtype=np.uint8), np.zeros(shape, dtype=np.int32)
 
 
 @dataclass
@@ -60,7 +75,9 @@ class DatasetReader:
     (:meth:`decode_inverse_depth`); ``reader[i]`` then fills :attr:`Sample.inverse_depth`.
 
     ``files`` holds the complete samples only; images without their label files and label files
-    without their image are in ``unpaired`` (see :meth:`check_all`). Checking and the
+    without their image are in ``unpaired`` (see :meth:`check_all`). A split without any label
+    file is unlabelled (:attr:`labelled` False, decided by :mod:`.labelled`): ``files`` then
+    holds every image with ``label_path`` None, read as all ignore (:func:`unlabelled_arrays`). Checking and the
     ``unpaired`` / ``size_mismatch`` policies are the index's job
     (:func:`selfpanoptic.data.manifest.build_manifest`): reading a sample (``reader[i]``) trusts
     that only the pairs the index let through are read, and brings a label whose size differs
@@ -98,6 +115,7 @@ class DatasetReader:
                 f"set the dataset's root in the config to a folder laid out as {self.layout_hint}",
             )
         self.files, self.unpaired = self.list_files()
+        self.labelled = all(files.labelled for files in self.files)
         if not self.files and not self.unpaired:
             raise InputError(
                 f"no samples found in this {self.format} dataset"
@@ -195,8 +213,10 @@ class DatasetReader:
     def read_labels(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Labels and instances of sample ``index`` at native resolution, after all checks."""
         files = self.files[index]
-        labels, instances = self.decode_labels(files)
         height, width = pngio.image_size(files.image_path)
+        if not files.labelled:
+            return unlabelled_arrays((height, width))
+        labels, instances = self.decode_labels(files)
         if labels.shape != (height, width):
             raise DataFileError(
                 "size_mismatch",
@@ -216,8 +236,8 @@ class DatasetReader:
             image's (:class:`DataFileError`).
         """
         files = self.files[index]
-        labels, instances = self.decode_labels(files)
         image = pngio.read_rgb(files.image_path)
+        labels, instances = self.decode_labels(files) if files.labelled else unlabelled_arrays(image.shape[:2])
         inverse_depth = self.read_inverse_depth(files, image.shape[:2])
         if image.shape[:2] != labels.shape:
             # Only the index checks sizes: it lists a mismatched pair only under size_mismatch: resize.

@@ -2,7 +2,8 @@
 
 Instance ids follow :mod:`selfpanoptic.formats.cityscapes_ids`: things are ``labelId * 1000 + k``;
 values below 1000 are stuff or thing regions without an instance. Instances of classes outside
-the 19 (caravan, trailer) are dropped.
+the 19 (caravan, trailer) are dropped. A split without any ``gtFine`` label file is read
+unlabelled (:mod:`.labelled`): its images with labels all ignore.
 
 Optional ``disparity/<split>/<city>/*_disparity.png`` files (16-bit, one channel) hold
 ``p = disparity * 256 + 1`` with 0 = invalid. They are read as inverse depth in 1/m,
@@ -21,6 +22,7 @@ from .. import pngio
 from ..errors import InputError
 from ..formats.cityscapes_ids import decode_instance_ids
 from .base import DatasetReader, SampleFiles, check_id_range
+from .labelled import has_label_files
 from .listing import paired_files
 from .problems import DataFileError, Problem
 
@@ -67,6 +69,36 @@ def read_label_id_png(path, fix: str) -> np.ndarray:
     return label_ids_to_train_ids(label_ids)
 
 
+def decode_gtfine(label_path: Path, instance_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Decode a gtFine pair (``*_labelIds.png``, ``*_instanceIds.png``) at the files' own size.
+
+    Returns
+    -------
+    labels:
+        (H, W) uint8 trainIds, 255 = ignore.
+    instances:
+        (H, W) int32 instance ids (``labelId * 1000 + k``) of the 19 classes' things, 0 elsewhere.
+
+    Raises
+    ------
+    InputError
+        A file cannot be decoded, holds labelIds out of range, or the two sizes differ.
+    """
+    labels = read_label_id_png(label_path, "gtFine *_labelIds.png files hold Cityscapes labelIds 0..33")
+    raw = pngio.read_single_channel(instance_path).astype(np.int32)
+    if raw.shape != labels.shape:
+        raise DataFileError(
+            "instance_size",
+            f"instance map size {raw.shape[1]}x{raw.shape[0]} differs from {label_path}",
+            instance_path,
+            "labelIds and instanceIds files of a sample must have the same size",
+        )
+    is_thing = np.isin(labels, THING_TRAIN_IDS)
+    _, k = decode_instance_ids(raw)
+    instances = np.where((k >= 0) & is_thing, raw, 0).astype(np.int32)
+    return labels, instances
+
+
 class CityscapesDataset(DatasetReader):
     format = "cityscapes"
     layout_hint = (
@@ -94,6 +126,10 @@ class CityscapesDataset(DatasetReader):
         if not image_dir.is_dir():
             raise InputError(f"split {self.split!r} not found", image_dir, self._choose_split())
         label_dir = self.root / "gtFine" / self.split
+        if not has_label_files(label_dir):
+            # An unlabelled split (see .labelled): every image, read as all ignore.
+            images = sorted(image_dir.glob(f"*/*{IMAGE_SUFFIX}"))
+            return [SampleFiles(image.name[: -len(IMAGE_SUFFIX)], image, None) for image in images], []
 
         def label_files(image):
             stem = image.name[: -len(IMAGE_SUFFIX)]
@@ -107,19 +143,7 @@ class CityscapesDataset(DatasetReader):
                             label_dir, f"*/*{LABEL_SUFFIX}", image_of_label)
 
     def decode_labels(self, files: SampleFiles) -> tuple[np.ndarray, np.ndarray]:
-        labels = read_label_id_png(files.label_path, "gtFine *_labelIds.png files hold Cityscapes labelIds 0..33")
-        raw = pngio.read_single_channel(files.instance_path).astype(np.int32)
-        if raw.shape != labels.shape:
-            raise DataFileError(
-                "instance_size",
-                f"instance map size {raw.shape[1]}x{raw.shape[0]} differs from {files.label_path}",
-                files.instance_path,
-                "labelIds and instanceIds files of a sample must have the same size",
-            )
-        is_thing = np.isin(labels, THING_TRAIN_IDS)
-        _, k = decode_instance_ids(raw)
-        instances = np.where((k >= 0) & is_thing, raw, 0).astype(np.int32)
-        return labels, instances
+        return decode_gtfine(files.label_path, files.instance_path)
 
     def depth_path(self, files: SampleFiles) -> Path | None:
         """``disparity/<split>/<city>/<name>_disparity.png`` of the sample, if it exists."""

@@ -9,6 +9,7 @@ decoding that built the cache), without any resizing; a label the index let thro
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +51,9 @@ class GroundTruth:
             )
         self.image_ids: list[str] = self.rows["image_id"].astype(str).tolist()
         self._readers = {
-            key: open_dataset(key[0], key[1], None if key[2] == "all" else key[2])
-            for key in self.rows.groupby(["format", "root", "split"], sort=False).groups
+            key: open_dataset(key[0], key[1], None if key[2] == "all" else key[2],
+                              options=json.loads(key[3]) if key[3] else None)
+            for key in self.rows.groupby(["format", "root", "split", "reader_options"], sort=False).groups
         }
 
     def __len__(self) -> int:
@@ -66,7 +68,7 @@ class GroundTruth:
         """Sample ``index``'s ground truth: ``(labels (H, W) uint8 trainIds, 255 = ignore,
         instances (H, W) int32, 0 = none)`` at the size the manifest lists for it."""
         row = self.rows.iloc[index]
-        reader = self._readers[row["format"], row["root"], row["split"]]
+        reader = self._readers[row["format"], row["root"], row["split"], row["reader_options"]]
         files = SampleFiles(str(row["image_id"]), Path(row["image_path"]), Path(row["label_path"]),
                             Path(row["instance_path"]) if row["instance_path"] else None)
         labels, instances = reader.decode_labels(files)

@@ -8,6 +8,7 @@ are all collected and reported together, grouped by kind (:mod:`.problems`). The
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +22,14 @@ from ..errors import InputError
 from ..segments import instance_majority_classes
 from . import open_dataset
 from .. import pngio
-from .base import DatasetReader, fit_labels, size_mismatch_detail
+from .base import DatasetReader, fit_labels, size_mismatch_detail, unlabelled_arrays
 from .problems import POLICIES, DatasetProblemsError, Problem, problem_from_error, warning_lines
 
 FILE_COLUMNS = ["dataset", "format", "root", "split", "image_id", "image_path", "label_path", "instance_path"]
+READER_COLUMNS = {"reader_options": "", "labelled": True}
+"""Columns added after the first manifests, with the value that older manifests read as:
+``reader_options`` (JSON of :func:`open_dataset`'s ``options``, "" for none) and ``labelled``
+(False: the sample's split has no label files, its label statistics count all ignore)."""
 
 
 def column_name(prefix: str, class_name: str) -> str:
@@ -73,10 +78,14 @@ def _check_sample(reader: DatasetReader, index: int, size_mismatch: str) -> _Che
         image = pngio.read_rgb(files.image_path)
     except InputError as err:
         checked.errors.append(problem_from_error(err, files.image_path))
-    try:
-        labels, instances = reader.decode_labels(files)
-    except InputError as err:
-        checked.errors.append(problem_from_error(err, files.label_path))
+    if not files.labelled:
+        if image is not None:
+            labels, instances = unlabelled_arrays(image.shape[:2])
+    else:
+        try:
+            labels, instances = reader.decode_labels(files)
+        except InputError as err:
+            checked.errors.append(problem_from_error(err, files.label_path))
     if image is None or labels is None:
         return checked
     resized = image.shape[:2] != labels.shape
@@ -94,8 +103,9 @@ def _check_sample(reader: DatasetReader, index: int, size_mismatch: str) -> _Che
     checked.row = {
         "image_id": files.image_id,
         "image_path": str(files.image_path),
-        "label_path": str(files.label_path),
+        "label_path": "" if files.label_path is None else str(files.label_path),
         "instance_path": "" if files.instance_path is None else str(files.instance_path),
+        "labelled": files.labelled,
         "label_resized": resized,
         "height": labels.shape[0],
         "width": labels.shape[1],
@@ -106,7 +116,7 @@ def _check_sample(reader: DatasetReader, index: int, size_mismatch: str) -> _Che
 
 def build_manifest(
     name: str, fmt: str, root: str | Path, split: str | None = None, threads: int = 1, progress: bool = True,
-    unpaired: str = "error", size_mismatch: str = "error",
+    unpaired: str = "error", size_mismatch: str = "error", options: dict | None = None,
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """Index a dataset: one row per sample, checking every file of every sample on the way.
 
@@ -116,7 +126,7 @@ def build_manifest(
         The dataset's name in the config (``synthia``, ``gta``, ``target``); messages name the
         dataset and its policy settings (``datasets.<name>.unpaired``) by it.
     fmt, root, split:
-        The dataset's format, root folder and split (Cityscapes only).
+        The dataset's format, root folder and split (formats of :data:`SPLIT_FORMATS` only).
     threads:
         Samples decoded at once.
     progress:
@@ -128,11 +138,16 @@ def build_manifest(
         ``error``, ``skip`` or ``resize``: what happens to a label whose size differs from its
         image's; ``resize`` keeps the pair (``label_resized`` is true in its row), the label's
         statistics counted at the image's size, and the cache resizes it the same way.
+    options:
+        The reader's own options (``images``: ``glob``, ``labels``), recorded as JSON in the
+        ``reader_options`` column.
 
     Returns
     -------
     manifest:
-        One row per sample kept.
+        One row per sample kept. A split without label files (see :mod:`.labelled`) keeps every
+        image, with empty ``label_path``/``instance_path``, ``labelled`` False and all pixels
+        counted as ignore.
     warnings:
         The files that a ``skip`` or ``resize`` policy let through, to be reported.
 
@@ -145,7 +160,7 @@ def build_manifest(
     for key, value in (("unpaired", unpaired), ("size_mismatch", size_mismatch)):
         if value not in POLICIES[key]:
             raise InputError(f"unknown {key} policy {value!r}", None, f"use one of: {', '.join(POLICIES[key])}")
-    reader = open_dataset(fmt, root, split)
+    reader = open_dataset(fmt, root, split, options=options)
     errors, warnings, rows = [], [], []
     (errors if unpaired == "error" else warnings).extend(reader.unpaired)
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
@@ -171,6 +186,7 @@ def build_manifest(
     frame.insert(1, "format", fmt)
     frame.insert(2, "root", str(root))
     frame.insert(3, "split", split or "all")
+    frame["reader_options"] = json.dumps(options, sort_keys=True) if options else ""
     return frame, warnings
 
 
@@ -179,7 +195,11 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise InputError("manifest does not exist", path, "run `selfpanoptic index` (the index_dataset rule) first")
-    frame = pd.read_csv(path, keep_default_na=False, dtype={"image_id": str, "instance_path": str})
+    frame = pd.read_csv(path, keep_default_na=False,
+                        dtype={"image_id": str, "label_path": str, "instance_path": str, "reader_options": str})
+    for column, value in READER_COLUMNS.items():
+        if column not in frame.columns:
+            frame[column] = value
     missing = [c for c in FILE_COLUMNS + PIXEL_COLUMNS if c not in frame.columns]
     if missing:
         raise InputError(f"not a dataset manifest (missing columns {missing})", path, "rebuild it with `selfpanoptic index`")
@@ -195,6 +215,6 @@ def class_presence(manifest: pd.DataFrame, min_pixels: int = 1) -> pd.DataFrame:
 
 
 __all__ = [
-    "FILE_COLUMNS", "INSTANCE_COLUMNS", "PIXEL_COLUMNS", "build_manifest",
+    "FILE_COLUMNS", "INSTANCE_COLUMNS", "PIXEL_COLUMNS", "READER_COLUMNS", "build_manifest",
     "class_presence", "column_name", "label_statistics", "read_manifest",
 ]

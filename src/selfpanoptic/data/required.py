@@ -7,24 +7,29 @@ from typing import Any
 
 from ..config import datasets_in_use, has_instances
 from ..errors import InputError
+from .labelled import target_split_labelled
 
 
 def required_dataset_paths(config: dict[str, Any]) -> dict[str, Path]:
     """The dataset files and folders a run reads, by what they are for.
 
     ``config``: the validated workflow config. The roots of the datasets in use (a source left
-    out of ``mixing.sources`` is never read), the target's val labels (for evaluation) and, when
-    the run has instance stages, its panoptic ground truth (JSON and PNG folder, for panoptic
-    fusion and PQ).
+    out of ``mixing.sources`` is never read); when the run has instance stages, the panoptic
+    ground truth of a Cityscapes target whose val split has labels (JSON and PNG folder, for
+    panoptic fusion and PQ); for an image-folder target, its ``val_labels`` folder when set (the
+    workflow makes the panoptic ground truth from it).
     """
     datasets = config["datasets"]
-    target = Path(datasets["target"]["root"])
-    val = datasets["target"]["val_split"]
+    target = datasets["target"]
+    root = Path(target["root"])
     paths = {f"{name} root (datasets.{name}.root)": Path(datasets[name]["root"]) for name in datasets_in_use(config)}
-    paths[f"target {val} labels"] = target / "gtFine" / val
-    if has_instances(config):
-        paths[f"target {val} panoptic ground-truth JSON"] = target / "gtFine" / f"cityscapes_panoptic_{val}.json"
-        paths[f"target {val} panoptic ground-truth PNGs"] = target / "gtFine" / f"cityscapes_panoptic_{val}"
+    if target["format"] == "images":
+        if target["val_labels"] is not None:
+            paths["target val labels (datasets.target.val_labels)"] = Path(target["val_labels"])
+    elif has_instances(config) and target_split_labelled(target, "val"):
+        val = target["val_split"]
+        paths[f"target {val} panoptic ground-truth JSON"] = root / "gtFine" / f"cityscapes_panoptic_{val}.json"
+        paths[f"target {val} panoptic ground-truth PNGs"] = root / "gtFine" / f"cityscapes_panoptic_{val}"
     return paths
 
 
@@ -41,8 +46,8 @@ def check_required_dataset_files(config: dict[str, Any]) -> None:
         if any("panoptic" in what for what in absent):
             fixes.append("create the panoptic ground truth with "
                          "python -m cityscapesscripts.preparation.createPanopticImgs")
-        if any(what.endswith("labels") for what in absent) and not any("root" in what for what in absent):
-            fixes.append("the target needs gtFine labels of its val split for evaluation")
+        if any("val_labels" in what for what in absent):
+            fixes.append("set datasets.target.val_labels to the folder of the val label files, or null")
         raise InputError(
             "the datasets lack what the workflow will need:\n" + "\n".join(f"  {w}: {p}" for w, p in absent.items()),
             fix="; ".join(fixes),

@@ -4,7 +4,9 @@ Layout (N images of H x W): ``images`` (N, H, W, 3) uint8 RGB; ``labels`` (N, H,
 trainIds, 255 = ignore; ``instances`` (N, H, W) int32, 0 = none; optionally ``inverse_depth``
 (N, H, W) float32 inverse depth in 1/m, NaN = unknown (present only when at least one sample
 had a depth file; rows of samples without one are all NaN); ``image_ids`` and ``datasets``
-(N,) strings (which sample of which dataset each row is). One image per chunk, so reading a
+(N,) strings (which sample of which dataset each row is). The root attribute ``labelled``
+is False for an unlabelled split (no label files: ``labels`` all ignore, ``instances`` all 0);
+caches written before it existed read as labelled. One image per chunk, so reading a
 random image touches one chunk; chunks are compressed as the config's ``data.compression`` says
 (lzf, gzip or none), which h5py undoes transparently, so caches of any setting read the same.
 """
@@ -58,6 +60,11 @@ class DatasetCache(Intermediate):
         """
         if self._memory is None:
             self.h5 = h5py.File(self.path, "r")
+
+    @property
+    def labelled(self) -> bool:
+        """Whether the cache's labels come from label files (False: an unlabelled split, all ignore)."""
+        return bool(self.h5.attrs.get("labelled", True))
 
     @property
     def has_depth(self) -> bool:

@@ -3,7 +3,9 @@
 The cache gets an ``inverse_depth`` stack (1/m, NaN = unknown) only when at least one sample of
 the manifest has a depth file (Synthia ``Depth/``, Cityscapes ``disparity/``); rows of the
 other samples (e.g. GTA5 images of a mixed cache) are NaN. Every stack is compressed with
-``data.compression`` (see the config schema for the measured trade-off).
+``data.compression`` (see the config schema for the measured trade-off). The root attribute
+``labelled`` is False when a sample has no label files (an unlabelled target split): its labels
+are all ignore because there are none, not because every pixel was marked ignore.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ def manifest_has_depth(manifest, readers) -> bool:
 
 
 def run(args: argparse.Namespace) -> None:
+    import json
+
     import numpy as np
     from tqdm import tqdm
 
@@ -50,8 +54,10 @@ def run(args: argparse.Namespace) -> None:
     manifest = read_manifest(args.manifest)
     size = (int(section["height"]), int(section["width"]))
     readers = {}
-    for (name, fmt, root, split), _ in manifest.groupby(["dataset", "format", "root", "split"], sort=False):
-        reader = open_dataset(fmt, root, None if split == "all" else split, size=size)
+    for (name, fmt, root, split, options), _ in manifest.groupby(
+            ["dataset", "format", "root", "split", "reader_options"], sort=False):
+        reader = open_dataset(fmt, root, None if split == "all" else split, size=size,
+                              options=json.loads(options) if options else None)
         readers[name, root, split] = (reader, {f.image_id: i for i, f in enumerate(reader.files)})
 
     image_ids = manifest["image_id"].astype(str)
@@ -59,7 +65,8 @@ def run(args: argparse.Namespace) -> None:
     stacks = [*(s for s in DatasetCache.STACKS if s not in DatasetCache.OPTIONAL_STACKS),
               *(["inverse_depth"] if has_depth else [])]
     with DatasetCache.create(args.out, image_ids, size, section, inputs=[args.manifest], stacks=stacks,
-                             compression=section["compression"], ignore_label=IGNORE) as h5:
+                             compression=section["compression"], ignore_label=IGNORE,
+                             labelled=bool(manifest["labelled"].all())) as h5:
         write_strings(h5, "datasets", manifest["dataset"].astype(str))
         rows = manifest.itertuples(index=False)
         bar = tqdm(rows, total=len(manifest), desc=f"cache {Path(args.out).name}", disable=not progress(args), unit="img")

@@ -14,9 +14,12 @@ PARENTS = [THREADS, QUIET]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", required=True, help="dataset name in the config (synthia, gta, target); messages use it")
-    parser.add_argument("--format", required=True, choices=["synthia", "gta5", "cityscapes"])
+    parser.add_argument("--format", required=True, choices=["synthia", "gta5", "cityscapes", "images"])
     parser.add_argument("--root", required=True, help="dataset root folder")
-    parser.add_argument("--split", help="split to index (Cityscapes only, required there)")
+    parser.add_argument("--split", help="split to index (cityscapes: required; images: the split's name)")
+    parser.add_argument("--glob", help="images format: pattern of the split's images below --root (default **/*.png)")
+    parser.add_argument("--labels", help="images format: folder of the split's <id>_gtFine_labelIds.png and "
+                        "_gtFine_instanceIds.png (none: the split is unlabelled)")
     parser.add_argument("--out", required=True, help="manifest CSV to write")
     parser.add_argument(
         "--unpaired", choices=["error", "skip"], default="error",
@@ -50,11 +53,23 @@ def check_options(args: argparse.Namespace) -> None:
             f"add --split with one of the splits under {folder} ({', '.join(found) or 'none found'}); "
             f"the workflow passes datasets.{args.name}.train_split and val_split",
         )
-    if args.format != "cityscapes" and args.split:
+    if args.format not in ("cityscapes", "images") and args.split:
         raise InputError(
             f"--split {args.split} was given, but the {args.format} format has no splits", None,
-            "drop --split: only --format cityscapes is indexed by split",
+            "drop --split: only --format cityscapes (and images, where it names the split) takes one",
         )
+    if args.format != "images" and (args.glob or args.labels):
+        raise InputError(
+            f"--glob and --labels are options of --format images, not {args.format}", None,
+            "drop them, or use --format images for a folder of images",
+        )
+
+
+def reader_options(args: argparse.Namespace) -> dict | None:
+    """The image-folder reader's options (glob, labels folder); None for the other formats."""
+    if args.format != "images":
+        return None
+    return {"glob": args.glob or "**/*.png", "labels": args.labels}
 
 
 def run(args: argparse.Namespace) -> None:
@@ -65,7 +80,7 @@ def run(args: argparse.Namespace) -> None:
     check_options(args)
     manifest, warnings = build_manifest(
         args.name, args.format, args.root, args.split, threads=args.threads, progress=progress(args),
-        unpaired=args.unpaired, size_mismatch=args.size_mismatch,
+        unpaired=args.unpaired, size_mismatch=args.size_mismatch, options=reader_options(args),
     )
     if warnings:
         policies = {"unpaired": args.unpaired, "size_mismatch": args.size_mismatch}
@@ -75,4 +90,6 @@ def run(args: argparse.Namespace) -> None:
     resized = int(manifest["label_resized"].sum())
     left_out = len(warnings) - resized
     notes = ([f"{left_out} file(s) left out"] if left_out else []) + ([f"{resized} label(s) resized"] if resized else [])
+    if not manifest["labelled"].all():
+        notes.append("no label files: unlabelled, labels read as ignore")
     print(f"indexed {len(manifest)} images of {args.name} -> {args.out}" + (f" ({', '.join(notes)})" if notes else ""))
