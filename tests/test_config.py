@@ -143,7 +143,8 @@ def test_unused_datasets_are_not_required(tmp_path):
     from selfpanoptic.data.required import check_required_dataset_files, required_dataset_paths
 
     target = tmp_path / "cityscapes"
-    (target / "gtFine" / "val").mkdir(parents=True)
+    (target / "gtFine" / "val" / "city").mkdir(parents=True)
+    (target / "gtFine" / "val" / "city" / "city_000000_000000_gtFine_labelIds.png").touch()  # a labelled val split
     (tmp_path / "gta").mkdir()
     datasets = {"gta": {"root": str(tmp_path / "gta")}, "synthia": {"root": str(tmp_path / "absent")},
                 "target": {"root": str(target)}}
