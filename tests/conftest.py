@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,9 @@ import png
 import pytest
 import torch
 from PIL import Image
+
+# scripts/official_eval.py runs cityscapesscripts' own evaluators (bridged to numpy 2); tests import it
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 
 def save_rgb(path: Path, array: np.ndarray) -> None:
@@ -92,25 +96,6 @@ def cityscapes_root(tmp_path: Path) -> Path:
         save_grey8(root / "gtFine" / split / city / f"{stem}_gtFine_labelIds.png", CITYSCAPES_LABEL_IDS)
         save_grey16(root / "gtFine" / split / city / f"{stem}_gtFine_instanceIds.png", CITYSCAPES_INSTANCE_IDS)
     return root
-
-
-def official_instance_evaluator(workdir: Path, monkeypatch):
-    """cityscapesscripts' instance evaluator, made to run under numpy 2 in ``workdir``.
-
-    numpy >= 2.4 removed np.in1d, which it still calls; its JSON writer cannot serialise numpy
-    integers; and it writes matches.json into the working directory.
-    """
-    from cityscapesscripts.evaluation import evalInstanceLevelSemanticLabeling as official
-
-    monkeypatch.setattr(np, "in1d", lambda a, b: np.isin(a, b).ravel(), raising=False)
-    monkeypatch.chdir(workdir)
-
-    def write_json(data, file_name):
-        with open(file_name, "w") as handle:
-            json.dump(data, handle, default=lambda o: o.item() if isinstance(o, np.generic) else o.__dict__)
-
-    monkeypatch.setattr(official, "writeDict2JSON", write_json)
-    return official
 
 
 def random_cityscapes_split(root: Path, split: str, count: int, height: int, width: int, seed: int = 0) -> list[str]:

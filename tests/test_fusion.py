@@ -17,7 +17,8 @@ from selfpanoptic.formats.panoptic_png import panoptic_json, write_panoptic_pred
 from selfpanoptic.fusion import clean_instance_masks, fuse_panoptic
 from selfpanoptic.segments import instance_majority_classes
 
-from conftest import official_instance_evaluator, save_grey16
+from conftest import save_grey16
+from official_eval import instance_level
 
 ROAD, SIDEWALK, SKY = class_id("road"), class_id("sidewalk"), class_id("sky")
 PERSON, CAR, TRUCK = class_id("person"), class_id("car"), class_id("truck")
@@ -288,10 +289,7 @@ def test_perfect_prediction_gives_pq_1_with_official_evaluator(tmp_path, monkeyp
     assert results["Stuff"]["pq"] == pytest.approx(1.0) and results["Stuff"]["n"] == 4  # road, sidewalk, building, sky
 
 
-def test_perfect_instances_give_ap_1_with_official_evaluator(tmp_path, monkeypatch):
-    official = official_instance_evaluator(tmp_path, monkeypatch)
-
-    gt_files, pred_files = [], []
+def test_perfect_instances_give_ap_1_with_official_evaluator(tmp_path):
     for n, image_id in enumerate(IMAGE_IDS):
         gt = tmp_path / "gtFine" / "val" / "testcity" / f"{image_id}_gtFine_instanceIds.png"
         save_grey16(gt, gt_instance_ids(n))
@@ -299,26 +297,8 @@ def test_perfect_instances_give_ap_1_with_official_evaluator(tmp_path, monkeypat
         ids, majority = instance_majority_classes(semantic, instances)
         classes = dict(zip(ids.tolist(), majority.tolist()))
         scores = {i: 1.0 - 0.01 * i for i in classes}
-        pred_files.append(str(write_instance_prediction(tmp_path / "results", image_id, instances, classes, scores)))
-        gt_files.append(str(gt))
+        write_instance_prediction(tmp_path / "results", image_id, instances, classes, scores)
 
-    args = official.CArgs()
-    args.cityscapesPath = str(tmp_path)
-    args.exportFile = str(tmp_path / "result.json")
-    args.groundTruthSearch = str(tmp_path / "gtFine" / "val" / "*" / "*_gtFine_instanceIds.png")
-    args.overlaps = np.arange(0.5, 1.0, 0.05)
-    args.minRegionSizes = np.array([10, 1000, 1000])
-    args.distanceThs = np.array([float("inf"), 100, 50])
-    args.distanceConfs = np.array([-float("inf"), 0.5, 0.5])
-    args.gtInstancesFile = str(tmp_path / "gtInstances.json")
-    args.distanceAvailable = False
-    args.JSONOutput = False
-    args.quiet = True
-    args.csv = False
-    args.colorized = False
-    args.instLabels = []
-    args.predictionPath = str((tmp_path / "results").resolve())
-    args.predictionWalk = None
-    averages = official.evaluateImgLists(pred_files, gt_files, args)["averages"]
+    averages = instance_level(tmp_path / "gtFine" / "val", tmp_path / "results", 10, tmp_path)
     assert averages["classes"]["car"]["ap"] == pytest.approx(1.0)
     assert averages["classes"]["person"]["ap"] == pytest.approx(1.0)

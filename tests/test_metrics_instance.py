@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -15,7 +14,8 @@ from selfpanoptic.classes import (
 )
 from selfpanoptic.metrics.instance import InstanceEvaluator, average_precision, instances_to_predictions
 
-from conftest import official_instance_evaluator, save_grey16
+from conftest import save_grey16
+from official_eval import instance_level
 
 CAR, PERSON, ROAD = class_id("car"), class_id("person"), class_id("road")
 THING_NAMES = [CLASS_NAMES[t] for t in THING_TRAIN_IDS]
@@ -278,48 +278,23 @@ def random_image(rng):
     return label_ids, instance_ids, predictions
 
 
-def official_scores(tmp_path: Path, images, monkeypatch):
-    official = official_instance_evaluator(tmp_path, monkeypatch)
-
-    gt_files, pred_files = [], []
+def official_scores(tmp_path: Path, images):
     pred_root = tmp_path / "results"
     for n, (label_ids, instance_ids, predictions) in enumerate(images):
         stem = f"testcity_000000_{n:06d}"
-        gt_file = tmp_path / "gtFine" / "val" / "testcity" / f"{stem}_gtFine_instanceIds.png"
-        save_grey16(gt_file, instance_ids)
+        save_grey16(tmp_path / "gtFine" / "val" / "testcity" / f"{stem}_gtFine_instanceIds.png", instance_ids)
         lines = []
         for k, (mask, lid, score) in enumerate(predictions):
             name = f"{stem}_{k:03d}.png"
             (pred_root / "masks").mkdir(parents=True, exist_ok=True)
             Image.fromarray(mask.astype(np.uint8) * 255, "L").save(pred_root / "masks" / name)
             lines.append(f"masks/{name} {lid} {score}\n")
-        txt = pred_root / f"{stem}_pred.txt"
-        txt.write_text("".join(lines))
-        gt_files.append(str(gt_file))
-        pred_files.append(str(txt))
-
-    args = official.CArgs()
-    args.cityscapesPath = str(tmp_path)
-    args.exportFile = str(tmp_path / "result.json")
-    args.groundTruthSearch = str(tmp_path / "gtFine" / "val" / "*" / "*_gtFine_instanceIds.png")
-    args.overlaps = np.arange(0.5, 1.0, 0.05)
-    args.minRegionSizes = np.array([MIN_REGION, 1000, 1000])
-    args.distanceThs = np.array([float("inf"), 100, 50])
-    args.distanceConfs = np.array([-float("inf"), 0.5, 0.5])
-    args.gtInstancesFile = str(tmp_path / "gtInstances.json")
-    args.distanceAvailable = False
-    args.JSONOutput = False
-    args.quiet = True
-    args.csv = False
-    args.colorized = False
-    args.instLabels = []
-    args.predictionPath = str(pred_root.resolve())
-    args.predictionWalk = None
-    return official.evaluateImgLists(pred_files, gt_files, args)["averages"]
+        (pred_root / f"{stem}_pred.txt").write_text("".join(lines))
+    return instance_level(tmp_path / "gtFine" / "val", pred_root, MIN_REGION, tmp_path)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_agrees_with_cityscapesscripts(tmp_path, monkeypatch, seed):
+def test_agrees_with_cityscapesscripts(tmp_path, seed):
     rng = np.random.default_rng(seed)
     images = [random_image(rng) for _ in range(4)]
 
@@ -336,7 +311,7 @@ def test_agrees_with_cityscapesscripts(tmp_path, monkeypatch, seed):
             [s for _, _, s in predictions],
         )
     ours = ev.scores()
-    theirs = official_scores(tmp_path, images, monkeypatch)
+    theirs = official_scores(tmp_path, images)
 
     assert ours["AP"] == pytest.approx(theirs["allAp"], abs=1e-6)
     assert ours["AP50"] == pytest.approx(theirs["allAp50%"], abs=1e-6)
