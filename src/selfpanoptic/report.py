@@ -231,5 +231,3 @@ def build_report(
                              "run the training stage with co_learning enabled that writes it")
         figures[run] = os.path.relpath(figure, out_dir)
     atomic_write_text(out_dir / "report.md", write_report(table, out_dir, overlay_files, figures))
-
-# an edit
