@@ -1,9 +1,14 @@
-"""What ``predict-instance`` and ``pseudo-instance`` share: load group models, run, write the file."""
+"""What the instance stages share: load the group models, cluster predictions, run, write the file.
+
+``predict-instance``, ``pseudo-instance`` and ``predict-panoptic`` load the group models with
+:func:`load_instance_groups`; the two predicting stages cluster with :func:`prediction_clustering`.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from pathlib import Path
+from typing import Any, Sequence
 
 from .common import progress
 
@@ -13,6 +18,76 @@ def add_instance_io(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--semantic", required=True, help="semantic prediction HDF5 of the same images")
     parser.add_argument("--data", required=True, help="dataset cache (HDF5)")
     parser.add_argument("--out", required=True, help="HDF5 file to write")
+
+
+def load_instance_groups(paths: Sequence[str | Path], device) -> list[tuple[Any, list[int]]]:
+    """The instance models of ``paths`` (one per class group) on ``device``, with their thing trainIds.
+
+    Parameters
+    ----------
+    paths : sequence of str or pathlib.Path
+        Instance model files.
+    device : torch.device
+        Where the models run.
+
+    Returns
+    -------
+    list of (torch.nn.Module, list of int)
+        ``(model in eval mode, the trainIds of its classes)`` per file, in the order given: the
+        ``groups`` of :func:`selfpanoptic.inference.image_instances`.
+
+    Raises
+    ------
+    InputError
+        When a file is not an instance model, or a class belongs to two of the models (the
+        merged instance map must not hold one class twice).
+    """
+    from ..classes import class_id
+    from ..errors import InputError
+    from ..models import load_model_file, model_from_file
+
+    groups, owner = [], {}
+    for path in paths:
+        saved = load_model_file(path, "instance")
+        for name in saved["classes"]:
+            if name in owner:  # merged predictions must not hold one class twice
+                raise InputError(f"class {name!r} is predicted by this model and by {owner[name]}", path,
+                                 "give one model per class group, each class in one group")
+            owner[name] = path
+        groups.append((model_from_file(path, "instance").to(device), [class_id(c) for c in saved["classes"]]))
+    return groups
+
+
+def prediction_clustering(section: dict[str, Any], device, area_ratio: float = 1.0):
+    """How predicted embeddings become instances: mean-shift with the ``instance`` section's margins.
+
+    Parameters
+    ----------
+    section : dict
+        The validated ``instance`` config section: ``loss.delta_v`` is the bandwidth,
+        ``loss.delta_d`` the merge distance, ``clustering.min_size`` the smallest instance in
+        pixels at the working resolution.
+    device : torch.device
+        Where the clustering runs.
+    area_ratio : float
+        Output pixels per working-resolution pixel (``H_out * W_out / (height * width)``):
+        ``min_size`` is scaled by it, so the same objects are kept at either resolution.
+
+    Returns
+    -------
+    callable
+        A :data:`selfpanoptic.inference.Cluster` for a whole batch.
+    """
+    from ..clustering import instances_from_embeddings_batch
+
+    bandwidth, delta_d = section["loss"]["delta_v"], section["loss"]["delta_d"]
+    min_size = round(section["clustering"]["min_size"] * area_ratio)
+
+    def cluster(embeddings, semantic, confidence, classes):  # a batch of images at once
+        return instances_from_embeddings_batch(embeddings, semantic, thing_classes=classes, bandwidth=bandwidth,
+                                               delta_d=delta_d, min_size=min_size, device=device)
+
+    return cluster
 
 
 def write_instances(args: argparse.Namespace, kind, cluster, config: dict[str, Any], inference: dict[str, Any],
@@ -28,21 +103,10 @@ def write_instances(args: argparse.Namespace, kind, cluster, config: dict[str, A
     import numpy as np
     from tqdm import tqdm
 
-    from ..classes import class_id
-    from ..errors import InputError
     from ..inference import batches, image_instances
     from ..intermediates import DatasetCache, SemanticPrediction
-    from ..models import load_model_file, model_from_file
 
-    groups, owner = [], {}
-    for path in args.models:
-        saved = load_model_file(path, "instance")
-        for name in saved["classes"]:
-            if name in owner:  # merged predictions must not hold one class twice
-                raise InputError(f"class {name!r} is predicted by this model and by {owner[name]}", path,
-                                 "give one model per class group, each class in one group")
-            owner[name] = path
-        groups.append((model_from_file(path, "instance").to(device), [class_id(c) for c in saved["classes"]]))
+    groups = load_instance_groups(args.models, device)
     inputs = [*map(str, args.models), args.semantic, args.data]
     with DatasetCache.open(args.data) as cache, \
             SemanticPrediction.open(args.semantic, cache.image_ids, args.data) as sem, \

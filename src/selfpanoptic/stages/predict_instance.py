@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._instances import add_instance_io, write_instances
+from ._instances import add_instance_io, prediction_clustering, write_instances
 from .common import COMPUTE, settings, settings_parent, torch_setup
 
 HELP = "instances by clustering embeddings inside predicted thing masks"
@@ -22,18 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..clustering import instances_from_embeddings_batch
     from ..intermediates import DatasetCache, InstancePrediction, SemanticPrediction
 
     device = torch_setup(args)
     section = settings(args, "instance")
-    bandwidth, delta_d = section["loss"]["delta_v"], section["loss"]["delta_d"]
     with DatasetCache.open(args.data, preload_mb=0) as cache, SemanticPrediction.open(args.semantic) as sem:
         area_ratio = sem["labels"].shape[1] * sem["labels"].shape[2] / (cache.height * cache.width)
-    min_size = round(section["clustering"]["min_size"] * area_ratio)
-
-    def cluster(embeddings, semantic, confidence, classes):  # a batch of images at once
-        return instances_from_embeddings_batch(embeddings, semantic, thing_classes=classes, bandwidth=bandwidth,
-                                               delta_d=delta_d, min_size=min_size, device=device)
-
+    cluster = prediction_clustering(section, device, area_ratio)
     write_instances(args, InstancePrediction, cluster, {"instance": section}, settings(args, "inference"), device)

@@ -1,0 +1,201 @@
+"""``selfpanoptic predict-panoptic``: a trained run applied to a folder of the user's images."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from selfpanoptic.classes import train_ids_to_label_ids
+from selfpanoptic.cli import main
+from selfpanoptic.config import validate_config
+from selfpanoptic.data.image_folder import image_folder
+from selfpanoptic.errors import InputError
+from selfpanoptic.formats.cityscapes_ids import cityscapes_categories
+from selfpanoptic.formats.panoptic_png import read_panoptic_png
+from selfpanoptic.report import instance_borders, panoptic_overlay, semantic_overlay
+from test_training import tiny_cache
+
+CPU = ["--device", "cpu", "--threads", "1", "--quiet"]
+TINY = {"steps": 1, "batch_size": 2, "crop": [32, 64], "checkpoint_every": 100}
+CONFIG = {"data": {"height": 32, "width": 64}, "instance": {"groups": {"vehicles": ["car"]}},
+          "panoptic": {"stuff_min_area": 4, "morphology": {"min_size": 2}}}
+SIZES = {"a": (40, 80), "b": (24, 50), "city/c": (40, 80), "d": (30, 44)}
+"""Image id -> (height, width); ``d`` is a JPG, ``city/c`` lies in a subfolder."""
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A run folder with 1-step models; the semantic model says car everywhere, so that instances appear."""
+    root = tmp_path_factory.mktemp("predict")
+    cache = tiny_cache(root / "cache.h5")
+    config = validate_config({"semantic": {"train": TINY}, "instance": {"train": TINY, **CONFIG["instance"]}})
+    run = root / "round1"
+    (run / "instance" / "vehicles").mkdir(parents=True)
+    assert main(["pretrain-semantic", "--data", str(cache), "--out", str(run / "semantic" / "model.pt"), "--work-dir",
+                 str(root / "w1"), "--semantic-settings", json.dumps(config["semantic"]), *CPU]) == 0
+    assert main(["pretrain-instance", "--data", str(cache), "--out", str(run / "instance" / "vehicles" / "model.pt"),
+                 "--work-dir", str(root / "w2"), "--instance-settings", json.dumps(config["instance"]),
+                 "--group", "vehicles", *CPU]) == 0
+    model_file = run / "semantic" / "model.pt"
+    saved = torch.load(model_file, weights_only=True)
+    bias = next(k for k, v in saved["state_dict"].items() if k.startswith("head") and k.endswith("bias")
+                and v.shape == (19,))
+    saved["state_dict"][bias][13] += 100.0  # car wins every pixel
+    torch.save(saved, model_file)
+    (root / "config.yaml").write_text(json.dumps(CONFIG))
+    return run
+
+
+@pytest.fixture
+def images(tmp_path) -> Path:
+    folder = tmp_path / "images"
+    rng = np.random.default_rng(1)
+    for image_id, (height, width) in SIZES.items():
+        path = folder / f"{image_id}.{'jpg' if image_id == 'd' else 'png'}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def predict(run: Path, images: Path, out: Path, *extra: str) -> int:
+    return main(["predict-panoptic", "--run", str(run), "--images", str(images), "--out", str(out),
+                 "--config", str(run.parent / "config.yaml"), *extra, *CPU])
+
+
+def test_every_output_at_each_image_size(run_dir, images, tmp_path, capsys):
+    from selfpanoptic.inference import predict_semantic_batch
+    from selfpanoptic.models import model_from_file
+    from selfpanoptic.stages.predict_panoptic import _working_image
+
+    out = tmp_path / "out"
+    assert predict(run_dir, images, out) == 0
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert summary.startswith("predict-panoptic: 4 images, ") and str(out) in summary
+
+    model = model_from_file(run_dir / "semantic" / "model.pt", "semantic")
+    prediction = json.loads((out / "panoptic.json").read_text())
+    assert prediction["categories"] == cityscapes_categories()
+    assert prediction["images"] == [
+        {"id": i, "file_name": f"{i}.{'jpg' if i == 'd' else 'png'}", "height": h, "width": w}
+        for i, (h, w) in sorted(SIZES.items())
+    ]
+    annotations = {a["image_id"]: a for a in prediction["annotations"]}
+    assert sorted(annotations) == sorted(SIZES)
+    instances = 0
+    for image_id, size in SIZES.items():
+        suffix = "jpg" if image_id == "d" else "png"
+        image = np.asarray(Image.open(images / f"{image_id}.{suffix}").convert("RGB"))
+        label_ids = np.asarray(Image.open(out / "semantic" / "labelIds" / f"{image_id}.png"))
+        expected, _ = predict_semantic_batch(model, _working_image(image, (32, 64))[None], torch.device("cpu"),
+                                             validate_config({})["inference"], size)
+        np.testing.assert_array_equal(label_ids, train_ids_to_label_ids(expected[0]))
+        assert Image.open(out / "semantic" / "colour" / f"{image_id}.png").size == size[::-1]
+        assert Image.open(out / "overlays" / f"{image_id}.png").size == size[::-1]
+
+        annotation = annotations[image_id]
+        assert annotation["file_name"] == f"{image_id}_panoptic.png"  # relative to panoptic/, subfolder kept
+        ids = read_panoptic_png(out / "panoptic" / annotation["file_name"])
+        assert ids.shape == size
+        segments = {s["id"]: s for s in annotation["segments_info"]}
+        assert set(np.unique(ids).tolist()) - {0} == set(segments)
+        for segment_id, segment in segments.items():
+            assert segment["area"] == int((ids == segment_id).sum())
+
+        lines = (out / "instance" / f"{image_id}.txt").read_text().splitlines()
+        instances += len(lines)
+        for line in lines:
+            mask_name, label_id, score = line.split()
+            mask = np.asarray(Image.open(out / "instance" / Path(image_id).parent / mask_name))
+            assert mask.shape == size and label_id == "26" and 0 <= float(score) <= 1
+    assert instances > 0, "the car-everywhere model finds cars"
+    assert f" {instances} instances" in summary
+    assert (out / "instance" / "city" / "c.txt").is_file() and (out / "panoptic" / "city" / "c_panoptic.png").is_file()
+
+
+def test_a_run_without_instance_models_writes_semantic_outputs_only(run_dir, images, tmp_path, capsys):
+    run = tmp_path / "gta_round0"
+    shutil.copytree(run_dir / "semantic", run / "semantic")
+    (run.parent / "config.yaml").write_text((run_dir.parent / "config.yaml").read_text())
+    out = tmp_path / "out"
+    assert predict(run, images, out) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("no instance models") == 1 and "semantic only" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["overlays", "semantic"]
+    assert Image.open(out / "overlays" / "city" / "c.png").size == (80, 40)
+
+
+@pytest.mark.parametrize("problem", ["missing", "empty", "garbage", "truncated"])
+def test_bad_image_folders_stop_with_one_message(run_dir, tmp_path, capsys, problem):
+    folder = tmp_path / "images"
+    if problem != "missing":
+        folder.mkdir()
+    if problem in ("garbage", "truncated"):
+        Image.fromarray(np.zeros((40, 80, 3), dtype=np.uint8)).save(folder / "a.png")
+    if problem == "garbage":
+        (folder / "sub").mkdir()
+        (folder / "sub" / "bad.png").write_bytes(b"\x00garbage bytes, not a PNG" * 10)
+    if problem == "truncated":  # the header reads; the pixels do not
+        noise = np.random.default_rng(0).integers(0, 256, (40, 80, 3), dtype=np.uint8)
+        Image.fromarray(noise).save(folder / "b.png")
+        (folder / "b.png").write_bytes((folder / "b.png").read_bytes()[:4000])
+    out = tmp_path / "out"
+    assert predict(run_dir, folder, out) == 2
+    err = capsys.readouterr().err
+    expected = {"missing": "images: image folder does not exist", "empty": "images: no images (*.png, *.jpg, *.jpeg)",
+                "garbage": f"{folder / 'sub' / 'bad.png'}: cannot decode image",
+                "truncated": f"{folder / 'b.png'}: cannot decode image"}[problem]
+    assert expected in err and "Traceback" not in err
+    assert err.count("error:") == 1
+    assert not out.exists() and not list(tmp_path.glob("out.tmp-*"))
+
+
+def test_a_missing_run_folder_or_model_is_named(images, tmp_path, capsys):
+    (tmp_path / "config.yaml").write_text("{}")
+    assert predict(tmp_path / "round9", images, tmp_path / "out") == 2
+    assert "round9: run folder does not exist" in capsys.readouterr().err
+    (tmp_path / "round9").mkdir()
+    assert predict(tmp_path / "round9", images, tmp_path / "out") == 2
+    assert f"{Path('round9', 'semantic', 'model.pt')}: model file does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_image_folder_ids(tmp_path):
+    for name in ("b.PNG", "a b.jpeg", "sub/c.jpg", "out/old.png", "notes.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    assert image_folder(tmp_path, exclude=tmp_path / "out") == [
+        ("a_b", tmp_path / "a b.jpeg"), ("b", tmp_path / "b.PNG"), ("sub/c", tmp_path / "sub" / "c.jpg")]
+    (tmp_path / "b.jpg").write_bytes(b"")
+    with pytest.raises(InputError, match="would both be written as 'b'"):
+        image_folder(tmp_path)
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        image_folder(tmp_path / "b.jpg")
+
+
+def test_overlays_blend_segments_and_keep_instance_borders_white():
+    image = np.full((4, 6, 3), 100, dtype=np.uint8)
+    ids = np.zeros((4, 6), dtype=np.int32)
+    ids[:, :2] = 7             # road
+    ids[:, 2:4] = 26000        # two touching cars
+    ids[:, 4:] = 26001
+    borders = instance_borders(ids)
+    assert borders[:, 2].all() and borders[:, 4].all() and not borders[:, [0, 1, 3, 5]].any()
+    out = panoptic_overlay(image, ids, alpha=0.5)
+    np.testing.assert_array_equal(out[0, 0], np.rint(0.5 * 100 + 0.5 * np.array([128, 64, 128])))  # road colour
+    assert (out[borders] == 255).all()
+    ids[0, 0] = 0  # void keeps the image
+    np.testing.assert_array_equal(panoptic_overlay(image, ids, alpha=0.5)[0, 0], [100, 100, 100])
+    np.testing.assert_array_equal(panoptic_overlay(image, ids, alpha=0.0)[:, [0, 1, 3, 5]], image[:, [0, 1, 3, 5]])
+
+    labels = np.array([[0, 255]], dtype=np.uint8)
+    out = semantic_overlay(np.zeros((1, 2, 3), dtype=np.uint8), labels, alpha=1.0)
+    np.testing.assert_array_equal(out, [[[128, 64, 128], [0, 0, 0]]])
+    with pytest.raises(ValueError, match="alpha"):
+        semantic_overlay(image[:1, :2], labels, alpha=2.0)
