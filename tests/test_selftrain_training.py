@@ -18,6 +18,7 @@ import torch
 
 from selfpanoptic.cli import main
 from selfpanoptic.config import validate_config
+from conftest import random_cityscapes_split
 from test_training import tiny_cache
 
 BIN = Path(sys.executable).parent
@@ -191,7 +192,11 @@ def test_pseudo_instance_file_is_its_own_kind(round0, tmp_path, capsys):
         assert h5.attrs["stage"] == "instance_pseudo_labels"
         assert json.loads(h5.attrs["config"])["pseudo"]["min_size"] == 4
     # a pseudo-label file is not an instance prediction: the evaluator refuses it by name
-    assert main(["evaluate-instance", "--prediction", str(out), "--data", str(round0["cache"]), "--round", "1",
+    random_cityscapes_split(tmp_path / "cityscapes", "val", 1, 32, 64)
+    manifest = tmp_path / "val.csv"
+    assert main(["index", "--name", "target", "--format", "cityscapes", "--root", str(tmp_path / "cityscapes"),
+                 "--split", "val", "--out", str(manifest), "--quiet"]) == 0
+    assert main(["evaluate-instance", "--prediction", str(out), "--ground-truth", str(manifest), "--round", "1",
                  "--out", str(tmp_path / "e.csv"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "pseudo_instances.h5" in err and "'instance_pseudo_labels'" in err and "'instance_prediction'" in err
