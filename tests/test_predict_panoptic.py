@@ -72,7 +72,7 @@ def predict(run: Path, images: Path, out: Path, *extra: str) -> int:
 def test_every_output_at_each_image_size(run_dir, images, tmp_path, capsys):
     from selfpanoptic.inference import predict_semantic_batch
     from selfpanoptic.models import model_from_file
-    from selfpanoptic.stages.predict_panoptic import _working_image
+    from selfpanoptic.data.base import resize_image
 
     out = tmp_path / "out"
     assert predict(run_dir, images, out) == 0
@@ -93,7 +93,7 @@ def test_every_output_at_each_image_size(run_dir, images, tmp_path, capsys):
         suffix = "jpg" if image_id == "d" else "png"
         image = np.asarray(Image.open(images / f"{image_id}.{suffix}").convert("RGB"))
         label_ids = np.asarray(Image.open(out / "semantic" / "labelIds" / f"{image_id}.png"))
-        expected, _ = predict_semantic_batch(model, _working_image(image, (32, 64))[None], torch.device("cpu"),
+        expected, _ = predict_semantic_batch(model, resize_image(image, (32, 64))[None], torch.device("cpu"),
                                              validate_config({})["inference"], size)
         np.testing.assert_array_equal(label_ids, train_ids_to_label_ids(expected[0]))
         assert Image.open(out / "semantic" / "colour" / f"{image_id}.png").size == size[::-1]

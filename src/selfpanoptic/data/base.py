@@ -268,14 +268,18 @@ class DatasetReader:
             raise DatasetProblemsError(f"{self.format} at {self.root}", problems, layout_hint=self.layout_hint)
 
 
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """An (H, W, 3) uint8 RGB image resized bilinearly to ``size`` = (height, width), as caches store it."""
+    height, width = size
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
+
+
 def resize_sample(
     image: np.ndarray, labels: np.ndarray, instances: np.ndarray, size: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Resize to ``size`` = (height, width): bilinear for the image, nearest for ids."""
-    height, width = size
-    image = np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
     labels, instances = fit_labels(labels, instances, size)
-    return image, labels, instances
+    return resize_image(image, size), labels, instances
 
 
 def fit_labels(labels: np.ndarray, instances: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

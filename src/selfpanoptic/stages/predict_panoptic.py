@@ -40,17 +40,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder (semantic/, instance/, panoptic/, panoptic.json, overlays/)")
 
 
-def _working_image(image, size: tuple[int, int]):
-    """``image`` (H, W, 3) uint8 as the cache stores it at ``size``: the image resize of
-    :func:`~selfpanoptic.data.base.resize_sample` (its label maps are blank and unused)."""
-    import numpy as np
-
-    from ..data.base import resize_sample
-
-    blank = np.zeros(image.shape[:2], dtype=np.uint8)
-    return resize_sample(image, blank, blank.astype(np.int32), size)[0]
-
-
 def run(args: argparse.Namespace) -> None:
     import json
     from pathlib import Path
@@ -59,6 +48,7 @@ def run(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
     from ..atomic import atomic_output
+    from ..data.base import resize_image
     from ..data.image_folder import image_folder
     from ..errors import InputError
     from ..formats.cityscapes_ids import cityscapes_categories
@@ -96,7 +86,7 @@ def run(args: argparse.Namespace) -> None:
         for image_id, path in tqdm(images, desc="predict panoptic", disable=not progress(args)):
             image = read_rgb(path)
             size = image.shape[:2]
-            batch = _working_image(image, working)[None]
+            batch = resize_image(image, working)[None]
             labels, confidence = predict_semantic_batch(semantic_model, batch, device, inference, size)
             write_semantic_prediction(out / "semantic" / "labelIds" / f"{image_id}.png", labels[0],
                                       out / "semantic" / "colour" / f"{image_id}.png")
