@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import pngio
 from ..classes import THING_TRAIN_IDS, label_ids_to_train_ids
-from ..formats.cityscapes_ids import LABEL_DIVISOR
+from ..formats.cityscapes_ids import decode_instance_ids
 from ._matching import PredictionFinder, ground_truth_files
 from .instance import InstanceEvaluator
 
@@ -27,9 +27,10 @@ GT_SUFFIX = "_gtFine_instanceIds.png"
 
 def _ground_truth(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """``(trainIds (H, W) uint8, instances (H, W) int32)`` of an instanceIds PNG."""
-    raw = pngio.read_single_channel(path).astype(np.int64)
-    labels = label_ids_to_train_ids(np.where(raw >= LABEL_DIVISOR, raw // LABEL_DIVISOR, raw))
-    instances = np.where((raw >= LABEL_DIVISOR) & np.isin(labels, THING_TRAIN_IDS), raw, 0).astype(np.int32)
+    raw = pngio.read_single_channel(path)
+    label_ids, k = decode_instance_ids(raw)
+    labels = label_ids_to_train_ids(label_ids)
+    instances = np.where((k >= 0) & np.isin(labels, THING_TRAIN_IDS), raw, 0).astype(np.int32)
     return labels, instances
 
 

@@ -90,11 +90,12 @@ def prediction_clustering(section: dict[str, Any], device, area_ratio: float = 1
     return cluster
 
 
-def write_instances(args: argparse.Namespace, kind, cluster, config: dict[str, Any], inference: dict[str, Any],
+def write_instances(args: argparse.Namespace, kind, make_cluster, config: dict[str, Any], inference: dict[str, Any],
                     device, batch_size: int = 8) -> None:
     """Cluster every image of ``args.data`` and write ``args.out`` as the intermediate class ``kind``.
 
-    ``cluster``: how embeddings become instances (:data:`selfpanoptic.inference.Cluster`);
+    ``make_cluster(area_ratio)``: how embeddings become instances (a
+    :data:`selfpanoptic.inference.Cluster`), given the output pixels per cache pixel;
     ``config``: the sections recorded as provenance, ``inference`` added; ``inference``: how the
     embedding models run (the ``inference`` section). The instances are made at the resolution
     of the semantic prediction ``args.semantic``: when it is finer than the cache (a
@@ -112,6 +113,8 @@ def write_instances(args: argparse.Namespace, kind, cluster, config: dict[str, A
             SemanticPrediction.open(args.semantic, cache.image_ids, args.data) as sem, \
             kind.create(args.out, cache.image_ids, sem["labels"].shape[1:], {**config, "inference": inference},
                         inputs) as h5:
+        out_height, out_width = sem["labels"].shape[1:]
+        cluster = make_cluster(out_height * out_width / (cache.height * cache.width))
         rows, scores = [], []
         for idx in tqdm(list(batches(len(cache), batch_size)), desc=kind.KIND, disable=not progress(args)):
             images = np.stack([cache.read("images", i) for i in idx])

@@ -22,11 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..intermediates import DatasetCache, InstancePrediction, SemanticPrediction
+    from ..intermediates import InstancePrediction
 
     device = torch_setup(args)
     section = settings(args, "instance")
-    with DatasetCache.open(args.data, preload_mb=0) as cache, SemanticPrediction.open(args.semantic) as sem:
-        area_ratio = sem["labels"].shape[1] * sem["labels"].shape[2] / (cache.height * cache.width)
-    cluster = prediction_clustering(section, device, area_ratio)
-    write_instances(args, InstancePrediction, cluster, {"instance": section}, settings(args, "inference"), device)
+    write_instances(args, InstancePrediction, lambda area_ratio: prediction_clustering(section, device, area_ratio),
+                    {"instance": section}, settings(args, "inference"), device)

@@ -35,5 +35,6 @@ def run(args: argparse.Namespace) -> None:
         return pseudo_instances_batch(embeddings, semantic, confidence, classes, delta_v, delta_d,
                                       pseudo["min_size"], pseudo["min_confidence"], device=device)
 
-    write_instances(args, InstancePseudoLabels, cluster, {"instance": instance, "pseudo": pseudo},
+    # pseudo masks are made on the train split's working-resolution prediction: nothing to scale
+    write_instances(args, InstancePseudoLabels, lambda area_ratio: cluster, {"instance": instance, "pseudo": pseudo},
                     settings(args, "inference"), device)
