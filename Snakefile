@@ -12,6 +12,7 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/translate.smk"
 include: "workflow/rules/selftrain.smk"
 include: "workflow/rules/evaluate.smk"
 

@@ -441,3 +441,44 @@ def test_unlabelled_image_folder_target_runs_through_self_training(smoke, tmp_pa
     audit = (results / "round1/pseudo/audit.txt").read_text()
     assert "stage: semantic_pseudo_labels" in audit and "not graded:" in audit and "prec %" not in audit
     assert not (results / "oracle").exists() and not (results / "summary").exists()
+
+
+# Label-to-image translation (mixing.translated > 0), on the smoke run: only the translation
+# stages and the run `translated` are added; nothing the smoke run made is redone. Last in the
+# module: afterwards the smoke folder's report and summary are those of the translated config.
+TRANSLATION = {"train": {"steps": 3, "batch_size": 2, "crop": [32, 64], "checkpoint_every": 2},
+               "generator": {"channels": 8, "upsamplings": 2}, "discriminator": {"channels": 8, "layers": 2},
+               "samples": 2}
+
+
+@pytest.fixture(scope="module")
+def translated(smoke) -> tuple[str, subprocess.CompletedProcess]:
+    changes = {"mixing": {"translated": 0.5}, "translation": TRANSLATION}
+    plan = snakemake(smoke, "-n", **changes).stdout
+    return plan, snakemake(smoke, **changes)
+
+
+def test_translation_adds_its_stages_and_the_translated_run_only(translated):
+    plan, _ = translated
+    rules, out = planned_jobs(plan)
+    assert {"train_translator", "translate_source", "label_fidelity", "cache_dataset"} <= rules
+    assert not rules & {"synthesize_toy_domains", "index_dataset", "mix_sources", "pseudo_label_semantic",
+                        "selftrain_semantic", "selftrain_instance"}
+    assert "run=round0" not in out and "run=oracle" not in out
+    assert "run=translated" in out and "name=translated_source" in out
+
+
+def test_translated_run_is_scored_and_reported(translated, smoke):
+    results = smoke / "results-smoke"
+    metrics = pd.read_csv(results / "summary/metrics.csv", dtype={"round": str})
+    assert list(dict.fromkeys(metrics["round"])) == ["0", "1", "2", "translated", "oracle"]
+    assert {"semantic", "instance", "panoptic"} <= set(metrics.loc[metrics["round"] == "translated", "task"])
+    report = (results / "summary/report.md").read_text()
+    assert "| metric | round 0 | round 1 | round 2 | translated | oracle |" in report
+    assert "## Label-to-image translation" in report
+    assert "../translation/samples.png" in report
+    layout = results / "data/translated"
+    assert (layout / "provenance.json").is_file() and list((layout / "synthia/RGB").glob("*.png"))
+    assert list((layout / "gta/images").glob("*.png")) and list((layout / "gta/labels").glob("*.png"))
+    fidelity = pd.read_csv(results / "translation/fidelity.csv")
+    assert fidelity["class"].iloc[-1] == "mean"

@@ -19,6 +19,7 @@ from .errors import SelfPanopticError
 
 COMMANDS = [
     "synthesize", "index", "mix", "cache", "panoptic-gt",
+    "train-translator", "translate-source", "label-fidelity",
     "pretrain-semantic", "pretrain-instance", "predict-semantic", "predict-instance",
     "pseudo-semantic", "selftrain-semantic", "selftrain-instance", "pseudo-instance",
     "evaluate-semantic", "evaluate-instance", "export-semantic", "export-instance", "fuse-panoptic", "evaluate-panoptic", "evaluate",

@@ -85,7 +85,31 @@ def validate_config(config: dict[str, Any] | None, source: str | Path = "config"
     _check_groups(config, source)
     _check_inference(config, source)
     _check_protocol(config, source)
+    _check_translation(config, source)
     return config
+
+
+def _check_translation(config: dict[str, Any], source: str | Path) -> None:
+    """With translation on (``mixing.translated`` > 0), ``translation.labels_from`` must name a
+    round that exists and has the labels asked for (round 0 has predictions, no pseudo-labels)."""
+    if not config.get("mixing", {}).get("translated") or "translation" not in config:
+        return
+    section, rounds = config["translation"], config.get("selftrain", {}).get("rounds", 0)
+    chosen = section["labels_from"]
+    if chosen == "ground_truth":
+        return
+    index = int(chosen.removeprefix("round"))
+    if index > rounds:
+        raise InputError(
+            f"invalid config: translation.labels_from is {chosen}, but there is no such round to take labels from "
+            f"(selftrain.rounds is {rounds}: rounds 0..{rounds})",
+            source, f"set translation.labels_from to one of round0..round{rounds}, or raise selftrain.rounds",
+        )
+    if section["labels"] == "pseudo" and index == 0:
+        raise InputError(
+            "invalid config: translation.labels is pseudo, but round0 has no pseudo-labels (they start at round1)",
+            source, "set translation.labels: prediction, or translation.labels_from: round1 or later",
+        )
 
 
 def _check_inference(config: dict[str, Any], source: str | Path) -> None:

@@ -30,7 +30,7 @@ from .errors import InputError  # noqa: E402
 from .formats.cityscapes_ids import decode_instance_ids  # noqa: E402
 from .formats.panoptic_png import read_panoptic_png  # noqa: E402
 from .intermediates import DatasetCache, SemanticPrediction  # noqa: E402
-from .metrics.table import read_metrics, round_order  # noqa: E402
+from .metrics.table import NAMED_RUNS, read_metrics, round_order  # noqa: E402
 
 
 def instance_borders(ids: np.ndarray) -> np.ndarray:
@@ -120,6 +120,11 @@ def semantic_overlay(image: np.ndarray, train_ids: np.ndarray, alpha: float = 0.
     return _blend(image, colourise(train_ids), train_ids != 255, alpha)
 
 
+def _run_title(run: str) -> str:
+    """A column title: ``round 2``, or the name of a run that is not a round (``translated``, ``oracle``)."""
+    return run if run in NAMED_RUNS else f"round {run}"
+
+
 def _rounds(table: pd.DataFrame) -> list[str]:
     return sorted(table["round"].unique(), key=round_order)
 
@@ -131,7 +136,7 @@ def _pivot(table: pd.DataFrame, task: str, metric: str, classes: list[str]) -> p
 
 
 def _markdown(frame: pd.DataFrame, first: str) -> str:
-    header = f"| {first} | " + " | ".join(f"round {c}" if c != "oracle" else "oracle" for c in frame.columns) + " |"
+    header = f"| {first} | " + " | ".join(_run_title(c) for c in frame.columns) + " |"
     lines = [header, "|---|" + "---:|" * len(frame.columns)]
     for index, row in frame.iterrows():
         cells = " | ".join("–" if pd.isna(v) else f"{v:.1f}" for v in row)
@@ -159,16 +164,20 @@ def headline(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_metrics_by_round(table: pd.DataFrame, path: Path) -> None:
-    """Headline metrics against the self-training round; the oracle as a dashed line."""
+    """Headline metrics against the self-training round; the oracle as a dashed line, round 0 with
+    the translated source as a hollow square at round 0."""
     head = headline(table)
-    rounds = [r for r in head.columns if r != "oracle"]
+    rounds = [r for r in head.columns if r not in NAMED_RUNS]
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, metric in enumerate(m for m in ("mIoU", "AP50", "PQ") if m in head.index):
         colour = f"C{i}"
         ax.plot([int(r) for r in rounds], head.loc[metric, rounds], "o-", color=colour, label=metric)
         if "oracle" in head.columns:
             ax.axhline(head.loc[metric, "oracle"], color=colour, linestyle="--", linewidth=1)
-    ax.set_xlabel("round (0 = source only; dashed: oracle)")
+        if "translated" in head.columns:
+            ax.plot([0], [head.loc[metric, "translated"]], "s", color=colour, markerfacecolor="none", markersize=8)
+    ax.set_xlabel("round (0 = source only; dashed: oracle" + ("; square: translated source" if "translated" in head.columns
+                                                             else "") + ")")
     ax.set_ylabel("score on target val (%)")
     ax.set_xticks([int(r) for r in rounds])
     ax.legend()
@@ -186,7 +195,7 @@ def plot_iou_per_class(table: pd.DataFrame, path: Path) -> None:
     width = 0.8 / max(len(pivot.columns), 1)
     x = np.arange(len(pivot.index))
     for i, run in enumerate(pivot.columns):
-        ax.bar(x + i * width, pivot[run].fillna(0), width, label="oracle" if run == "oracle" else f"round {run}")
+        ax.bar(x + i * width, pivot[run].fillna(0), width, label=_run_title(run))
     ax.set_xticks(x + width * (len(pivot.columns) - 1) / 2)
     ax.set_xticklabels(pivot.index, rotation=60, ha="right")
     ax.set_ylabel("IoU on target val (%)")
@@ -231,10 +240,37 @@ def overlay_figure(
     plt.close(fig)
 
 
+def translation_section(fidelity: pd.DataFrame, grid: str) -> list[str]:
+    """The report's lines on label-to-image translation: the label-fidelity table (mean first,
+    classes in a collapsible block) and the sample grid (``grid``: path relative to the page)."""
+    mean = fidelity.set_index("class").loc["mean"]
+
+    def row(r) -> str:
+        cells = ["–" if pd.isna(r[k]) else f"{r[k]:.1f}" for k in ("real_iou", "translated_iou", "ratio")]
+        return f"| {r['class']} | " + " | ".join(cells) + " |"
+
+    header = ["| class | IoU on real source | IoU on translated (label fidelity) | ratio % |", "|---|---:|---:|---:|"]
+    classes = [row(r) for _, r in fidelity.iterrows() if r["class"] != "mean"]
+    return [
+        "## Label-to-image translation", "",
+        "The source label maps rendered in the target's look by the translator (mixing.translated, section "
+        "`translation`). Run `translated` in the tables above is round 0's models trained with that share of "
+        "translated source images. Label fidelity: the labelling round's semantic model segments each translated "
+        "image, scored against the label map it was generated from; next to it the same model on the real source "
+        "images. A class far below its real-image IoU is one the translator does not draw recognisably.", "",
+        *header, row(fidelity[fidelity["class"] == "mean"].iloc[0]), "",
+        f"Label fidelity is {mean.ratio:.0f} % of the model's mIoU on real source images.", "",
+        "<details><summary>Per class</summary>", "", *header, *classes, "", "</details>", "",
+        "Rows: label map | real source image | translated image | its re-segmentation.", "",
+        f"![translated source]({grid})", "",
+    ]
+
+
 def write_report(table: pd.DataFrame, out_dir: Path, overlay_files: dict[str, str],
-                 generated: dict[str, str] | None = None) -> str:
+                 generated: dict[str, str] | None = None, translation: list[str] | None = None) -> str:
     """The Markdown page; ``overlay_files`` maps run labels to overlay PNG names in ``out_dir``,
-    ``generated`` run labels to co-learning figures (paths relative to ``out_dir``)."""
+    ``generated`` run labels to co-learning figures (paths relative to ``out_dir``);
+    ``translation``: the lines of :func:`translation_section`, or None."""
     things = [CLASS_NAMES[t] for t in THING_TRAIN_IDS]
     tasks = set(table.task)
     parts = [
@@ -272,18 +308,30 @@ def write_report(table: pd.DataFrame, out_dir: Path, overlay_files: dict[str, st
                   "(for depth: inverse depth as grey, white = near, magenta = unknown).", ""]
         for run, name in generated.items():
             parts += [f"![co-learning, {run}]({name})", ""]
+    parts += translation or []
     return "\n".join(parts)
 
 
 def build_report(
     metrics_csv: str | Path, out_dir: str | Path, cache_path: str | Path, runs: dict[str, tuple[str, str | None]],
-    overlays: int, generated: dict[str, str] | None = None,
+    overlays: int, generated: dict[str, str] | None = None, translation: tuple[str, str] | None = None,
 ) -> None:
     """Everything under ``out_dir``; ``runs`` maps a run label to (semantic prediction, panoptic folder
     or None for a semantic-only run), ``generated`` a run label to its co-learning figure
-    (``co_learning.png``), linked from the page."""
+    (``co_learning.png``), linked from the page; ``translation``: (label-fidelity CSV, sample
+    grid PNG) of label-to-image translation, or None."""
     out_dir = Path(out_dir)
     table = read_metrics(metrics_csv)  # checked before anything is written
+    translation_lines = None
+    if translation is not None:
+        table_path, grid = translation
+        for path in (table_path, grid):
+            if not Path(path).is_file():
+                raise InputError("translation output does not exist", path, "run the label_fidelity rule that writes it")
+        fidelity = pd.read_csv(table_path)
+        if list(fidelity.columns) != ["class", "real_iou", "translated_iou", "ratio"]:
+            raise InputError("not a label-fidelity table", table_path, "give the CSV that label-fidelity writes")
+        translation_lines = translation_section(fidelity, os.path.relpath(grid, out_dir))
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_metrics_by_round(table, out_dir / "metrics_by_round.png")
     plot_iou_per_class(table, out_dir / "iou_per_class.png")
@@ -299,4 +347,4 @@ def build_report(
             raise InputError("co-learning figure does not exist", figure,
                              "run the training stage with co_learning enabled that writes it")
         figures[run] = os.path.relpath(figure, out_dir)
-    atomic_write_text(out_dir / "report.md", write_report(table, out_dir, overlay_files, figures))
+    atomic_write_text(out_dir / "report.md", write_report(table, out_dir, overlay_files, figures, translation_lines))

@@ -64,14 +64,22 @@ TRAIN_LABELLED = target_split_labelled(TARGET, "train", TOY)
 VAL_LABELLED = target_split_labelled(TARGET, "val", TOY)
 ROUNDS = list(range(1, config["selftrain"]["rounds"] + 1))
 ORACLE = config["oracle"] and TRAIN_LABELLED
-RUNS = ["round0"] + [f"round{r}" for r in ROUNDS] + (["oracle"] if ORACLE else [])
+# mixing.translated > 0: a label-to-image translator renders the source in the target's look, and
+# the run `translated` is round 0's models trained on that mix (workflow/rules/translate.smk).
+TRANSLATED = config["mixing"]["translated"] > 0
+TRANSLATION = config["translation"]
+if TRANSLATED and TRANSLATION["labels_from"] == "ground_truth" and not TRAIN_LABELLED:
+    raise WorkflowError("translation.labels_from is ground_truth, but the target train split has no labels; "
+                        "set translation.labels_from to a round (round0, round1, ...)")
+RUNS = (["round0"] + [f"round{r}" for r in ROUNDS] + (["translated"] if TRANSLATED else [])
+        + (["oracle"] if ORACLE else []))
 if config["oracle"] and not TRAIN_LABELLED:
     print("selfpanoptic: the target train split has no labels: no oracle run, and the pseudo-label audits "
           "describe the pseudo-labels without grading them", file=sys.stderr)
 if not VAL_LABELLED:
     print("selfpanoptic: the target val split has no labels: models predict on it, but evaluation, metrics "
           "and the report are skipped (labels: datasets.target.val_labels or gtFine/<val_split>)", file=sys.stderr)
-PRETRAIN_RUNS = "round0|oracle"
+PRETRAIN_RUNS = "round0|oracle|translated"
 GROUPS = list(config["instance"]["groups"])
 
 
@@ -183,14 +191,29 @@ def cache_manifest(wildcards):
     """The manifest a cache is built from: the mixed source, or a target split's index."""
     if wildcards.name == "source":
         return f"{RESULTS}/data/mixed_source.csv"
+    if wildcards.name == "translated_source":
+        return f"{RESULTS}/data/translated_source.csv"
     split = wildcards.name.removeprefix("target_")
     return f"{RESULTS}/data/index/target_{split}.csv"
 
 
 def training_cache(wildcards):
-    """Round 0 trains on the mixed source, the oracle on the target train split's labels."""
-    name = "source" if wildcards.run == "round0" else f"target_{TRAIN_SPLIT}"
+    """Round 0 (and its variant `translated`) trains on the mixed source, the oracle on the target train split's labels."""
+    name = f"target_{TRAIN_SPLIT}" if wildcards.run == "oracle" else "source"
     return f"{RESULTS}/data/cache/{name}.h5"
+
+
+def translated_cache(wildcards):
+    """The translated source cache, for the run `translated` only."""
+    return f"{RESULTS}/data/cache/translated_source.h5" if wildcards.run == "translated" else []
+
+
+def translated_option(wildcards, input):
+    """``--translated CACHE --translated-share P`` of the run `translated`, else nothing; the share
+    is here, not in a settings option, so that changing it reruns that run alone."""
+    if not input.translated:
+        return ""
+    return f"--translated {shlex.quote(input.translated)} --translated-share {config['mixing']['translated']}"
 
 
 def co_learning_target(wildcards):
@@ -254,7 +277,7 @@ def instance_models(wildcards):
 
 
 def round_label(wildcards):
-    """The round column of the metrics table: 0, 1, ... or oracle."""
+    """The round column of the metrics table: 0, 1, ..., translated or oracle."""
     return wildcards.run.removeprefix("round")
 
 
@@ -282,6 +305,7 @@ def final_outputs():
         + [f"{RESULTS}/{run}/semantic/labelIds" for run in RUNS]
         + ([f"{RESULTS}/{run}/instance/official" for run in RUNS] if INSTANCES else [])
         + [f"{RESULTS}/round{r}/pseudo/audit.txt" for r in ROUNDS]
+        + ([f"{RESULTS}/translation/fidelity.csv"] if TRANSLATED else [])
     )
 
 
@@ -308,3 +332,41 @@ def panoptic_folders():
 def pseudo_instance_labels(wildcards):
     """Round r's instance pseudo-labels for its audit, when the run has instance stages."""
     return f"{RESULTS}/round{wildcards.r}/pseudo/instance_target_{TRAIN_SPLIT}.h5" if INSTANCES else []
+
+
+# Label-to-image translation (mixing.translated > 0): the labels the translator learns from.
+
+
+def translation_run():
+    """The run whose labels teach the translator and whose model scores its fidelity (round0 for ground_truth)."""
+    chosen = TRANSLATION["labels_from"]
+    return "round0" if chosen == "ground_truth" else chosen
+
+
+def translation_labels(wildcards):
+    """The label maps of the target train images the translator learns from: the chosen round's
+    prediction or pseudo-labels; none for ground_truth (the cache's own labels)."""
+    if TRANSLATION["labels_from"] == "ground_truth":
+        return []
+    run = translation_run()
+    if TRANSLATION["labels"] == "pseudo":
+        return f"{RESULTS}/{run}/pseudo/semantic_target_{TRAIN_SPLIT}.h5"
+    return f"{RESULTS}/{run}/semantic/pred_target_{TRAIN_SPLIT}.h5"
+
+
+def translation_labels_option(wildcards, input):
+    return f"--labels {shlex.quote(input.labels)}" if input.labels else ""
+
+
+def translation_outputs():
+    """The report's translation inputs (fidelity table, sample grid), when translation is on."""
+    if not TRANSLATED:
+        return {}
+    return {"fidelity": f"{RESULTS}/translation/fidelity.csv", "grid": f"{RESULTS}/translation/samples.png"}
+
+
+def translation_report_option(wildcards, input):
+    """``--translation TABLE GRID`` of the report, when translation is on."""
+    if not TRANSLATED:
+        return ""
+    return f"--translation {shlex.quote(input.fidelity)} {shlex.quote(input.grid)}"

@@ -65,7 +65,8 @@ rule mix_sources:
             category="Data",
         ),
     params:
-        **stage_params("mix", settings_option("mixing")),
+        # not mixing.translated: it chooses batches of the run `translated`, not the source's images
+        **stage_params("mix", settings_option("mixing", ["sources", "require_all", "min_pixels"])),
         extra=extra_option,
     log:
         f"{RESULTS}/logs/mix_sources.log",
@@ -82,7 +83,7 @@ rule cache_dataset:
     output:
         f"{RESULTS}/data/cache/{{name}}.h5",
     wildcard_constraints:
-        name="source|target_[A-Za-z0-9]+",
+        name="source|translated_source|target_[A-Za-z0-9]+",
     params:
         **stage_params("cache", settings_option("data")),
     log:

@@ -145,6 +145,7 @@ rule report:
         semantic=expand(f"{RESULTS}/{{run}}/semantic/pred_target_{VAL_SPLIT}.h5", run=RUNS),
         panoptic=panoptic_folders(),
         generated=list(co_learning_figures().values()),
+        **translation_outputs(),
     output:
         page=report(f"{RESULTS}/summary/report.md", caption="../report/report.rst", category="Report"),
         by_round=report(
@@ -166,6 +167,7 @@ rule report:
         **stage_params("report", settings_option("report")),
         runs=report_runs,
         generated=generated_options,
+        translation=translation_report_option,
         out_dir=lambda wildcards, output: os.path.dirname(output.page),
     log:
         f"{RESULTS}/logs/report.log",
@@ -173,4 +175,4 @@ rule report:
         ENV
     shell:
         "selfpanoptic report {params.settings} --metrics {input.metrics:q} --data {input.data:q}"
-        " {params.runs} {params.generated} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        " {params.runs} {params.generated} {params.translation} --out-dir {params.out_dir:q} > {log:q} 2>&1"

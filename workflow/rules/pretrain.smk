@@ -5,6 +5,7 @@
 rule pretrain_semantic:
     input:
         data=training_cache,
+        translated=translated_cache,
         target=co_learning_target,
         val=validation_cache("semantic"),
     output:
@@ -15,6 +16,7 @@ rule pretrain_semantic:
     params:
         **stage_params("pretrain-semantic", settings_option("semantic")),
         target=target_option,
+        translated=translated_option,
         val=val_option,
         work_dir=lambda wildcards: f"{RESULTS}/{wildcards.run}/semantic/train",
         device=config["device"],
@@ -26,7 +28,8 @@ rule pretrain_semantic:
     conda:
         ENV
     shell:
-        "selfpanoptic pretrain-semantic {params.settings} --data {input.data:q} {params.target} {params.val}"
+        "selfpanoptic pretrain-semantic {params.settings} --data {input.data:q} {params.translated}"
+        " {params.target} {params.val}"
         " --out {output.model:q}"
         " --work-dir {params.work_dir:q}"
         " --data-workers {resources.data_workers} --device {params.device} --threads {threads}"
@@ -36,6 +39,7 @@ rule pretrain_semantic:
 rule pretrain_instance:
     input:
         data=training_cache,
+        translated=translated_cache,
         val=validation_cache("instance"),
     output:
         f"{RESULTS}/{{run}}/instance/{{group}}/model.pt",
@@ -43,6 +47,7 @@ rule pretrain_instance:
         run=PRETRAIN_RUNS,
     params:
         **stage_params("pretrain-instance", settings_option("instance")),
+        translated=translated_option,
         val=val_option,
         work_dir=lambda wildcards: f"{RESULTS}/{wildcards.run}/instance/{wildcards.group}/train",
         device=config["device"],
@@ -54,7 +59,8 @@ rule pretrain_instance:
     conda:
         ENV
     shell:
-        "selfpanoptic pretrain-instance {params.settings} --data {input.data:q} {params.val} --group {wildcards.group}"
+        "selfpanoptic pretrain-instance {params.settings} --data {input.data:q} {params.translated} {params.val}"
+        " --group {wildcards.group}"
         " --out {output:q} --work-dir {params.work_dir:q}"
         " --data-workers {resources.data_workers} --device {params.device} --threads {threads}"
         " --desc 'pretrain instance [{wildcards.run}]' > {log:q} 2>&1"

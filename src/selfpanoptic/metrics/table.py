@@ -26,9 +26,14 @@ def metric_frame(rows: list[tuple]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+NAMED_RUNS = ("translated", "oracle")
+"""Round labels that are not a self-training round, in table order: round 0 trained with the
+translated source, and the upper bound trained on target labels."""
+
+
 def round_order(name: str) -> tuple[int, int]:
-    """Sort key of a round label: 0, 1, 2, ... then ``oracle``."""
-    return (1, 0) if name == "oracle" else (0, int(name))
+    """Sort key of a round label: 0, 1, 2, ... then ``translated``, then ``oracle``."""
+    return (1 + NAMED_RUNS.index(name), 0) if name in NAMED_RUNS else (0, int(name))
 
 
 def read_metrics(path: str | Path) -> pd.DataFrame:
@@ -45,7 +50,7 @@ def read_metrics(path: str | Path) -> pd.DataFrame:
 
 
 def collect_metrics(paths: list[str | Path]) -> pd.DataFrame:
-    """Concatenate per-stage metric tables into the summary table, rounds in order (0, 1, ..., oracle)."""
+    """Concatenate per-stage metric tables into the summary table, rounds in order (0, 1, ..., translated, oracle)."""
     frames = [read_metrics(p) for p in paths]
     frame = pd.concat(frames, ignore_index=True)
     frame["_order"] = frame["round"].map(round_order)

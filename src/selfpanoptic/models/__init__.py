@@ -13,6 +13,7 @@ from ..classes import NUM_CLASSES
 from ..errors import InputError
 from .backbones import ResNetEncoder
 from .deeplab import DeepLab
+from .spade import SPADEGenerator
 from .unet import EmbeddingUNet
 
 
@@ -37,7 +38,17 @@ def build_instance_model(spec: dict[str, Any]) -> EmbeddingUNet:
     )
 
 
-MODEL_KINDS = ("semantic", "instance")
+LABEL_CHANNELS = NUM_CLASSES + 1
+"""The translator's input: one channel per class plus the void channel (ignore, unlabelled)."""
+
+
+def build_translator(spec: dict[str, Any]) -> SPADEGenerator:
+    """A SPADE generator from the config's ``translation.generator`` section (label map -> image)."""
+    return SPADEGenerator(label_channels=LABEL_CHANNELS, channels=spec["channels"], upsamplings=spec["upsamplings"],
+                          style_dim=spec["style_dim"], spectral=spec["spectral_norm"])
+
+
+MODEL_KINDS = ("semantic", "instance", "translator")
 _MODEL_FIX = "give a model file written by selfpanoptic's training (pretrain-* or selftrain-*)"
 
 
@@ -69,10 +80,12 @@ def load_model_file(path: str | Path, kind: str | None = None) -> dict[str, Any]
     if saved["kind"] not in MODEL_KINDS:
         raise InputError(f"unknown model kind {saved['kind']!r}", path, _MODEL_FIX)
     if kind is not None and saved["kind"] != kind:
-        article = {"semantic": "a", "instance": "an"}
+        article = {"semantic": "a", "instance": "an", "translator": "a"}
         raise InputError(f"is {article[saved['kind']]} {saved['kind']} model, but this command needs "
                          f"{article[kind]} {kind} model", path,
-                         f"give the {kind} model file (results/<run>/{kind}/...model.pt)")
+                         f"give the {kind} model file " + (
+                             "(results/translation/translator.pt)" if kind == "translator"
+                             else f"(results/<run>/{kind}/...model.pt)"))
     return saved
 
 
@@ -85,9 +98,10 @@ def _load_weights(model: nn.Module, state: dict[str, Any], path: str | Path, wha
 
 
 def model_from_file(path: str | Path, kind: str | None = None) -> nn.Module:
-    """Rebuild a trained model (semantic or instance, checked against ``kind``) from its file, in eval mode."""
+    """Rebuild a trained model (semantic, instance or translator, checked against ``kind``) from its file, in eval mode."""
     saved = load_model_file(path, kind)
-    build = {"semantic": build_semantic_model, "instance": build_instance_model}[saved["kind"]]
+    build = {"semantic": build_semantic_model, "instance": build_instance_model,
+             "translator": build_translator}[saved["kind"]]
     try:
         model = build(dict(saved["spec"], init="none"))
     except (KeyError, TypeError, ValueError) as exc:
@@ -107,6 +121,7 @@ def init_from_checkpoint(model: nn.Module, init: str, kind: str) -> None:
 
 
 __all__ = [
-    "MODEL_KINDS", "DeepLab", "EmbeddingUNet", "ResNetEncoder", "build_instance_model", "build_semantic_model",
+    "LABEL_CHANNELS", "MODEL_KINDS", "DeepLab", "EmbeddingUNet", "ResNetEncoder", "SPADEGenerator",
+    "build_instance_model", "build_semantic_model", "build_translator",
     "init_from_checkpoint", "load_model_file", "model_from_file",
 ]

@@ -142,3 +142,33 @@ def add_evaluation_io(parser: argparse.ArgumentParser, task: str) -> None:
                              "its label files are the ground truth, read at their own resolution")
     parser.add_argument("--round", required=True, help="round label for the table (0, 1, ..., oracle)")
     parser.add_argument("--out", required=True, help="metrics CSV to write")
+
+
+def add_translated_source(parser: argparse.ArgumentParser) -> None:
+    """``--translated CACHE`` and ``--translated-share P``: source images rendered in the target's look."""
+    parser.add_argument("--translated", metavar="CACHE",
+                        help="translated source cache (HDF5): the --data images rendered in the target's look, "
+                        "same order (translate-source, then cache)")
+    parser.add_argument("--translated-share", type=float, default=0.0, metavar="P",
+                        help="share of draws that take the translated image (mixing.translated; default 0)")
+
+
+def translated_images(args: argparse.Namespace, cache, stack):
+    """The :class:`~selfpanoptic.train.data.TranslatedImages` of ``--translated``, opened in ``stack``, or None."""
+    from ..errors import InputError
+
+    if not args.translated:
+        if args.translated_share > 0:
+            raise InputError(f"--translated-share is {args.translated_share} but no --translated cache was given",
+                             fix="give the translated source cache with --translated, or leave the share at 0")
+        return None
+    if not 0 < args.translated_share <= 1:
+        raise InputError(f"--translated-share must be in (0, 1] with --translated, not {args.translated_share}",
+                         args.translated, "set mixing.translated between 0 and 1")
+    from ..intermediates import DatasetCache
+    from ..train.data import TranslatedImages
+
+    translated = stack.enter_context(DatasetCache.open(
+        args.translated, cache.image_ids, cache.path,
+        "translate the same source cache (rerun translate_source and cache_dataset for translated_source)"))
+    return TranslatedImages(translated, args.translated_share)

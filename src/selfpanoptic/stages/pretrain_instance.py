@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from .common import (
-    COMPUTE, add_training_outputs, data_workers, progress, settings, settings_parent, torch_setup, validation_data,
+    COMPUTE, add_training_outputs, add_translated_source, data_workers, progress, settings, settings_parent, torch_setup,
+    translated_images, validation_data,
 )
 
 HELP = "train the instance embedding model of one class group"
@@ -15,6 +16,7 @@ PARENTS = [settings_parent("instance"), *COMPUTE]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="dataset cache (HDF5) with instance labels")
     parser.add_argument("--group", required=True, help="class group (a key of instance.groups)")
+    add_translated_source(parser)
     add_training_outputs(parser, "pretrain instance")
 
 
@@ -42,13 +44,15 @@ def run(args: argparse.Namespace) -> None:
     init_from_checkpoint(model, spec["init"], "instance")
     with contextlib.ExitStack() as stack:
         cache = stack.enter_context(DatasetCache.open(args.data))
-        step = instance_step(cache, classes, train_settings, loss, device)
+        translated = translated_images(args, cache, stack)
+        step = instance_step(cache, classes, train_settings, loss, device, translated)
         val = validation_data(args, train_settings, stack)
         validate = None
         if val is not None:
             validate = instance_validation(val, [class_id(c) for c in classes], loss, train_settings["validate_images"],
                                            device)
-        identity = {"settings": section, "group": args.group, "data": str(args.data)}
+        identity = {"settings": section, "group": args.group, "data": str(args.data),
+                    "translated": [str(args.translated), args.translated_share] if translated else None}
         result = train(model, step, train_settings, args.work_dir, identity, device, args.desc, progress(args),
                        data_workers=data_workers(args, device), validate=validate)
     save_model_file(args.out, model, "instance", spec, {

@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--generated", nargs=2, action="append", default=[], metavar=("LABEL", "PNG"),
                         help="a run's co-learning figure (co_learning.png beside its semantic model), linked from "
                         "the page (repeatable)")
+    parser.add_argument("--translation", nargs=2, metavar=("FIDELITY_CSV", "GRID_PNG"),
+                        help="label-to-image translation: the label-fidelity table and the sample grid "
+                        "(label-fidelity), shown in a section of their own")
     parser.add_argument("--out-dir", required=True, help="folder for report.md and the figures")
 
 
@@ -34,5 +37,5 @@ def run(args: argparse.Namespace) -> None:
         label, semantic, *panoptic = values
         runs[label] = (semantic, panoptic[0] if panoptic else None)
     build_report(args.metrics, args.out_dir, args.data, runs, settings(args, "report")["overlays"],
-                 dict(args.generated))
+                 dict(args.generated), tuple(args.translation) if args.translation else None)
     print(f"report -> {args.out_dir}/report.md")

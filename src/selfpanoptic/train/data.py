@@ -5,6 +5,7 @@ Every draw takes a numpy Generator, so a step's batch is a function of (seed, st
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -14,6 +15,15 @@ from ..augment.crops import random_crop_flip
 from ..augment.normalise import normalise
 from ..augment.photometric import colour_jitter
 from ..intermediates import DatasetCache
+
+
+@dataclass(frozen=True)
+class TranslatedImages:
+    """The source rendered in the target's look (the same images, in the same order, as the source
+    cache) and the share of source draws that take the translated image instead of the original."""
+
+    cache: DatasetCache
+    share: float
 
 
 class Batch(NamedTuple):
@@ -30,16 +40,22 @@ class Batch(NamedTuple):
 def sample_batch(
     cache: DatasetCache, rng: np.random.Generator, indices: np.ndarray, batch_size: int,
     crop: tuple[int, int], hflip: bool = True, jitter: float = 0.0, shuffle: bool = True, depth: bool = False,
+    translated: TranslatedImages | None = None,
 ) -> Batch:
     """A random :class:`Batch` from ``indices`` of ``cache`` (``shuffle=False``: exactly ``indices``, in order).
 
     ``depth``: also crop the cache's inverse depth (all NaN when the cache has none). The random
     draws do not depend on ``depth``, so asking for it leaves the rest of the batch unchanged.
+    ``translated``: each image is the translated one with probability ``translated.share`` (one
+    extra draw per image, made only when given; labels and instances are the cache's).
     """
     chosen = rng.choice(indices, size=batch_size, replace=len(indices) < batch_size) if shuffle else indices
     images, labels, instances, depths = [], [], [], []
     for i in chosen:
-        arrays = [cache.read("images", i), cache.read("labels", i), cache.read("instances", i)]
+        image = cache.read("images", i)
+        if translated is not None and rng.random() < translated.share:
+            image = translated.cache.read("images", i)
+        arrays = [image, cache.read("labels", i), cache.read("instances", i)]
         if depth:
             arrays.append(cache.read_inverse_depth(i))
         img, lab, inst, *rest = random_crop_flip(rng, arrays, crop, hflip)

@@ -232,7 +232,9 @@ def build_optimizer(model: nn.Module, settings: dict[str, Any]) -> torch.optim.O
         groups.append({"params": [p for p in head if p.requires_grad], "lr": head_lr, "initial_lr": head_lr})
     if settings["optimizer"] == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=settings["momentum"], weight_decay=settings["weight_decay"])
-    return torch.optim.Adam(groups, lr=lr, weight_decay=settings["weight_decay"])
+    # adam_betas: only the translator's section has it (GANs train with a short momentum)
+    betas = tuple(settings.get("adam_betas", (0.9, 0.999)))
+    return torch.optim.Adam(groups, lr=lr, betas=betas, weight_decay=settings["weight_decay"])
 
 
 def learning_rate_factor(schedule: str, step: int, total: int, power: float = 0.9) -> float:

@@ -12,7 +12,7 @@ from ..errors import InputError
 from ..intermediates import DatasetCache
 from ..losses import spoco_loss
 from ..segments import instance_majority_classes
-from .data import sample_batch
+from .data import TranslatedImages, sample_batch
 from .engine import TrainingStep
 from .visuals import embedding_images, instance_images, normalised_images
 
@@ -42,13 +42,14 @@ def keep_instances(instances: torch.Tensor, keep: list[np.ndarray]) -> torch.Ten
 
 def instance_step(
     cache: DatasetCache, classes: list[str], settings: dict[str, Any], loss_settings: dict[str, Any],
-    device: torch.device,
+    device: torch.device, translated: TranslatedImages | None = None,
 ) -> TrainingStep:
     """The :class:`~selfpanoptic.train.engine.TrainingStep` of SPOCO pretraining of one group.
 
     ``classes``: the group's class names; ``settings``: the ``instance.train`` section;
     ``loss_settings``: ``instance.loss``. Each step draws ``batch_size`` crops of images holding
-    an instance of the group; instances of other classes are zeroed.
+    an instance of the group; instances of other classes are zeroed. ``translated``: source
+    images rendered in the target's look, drawn instead of the originals with its share.
     """
     group_ids = {class_id(name) for name in classes}
     members = [group_instance_ids(cache.read("labels", i), cache.read("instances", i), group_ids) for i in range(len(cache))]
@@ -62,7 +63,8 @@ def instance_step(
     def prepare(rng: np.random.Generator, index: int):
         chosen = rng.choice(indices, size=settings["batch_size"], replace=len(indices) < settings["batch_size"])
         images, labels, instances, _ = sample_batch(
-            cache, rng, chosen, len(chosen), crop, settings["hflip"], settings["jitter"], shuffle=False
+            cache, rng, chosen, len(chosen), crop, settings["hflip"], settings["jitter"], shuffle=False,
+            translated=translated,
         )
         return images, labels, keep_instances(instances, [members[i] for i in chosen])
 
@@ -86,4 +88,4 @@ def instance_step(
 
         return loss, {k: v.detach() for k, v in parts.items()}, len(images), visualise
 
-    return TrainingStep(prepare, compute, caches=(cache,))
+    return TrainingStep(prepare, compute, caches=(cache,) + ((translated.cache,) if translated is not None else ()))

@@ -17,14 +17,14 @@ from ..augment.normalise import denormalise
 from ..classes import IGNORE
 from ..intermediates import DatasetCache
 from .co_learning import CoLearning
-from .data import Batch, sample_batch
+from .data import Batch, TranslatedImages, sample_batch
 from .engine import TrainingStep
 from .visuals import label_images, normalised_images
 
 
 def semantic_step(cache: DatasetCache, settings: dict[str, Any], device: torch.device,
                   co_learning: CoLearning | None = None, target: DatasetCache | None = None,
-                  target_batch_size: int = 0) -> TrainingStep:
+                  target_batch_size: int = 0, translated: TranslatedImages | None = None) -> TrainingStep:
     """The :class:`~selfpanoptic.train.engine.TrainingStep` of supervised DeepLab training.
 
     ``settings``: the ``semantic.train`` section (``batch_size``, ``crop``, ``hflip``, ``jitter``).
@@ -32,6 +32,8 @@ def semantic_step(cache: DatasetCache, settings: dict[str, Any], device: torch.d
     With ``co_learning`` (the model is then its :class:`~selfpanoptic.train.co_learning.CoLearner`)
     the generation loss of those crops and of ``target_batch_size`` crops of ``target`` (unlabelled
     target images; their labels are never read) is mixed in with the schedule's beta.
+    ``translated``: source images rendered in the target's look, drawn instead of the originals
+    with its share (:func:`~selfpanoptic.train.data.sample_batch`).
     """
     indices = np.arange(len(cache))
     crop = tuple(settings["crop"])
@@ -40,7 +42,7 @@ def semantic_step(cache: DatasetCache, settings: dict[str, Any], device: torch.d
 
     def prepare(rng: np.random.Generator, index: int) -> tuple[Batch, Batch | None]:
         batch = sample_batch(cache, rng, indices, settings["batch_size"], crop, settings["hflip"], settings["jitter"],
-                             depth=depth)
+                             depth=depth, translated=translated)
         extra = None
         if extra_target:
             extra = sample_batch(target, rng, np.arange(len(target)), target_batch_size, crop, settings["hflip"],
@@ -70,4 +72,5 @@ def semantic_step(cache: DatasetCache, settings: dict[str, Any], device: torch.d
         loss, beta = co_learning.combine(loss, generation, index)
         return loss, {**parts, **gen_parts, "beta": beta}, images, visualise
 
-    return TrainingStep(prepare, compute, caches=(cache,) + ((target,) if extra_target else ()))
+    return TrainingStep(prepare, compute, caches=(cache,) + ((target,) if extra_target else ())
+                        + ((translated.cache,) if translated is not None else ()))

@@ -1,0 +1,82 @@
+"""``selfpanoptic label-fidelity``: segment the translated source and score it against its label maps.
+
+The labelling round's semantic model segments every source image twice, real and translated;
+each is scored against the source label map (the one the translated image was generated from).
+Writes the per-class table (:func:`~selfpanoptic.translation.fidelity_table`) and a grid a person
+reads: label map | real source image | translated image | re-segmentation of the translated image.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import COMPUTE, progress, settings, settings_parent, torch_setup
+
+HELP = "score the translated source: re-segment it and compare with the label maps it came from"
+PARENTS = [settings_parent("translation"), *COMPUTE]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="semantic model file of the round the translator's labels came from")
+    parser.add_argument("--source", required=True, help="source cache (HDF5)")
+    parser.add_argument("--translated", required=True, help="translated source cache (HDF5), same images in the same order")
+    parser.add_argument("--out", required=True, help="fidelity table CSV to write")
+    parser.add_argument("--grid", required=True, help="PNG grid of translated samples to write")
+
+
+def grid_image(rows: list[list]) -> "np.ndarray":
+    """Rows of equally sized (H, W, 3) uint8 images as one image, 2-pixel white gutters."""
+    import numpy as np
+
+    height, width = rows[0][0].shape[:2]
+    gutter = 2
+    out = np.full((len(rows) * (height + gutter) - gutter, len(rows[0]) * (width + gutter) - gutter, 3), 255, np.uint8)
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            out[r * (height + gutter):r * (height + gutter) + height, c * (width + gutter):c * (width + gutter) + width] = image
+    return out
+
+
+def run(args: argparse.Namespace) -> None:
+    import numpy as np
+    from tqdm import tqdm
+
+    from ..atomic import atomic_output, atomic_write_text
+    from ..classes import NUM_CLASSES
+    from ..colours import colourise
+    from ..inference import batches, predict_semantic_batch
+    from ..intermediates import DatasetCache
+    from ..metrics.semantic import confusion_matrix
+    from ..models import model_from_file
+    from ..pngio import write_png
+    from ..translation import fidelity_table
+
+    section = settings(args, "translation")
+    device = torch_setup(args)
+    model = model_from_file(args.model, "semantic").to(device)
+    with DatasetCache.open(args.source) as source, DatasetCache.open(
+            args.translated, source.image_ids, args.source,
+            "rebuild the translated cache (rerun translate_source and cache_dataset)") as translated:
+        real = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.int64)
+        fake = np.zeros_like(real)
+        picks = set(np.linspace(0, len(source) - 1, num=min(section["samples"], len(source))).astype(int).tolist())
+        rows = []
+        for idx in tqdm(list(batches(len(source), section["batch_size"])), desc="label fidelity",
+                        disable=not progress(args), unit="batch"):
+            labels = np.stack([source.read("labels", i) for i in idx])
+            images = np.stack([source.read("images", i) for i in idx])
+            rendered = np.stack([translated.read("images", i) for i in idx])
+            predicted_real, _ = predict_semantic_batch(model, images, device)
+            predicted_fake, _ = predict_semantic_batch(model, rendered, device)
+            for k, i in enumerate(idx):
+                real += confusion_matrix(labels[k], predicted_real[k])
+                fake += confusion_matrix(labels[k], predicted_fake[k])
+                if i in picks:
+                    rows.append([colourise(labels[k]), images[k], rendered[k], colourise(predicted_fake[k])])
+    table = fidelity_table(real, fake)
+    atomic_write_text(args.out, table.to_csv(index=False))
+    with atomic_output(args.grid) as tmp:
+        write_png(tmp, grid_image(rows))
+    mean = table.set_index("class").loc["mean"]
+    print(f"label fidelity: mIoU {mean.translated_iou:.1f} on translated vs {mean.real_iou:.1f} on real source images "
+          f"({mean.ratio:.0f} %) -> {args.out}, {args.grid}")

@@ -1,0 +1,124 @@
+"""Label-to-image translation of the source: rendering label maps, the translated dataset's files,
+and the label-fidelity score.
+
+A trained translator (:func:`~selfpanoptic.models.build_translator`, a SPADE generator) paints
+a label map in the look of the target images it learnt from. :func:`translate_labels` renders a
+batch; :func:`translated_paths` says where a source sample's translated image and its (linked,
+unchanged) label files go, mirroring the source dataset's own layout, so that the dataset
+readers index the translated source like any Synthia or GTA5 folder.
+
+Label fidelity is the segmentation-to-SPADE pipeline's feedback loop: the labelling round's
+semantic model segments each translated image, and the result is scored against the label map
+the image was generated from (:func:`fidelity_table`). Where the generator ignores its input,
+the class's fidelity IoU falls below the model's IoU on the real source image.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .classes import CLASS_NAMES, NUM_CLASSES
+from .errors import InputError
+from .metrics.semantic import class_iou, mean_iou
+from .models.spade import label_one_hot
+
+__all__ = ["check_translator", "fidelity_table", "link_or_copy", "translate_labels", "translated_paths"]
+
+
+def check_translator(saved: dict[str, Any], path: str | Path, size: tuple[int, int]) -> None:
+    """Refuse a translator file made for another label set or another working resolution.
+
+    ``saved``: the file as :func:`~selfpanoptic.models.load_model_file` returns it (``classes``,
+    ``size`` besides the weights); ``size``: ``(H, W)`` of the label maps it is to render.
+    """
+    classes, trained = list(saved.get("classes", [])), tuple(saved.get("size", ()))
+    if classes != list(CLASS_NAMES):
+        raise InputError(
+            f"the translator was trained on another label set ({len(classes)} classes: "
+            f"{', '.join(classes[:4])}{', ...' if len(classes) > 4 else ''}; this project's are the 19 Cityscapes classes)",
+            path, "retrain it (delete the file and rerun the train_translator rule)")
+    if trained != tuple(size):
+        raise InputError(
+            f"the translator was trained at {trained[0] if trained else '?'}x{trained[1] if len(trained) > 1 else '?'} "
+            f"pixels, but the label maps to translate are {size[0]}x{size[1]} (data.height x data.width)",
+            path, "retrain it at this working resolution (delete the file and rerun the train_translator rule)")
+
+
+@torch.no_grad()
+def translate_labels(generator: torch.nn.Module, labels: np.ndarray, device: torch.device) -> np.ndarray:
+    """Images the ``generator`` paints for label maps.
+
+    Parameters
+    ----------
+    generator : torch.nn.Module
+        A translator in eval mode (on ``device``): one-hot label map (B, 20, H, W) -> (B, 3, H, W) in [0, 1].
+    labels : numpy.ndarray of uint8, shape (B, H, W)
+        trainIds 0..18; 255 (and anything above 18) is the void channel.
+
+    Returns
+    -------
+    numpy.ndarray of uint8, shape (B, H, W, 3)
+    """
+    segmap = label_one_hot(torch.from_numpy(labels.astype(np.int64)).to(device), NUM_CLASSES)
+    images = generator(segmap).float().clamp(0.0, 1.0)
+    return (images.permute(0, 2, 3, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+
+
+def translated_paths(row: Any, out_root: str | Path) -> dict[str, Path | None]:
+    """Where one manifest row's files go in the translated dataset ``out_root/<dataset>/``.
+
+    ``row``: a manifest row (``dataset``, ``root``, ``image_path``, ``label_path``,
+    ``instance_path``). Each file keeps its path relative to its dataset root, so the folder
+    has the source's own layout (Synthia ``RGB/`` + ``GT/LABELS/``, GTA5 ``images/`` + ``labels/``).
+    Returns ``root``, ``image_path``, ``label_path`` and ``instance_path`` (None when the row has none).
+    """
+    root = Path(out_root) / str(row.dataset)
+
+    def moved(path: Any) -> Path | None:
+        if not isinstance(path, str) or not path:
+            return None
+        relative = os.path.relpath(path, row.root)
+        if relative.startswith(".."):
+            raise InputError(f"file {path} is outside its dataset root {row.root}", None,
+                             "rebuild the manifest from the dataset (rerun the index_dataset rule)")
+        return root / relative
+
+    return {"root": root, "image_path": moved(row.image_path), "label_path": moved(row.label_path),
+            "instance_path": moved(row.instance_path)}
+
+
+def link_or_copy(source: str | Path, destination: Path) -> None:
+    """A hard link to ``source`` at ``destination`` (no second copy of the label files), a copy
+    where the file system cannot link (another device, no hard links)."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copyfile(source, destination)
+
+
+def fidelity_table(real: np.ndarray, translated: np.ndarray, classes: Sequence[int] | None = None) -> pd.DataFrame:
+    """Per-class IoU of one semantic model on real source images and on their translations.
+
+    ``real``, ``translated``: confusion matrices ``(19, 20)`` (rows: the label map's class,
+    columns: the prediction, as :func:`~selfpanoptic.metrics.semantic.confusion_matrix` counts
+    them) over the same images. Returns one row per class plus ``mean`` (over the classes
+    present in the label maps, or ``classes``): ``real_iou``, ``translated_iou`` (the label
+    fidelity) and ``ratio`` = translated / real, all in percent. NaN where a class has no pixels.
+    """
+    real_iou, translated_iou = class_iou(real), class_iou(translated)
+    present = np.flatnonzero(real[:, :NUM_CLASSES].sum(axis=1) > 0) if classes is None else np.asarray(classes)
+    rows = [(name, real_iou[c], translated_iou[c]) for c, name in enumerate(CLASS_NAMES)]
+    rows.append(("mean", mean_iou(real_iou, present), mean_iou(translated_iou, present)))
+    table = pd.DataFrame(rows, columns=["class", "real_iou", "translated_iou"])
+    table[["real_iou", "translated_iou"]] *= 100.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table["ratio"] = 100.0 * table["translated_iou"] / table["real_iou"]
+    return table.round(2)
