@@ -277,3 +277,30 @@ def test_pretraining_takes_the_translated_source_and_refuses_another_one(caches,
                  "--out", str(tmp_path / "i.pt"), "--work-dir", str(tmp_path / "wi"), *CPU]) == 2
     err = capsys.readouterr().err
     assert "does not list the same images" in err and "translate_source" in err
+
+
+def test_a_translator_of_another_resolution_is_refused_before_anything_is_written(translator, tmp_path, capsys):
+    root = source_dataset(tmp_path, count=1)
+    main(["cache", "--data-settings", json.dumps({"height": 16, "width": 32}), "--manifest", str(root / "index.csv"),
+          "--out", str(tmp_path / "small.h5"), "--quiet"])
+    assert main(["translate-source", *settings(), "--translator", str(translator), "--source", str(tmp_path / "small.h5"),
+                 "--manifest", str(root / "index.csv"), "--out", str(tmp_path / "t"), "--out-manifest",
+                 str(tmp_path / "t.csv"), *CPU]) == 2
+    err = capsys.readouterr().err
+    assert "trained at 32x64 pixels, but the label maps to translate are 16x32" in err and str(translator) in err
+    assert not (tmp_path / "t").exists() and not (tmp_path / "t.csv").exists()
+
+
+def test_no_fidelity_ratio_where_the_model_fails_on_real_images_too():
+    table = fidelity_table(confusion({(0, 1): 10, (1, 1): 10}), confusion({(0, 0): 2, (0, 1): 8, (1, 1): 10}))
+    road = table.set_index("class").loc["road"]
+    assert road.real_iou == 0 and road.translated_iou == pytest.approx(20.0) and np.isnan(road.ratio)
+
+
+def test_self_training_from_the_translated_run_needs_labels_from_before_it():
+    validate_config({"mixing": {"translated": 0.5}, "translation": {"selftrain_from": "translated"}})
+    validate_config({"mixing": {"translated": 0.5},
+                     "translation": {"selftrain_from": "translated", "labels_from": "ground_truth"}})
+    with pytest.raises(InputError, match="round 1 starts from the translated run"):
+        validate_config({"mixing": {"translated": 0.5},
+                         "translation": {"selftrain_from": "translated", "labels_from": "round1"}})

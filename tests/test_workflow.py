@@ -482,3 +482,11 @@ def test_translated_run_is_scored_and_reported(translated, smoke):
     assert list((layout / "gta/images").glob("*.png")) and list((layout / "gta/labels").glob("*.png"))
     fidelity = pd.read_csv(results / "translation/fidelity.csv")
     assert fidelity["class"].iloc[-1] == "mean"
+
+
+def test_self_training_from_the_translated_run_reruns_the_rounds_from_it(translated, smoke):
+    changes = {"mixing": {"translated": 0.5}, "translation": {**TRANSLATION, "selftrain_from": "translated"}}
+    rules, out = planned_jobs(snakemake(smoke, "-n", **changes).stdout)
+    assert {"pseudo_label_semantic", "selftrain_semantic", "selftrain_instance"} <= rules
+    assert not rules & {"train_translator", "translate_source", "label_fidelity", "pretrain_semantic"}
+    assert "results-smoke/translated/semantic/model.pt" in out

@@ -96,6 +96,12 @@ def _check_translation(config: dict[str, Any], source: str | Path) -> None:
         return
     section, rounds = config["translation"], config.get("selftrain", {}).get("rounds", 0)
     chosen = section["labels_from"]
+    if section["selftrain_from"] == "translated" and chosen not in ("round0", "ground_truth"):
+        raise InputError(
+            f"invalid config: translation.selftrain_from is translated, so round 1 starts from the translated "
+            f"run, which would need labels from {chosen}, a round after it",
+            source, "set translation.labels_from to round0 or ground_truth, or translation.selftrain_from: round0",
+        )
     if chosen == "ground_truth":
         return
     index = int(chosen.removeprefix("round"))

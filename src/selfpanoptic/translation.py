@@ -111,7 +111,8 @@ def fidelity_table(real: np.ndarray, translated: np.ndarray, classes: Sequence[i
     columns: the prediction, as :func:`~selfpanoptic.metrics.semantic.confusion_matrix` counts
     them) over the same images. Returns one row per class plus ``mean`` (over the classes
     present in the label maps, or ``classes``): ``real_iou``, ``translated_iou`` (the label
-    fidelity) and ``ratio`` = translated / real, all in percent. NaN where a class has no pixels.
+    fidelity) and ``ratio`` = translated / real, all in percent. NaN where a class has no pixels
+    (and no ratio where the real IoU is 0).
     """
     real_iou, translated_iou = class_iou(real), class_iou(translated)
     present = np.flatnonzero(real[:, :NUM_CLASSES].sum(axis=1) > 0) if classes is None else np.asarray(classes)
@@ -119,6 +120,7 @@ def fidelity_table(real: np.ndarray, translated: np.ndarray, classes: Sequence[i
     rows.append(("mean", mean_iou(real_iou, present), mean_iou(translated_iou, present)))
     table = pd.DataFrame(rows, columns=["class", "real_iou", "translated_iou"])
     table[["real_iou", "translated_iou"]] *= 100.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        table["ratio"] = 100.0 * table["translated_iou"] / table["real_iou"]
+    # no ratio where the model gets a class wrong on real images too: nothing to be a share of
+    real_known = table["real_iou"].where(table["real_iou"] > 0)
+    table["ratio"] = 100.0 * table["translated_iou"] / real_known
     return table.round(2)

@@ -133,24 +133,33 @@ def stage_params(command, *settings):
     return {"code": stage_code_hash(command), "settings": " ".join(settings)}
 
 
+def previous_run(wildcards):
+    """The run round r starts from: round r-1, or for r = 1 the run `translated` when
+    translation.selftrain_from says so."""
+    r = int(wildcards.r)
+    if r == 1 and TRANSLATED and TRANSLATION["selftrain_from"] == "translated":
+        return "translated"
+    return f"round{r - 1}"
+
+
 def previous_round_model(relative):
-    """Input function: a model file of round r-1 (round0 for r = 1), e.g. "semantic/model.pt"."""
+    """Input function: a model file of the run round r starts from, e.g. "semantic/model.pt"."""
 
     def path(wildcards):
-        return f"{RESULTS}/round{int(wildcards.r) - 1}/{relative.format(**wildcards)}"
+        return f"{RESULTS}/{previous_run(wildcards)}/{relative.format(**wildcards)}"
 
     return path
 
 
 def previous_round_instance_models(wildcards):
-    return [f"{RESULTS}/round{int(wildcards.r) - 1}/instance/{group}/model.pt" for group in GROUPS]
+    return [f"{RESULTS}/{previous_run(wildcards)}/instance/{group}/model.pt" for group in GROUPS]
 
 
 def guidance_input(wildcards):
     """Round r-1's instance prediction on the target train images, when it guides round r."""
     if guidance_mode(config["selftrain"]["guidance"], int(wildcards.r)) != "predicted":
         return []
-    return f"{RESULTS}/round{int(wildcards.r) - 1}/instance/pred_target_{TRAIN_SPLIT}.h5"
+    return f"{RESULTS}/{previous_run(wildcards)}/instance/pred_target_{TRAIN_SPLIT}.h5"
 
 
 def guidance_option(wildcards, input):
