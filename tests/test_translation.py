@@ -58,16 +58,19 @@ def test_fidelity_table_scores_both_and_their_ratio():
     # the mean runs over the classes the label maps hold (road, sidewalk), not all 19
     assert table.loc["mean", "real_iou"] == pytest.approx((80 + 100 * 10 / 12) / 2, abs=0.01)
     assert table.loc["mean", "translated_iou"] == pytest.approx((50 + 100 * 10 / 15) / 2, abs=0.01)
-    assert np.isnan(table.loc["sky", "real_iou"])
+    assert np.isnan(table.loc["sky", "real_iou"]) and table["oracle_translated_iou"].isna().all()
     assert list(table.index[:-1]) == list(CLASS_NAMES)
+    oracle = fidelity_table(real, fake, oracle=confusion({(0, 0): 9, (0, 1): 1, (1, 1): 10})).set_index("class")
+    assert oracle.loc["road", "oracle_translated_iou"] == pytest.approx(90.0)
+    assert oracle.loc["mean", "oracle_translated_iou"] == pytest.approx((90 + 100 * 10 / 11) / 2, abs=0.01)
 
 
 def test_fidelity_section_shows_the_mean_and_hides_the_classes_in_a_collapsible_block():
     # road 80 -> 50, sidewalk 83.3 -> 66.7: means 81.7 and 58.3, ratio 71.4 %
     table = fidelity_table(confusion({(0, 0): 8, (0, 1): 2, (1, 1): 10}), confusion({(0, 0): 5, (0, 1): 5, (1, 1): 10}))
     text = "\n".join(translation_section(table, "../translation/samples.png"))
-    assert "| mean | 81.7 | 58.3 | 71.4 |" in text and "71 % of the model's mIoU" in text
-    assert "<details>" in text and "| road | 80.0 | 50.0 | 62.5 |" in text
+    assert "| mean | 81.7 | 58.3 | 71.4 | – |" in text and "71 % of the model's mIoU" in text
+    assert "<details>" in text and "| road | 80.0 | 50.0 | 62.5 | – |" in text
     assert "![translated source](../translation/samples.png)" in text
 
 
@@ -247,11 +250,13 @@ def test_translate_source_writes_the_layout_and_a_manifest_the_cache_reads(trans
         assert np.array_equal(translated["instances"][()], source["instances"][()])
         assert not np.array_equal(translated["images"][()], source["images"][()])
 
-    main(["label-fidelity", *settings(), "--model", str(model_file(tmp_path, root / "source.h5")),
+    semantic = model_file(tmp_path, root / "source.h5")
+    main(["label-fidelity", *settings(), "--model", str(semantic), "--oracle-model", str(semantic),
           "--source", str(root / "source.h5"), "--translated", str(tmp_path / "translated.h5"),
           "--out", str(tmp_path / "fidelity.csv"), "--grid", str(tmp_path / "grid.png"), *CPU])
     table = pd.read_csv(tmp_path / "fidelity.csv")
-    assert list(table.columns) == ["class", "real_iou", "translated_iou", "ratio"]
+    assert list(table.columns) == ["class", "real_iou", "translated_iou", "ratio", "oracle_translated_iou"]
+    assert table["oracle_translated_iou"].notna().any()
     assert table["class"].iloc[-1] == "mean" and len(table) == NUM_CLASSES + 1
     from selfpanoptic.pngio import read_rgb
     grid = read_rgb(tmp_path / "grid.png")

@@ -30,6 +30,7 @@ from .errors import InputError  # noqa: E402
 from .formats.cityscapes_ids import decode_instance_ids  # noqa: E402
 from .formats.panoptic_png import read_panoptic_png  # noqa: E402
 from .intermediates import DatasetCache, SemanticPrediction  # noqa: E402
+from .translation import FIDELITY_COLUMNS  # noqa: E402
 from .metrics.table import NAMED_RUNS, read_metrics, round_order  # noqa: E402
 
 
@@ -246,10 +247,11 @@ def translation_section(fidelity: pd.DataFrame, grid: str) -> list[str]:
     mean = fidelity.set_index("class").loc["mean"]
 
     def row(r) -> str:
-        cells = ["–" if pd.isna(r[k]) else f"{r[k]:.1f}" for k in ("real_iou", "translated_iou", "ratio")]
+        cells = ["–" if pd.isna(r[k]) else f"{r[k]:.1f}" for k in FIDELITY_COLUMNS[1:]]
         return f"| {r['class']} | " + " | ".join(cells) + " |"
 
-    header = ["| class | IoU on real source | IoU on translated (label fidelity) | ratio % |", "|---|---:|---:|---:|"]
+    header = ["| class | IoU on real source | IoU on translated (label fidelity) | ratio % | oracle's IoU on translated |",
+              "|---|---:|---:|---:|---:|"]
     classes = [row(r) for _, r in fidelity.iterrows() if r["class"] != "mean"]
     return [
         "## Label-to-image translation", "",
@@ -257,7 +259,9 @@ def translation_section(fidelity: pd.DataFrame, grid: str) -> list[str]:
         "`translation`). Run `translated` in the tables above is round 0's models trained with that share of "
         "translated source images. Label fidelity: the labelling round's semantic model segments each translated "
         "image, scored against the label map it was generated from; next to it the same model on the real source "
-        "images. A class far below its real-image IoU is one the translator does not draw recognisably.", "",
+        "images. A class far below its real-image IoU is one the translator does not draw recognisably, or one the "
+        "labelling model no longer knows in the target's look (its own domain gap); the oracle (trained on target "
+        "labels) reads target-like images best and tells the two apart.", "",
         *header, row(fidelity[fidelity["class"] == "mean"].iloc[0]), "",
         f"Label fidelity is {mean.ratio:.0f} % of the model's mIoU on real source images.", "",
         "<details><summary>Per class</summary>", "", *header, *classes, "", "</details>", "",
@@ -329,7 +333,7 @@ def build_report(
             if not Path(path).is_file():
                 raise InputError("translation output does not exist", path, "run the label_fidelity rule that writes it")
         fidelity = pd.read_csv(table_path)
-        if list(fidelity.columns) != ["class", "real_iou", "translated_iou", "ratio"]:
+        if list(fidelity.columns) != FIDELITY_COLUMNS:
             raise InputError("not a label-fidelity table", table_path, "give the CSV that label-fidelity writes")
         translation_lines = translation_section(fidelity, os.path.relpath(grid, out_dir))
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -57,6 +57,7 @@ if TRANSLATED:
     rule label_fidelity:
         input:
             model=f"{RESULTS}/{translation_run()}/semantic/model.pt",
+            oracle=[f"{RESULTS}/oracle/semantic/model.pt"] if ORACLE else [],
             source=f"{RESULTS}/data/cache/source.h5",
             translated=f"{RESULTS}/data/cache/translated_source.h5",
         output:
@@ -72,6 +73,7 @@ if TRANSLATED:
             ),
         params:
             **stage_params("label-fidelity", settings_option("translation", ["batch_size", "samples"])),
+            oracle=lambda wildcards, input: f"--oracle-model {shlex.quote(input.oracle[0])}" if input.oracle else "",
             device=config["device"],
         log:
             f"{RESULTS}/logs/label_fidelity.log",
@@ -81,6 +83,6 @@ if TRANSLATED:
         conda:
             ENV
         shell:
-            "selfpanoptic label-fidelity {params.settings} --model {input.model:q} --source {input.source:q}"
+            "selfpanoptic label-fidelity {params.settings} --model {input.model:q} {params.oracle} --source {input.source:q}"
             " --translated {input.translated:q} --out {output.table:q} --grid {output.grid:q}"
             " --device {params.device} --threads {threads} --quiet > {log:q} 2>&1"
