@@ -309,3 +309,24 @@ def test_self_training_from_the_translated_run_needs_labels_from_before_it():
     with pytest.raises(InputError, match="round 1 starts from the translated run"):
         validate_config({"mixing": {"translated": 0.5},
                          "translation": {"selftrain_from": "translated", "labels_from": "round1"}})
+
+
+# -- scripts/translation_table.py -------------------------------------------------------------------
+
+
+def test_translation_table_reads_the_gap_closed_from_the_files(tmp_path, capsys):
+    import translation_table
+
+    rows = [("0", "semantic", "mIoU", "all", 20.0), ("translated", "semantic", "mIoU", "all", 25.0),
+            ("oracle", "semantic", "mIoU", "all", 40.0), ("translated", "instance", "AP50", "all", 7.5)]
+    (tmp_path / "run" / "summary").mkdir(parents=True)
+    pd.DataFrame(rows, columns=["round", "task", "metric", "class", "value"]).to_csv(
+        tmp_path / "run/summary/metrics.csv", index=False)
+    (tmp_path / "run/translation").mkdir()
+    fidelity_table(confusion({(0, 0): 8, (0, 1): 2}), confusion({(0, 0): 4, (0, 1): 6})).to_csv(
+        tmp_path / "run/translation/fidelity.csv", index=False)
+    assert translation_table.main([str(tmp_path / "run")]) == 0
+    line = capsys.readouterr().out.splitlines()[2]
+    # fidelity 80 -> 40 (ratio 50), no oracle; mIoU 20 -> 25 of 40: a quarter of the gap; AP50 7.5
+    assert line.startswith("| run | 80.0 | 40.0 | 50.0 | – | 20.0 | 25.0 | 25.0 | – | 7.5 |")
+    assert translation_table.main([str(tmp_path / "missing")]) == 2
