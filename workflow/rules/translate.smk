@@ -40,7 +40,7 @@ if TRANSLATED:
             folder=directory(f"{RESULTS}/data/translated"),
             manifest=f"{RESULTS}/data/translated_source.csv",
         params:
-            **stage_params("translate-source", settings_option("translation", ["batch_size"])),
+            **stage_params("translate-source", settings_option("translation", ["batch_size", "train"])),
             device=config["device"],
         log:
             f"{RESULTS}/logs/translate_source.log",

@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     import numpy as np
+    import torch
     from tqdm import tqdm
 
     from .. import __version__
@@ -53,6 +54,8 @@ def run(args: argparse.Namespace) -> None:
                              "rebuild the cache from this manifest (rerun the cache_dataset rule)")
         check_translator(saved, args.translator, (cache.height, cache.width))
         generator = model_from_file(args.translator, "translator").to(device)
+        # with a style code (generator.style_dim > 0) each image draws one: the same on every rerun
+        torch.manual_seed(section["train"]["seed"])
         rows = list(manifest.itertuples(index=False))
         moved = [translated_paths(row, out) for row in rows]
         with atomic_output(out) as tmp:
