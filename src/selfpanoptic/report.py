@@ -280,7 +280,9 @@ def write_report(table: pd.DataFrame, out_dir: Path, overlay_files: dict[str, st
     parts = [
         "# SelfPanoptic results", "",
         "Scores on the target val split, in percent. Round 0 is the source-only baseline; "
-        "`oracle` is the same models trained on the target train labels.", "",
+        "`oracle` is the same models trained on the target train labels."
+        + (" `translated` is round 0's models trained with source images rendered in the target's look "
+           "(section \"Label-to-image translation\")." if "translated" in set(table["round"]) else ""), "",
         "## Headline", "", _markdown(headline(table), "metric"), "",
         "![metrics by round](metrics_by_round.png)", "",
         "## Semantic segmentation: IoU per class", "",
