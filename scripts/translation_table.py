@@ -11,7 +11,7 @@ Each argument is a run's results folder (``summary/metrics.csv`` and
 variant); the row is named after the folder. Columns: the label fidelity (the labelling round's
 model on real and on translated source images, and the oracle's on translated ones), mIoU of
 round 0, of the run ``translated`` and the share of the round-0-to-oracle gap it closes, AP50 and
-PQ of both, and mIoU of rounds 1 and 2. A second table gives the IoU per class of round 0, the
+PQ of both, mIoU of rounds 1 and 2, AP50 and PQ of round 2. A second table gives the IoU per class of round 0, the
 run ``translated`` and the oracle, for the first folder. Every number comes from those files.
 """
 
@@ -57,6 +57,7 @@ def row(folder: Path) -> dict[str, float | str]:
         "AP50 r0": _value(metrics, "instance", "AP50", "0"), "AP50 translated": _value(metrics, "instance", "AP50", "translated"),
         "PQ r0": _value(metrics, "panoptic", "PQ", "0"), "PQ translated": _value(metrics, "panoptic", "PQ", "translated"),
         "mIoU r1": _value(metrics, "semantic", "mIoU", "1"), "mIoU r2": _value(metrics, "semantic", "mIoU", "2"),
+        "AP50 r2": _value(metrics, "instance", "AP50", "2"), "PQ r2": _value(metrics, "panoptic", "PQ", "2"),
     }
 
 
