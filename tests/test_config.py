@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_defaults_are_filled_in_nested_sections():
     config = validate_config({"mixing": {"min_pixels": 5}})
-    assert config["mixing"] == {"min_pixels": 5, "require_all": ["truck", "train"], "sources": ["synthia", "gta"]}
+    assert config["mixing"] == {"min_pixels": 5, "require_all": ["truck", "train"], "sources": ["synthia", "gta"],
+                                "translated": 0.0}
     assert config["datasets"]["target"]["val_split"] == "val"
     assert config["toy"]["enabled"] is True
 
