@@ -14,7 +14,11 @@ if TRANSLATED:
         output:
             f"{RESULTS}/translation/translator.pt",
         params:
-            **stage_params("train-translator", settings_option("translation")),
+            # what the translator is, not where it is used: selftrain_from, samples, batch_size rerun nothing here
+            **stage_params(
+                "train-translator",
+                settings_option("translation", ["labels_from", "labels", "generator", "discriminator", "loss", "train"]),
+            ),
             labels=translation_labels_option,
             work_dir=f"{RESULTS}/translation/train",
             device=config["device"],
