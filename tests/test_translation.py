@@ -25,7 +25,7 @@ from selfpanoptic.models import load_model_file, model_from_file
 from selfpanoptic.report import translation_section
 from selfpanoptic.train.data import TranslatedImages, sample_batch
 from selfpanoptic.translation import (
-    check_translator, fidelity_table, link_or_copy, translate_labels, translated_paths,
+    check_translator, fidelity_table, link_or_copy, sample_grid, translate_labels, translated_paths,
 )
 from test_training import tiny_cache
 
@@ -330,3 +330,11 @@ def test_translation_table_reads_the_gap_closed_from_the_files(tmp_path, capsys)
     # fidelity 80 -> 40 (ratio 50), no oracle; mIoU 20 -> 25 of 40: a quarter of the gap; AP50 7.5
     assert line.startswith("| run | 80.0 | 40.0 | 50.0 | – | 20.0 | 25.0 | 25.0 | – | 7.5 |")
     assert translation_table.main([str(tmp_path / "missing")]) == 2
+
+
+def test_sample_grid_places_each_image_between_white_gutters():
+    black, grey = np.zeros((2, 3, 3), np.uint8), np.full((2, 3, 3), 100, np.uint8)
+    grid = sample_grid([[black, grey], [grey, black]], gutter=1)
+    assert grid.shape == (5, 7, 3)
+    assert (grid[:2, :3] == 0).all() and (grid[:2, 4:] == 100).all() and (grid[3:, :3] == 100).all()
+    assert (grid[2] == 255).all() and (grid[:, 3] == 255).all()

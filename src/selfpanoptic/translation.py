@@ -27,7 +27,8 @@ from .classes import CLASS_NAMES, NUM_CLASSES
 from .errors import InputError
 from .metrics.semantic import class_iou, mean_iou
 
-__all__ = ["FIDELITY_COLUMNS", "check_translator", "fidelity_table", "link_or_copy", "translate_labels", "translated_paths"]
+__all__ = ["FIDELITY_COLUMNS", "check_translator", "fidelity_table", "link_or_copy", "sample_grid", "translate_labels",
+           "translated_paths"]
 
 
 def check_translator(saved: dict[str, Any], path: str | Path, size: tuple[int, int]) -> None:
@@ -140,3 +141,15 @@ def fidelity_table(real: np.ndarray, translated: np.ndarray, oracle: np.ndarray 
     real_known = table["real_iou"].where(table["real_iou"] > 0)
     table["ratio"] = 100.0 * table["translated_iou"] / real_known
     return table[FIDELITY_COLUMNS].round(2)
+
+
+def sample_grid(rows: list[list[np.ndarray]], gutter: int = 2) -> np.ndarray:
+    """Rows of equally sized (H, W, 3) uint8 images as one (H', W', 3) uint8 image, white gutters
+    of ``gutter`` pixels between them (label-fidelity's grid of translated samples)."""
+    height, width = rows[0][0].shape[:2]
+    out = np.full((len(rows) * (height + gutter) - gutter, len(rows[0]) * (width + gutter) - gutter, 3), 255, np.uint8)
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            top, left = r * (height + gutter), c * (width + gutter)
+            out[top:top + height, left:left + width] = image
+    return out

@@ -27,32 +27,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid", required=True, help="PNG grid of translated samples to write")
 
 
-def grid_image(rows: list[list]) -> "np.ndarray":
-    """Rows of equally sized (H, W, 3) uint8 images as one image, 2-pixel white gutters."""
-    import numpy as np
-
-    height, width = rows[0][0].shape[:2]
-    gutter = 2
-    out = np.full((len(rows) * (height + gutter) - gutter, len(rows[0]) * (width + gutter) - gutter, 3), 255, np.uint8)
-    for r, row in enumerate(rows):
-        for c, image in enumerate(row):
-            out[r * (height + gutter):r * (height + gutter) + height, c * (width + gutter):c * (width + gutter) + width] = image
-    return out
-
-
 def run(args: argparse.Namespace) -> None:
     import numpy as np
     from tqdm import tqdm
 
     from ..atomic import atomic_output, atomic_write_text
-    from ..classes import NUM_CLASSES
     from ..colours import colourise
     from ..inference import batches, predict_semantic_batch
     from ..intermediates import DatasetCache
-    from ..metrics.semantic import confusion_matrix
+    from ..metrics.semantic import SemanticEvaluator
     from ..models import model_from_file
     from ..pngio import write_png
-    from ..translation import fidelity_table
+    from ..translation import fidelity_table, sample_grid
 
     section = settings(args, "translation")
     device = torch_setup(args)
@@ -61,9 +47,8 @@ def run(args: argparse.Namespace) -> None:
     with DatasetCache.open(args.source) as source, DatasetCache.open(
             args.translated, source.image_ids, args.source,
             "rebuild the translated cache (rerun translate_source and cache_dataset)") as translated:
-        real = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.int64)
-        fake = np.zeros_like(real)
-        oracle = np.zeros_like(real) if oracle_model is not None else None
+        real, fake = SemanticEvaluator(), SemanticEvaluator()
+        oracle = SemanticEvaluator() if oracle_model is not None else None
         picks = set(np.linspace(0, len(source) - 1, num=min(section["samples"], len(source))).astype(int).tolist())
         rows = []
         for idx in tqdm(list(batches(len(source), section["batch_size"])), desc="label fidelity",
@@ -76,16 +61,16 @@ def run(args: argparse.Namespace) -> None:
             if oracle_model is not None:
                 predicted_oracle, _ = predict_semantic_batch(oracle_model, rendered, device)
             for k, i in enumerate(idx):
-                real += confusion_matrix(labels[k], predicted_real[k])
-                fake += confusion_matrix(labels[k], predicted_fake[k])
+                real.add(labels[k], predicted_real[k])
+                fake.add(labels[k], predicted_fake[k])
                 if oracle is not None:
-                    oracle += confusion_matrix(labels[k], predicted_oracle[k])
+                    oracle.add(labels[k], predicted_oracle[k])
                 if i in picks:
                     rows.append([colourise(labels[k]), images[k], rendered[k], colourise(predicted_fake[k])])
-    table = fidelity_table(real, fake, oracle)
+    table = fidelity_table(real.confusion, fake.confusion, oracle.confusion if oracle is not None else None)
     atomic_write_text(args.out, table.to_csv(index=False))
     with atomic_output(args.grid) as tmp:
-        write_png(tmp, grid_image(rows))
+        write_png(tmp, sample_grid(rows))
     mean = table.set_index("class").loc["mean"]
     print(f"label fidelity: mIoU {mean.translated_iou:.1f} on translated vs {mean.real_iou:.1f} on real source images "
           f"({mean.ratio:.0f} %)" + (f"; the oracle's {mean.oracle_translated_iou:.1f} on translated" if oracle is not None
