@@ -99,3 +99,24 @@ def test_sample_instances_keeps_rounded_fraction_deterministically():
     assert len(np.unique(sample_instances(instances, 0.5, np.random.default_rng(2)))) - 1 == 4  # 3.5 -> 4
     with pytest.raises(ValueError):
         sample_instances(instances, 1.5, np.random.default_rng(0))
+
+
+def test_refine_with_instances_trusts_only_kept_agreeing_instances():
+    # instance 1: 4 pixels, 3 kept (car, car, truck): kept share 0.75, agreement 2/3
+    # instance 2: 4 pixels, 1 kept (person): kept share 0.25, agreement 1
+    labels = np.array([[13, 13, 14, 255], [11, 255, 255, 255]], dtype=np.uint8)
+    instances = np.array([[1, 1, 1, 1], [2, 2, 2, 2]])
+    everything = refine_with_instances(labels, instances)
+    np.testing.assert_array_equal(everything, [[13, 13, 13, 13], [11, 11, 11, 11]])
+    kept_only = refine_with_instances(labels, instances, fill_ignored=False)
+    np.testing.assert_array_equal(kept_only, [[13, 13, 13, 255], [11, 255, 255, 255]])
+    # instance 2 is mostly ignored: left alone; instance 1 still fills
+    np.testing.assert_array_equal(refine_with_instances(labels, instances, min_kept_share=0.5),
+                                  [[13, 13, 13, 13], [11, 255, 255, 255]])
+    # instance 1's kept pixels disagree (2/3 < 0.7): left alone; instance 2 agrees fully
+    np.testing.assert_array_equal(refine_with_instances(labels, instances, min_agreement=0.7),
+                                  [[13, 13, 14, 255], [11, 11, 11, 11]])
+    # both guards at their bounds: 0.75 >= 0.75 and 2/3 >= 0.66 trust instance 1
+    np.testing.assert_array_equal(
+        refine_with_instances(labels, instances, min_kept_share=0.75, min_agreement=0.66, fill_ignored=False),
+        [[13, 13, 13, 255], [11, 255, 255, 255]])

@@ -12,6 +12,7 @@ from selfpanoptic.pseudo.semantic import fuse_and_threshold
 from selfpanoptic.pseudo.thresholds import (
     ClassPrior,
     class_peaks,
+    class_quantiles,
     class_thresholds,
     initial_prior,
     pseudo_labels_from_probs,
@@ -159,3 +160,32 @@ def test_class_prior_checkpoint_round_trip_copies_and_casts_to_float32():
     restored.load_state_dict({"value": torch.tensor([0.1, 0.2], dtype=torch.float64)})
     assert restored.value.dtype == torch.float32
     assert torch.equal(restored.value, torch.tensor([0.1, 0.2]))
+
+
+def test_class_quantiles_hand_values_valid_pixels_and_absent_classes():
+    # image 0: class 0 at 0.9, 0.6 and 0.8; class 1 at 0.7; class 2 nowhere
+    p0 = torch.tensor([0.9, 0.6, 0.3, 0.8])
+    probs = torch.stack([p0, 1 - p0, torch.zeros(4)])[None, :, None, :]
+    # class 0 sorted 0.6, 0.8, 0.9: the median is 0.8; class 1 has one pixel (0.7)
+    torch.testing.assert_close(class_quantiles(probs, 0.5), torch.tensor([[0.8, 0.7, 0.0]]))
+    torch.testing.assert_close(class_quantiles(probs, 0.0), torch.tensor([[0.6, 0.7, 0.0]]))
+    torch.testing.assert_close(class_quantiles(probs, 1.0), torch.tensor([[0.9, 0.7, 0.0]]))
+    # position floor(0.4 * 2) = 0: the lower order statistic
+    torch.testing.assert_close(class_quantiles(probs, 0.4), torch.tensor([[0.6, 0.7, 0.0]]))
+    # the 0.9 pixel does not count: class 0 is 0.6, 0.8, its median (lower) 0.6
+    valid = torch.tensor([[[False, True, True, True]]])
+    torch.testing.assert_close(class_quantiles(probs, 0.5, valid), torch.tensor([[0.6, 0.7, 0.0]]))
+    with pytest.raises(ValueError, match="quantile"):
+        class_quantiles(probs, 1.5)
+
+
+def test_class_quantile_keeps_the_most_confident_share_of_every_class():
+    p0 = torch.tensor([0.9, 0.6, 0.3, 0.8])
+    probs = torch.stack([p0, 1 - p0, torch.zeros(4)])[None, :, None, :]
+    prior = torch.full((3,), 0.5)
+    sac = class_thresholds(probs, prior, ratio=0.5, floor=0.0)
+    cbst = class_thresholds(probs, prior, ratio=0.5, floor=0.0, quantile=0.5)
+    torch.testing.assert_close(cbst, torch.maximum(sac, class_quantiles(probs, 0.5)))
+    labels, _ = pseudo_labels_from_probs(probs, cbst)
+    # class 0 keeps 0.9 only (0.8 is its median, not above it); class 1's single pixel is its own median
+    assert labels.flatten().tolist() == [0, 255, 255, 255]

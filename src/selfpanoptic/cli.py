@@ -23,7 +23,7 @@ COMMANDS = [
     "pretrain-semantic", "pretrain-instance", "predict-semantic", "predict-instance",
     "pseudo-semantic", "selftrain-semantic", "selftrain-instance", "pseudo-instance",
     "evaluate-semantic", "evaluate-instance", "export-semantic", "export-instance", "fuse-panoptic", "evaluate-panoptic", "evaluate",
-    "predict-panoptic", "report", "summarize", "audit", "config",
+    "predict-panoptic", "report", "summarize", "ablation", "audit", "config",
 ]
 """Every command, in workflow order; ``selfpanoptic.stages.<name with _>`` implements it."""
 

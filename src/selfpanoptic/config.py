@@ -86,7 +86,74 @@ def validate_config(config: dict[str, Any] | None, source: str | Path = "config"
     _check_inference(config, source)
     _check_protocol(config, source)
     _check_translation(config, source)
+    _check_experiments(config, source)
     return config
+
+
+def _merged(base: Any, change: Any) -> Any:
+    """``base`` with ``change`` laid over it key by key (nested maps merged, anything else replaced)."""
+    if not isinstance(base, dict) or not isinstance(change, dict):
+        return copy.deepcopy(change)
+    merged = copy.deepcopy(base)
+    for key, value in change.items():
+        merged[key] = _merged(base.get(key), value)
+    return merged
+
+
+def _check_experiments(config: dict[str, Any], source: str | Path) -> None:
+    """Each variant of ``experiments`` must be a valid change of ``selftrain`` that keeps its
+    rounds and its co-learning switch (both decide which files the workflow makes); the variants
+    are filled in with the full self-training section they run with."""
+    experiments = config.get("experiments")
+    if not experiments:
+        return
+    for name, change in experiments.items():
+        where = f"experiments.{name}"
+        if name == "main":
+            raise InputError("invalid config: experiments.main: `main` names the selftrain section itself in the "
+                             "ablation table", source, "give the variant another name")
+        if "rounds" in change:
+            raise InputError(f"invalid config: {where} sets rounds; every variant runs selftrain.rounds rounds",
+                             source, f"remove rounds from {where}")
+        try:
+            variant = validate_config({"selftrain": _merged(config["selftrain"], change)}, source)["selftrain"]
+        except InputError as err:
+            raise InputError(f"{where} changes the selftrain section; {err.problem}", source,
+                             f"give {where} keys of selftrain (see its schema)") from None
+        switch = ("semantic", "co_learning", "enabled")
+        if variant["semantic"]["co_learning"]["enabled"] != config["selftrain"]["semantic"]["co_learning"]["enabled"]:
+            raise InputError(f"invalid config: {where} switches selftrain.{'.'.join(switch)}; "
+                             "variants share the main rounds' outputs, so they cannot", source,
+                             "switch co-learning in selftrain itself, or run the variant as its own config")
+        experiments[name] = variant
+
+
+def experiment_selftrain(config: dict[str, Any], name: str | None) -> dict[str, Any]:
+    """The ``selftrain`` section variant ``name`` of ``experiments`` runs with (None: the main one).
+
+    A validated config holds each variant filled in (:func:`validate_config`), so this is a look-up.
+    """
+    if name is None:
+        return config["selftrain"]
+    if name not in config["experiments"]:
+        raise KeyError(f"no experiment {name!r}; known: {', '.join(config['experiments']) or 'none'}")
+    return config["experiments"][name]
+
+
+def seeded(section: Any, offset: int) -> Any:
+    """A copy of a config section with ``offset`` added to the ``seed`` of every ``train`` map in it.
+
+    ``seeded(config["semantic"], 2)["train"]["seed"]`` is the configured seed + 2; an offset of 0
+    returns an equal copy (so the first entry of ``seeds``, usually 0, reruns nothing).
+    """
+    if not isinstance(section, dict):
+        return copy.deepcopy(section)
+    out = {}
+    for key, value in section.items():
+        if key == "train" and isinstance(value, dict) and "seed" in value:
+            value = {**value, "seed": value["seed"] + offset}
+        out[key] = seeded(value, offset)
+    return out
 
 
 def _check_translation(config: dict[str, Any], source: str | Path) -> None:

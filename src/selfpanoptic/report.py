@@ -2,8 +2,9 @@
 
 Writes ``report.md`` (thesis-style tables: semantic IoU per class, instance AP per class,
 panoptic SQ/RQ/PQ/PQ-dagger by round), ``metrics_by_round.png`` (headline metrics against the
-round, the oracle as a dashed line), ``iou_per_class.png`` (per-class IoU bars by round) and one
-``overlays_<run>.png`` per run (image, ground truth, semantic prediction, panoptic prediction).
+round, the oracle as a dashed line), ``iou_per_class.png`` (per-class IoU bars by round), one
+``overlays_<run>.png`` per run (image, ground truth, semantic prediction, panoptic prediction) and,
+from the ablation table, ``ablation_by_round.png`` (:mod:`selfpanoptic.report_ablation`).
 A semantic-only run (``mixing.sources: [gta]``: no instance or panoptic tables, no panoptic
 folders) gets the semantic parts alone.
 """
@@ -31,7 +32,9 @@ from .formats.cityscapes_ids import decode_instance_ids  # noqa: E402
 from .formats.panoptic_png import read_panoptic_png  # noqa: E402
 from .intermediates import DatasetCache, SemanticPrediction  # noqa: E402
 from .translation import FIDELITY_COLUMNS  # noqa: E402
+from .metrics.ablation import read_ablation  # noqa: E402
 from .metrics.table import NAMED_RUNS, read_metrics, round_order  # noqa: E402
+from .report_ablation import ablation_section, plot_ablation_by_round  # noqa: E402
 
 
 def instance_borders(ids: np.ndarray) -> np.ndarray:
@@ -271,10 +274,12 @@ def translation_section(fidelity: pd.DataFrame, grid: str) -> list[str]:
 
 
 def write_report(table: pd.DataFrame, out_dir: Path, overlay_files: dict[str, str],
-                 generated: dict[str, str] | None = None, translation: list[str] | None = None) -> str:
+                 generated: dict[str, str] | None = None, translation: list[str] | None = None,
+                 ablation: list[str] | None = None) -> str:
     """The Markdown page; ``overlay_files`` maps run labels to overlay PNG names in ``out_dir``,
     ``generated`` run labels to co-learning figures (paths relative to ``out_dir``);
-    ``translation``: the lines of :func:`translation_section`, or None."""
+    ``translation``: the lines of :func:`translation_section`, ``ablation`` those of
+    :func:`~selfpanoptic.report_ablation.ablation_section`, or None."""
     things = [CLASS_NAMES[t] for t in THING_TRAIN_IDS]
     tasks = set(table.task)
     parts = [
@@ -302,6 +307,7 @@ def write_report(table: pd.DataFrame, out_dir: Path, overlay_files: dict[str, st
             parts += [_markdown(_pivot(table, "panoptic", metric, ["all", "things", "stuff", "all16", "things16", "stuff16"]), metric), ""]
         parts += [_markdown(_pivot(table, "panoptic", "PQ_dagger", ["all", "all16"]), "PQ†"), ""]
         parts += [_markdown(_pivot(table, "panoptic", "PQ", list(CLASS_NAMES)), "PQ per class"), ""]
+    parts += ablation or []
     if not tasks & {"instance", "panoptic"}:
         parts += ["Semantic segmentation only: the source has no instance labels (mixing.sources: [gta]), "
                   "so no instance models, panoptic fusion or PQ.", ""]
@@ -321,13 +327,16 @@ def write_report(table: pd.DataFrame, out_dir: Path, overlay_files: dict[str, st
 def build_report(
     metrics_csv: str | Path, out_dir: str | Path, cache_path: str | Path, runs: dict[str, tuple[str, str | None]],
     overlays: int, generated: dict[str, str] | None = None, translation: tuple[str, str] | None = None,
+    ablation_csv: str | Path | None = None,
 ) -> None:
     """Everything under ``out_dir``; ``runs`` maps a run label to (semantic prediction, panoptic folder
     or None for a semantic-only run), ``generated`` a run label to its co-learning figure
     (``co_learning.png``), linked from the page; ``translation``: (label-fidelity CSV, sample
-    grid PNG) of label-to-image translation, or None."""
+    grid PNG) of label-to-image translation, or None; ``ablation_csv``: the ablation table
+    (``selfpanoptic ablation``), or None."""
     out_dir = Path(out_dir)
     table = read_metrics(metrics_csv)  # checked before anything is written
+    ablation = read_ablation(ablation_csv) if ablation_csv is not None else None
     translation_lines = None
     if translation is not None:
         table_path, grid = translation
@@ -341,6 +350,10 @@ def build_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_metrics_by_round(table, out_dir / "metrics_by_round.png")
     plot_iou_per_class(table, out_dir / "iou_per_class.png")
+    ablation_lines = None
+    if ablation is not None:
+        plot_ablation_by_round(ablation, out_dir / "ablation_by_round.png")
+        ablation_lines = ablation_section(ablation, "ablation_by_round.png")
     overlay_files = {}
     for run, (semantic, panoptic) in runs.items():
         name = f"overlays_{run}.png"
@@ -353,4 +366,5 @@ def build_report(
             raise InputError("co-learning figure does not exist", figure,
                              "run the training stage with co_learning enabled that writes it")
         figures[run] = os.path.relpath(figure, out_dir)
-    atomic_write_text(out_dir / "report.md", write_report(table, out_dir, overlay_files, figures, translation_lines))
+    atomic_write_text(out_dir / "report.md", write_report(table, out_dir, overlay_files, figures, translation_lines,
+                                                            ablation_lines))

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shlex
 import sys
 
@@ -11,9 +12,11 @@ from snakemake.common.configfile import load_configfile
 
 from selfpanoptic.config import (
     compose_configs,
+    experiment_selftrain,
     guidance_mode,
     has_instances,
     protocol_config,
+    seeded,
     source_datasets,
     validate_config,
 )
@@ -79,13 +82,45 @@ if config["oracle"] and not TRAIN_LABELLED:
 if not VAL_LABELLED:
     print("selfpanoptic: the target val split has no labels: models predict on it, but evaluation, metrics "
           "and the report are skipped (labels: datasets.target.val_labels or gtFine/<val_split>)", file=sys.stderr)
-PRETRAIN_RUNS = "round0|oracle|translated"
 GROUPS = list(config["instance"]["groups"])
+
+# Repeats and variants (seeds, experiments): each (seed, variant) pair is a tree of runs. The first
+# seed's main rounds are results/round{r}; seed s > first lives under results/seed{s}/, variant E
+# under results/experiments/E/ (or results/seed{s}/experiments/E/). Variants share their seed's
+# round 0 (and translated run) and oracle; the data, caches and the translator are shared by all.
+SEEDS = config["seeds"]
+EXPERIMENTS = list(config["experiments"])
+TREE_PATTERN = r"(seed[0-9]+/)?(experiments/[A-Za-z][A-Za-z0-9_]*/)?"
+PRETRAIN_RUNS = r"(seed[0-9]+/)?(round0|oracle|translated)"
 
 
 wildcard_constraints:
     r=r"[1-9]\d*",
     group="|".join(GROUPS),
+    tree=TREE_PATTERN,
+
+
+def tree_path(seed, experiment=None):
+    """The folder prefix ("" for the first seed's main rounds) of a seed and variant (None: main)."""
+    return ("" if seed == SEEDS[0] else f"seed{seed}/") + ("" if experiment is None else f"experiments/{experiment}/")
+
+
+def parse_tree(tree):
+    """(seed, variant or None) of a tree prefix such as "seed1/experiments/no_guidance/"."""
+    match = re.fullmatch(r"(?:seed([0-9]+)/)?(?:experiments/([A-Za-z][A-Za-z0-9_]*)/)?", tree)
+    return (int(match[1]) if match[1] else SEEDS[0]), match[2]
+
+
+def run_tree(run):
+    """The tree prefix of a run path ("seed1/round0" -> "seed1/", "round2" -> "")."""
+    head, _, _ = run.rpartition("/")
+    return f"{head}/" if head else ""
+
+
+def tree_selftrain(wildcards):
+    """The ``selftrain`` section a tree's rounds run with: its variant's, with its seed."""
+    seed, experiment = parse_tree(wildcards.tree)
+    return seeded(experiment_selftrain(config, experiment), seed)
 
 # A Cityscapes target ships its panoptic ground truth; the panoptic_ground_truth rule makes an
 # image folder's from its val labels.
@@ -110,7 +145,7 @@ def job_threads(kind):
     return config["resources"][kind]["threads"]
 
 
-def settings_option(section, parts=None):
+def settings_option(section, parts=None, value=None):
     """``--<section>-settings '<json>'``: a config section (or the named ``parts`` of it) for a command.
 
     A changed param makes Snakemake rerun the job, so each stage gets only its own sections, or
@@ -118,7 +153,8 @@ def settings_option(section, parts=None):
     upstream. ``selftrain`` is always passed by parts: never ``rounds``, so adding a round does
     not rerun the earlier ones.
     """
-    value = config[section] if parts is None else {part: config[section][part] for part in parts}
+    value = config[section] if value is None else value
+    value = value if parts is None else {part: value[part] for part in parts}
     text = json.dumps(value, sort_keys=True, separators=(",", ":"))
     return f"--{section}-settings {shlex.quote(text)}"
 
@@ -128,18 +164,46 @@ def stage_params(command, *settings):
 
     ``code`` hashes the import closure of the command's stage module, so editing any package
     module the stage uses reruns it and its descendants (Snakemake itself only notices edits of
-    the shell command).
+    the shell command). A settings option may be a function of the wildcards (a tree's seed and
+    variant: :func:`seeded_settings`, :func:`selftrain_settings`).
     """
-    return {"code": stage_code_hash(command), "settings": " ".join(settings)}
+    if not any(callable(option) for option in settings):
+        return {"code": stage_code_hash(command), "settings": " ".join(settings)}
+
+    def joined(wildcards):
+        return " ".join(option(wildcards) if callable(option) else option for option in settings)
+
+    return {"code": stage_code_hash(command), "settings": joined}
+
+
+def seeded_settings(section):
+    """``--<section>-settings`` of a pretraining run, with the seed of the run's tree."""
+
+    def option(wildcards):
+        seed, _ = parse_tree(run_tree(wildcards.run))
+        return settings_option(section, value=seeded(config[section], seed))
+
+    return option
+
+
+def selftrain_settings(parts):
+    """``--selftrain-settings`` (the named parts) of a self-training tree: its variant, its seed."""
+
+    def option(wildcards):
+        return settings_option("selftrain", parts, value=tree_selftrain(wildcards))
+
+    return option
 
 
 def previous_run(wildcards):
-    """The run round r starts from: round r-1, or for r = 1 the run `translated` when
-    translation.selftrain_from says so."""
+    """The run round r of a tree starts from: the tree's round r-1; for r = 1 its seed's round 0,
+    or its seed's run `translated` when translation.selftrain_from says so."""
     r = int(wildcards.r)
-    if r == 1 and TRANSLATED and TRANSLATION["selftrain_from"] == "translated":
-        return "translated"
-    return f"round{r - 1}"
+    if r > 1:
+        return f"{wildcards.tree}round{r - 1}"
+    seed, _ = parse_tree(wildcards.tree)
+    start = "translated" if TRANSLATED and TRANSLATION["selftrain_from"] == "translated" else "round0"
+    return f"{tree_path(seed)}{start}"
 
 
 def previous_round_model(relative):
@@ -157,7 +221,7 @@ def previous_round_instance_models(wildcards):
 
 def guidance_input(wildcards):
     """Round r-1's instance prediction on the target train images, when it guides round r."""
-    if guidance_mode(config["selftrain"]["guidance"], int(wildcards.r)) != "predicted":
+    if guidance_mode(tree_selftrain(wildcards)["guidance"], int(wildcards.r)) != "predicted":
         return []
     return f"{RESULTS}/{previous_run(wildcards)}/instance/pred_target_{TRAIN_SPLIT}.h5"
 
@@ -240,17 +304,24 @@ def target_option(wildcards, input):
 
 def validation_cache(*section):
     """Input function of a training rule: the target val cache when the rule's ``train`` section
-    (``config[section...]["train"]``) has ``validate_every`` > 0, else nothing."""
-    settings = config
-    for key in section:
-        settings = settings[key]
-    validates = settings["train"]["validate_every"] > 0
-    if validates and not VAL_LABELLED:
+    (``config[section...]["train"]``; for ``selftrain``, that of the tree's variant) has
+    ``validate_every`` > 0, else nothing."""
+    in_selftrain = section[0] == "selftrain"
+    keys = section[1:] if in_selftrain else section
+
+    def validates(root):
+        for key in keys:
+            root = root[key]
+        return root["train"]["validate_every"] > 0
+
+    roots = [config["selftrain"]] + [experiment_selftrain(config, name) for name in EXPERIMENTS] if in_selftrain else [config]
+    if any(validates(root) for root in roots) and not VAL_LABELLED:
         raise WorkflowError(f"{'.'.join(section)}.train.validate_every > 0 validates on the target val labels, "
-                            "which this target lacks; set it to 0, or give the val split labels")
+                            "which this target lacks; set it to 0 (in experiments too), or give the val split labels")
 
     def path(wildcards):
-        return f"{RESULTS}/data/cache/target_{VAL_SPLIT}.h5" if validates else []
+        root = tree_selftrain(wildcards) if in_selftrain else config
+        return f"{RESULTS}/data/cache/target_{VAL_SPLIT}.h5" if validates(root) else []
 
     return path
 
@@ -286,8 +357,8 @@ def instance_models(wildcards):
 
 
 def round_label(wildcards):
-    """The round column of the metrics table: 0, 1, ..., translated or oracle."""
-    return wildcards.run.removeprefix("round")
+    """The round column of the metrics table: 0, 1, ..., translated or oracle (of any tree)."""
+    return wildcards.run.rpartition("/")[2].removeprefix("round")
 
 
 def metric_tables():
@@ -303,6 +374,36 @@ def report_runs(wildcards):
     )
 
 
+def tree_runs(seed, experiment=None):
+    """The runs of a tree: a variant's rounds 1..R, or round 0, the rounds, translated and the
+    oracle of a seed's main tree."""
+    prefix = tree_path(seed, experiment)
+    return [f"{prefix}round{r}" for r in ROUNDS] if experiment is not None else [prefix + run for run in RUNS]
+
+
+def extra_runs():
+    """Every run beyond the first seed's main ones: the other seeds' and the variants'."""
+    trees = [(seed, experiment) for seed in SEEDS for experiment in [None] + EXPERIMENTS]
+    return [run for seed, experiment in trees[1:] for run in tree_runs(seed, experiment)]
+
+
+def ablation_entries():
+    """(variant, seed, metric CSV) of every run of every tree; a variant also lists its seed's
+    round 0 and oracle tables, which it shares with the main rounds."""
+    tasks = ("semantic", "instance", "panoptic") if INSTANCES else ("semantic",)
+    shared = ["round0"] + (["oracle"] if ORACLE else [])
+    entries = []
+    for experiment in [None] + EXPERIMENTS:
+        for seed in SEEDS:
+            runs = tree_runs(seed, experiment) + ([tree_path(seed) + run for run in shared] if experiment else [])
+            entries += [(experiment or "main", seed, f"{RESULTS}/{run}/eval/{task}.csv") for run in runs for task in tasks]
+    return entries
+
+
+def ablation_options(wildcards):
+    return " ".join(f"--table {variant} {seed} {shlex.quote(path)}" for variant, seed, path in ablation_entries())
+
+
 def final_outputs():
     caches = ["source"] + [f"target_{split}" for split in TARGET_SPLITS]
     return (
@@ -314,6 +415,9 @@ def final_outputs():
         + [f"{RESULTS}/{run}/semantic/labelIds" for run in RUNS]
         + ([f"{RESULTS}/{run}/instance/official" for run in RUNS] if INSTANCES else [])
         + [f"{RESULTS}/round{r}/pseudo/audit.txt" for r in ROUNDS]
+        # the other seeds and the variants: scored in the ablation table, their pseudo-labels audited
+        + ([f"{RESULTS}/summary/ablation.csv"] if VAL_LABELLED else [])
+        + [f"{RESULTS}/{run}/pseudo/audit.txt" for run in extra_runs() if re.search(r"round[1-9][0-9]*$", run)]
         + ([f"{RESULTS}/translation/fidelity.csv"] if TRANSLATED else [])
     )
 
@@ -340,7 +444,7 @@ def panoptic_folders():
 
 def pseudo_instance_labels(wildcards):
     """Round r's instance pseudo-labels for its audit, when the run has instance stages."""
-    return f"{RESULTS}/round{wildcards.r}/pseudo/instance_target_{TRAIN_SPLIT}.h5" if INSTANCES else []
+    return f"{RESULTS}/{wildcards.tree}round{wildcards.r}/pseudo/instance_target_{TRAIN_SPLIT}.h5" if INSTANCES else []
 
 
 # Label-to-image translation (mixing.translated > 0): the labels the translator learns from.

@@ -90,6 +90,26 @@ rule summarize_metrics:
         "selfpanoptic summarize --out {output:q} {input:q} > {log:q} 2>&1"
 
 
+rule summarize_ablation:
+    input:
+        [path for _, _, path in ablation_entries()],
+    output:
+        report(
+            f"{RESULTS}/summary/ablation.csv",
+            caption="../report/ablation.rst",
+            category="Metrics",
+        ),
+    params:
+        **stage_params("ablation"),
+        tables=ablation_options,
+    log:
+        f"{RESULTS}/logs/summarize_ablation.log",
+    conda:
+        ENV
+    shell:
+        "selfpanoptic ablation {params.tables} --out {output:q} > {log:q} 2>&1"
+
+
 rule fuse_panoptic:
     input:
         semantic=f"{RESULTS}/{{run}}/semantic/pred_target_{VAL_SPLIT}.h5",
@@ -136,11 +156,13 @@ localrules:
     export_instance,
     evaluate_panoptic,
     summarize_metrics,
+    summarize_ablation,
 
 
 rule report:
     input:
         metrics=f"{RESULTS}/summary/metrics.csv",
+        ablation=f"{RESULTS}/summary/ablation.csv",
         data=f"{RESULTS}/data/cache/target_{VAL_SPLIT}.h5",
         semantic=expand(f"{RESULTS}/{{run}}/semantic/pred_target_{VAL_SPLIT}.h5", run=RUNS),
         panoptic=panoptic_folders(),
@@ -151,6 +173,11 @@ rule report:
         by_round=report(
             f"{RESULTS}/summary/metrics_by_round.png",
             caption="../report/metrics_by_round.rst",
+            category="Report",
+        ),
+        ablation=report(
+            f"{RESULTS}/summary/ablation_by_round.png",
+            caption="../report/ablation_by_round.rst",
             category="Report",
         ),
         per_class=report(
@@ -174,5 +201,5 @@ rule report:
     conda:
         ENV
     shell:
-        "selfpanoptic report {params.settings} --metrics {input.metrics:q} --data {input.data:q}"
+        "selfpanoptic report {params.settings} --metrics {input.metrics:q} --ablation {input.ablation:q} --data {input.data:q}"
         " {params.runs} {params.generated} {params.translation} --out-dir {params.out_dir:q} > {log:q} 2>&1"

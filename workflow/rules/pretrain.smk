@@ -1,5 +1,6 @@
 # Round 0: semantic and instance models trained on the mixed source; the oracle: the same
-# models trained on the target train labels. Outputs under results/{run}/ with run = round0 | oracle.
+# models trained on the target train labels. Outputs under results/{run}/ with run = round0 | oracle | translated,
+# each also under results/seed{s}/ for the repeats of `seeds`.
 
 
 rule pretrain_semantic:
@@ -14,7 +15,7 @@ rule pretrain_semantic:
     wildcard_constraints:
         run=PRETRAIN_RUNS,
     params:
-        **stage_params("pretrain-semantic", settings_option("semantic")),
+        **stage_params("pretrain-semantic", seeded_settings("semantic")),
         target=target_option,
         translated=translated_option,
         val=val_option,
@@ -46,7 +47,7 @@ rule pretrain_instance:
     wildcard_constraints:
         run=PRETRAIN_RUNS,
     params:
-        **stage_params("pretrain-instance", settings_option("instance")),
+        **stage_params("pretrain-instance", seeded_settings("instance")),
         translated=translated_option,
         val=val_option,
         work_dir=lambda wildcards: f"{RESULTS}/{wildcards.run}/instance/{wildcards.group}/train",

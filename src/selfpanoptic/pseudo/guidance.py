@@ -15,20 +15,28 @@ import torch
 from skimage.util import map_array
 
 from ..classes import IGNORE
-from ..segments import instance_majority_classes
+from ..segments import instance_votes
 
 __all__ = ["refine_with_instances", "sample_instances"]
 
 
-def refine_with_instances(labels, instances):
-    """Lay instance masks over a semantic pseudo-label: each instance takes its majority class.
+def refine_with_instances(labels, instances, min_kept_share: float = 0.0, min_agreement: float = 0.0,
+                          fill_ignored: bool = True):
+    """Lay instance masks over a semantic pseudo-label: each trusted instance takes its majority class.
 
     ``labels``: ``(H, W)`` class ids (uint8 or int64, numpy or torch) with 255 = ignore;
-    ``instances``: ``(H, W)`` int instance ids, 0 = no instance. Every pixel of an instance,
-    ignored ones included, is set to the class that most of the instance's non-ignored pixels
-    carry (ties to the smaller class id; :func:`selfpanoptic.segments.instance_majority_classes`).
-    Instances without any labelled pixel, and pixels outside instances, are left alone. Returns a
+    ``instances``: ``(H, W)`` int instance ids, 0 = no instance. An instance's majority class is
+    the class most of its non-ignored ("kept") pixels carry (ties to the smaller class id). It is
+    trusted when at least ``min_kept_share`` of its pixels are kept and at least
+    ``min_agreement`` of its kept pixels already carry the majority class. A trusted instance
+    sets its kept pixels to the majority class and, with ``fill_ignored``, its ignored pixels too.
+    Instances without any kept pixel, untrusted ones, and pixels outside instances are left
+    alone. The defaults (0, 0, True) lay every instance over every one of its pixels. Returns a
     new array of the same type, dtype and device as ``labels``.
+
+    Why the guards: a predicted instance that is mostly ignored, or whose kept pixels disagree,
+    is a weak one; letting it relabel (or fill) pixels turns the thresholds' doubt into confident
+    errors, which lowers the precision of thing pseudo-labels.
     """
     is_torch = isinstance(labels, torch.Tensor)
     lab = labels.detach().cpu().numpy() if is_torch else np.asarray(labels)
@@ -37,13 +45,21 @@ def refine_with_instances(labels, instances):
         raise ValueError(f"labels and instances must be the same (H, W), got {lab.shape} and {inst.shape}")
     if lab.size and (lab.min() < 0 or lab.max() > 255):
         raise ValueError("labels must lie in 0..255")
-    ids, classes = instance_majority_classes(lab.astype(np.uint8), inst)
     refined = lab.copy()
-    keep = classes != IGNORE
-    if keep.any():
-        lut_ids, lut_classes = ids[keep], classes[keep]  # ids are > 0
-        hit = np.isin(inst, lut_ids)
-        refined[hit] = map_array(inst[hit], lut_ids, lut_classes).astype(refined.dtype)
+    if (inst > 0).any():
+        ids, votes = instance_votes(lab.astype(np.uint8), inst)
+        total = votes.sum(axis=1)
+        ignored = votes[:, IGNORE].copy()
+        votes[:, IGNORE] = 0
+        classes = votes.argmax(axis=1)
+        majority = votes[np.arange(len(ids)), classes]
+        kept = total - ignored
+        trusted = (majority > 0) & (kept >= min_kept_share * total) & (majority >= min_agreement * kept)
+        if trusted.any():
+            hit = np.isin(inst, ids[trusted])
+            if not fill_ignored:
+                hit &= lab != IGNORE
+            refined[hit] = map_array(inst[hit], ids[trusted], classes[trusted]).astype(refined.dtype)
     if is_torch:
         return torch.from_numpy(refined).to(labels.device)
     return refined

@@ -54,18 +54,19 @@ def teacher_views(teacher: torch.nn.Module, images: torch.Tensor, affines: torch
 
 def fuse_and_threshold(
     probs_views: torch.Tensor, affines: torch.Tensor, prior: torch.Tensor, ratio: float = 0.75,
-    temperature: float = PRIOR_INITIAL, floor: float = 0.2,
+    temperature: float = PRIOR_INITIAL, floor: float = 0.2, quantile: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """SAC pseudo-labels in each image's own frame, from the teacher's softmax of its views.
 
     ``probs_views``: (B*V, C, H, W) softmax (image-major); ``affines``: (B, V, 2, 3); ``prior``:
     (C,). The views are averaged in the reference frame
     (:func:`~selfpanoptic.augment.views.warp_to_reference`); thresholds come from that fused map
-    over its covered pixels (:func:`~selfpanoptic.pseudo.thresholds.class_thresholds`). Returns
+    over its covered pixels (:func:`~selfpanoptic.pseudo.thresholds.class_thresholds`, with the
+    per-class confidence ``quantile`` as a lower bound when > 0). Returns
     ``(labels (B, H, W) int64 with 255, confidence (B, H, W), argmax (B, H, W), thresholds (B, C))``.
     """
     fused, coverage = warp_to_reference(probs_views.detach(), affines)
-    thresholds = class_thresholds(fused, prior, ratio, temperature, floor, valid=coverage > 0)
+    thresholds = class_thresholds(fused, prior, ratio, temperature, floor, valid=coverage > 0, quantile=quantile)
     labels, confidence = pseudo_labels_from_probs(fused, thresholds)
     argmax = fused.max(dim=1)[1]  # the same tie-breaking as the labels
     return labels, confidence, argmax, thresholds
@@ -74,24 +75,30 @@ def fuse_and_threshold(
 @torch.no_grad()
 def make_pseudo_labels(
     teacher: torch.nn.Module, images: torch.Tensor, affines: torch.Tensor, prior: torch.Tensor,
-    settings: dict[str, Any], guides: np.ndarray | None = None,
+    settings: dict[str, Any], guides: np.ndarray | None = None, rules: dict[str, Any] | None = None,
 ) -> PseudoLabels:
     """SAC pseudo-labels of a batch, optionally refined by instance masks.
 
     ``teacher``: the teacher network (eval mode); ``images`` (B, 3, H, W) float in [0, 1] on its
     device; ``affines`` (B, V, 2, 3) view geometry (view 0 the identity); ``prior`` (C,) class
     prior; ``settings``: the ``selftrain.semantic`` section (``threshold_ratio``,
-    ``prior_temperature``, ``threshold_floor``); ``guides``: (B, H, W) instance maps laid over the
-    labels in the images' frame (:func:`~selfpanoptic.pseudo.guidance.refine_with_instances`).
+    ``prior_temperature``, ``threshold_floor``, ``class_quantile``); ``guides``: (B, H, W) instance maps laid over the
+    labels in the images' frame (:func:`~selfpanoptic.pseudo.guidance.refine_with_instances`), under
+    ``rules``, the ``selftrain.guidance`` section (``min_kept_share``, ``min_agreement``,
+    ``fill_ignored``; required with ``guides``).
     """
     views, probs = teacher_views(teacher, images, affines)
     labels, confidence, argmax, thresholds = fuse_and_threshold(
-        probs, affines, prior, settings["threshold_ratio"], settings["prior_temperature"], settings["threshold_floor"]
+        probs, affines, prior, settings["threshold_ratio"], settings["prior_temperature"], settings["threshold_floor"],
+        settings["class_quantile"],
     )
     before = None
     if guides is not None:
         before = labels
-        labels = torch.stack([refine_with_instances(labels[b], guides[b]) for b in range(len(labels))])
+        labels = torch.stack([
+            refine_with_instances(labels[b], guides[b], rules["min_kept_share"], rules["min_agreement"], rules["fill_ignored"])
+            for b in range(len(labels))
+        ])
     return PseudoLabels(labels, before, argmax, confidence, thresholds, views, probs)
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "PRIOR_INITIAL",
     "ClassPrior",
     "class_peaks",
+    "class_quantiles",
     "class_thresholds",
     "initial_prior",
     "pseudo_labels_from_probs",
@@ -51,6 +52,39 @@ def class_peaks(probs: torch.Tensor, valid: torch.Tensor | None = None) -> torch
     return peak.scatter_reduce(1, argmax.reshape(b, -1), confidence.reshape(b, -1), reduce="amax")
 
 
+def class_quantiles(probs: torch.Tensor, quantile: float, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Per image and class, a quantile of the confidences of the pixels predicted that class: ``(B, C)``.
+
+    ``probs``: ``(B, C, H, W)`` probabilities; ``quantile`` in [0, 1]. ``q[b, c]`` is the
+    ``quantile`` of the max-softmax values of the pixels of image ``b`` whose argmax is ``c``
+    (the lower of the two order statistics around it: position ``floor(quantile * (n - 1))`` of
+    the ``n`` sorted values), 0 when no pixel is predicted ``c``. ``valid``: optional ``(B, H, W)``
+    or ``(B, 1, H, W)`` boolean mask of the pixels that count.
+
+    A threshold at ``q[b, c]`` keeps the most confident ``1 - quantile`` of every class's pixels
+    (class-balanced self-training, CBST): a class that covers other classes' pixels with lower
+    confidence (building over a grey sky) loses those first, and no class is kept whole while
+    another is starved.
+    """
+    _check_maps(probs, "probs")
+    if not 0.0 <= quantile <= 1.0:
+        raise ValueError(f"quantile must lie in [0, 1], got {quantile}")
+    b, c = probs.shape[:2]
+    confidence, argmax = probs.detach().max(dim=1)
+    confidence, argmax = confidence.reshape(b, -1).double(), argmax.reshape(b, -1)
+    counted = torch.ones_like(argmax, dtype=torch.bool) if valid is None else valid.reshape(b, -1).bool()
+    # one sort per image: class c's confidences land in [c, c + 1), pixels that do not count after all
+    key = torch.where(counted, argmax.double() + confidence.clamp(0.0, 1.0 - 1e-9), torch.full_like(confidence, c + 1.0))
+    ordered = key.sort(dim=1).values
+    counts = torch.zeros(b, c, dtype=torch.long, device=probs.device).scatter_add_(
+        1, argmax, counted.long())
+    starts = counts.cumsum(dim=1) - counts
+    position = starts + torch.floor(quantile * (counts - 1).clamp_min(0).double()).long()
+    picked = ordered.gather(1, position.clamp_max(ordered.shape[1] - 1))
+    classes = torch.arange(c, device=probs.device, dtype=torch.double)
+    return torch.where(counts > 0, picked - classes, torch.zeros_like(picked)).to(probs.dtype)
+
+
 def thresholds_from_peaks(
     peaks: torch.Tensor,
     prior: torch.Tensor,
@@ -79,14 +113,21 @@ def class_thresholds(
     temperature: float = PRIOR_INITIAL,
     floor: float = 0.2,
     valid: torch.Tensor | None = None,
+    quantile: float = 0.0,
 ) -> torch.Tensor:
     """Class-adaptive confidence thresholds ``(B, C)`` for probability maps ``(B, C, H, W)``.
 
     :func:`class_peaks` of ``probs`` (over the ``valid`` pixels) turned into thresholds by
     :func:`thresholds_from_peaks` with the moving class prior ``(C,)`` (:func:`update_prior`).
     Both check their inputs (``probs`` a float ``(B, C, H, W)`` map, ``prior`` of shape ``(C,)``).
+    ``quantile`` > 0 raises each threshold to at least :func:`class_quantiles` of the class (a
+    pixel is kept when its confidence is strictly above the threshold, so at most the top
+    ``1 - quantile`` of each class's pixels stay).
     """
-    return thresholds_from_peaks(class_peaks(probs, valid), prior, ratio, temperature, floor)
+    thresholds = thresholds_from_peaks(class_peaks(probs, valid), prior, ratio, temperature, floor)
+    if quantile > 0:
+        thresholds = torch.maximum(thresholds, class_quantiles(probs, quantile, valid))
+    return thresholds
 
 
 def pseudo_labels_from_probs(probs: torch.Tensor, thresholds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace, batch_size: int = 8) -> None:
             for idx in tqdm(list(batches(n, batch_size)), desc="pseudo-labels", disable=not progress(args)):
                 rows = slice(idx.start, idx.stop)
                 made = make_pseudo_labels(teacher, *batch(idx), prior.to(device), sem,
-                                          guide[rows] if guide is not None else None)
+                                          guide[rows] if guide is not None else None, guidance)
                 labels = made.labels.cpu().numpy().astype(np.uint8)
                 h5["labels"][rows] = labels
                 h5["argmax"][rows] = made.argmax.cpu().numpy().astype(np.uint8)

@@ -12,6 +12,8 @@ PARENTS = [settings_parent("report")]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", required=True, help="results/summary/metrics.csv")
+    parser.add_argument("--ablation", metavar="CSV", help="results/summary/ablation.csv: the ablation section "
+                        "(one row per self-training variant, mean ± std over seeds) and its curve")
     parser.add_argument("--data", required=True, help="target val cache (HDF5) for the overlays")
     parser.add_argument("--run", nargs="+", action="append", default=[], metavar="LABEL SEMANTIC_H5 [PANOPTIC_DIR]",
                         help="a run to show: its label, semantic prediction and fused panoptic folder (none in a "
@@ -37,5 +39,5 @@ def run(args: argparse.Namespace) -> None:
         label, semantic, *panoptic = values
         runs[label] = (semantic, panoptic[0] if panoptic else None)
     build_report(args.metrics, args.out_dir, args.data, runs, settings(args, "report")["overlays"],
-                 dict(args.generated), tuple(args.translation) if args.translation else None)
+                 dict(args.generated), tuple(args.translation) if args.translation else None, args.ablation)
     print(f"report -> {args.out_dir}/report.md")

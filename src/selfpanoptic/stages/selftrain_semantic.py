@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> None:
             co_learning.check_depth(target, source)
             student = co_learning.wrap(student)
             extra_state["co_learning"] = co_learning
-        step = self_semantic_step(teacher, prior, target, guide, source, sem, device, co_learning, previous)
+        step = self_semantic_step(teacher, prior, target, guide, source, sem, device, co_learning, previous,
+                                  section["guidance"])
         val = validation_data(args, sem["train"], stack)
         validate = semantic_validation(val, sem["train"]["validate_images"], device) if val is not None else None
         identity = {"settings": section, "round": args.round, "init": str(args.model), "data": str(args.data),
