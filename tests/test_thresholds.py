@@ -11,6 +11,8 @@ from selfpanoptic.augment.views import labels_to_views, warp_to_views
 from selfpanoptic.pseudo.semantic import fuse_and_threshold
 from selfpanoptic.pseudo.thresholds import (
     ClassPrior,
+    align_to_reference,
+    alignment_weights,
     class_peaks,
     class_quantiles,
     class_thresholds,
@@ -189,3 +191,26 @@ def test_class_quantile_keeps_the_most_confident_share_of_every_class():
     labels, _ = pseudo_labels_from_probs(probs, cbst)
     # class 0 keeps 0.9 only (0.8 is its median, not above it); class 1's single pixel is its own median
     assert labels.flatten().tolist() == [0, 255, 255, 255]
+
+
+def test_alignment_weights_lift_only_classes_below_their_reference_share():
+    reference = torch.tensor([0.5, 0.25, 0.25])
+    prior = torch.tensor([0.7, 0.25, 0.05])  # class 0 above, 1 at, 2 at a fifth of its share
+    torch.testing.assert_close(alignment_weights(reference, prior, 1.0), torch.tensor([1.0, 1.0, 5.0]))
+    torch.testing.assert_close(alignment_weights(reference, prior, 0.5), torch.tensor([1.0, 1.0, 5.0 ** 0.5]))
+    torch.testing.assert_close(alignment_weights(reference, prior, 0.0), torch.ones(3))
+    # a prior of 0 is read as PRIOR_INITIAL: a finite lift
+    assert torch.isfinite(alignment_weights(reference, torch.tensor([1.0, 0.0, 0.0]), 1.0)).all()
+    with pytest.raises(ValueError):
+        alignment_weights(reference, prior[:2], 1.0)
+    with pytest.raises(ValueError):
+        alignment_weights(reference, prior, -1.0)
+
+
+def test_align_to_reference_reweights_and_renormalises_and_can_flip_the_argmax():
+    probs = torch.tensor([0.6, 0.2, 0.2, 0.0, 0.0, 0.0]).view(2, 3, 1, 1).permute(1, 0, 2, 3).reshape(1, 3, 1, 2)
+    aligned = align_to_reference(probs, torch.tensor([1.0, 1.0, 5.0]))
+    # pixel 0: (0.6, 0.2, 1.0) / 1.8; pixel 1 had no probability anywhere and stays 0
+    torch.testing.assert_close(aligned[0, :, 0, 0], torch.tensor([1 / 3, 1 / 9, 5 / 9]))
+    assert aligned[0, :, 0, 1].abs().sum() == 0
+    assert aligned[0, :, 0, 0].argmax() == 2

@@ -490,3 +490,49 @@ def test_self_training_from_the_translated_run_reruns_the_rounds_from_it(transla
     assert {"pseudo_label_semantic", "selftrain_semantic", "selftrain_instance"} <= rules
     assert not rules & {"train_translator", "translate_source", "label_fidelity", "pretrain_semantic"}
     assert "results-smoke/translated/semantic/model.pt" in out
+
+
+# a variant without guidance whose pseudo instances pass the objectness classifier
+EXPERIMENTS = {"objectness": {"guidance": {"from_round": 0}, "instance": {"objectness": {"enabled": True, "source_images": 4}}}}
+
+
+def test_an_experiment_adds_its_own_rounds_only(smoke):
+    jobs = job_wildcards(snakemake(smoke, "-n", experiments=EXPERIMENTS).stdout)
+    rules = {rule for rule, _ in jobs}
+    assert {"pseudo_label_semantic", "selftrain_semantic", "selftrain_instance", "summarize_ablation"} <= rules
+    assert not rules & {"pretrain_semantic", "pretrain_instance", "cache_dataset", "summarize_metrics"}
+    for rule, wildcards in jobs:
+        if wildcards:
+            assert "experiments/objectness/" in wildcards, (rule, wildcards)
+
+
+@pytest.fixture(scope="module")
+def repeated(smoke) -> Path:
+    snakemake(smoke, experiments=EXPERIMENTS, seeds=[0, 1])
+    return smoke / "results-smoke"
+
+
+def test_seeds_and_experiments_fill_the_ablation_table_and_the_report(repeated, smoke):
+    table = pd.read_csv(repeated / "summary/ablation.csv", dtype={"round": str, "variant": str})
+    assert list(dict.fromkeys(table["variant"])) == ["main", "objectness"]
+    for variant in ("main", "objectness"):
+        rows = table[(table.variant == variant) & (table.task == "semantic") & (table.metric == "mIoU")
+                     & (table["class"] == "all")]
+        assert sorted(zip(rows.seed, rows["round"])) == [(s, r) for s in (0, 1) for r in ("0", "1", "2", "oracle")]
+    shared = table[(table["round"] == "0")].pivot_table(index=["seed", "task", "metric", "class"], columns="variant",
+                                                         values="value")
+    pd.testing.assert_series_equal(shared["main"], shared["objectness"], check_names=False)  # one round 0 per seed
+    report = (repeated / "summary/report.md").read_text()
+    assert "## Ablations: self-training variants" in report and "| objectness | 2 |" in report
+    assert (repeated / "summary/ablation_by_round.png").is_file()
+    # seed 1 is its own training: other weights, so other predictions
+    with h5py.File(repeated / "round0/semantic/pred_target_val.h5") as a, \
+            h5py.File(repeated / "seed1/round0/semantic/pred_target_val.h5") as b:
+        assert not np.array_equal(a["confidence"][()], b["confidence"][()])
+    assert (repeated / "seed1/experiments/objectness/round2/pseudo/audit.txt").is_file()
+    log = (repeated / "logs/selftrain_instance/experiments/objectness/round1_vehicles.log").read_text()
+    assert "objectness classifier of 4 classes" in log
+    metrics = pd.read_csv(repeated / "summary/metrics.csv", dtype={"round": str})
+    assert set(metrics["round"]) == {"0", "1", "2", "oracle"}  # the main table stays the first seed's main rounds
+    again = snakemake(smoke, "-n", experiments=EXPERIMENTS, seeds=[0, 1])
+    assert "Nothing to be done" in again.stdout + again.stderr

@@ -118,7 +118,8 @@ def _check_experiments(config: dict[str, Any], source: str | Path) -> None:
         try:
             variant = validate_config({"selftrain": _merged(config["selftrain"], change)}, source)["selftrain"]
         except InputError as err:
-            raise InputError(f"{where} changes the selftrain section; {err.problem}", source,
+            problem = err.problem.replace("'selftrain.", f"'{where}.").replace("invalid config:", "invalid variant:")
+            raise InputError(f"{where} changes the selftrain section; {problem}", source,
                              f"give {where} keys of selftrain (see its schema)") from None
         switch = ("semantic", "co_learning", "enabled")
         if variant["semantic"]["co_learning"]["enabled"] != config["selftrain"]["semantic"]["co_learning"]["enabled"]:

@@ -100,6 +100,7 @@ rule predict_instance:
     params:
         **stage_params("predict-instance", settings_option("instance"), settings_option("inference")),
         command="predict-instance",
+        source="",
         device=config["device"],
     log:
         f"{RESULTS}/logs/predict_instance/{{run}}_{{split}}.log",
@@ -110,5 +111,5 @@ rule predict_instance:
         ENV
     shell:
         "selfpanoptic {params.command} {params.settings} --models {input.models:q}"
-        " --semantic {input.semantic:q} --data {input.data:q} --out {output:q}"
+        " --semantic {input.semantic:q} --data {input.data:q} {params.source} --out {output:q}"
         " --device {params.device} --threads {threads} > {log:q} 2>&1"

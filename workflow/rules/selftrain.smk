@@ -9,6 +9,7 @@ rule pseudo_label_semantic:
     input:
         model=previous_round_model("semantic/model.pt"),
         data=f"{RESULTS}/data/cache/target_{TRAIN_SPLIT}.h5",
+        source=f"{RESULTS}/data/cache/source.h5",
         guidance=guidance_input,
     output:
         f"{RESULTS}/{{tree}}round{{r}}/pseudo/semantic_target_{TRAIN_SPLIT}.h5",
@@ -24,7 +25,7 @@ rule pseudo_label_semantic:
     conda:
         ENV
     shell:
-        "selfpanoptic pseudo-semantic {params.settings} --model {input.model:q} --data {input.data:q}"
+        "selfpanoptic pseudo-semantic {params.settings} --model {input.model:q} --data {input.data:q} --source {input.source:q}"
         " --round {wildcards.r} {params.guidance} --out {output:q} --device {params.device} --threads {threads}"
         " > {log:q} 2>&1"
 
@@ -95,6 +96,7 @@ use rule predict_instance as pseudo_label_instance with:
         models=previous_round_instance_models,
         semantic=f"{RESULTS}/{{tree}}round{{r}}/semantic/pred_target_{TRAIN_SPLIT}.h5",
         data=f"{RESULTS}/data/cache/target_{TRAIN_SPLIT}.h5",
+        source=f"{RESULTS}/data/cache/source.h5",
     output:
         f"{RESULTS}/{{tree}}round{{r}}/pseudo/instance_target_{TRAIN_SPLIT}.h5",
     params:
@@ -102,6 +104,7 @@ use rule predict_instance as pseudo_label_instance with:
             "pseudo-instance", selftrain_settings(["instance"]), settings_option("instance"), settings_option("inference")
         ),
         command="pseudo-instance",
+        source=lambda wildcards, input: f"--source {shlex.quote(input.source)}",
         device=config["device"],
     log:
         f"{RESULTS}/logs/pseudo_label_instance/{{tree}}round{{r}}.log",

@@ -27,7 +27,8 @@ Modules: :mod:`.semantic` (the semantic pseudo-labels of a batch, and the guidin
 :mod:`.thresholds` (class-adaptive thresholds, moving class prior),
 :mod:`.teacher` (momentum / EMA teacher networks), :mod:`.guidance` (instance-guided refinement,
 the thesis' addition, and the ``gt_instance_fraction`` ablation), :mod:`.masks` (pseudo instance
-masks from clustered embeddings, :mod:`selfpanoptic.clustering`), :mod:`.grading` (pseudo-labels
+masks from clustered embeddings, :mod:`selfpanoptic.clustering`), :mod:`.objectness` (a small
+classifier of whole objects against fragments, fitted on the source), :mod:`.grading` (pseudo-labels
 graded against ground truth). Randomness comes from explicit generators, so a training loop can
 be reproduced and each piece is unit-tested on its own.
 """

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..clustering import instances_from_embeddings_batch
+from .objectness import Objectness, class_log_areas, fit_logistic, objectness_examples
 
 
 def mean_per_instance(values: np.ndarray, instances: np.ndarray) -> dict[int, float]:
@@ -42,6 +43,8 @@ def pseudo_instances_batch(
     min_size: int,
     min_confidence: float,
     device=None,
+    objectness: Objectness | None = None,
+    min_objectness: float = 0.5,
 ) -> list[tuple[np.ndarray, dict[int, int]]]:
     """Pseudo instance masks of a batch of images, all clustered in one go.
 
@@ -63,6 +66,9 @@ def pseudo_instances_batch(
         Smallest mean ``confidence`` over a mask for it to be kept.
     device:
         Where to cluster; default: the device of a tensor ``embeddings``, else the CPU.
+    objectness, min_objectness:
+        Optional objectness classifier (:func:`fit_objectness`): a mask is kept only when its
+        probability of being a whole object is at least ``min_objectness``.
 
     Returns
     -------
@@ -90,6 +96,9 @@ def pseudo_instances_batch(
     sums = np.bincount(numbered, weights=conf.ravel().astype(np.float64), minlength=total)
     sizes = np.bincount(numbered, minlength=total)
     kept = sums[1:] / np.maximum(sizes[1:], 1) >= min_confidence  # per instance of the batch
+    if objectness is not None:
+        scores = np.concatenate([objectness.scores(inst, classes) for inst, classes in found])
+        kept &= scores >= min_objectness
     # kept ids -> 1..K per image in increasing order, dropped ids -> 0
     image = np.repeat(np.arange(len(found)), counts)
     before = np.concatenate([[0], np.cumsum(kept)])[shift]  # kept instances of the images before
@@ -121,3 +130,52 @@ def pseudo_instances(
     """
     return pseudo_instances_batch(embeddings[None], semantic[None], confidence[None], thing_classes, delta_v,
                                   delta_d, min_size, min_confidence, device=device)[0]
+
+
+def fit_objectness(
+    model: torch.nn.Module, source, thing_classes: list[int], delta_v: float, delta_d: float, min_size: int,
+    images: int, l2: float, device, batch_size: int = 8,
+) -> tuple[Objectness, dict]:
+    """Fit the objectness classifier of an instance model on labelled source images.
+
+    ``model``: the instance network that will make the pseudo instances (eval mode, on
+    ``device``); ``source``: a :class:`~selfpanoptic.intermediates.DatasetCache` with labels and
+    instances; ``thing_classes``: the group's trainIds. The first ``images`` source images (cache
+    order) with a ground-truth instance of the group are clustered inside their labelled masks of
+    each class as the target is (``delta_v``, ``delta_d``, ``min_size``); clusters matching a
+    ground-truth instance are objects, the rest fragments
+    (:func:`~selfpanoptic.pseudo.objectness.objectness_examples`). Returns the classifier and a
+    summary: examples, objects, the training accuracy and the weights.
+    """
+    from ..augment.normalise import normalise
+    from ..segments import instance_majority_classes
+
+    chosen, truths = [], []
+    for i in range(len(source)):
+        labels, instances = source.read("labels", i), source.read("instances", i)
+        ids, classes = instance_majority_classes(labels, instances)
+        mine = np.isin(classes, thing_classes)
+        if mine.any():
+            chosen.append(i)
+            truths.append((np.where(np.isin(instances, ids[mine]), instances, 0),
+                           {int(k): int(c) for k, c in zip(ids[mine], classes[mine])}))
+        if len(chosen) == images:
+            break
+    class_log_area = class_log_areas([t for t, _ in truths], [c for _, c in truths])
+    clusters = []
+    with torch.no_grad():
+        for start in range(0, len(chosen), batch_size):
+            part = chosen[start:start + batch_size]
+            batch = normalise(np.stack([source.read("images", i) for i in part])).to(device)
+            labels = np.stack([source.read("labels", i) for i in part])
+            clusters += instances_from_embeddings_batch(model(batch).float(), labels, thing_classes=thing_classes,
+                                                        bandwidth=delta_v, delta_d=delta_d, min_size=min_size,
+                                                        device=device)
+    x, y = objectness_examples(clusters, truths, class_log_area)
+    if len(y) == 0:
+        raise ValueError("no source clusters of the group to fit the objectness classifier on")
+    objectness = Objectness(fit_logistic(x, y, l2), class_log_area)
+    predicted = 1.0 / (1.0 + np.exp(-(x @ objectness.weights[:-1] + objectness.weights[-1]))) >= 0.5
+    summary = {"images": len(chosen), "examples": int(len(y)), "objects": int(y.sum()),
+               "accuracy": float((predicted == y).mean()), "weights": objectness.describe()}
+    return objectness, summary

@@ -18,7 +18,7 @@ from ..augment.views import make_views, warp_to_reference
 from ..config import guidance_mode
 from ..augment.normalise import normalise_unit
 from .guidance import refine_with_instances, sample_instances
-from .thresholds import PRIOR_INITIAL, class_thresholds, pseudo_labels_from_probs
+from .thresholds import PRIOR_INITIAL, align_to_reference, alignment_weights, class_thresholds, pseudo_labels_from_probs
 
 
 @dataclass
@@ -55,6 +55,7 @@ def teacher_views(teacher: torch.nn.Module, images: torch.Tensor, affines: torch
 def fuse_and_threshold(
     probs_views: torch.Tensor, affines: torch.Tensor, prior: torch.Tensor, ratio: float = 0.75,
     temperature: float = PRIOR_INITIAL, floor: float = 0.2, quantile: float = 0.0,
+    class_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """SAC pseudo-labels in each image's own frame, from the teacher's softmax of its views.
 
@@ -62,10 +63,14 @@ def fuse_and_threshold(
     (C,). The views are averaged in the reference frame
     (:func:`~selfpanoptic.augment.views.warp_to_reference`); thresholds come from that fused map
     over its covered pixels (:func:`~selfpanoptic.pseudo.thresholds.class_thresholds`, with the
-    per-class confidence ``quantile`` as a lower bound when > 0). Returns
+    per-class confidence ``quantile`` as a lower bound when > 0). ``class_weights`` ``(C,)``, when
+    given, reweight the fused map first (:func:`~selfpanoptic.pseudo.thresholds.align_to_reference`).
+    Returns
     ``(labels (B, H, W) int64 with 255, confidence (B, H, W), argmax (B, H, W), thresholds (B, C))``.
     """
     fused, coverage = warp_to_reference(probs_views.detach(), affines)
+    if class_weights is not None:
+        fused = align_to_reference(fused, class_weights)
     thresholds = class_thresholds(fused, prior, ratio, temperature, floor, valid=coverage > 0, quantile=quantile)
     labels, confidence = pseudo_labels_from_probs(fused, thresholds)
     argmax = fused.max(dim=1)[1]  # the same tie-breaking as the labels
@@ -76,6 +81,7 @@ def fuse_and_threshold(
 def make_pseudo_labels(
     teacher: torch.nn.Module, images: torch.Tensor, affines: torch.Tensor, prior: torch.Tensor,
     settings: dict[str, Any], guides: np.ndarray | None = None, rules: dict[str, Any] | None = None,
+    reference: torch.Tensor | None = None,
 ) -> PseudoLabels:
     """SAC pseudo-labels of a batch, optionally refined by instance masks.
 
@@ -85,12 +91,20 @@ def make_pseudo_labels(
     ``prior_temperature``, ``threshold_floor``, ``class_quantile``); ``guides``: (B, H, W) instance maps laid over the
     labels in the images' frame (:func:`~selfpanoptic.pseudo.guidance.refine_with_instances`), under
     ``rules``, the ``selftrain.guidance`` section (``min_kept_share``, ``min_agreement``,
-    ``fill_ignored``; required with ``guides``).
+    ``fill_ignored``; required with ``guides``). ``reference``: ``(C,)`` expected class shares (the
+    source labels'); with ``settings["alignment"]`` > 0 the fused map is lifted towards them for
+    the classes the teacher's ``prior`` has fallen below
+    (:func:`~selfpanoptic.pseudo.thresholds.alignment_weights`).
     """
     views, probs = teacher_views(teacher, images, affines)
+    weights = None
+    if settings["alignment"] > 0:
+        if reference is None:
+            raise ValueError("selftrain.semantic.alignment > 0 needs the reference class shares")
+        weights = alignment_weights(reference.to(prior), prior, settings["alignment"])
     labels, confidence, argmax, thresholds = fuse_and_threshold(
         probs, affines, prior, settings["threshold_ratio"], settings["prior_temperature"], settings["threshold_floor"],
-        settings["class_quantile"],
+        settings["class_quantile"], weights,
     )
     before = None
     if guides is not None:

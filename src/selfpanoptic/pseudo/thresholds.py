@@ -17,6 +17,8 @@ from ..classes import IGNORE
 __all__ = [
     "PRIOR_INITIAL",
     "ClassPrior",
+    "align_to_reference",
+    "alignment_weights",
     "class_peaks",
     "class_quantiles",
     "class_thresholds",
@@ -33,6 +35,32 @@ PRIOR_INITIAL = 1e-3
 def initial_prior(num_classes: int, initial: float = PRIOR_INITIAL) -> torch.Tensor:
     """The starting class prior: ``(C,)`` float32, every entry ``initial``."""
     return torch.full((num_classes,), initial, dtype=torch.float32)
+
+
+def alignment_weights(reference: torch.Tensor, prior: torch.Tensor, strength: float) -> torch.Tensor:
+    """Per-class factors ``(C,)`` that lift the classes the teacher predicts less than ``reference``.
+
+        ``w[c] = max(reference[c] / prior[c], 1) ** strength``
+
+    ``reference``: ``(C,)`` expected class shares (e.g. the source labels' pixel shares);
+    ``prior``: ``(C,)`` the teacher's moving class prior; ``strength`` >= 0 (0: all ones). A class
+    at or above its reference share keeps factor 1: the factors only ever lift a starving class
+    (a collapsing sky), they never push a class down.
+    """
+    if reference.shape != prior.shape or reference.dim() != 1:
+        raise ValueError(f"reference and prior must be the same (C,), got {tuple(reference.shape)} and {tuple(prior.shape)}")
+    if strength < 0:
+        raise ValueError(f"strength must be >= 0, got {strength}")
+    ratio = reference.to(prior) / prior.clamp_min(PRIOR_INITIAL)
+    return ratio.clamp_min(1.0) ** strength
+
+
+def align_to_reference(probs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Probability maps ``(B, C, H, W)`` reweighted per class by ``weights`` ``(C,)`` and
+    renormalised over the classes (pixels whose probabilities are all 0 stay 0)."""
+    _check_maps(probs, "probs")
+    weighted = probs * weights.to(probs).view(1, -1, 1, 1)
+    return weighted / weighted.sum(dim=1, keepdim=True).clamp_min(1e-12)
 
 
 def class_peaks(probs: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:

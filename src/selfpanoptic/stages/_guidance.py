@@ -1,4 +1,5 @@
-"""What ``pseudo-semantic`` and ``selftrain-semantic`` share: the instance maps guiding a round."""
+"""What ``pseudo-semantic`` and ``selftrain-semantic`` share: the instance maps guiding a round
+and the source class shares that ``alignment`` lifts starving classes towards."""
 
 from __future__ import annotations
 
@@ -9,6 +10,30 @@ from typing import Any
 def add_guidance_io(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--guidance-instances", metavar="H5",
                         help="the previous round's instance prediction on the same images (when it guides this round)")
+
+
+def source_shares(semantic: dict[str, Any], path: str | None):
+    """The pixel share ``(C,)`` float32 tensor of each class in the labels of the source cache
+    ``path``, when ``semantic`` (``selftrain.semantic``) has ``alignment`` > 0; else None."""
+    if semantic["alignment"] <= 0:
+        return None
+    import numpy as np
+    import torch
+
+    from ..classes import NUM_CLASSES
+    from ..errors import InputError
+    from ..intermediates import DatasetCache
+
+    if not path:
+        raise InputError("selftrain.semantic.alignment > 0 lifts classes towards their share in the source labels, "
+                         "but no source cache was given", fix="pass --source CACHE, or set alignment to 0")
+    counts = np.zeros(NUM_CLASSES, dtype=np.int64)
+    with DatasetCache.open(path) as source:
+        for i in range(len(source)):
+            counts += np.bincount(source.read("labels", i).ravel(), minlength=256)[:NUM_CLASSES]
+    if counts.sum() == 0:
+        raise InputError("the source labels have no labelled pixel", path, "check the source cache")
+    return torch.from_numpy(counts / counts.sum()).float()
 
 
 def load_guidance(guidance: dict[str, Any], round_index: int, cache, path: str | None, seed: int):

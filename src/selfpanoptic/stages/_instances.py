@@ -126,3 +126,35 @@ def write_instances(args: argparse.Namespace, kind, make_cluster, config: dict[s
                 rows += [(i, *row) for row in image_rows]
                 scores += image_scores
         kind.write_segments(h5, rows, scores)
+
+
+def round_objectness(section: dict[str, Any], loss: dict[str, Any], model, source_path: str | None,
+                     classes: list[int], device):
+    """``(classifier, summary)`` of a round's pseudo instances of one group when
+    ``selftrain.instance.objectness`` is enabled (:func:`selfpanoptic.pseudo.masks.fit_objectness`
+    on the source cache ``source_path`` with ``model``), else ``(None, None)``.
+
+    ``section``: ``selftrain.instance``; ``loss``: ``instance.loss`` (``delta_v``, ``delta_d``).
+    """
+    settings = section["objectness"]
+    if not settings["enabled"]:
+        return None, None
+    import sys
+
+    from ..errors import InputError
+    from ..intermediates import DatasetCache
+    from ..pseudo.masks import fit_objectness
+
+    if not source_path:
+        raise InputError("selftrain.instance.objectness is enabled: it is fitted on the labelled source, "
+                         "but no source cache was given", fix="pass --source CACHE, or disable objectness")
+    with DatasetCache.open(source_path) as source:
+        try:
+            objectness, summary = fit_objectness(model, source, classes, loss["delta_v"], loss["delta_d"],
+                                                 section["min_size"], settings["source_images"], settings["l2"], device)
+        except ValueError as exc:  # nothing to learn from: keep every pseudo instance, and say so
+            print(f"warning: no objectness classifier for classes {classes} ({exc}); pseudo instances are not "
+                  "filtered by objectness", file=sys.stderr)
+            return None, {"examples": 0}
+    print(f"objectness classifier of {len(classes)} classes: {summary}")
+    return objectness, summary

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._guidance import add_guidance_io, load_guidance
+from ._guidance import add_guidance_io, load_guidance, source_shares
 from .common import COMPUTE, progress, selftrain_settings, settings_parent, torch_setup
 
 HELP = "a round's semantic pseudo-labels on the target train images (round-start snapshot, for the audit and the prior)"
@@ -25,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="target train cache (HDF5); its labels are not used")
     parser.add_argument("--round", required=True, type=int, help="round whose pseudo-labels these are (1, 2, ...)")
     add_guidance_io(parser)
+    parser.add_argument("--source", help="labelled source cache: its class shares, when selftrain.semantic.alignment > 0")
     parser.add_argument("--out", required=True, help="pseudo-label HDF5 to write")
 
 
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace, batch_size: int = 8) -> None:
     sem, guidance = section["semantic"], section["guidance"]
     seed = sem["train"]["seed"]
     teacher = model_from_file(args.model, "semantic").to(device)
+    reference = source_shares(sem, args.source)
     with DatasetCache.open(args.data) as cache:
         guide = load_guidance(guidance, args.round, cache, args.guidance_instances, seed)
         n, shape = len(cache), (cache.height, cache.width)
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace, batch_size: int = 8) -> None:
             for idx in tqdm(list(batches(n, batch_size)), desc="pseudo-labels", disable=not progress(args)):
                 rows = slice(idx.start, idx.stop)
                 made = make_pseudo_labels(teacher, *batch(idx), prior.to(device), sem,
-                                          guide[rows] if guide is not None else None, guidance)
+                                          guide[rows] if guide is not None else None, guidance, reference)
                 labels = made.labels.cpu().numpy().astype(np.uint8)
                 h5["labels"][rows] = labels
                 h5["argmax"][rows] = made.argmax.cpu().numpy().astype(np.uint8)

@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> None:
     from ..train.engine import finish, save_model_file, train
     from ..train.self_instance import self_instance_step
     from ..train.validation import instance_validation
+    from ._instances import round_objectness
 
     device = torch_setup(args)
     section, loss = selftrain_settings(args)["instance"], settings(args, "instance")["loss"]
@@ -51,7 +52,9 @@ def run(args: argparse.Namespace) -> None:
         with SemanticPrediction.open(args.semantic, target.image_ids, args.data) as pred:
             semantic, confidence = pred["labels"][()], pred["confidence"][()].astype(np.float32)
         source = stack.enter_context(DatasetCache.open(args.source)) if args.source else None
-        step = self_instance_step(ema, classes, target, semantic, confidence, source, section, loss, device, stats)
+        objectness, fitted = round_objectness(section, loss, ema, args.source, classes, device)
+        step = self_instance_step(ema, classes, target, semantic, confidence, source, section, loss, device, stats,
+                                  objectness)
         val = validation_data(args, section["train"], stack)
         validate = None
         if val is not None:
@@ -64,6 +67,7 @@ def run(args: argparse.Namespace) -> None:
     extra = {key: saved[key] for key in ("group", "classes", "delta_v", "delta_d") if key in saved}
     save_model_file(args.out, student, "instance", saved["spec"], {
         **extra, "round": args.round, "train_seconds": result.seconds, "images_per_second": result.images_per_second,
+        **({"objectness": fitted} if fitted else {}),
     })
     finish(args.work_dir)
     print(f"{args.desc} [{args.group}]: {result.summary()}, {stats['pseudo_instances']} pseudo instances -> {args.out}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._guidance import add_guidance_io, load_guidance
+from ._guidance import add_guidance_io, load_guidance, source_shares
 from .common import (
     COMPUTE, add_training_outputs, data_workers, progress, selftrain_settings, settings_parent, torch_setup,
     validation_data,
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> None:
             student = co_learning.wrap(student)
             extra_state["co_learning"] = co_learning
         step = self_semantic_step(teacher, prior, target, guide, source, sem, device, co_learning, previous,
-                                  section["guidance"])
+                                  section["guidance"], source_shares(sem, args.source))
         val = validation_data(args, sem["train"], stack)
         validate = semantic_validation(val, sem["train"]["validate_images"], device) if val is not None else None
         identity = {"settings": section, "round": args.round, "init": str(args.model), "data": str(args.data),

@@ -26,6 +26,7 @@ from ..intermediates import DatasetCache
 from ..losses import spoco_loss
 from ..losses.consistency import embedding_consistency_loss, sample_anchors
 from ..pseudo.masks import pseudo_instances_batch
+from ..pseudo.objectness import Objectness
 from ..pseudo.teacher import freeze_batchnorm, momentum_update
 from ..augment.normalise import normalise
 from .data import sample_batch
@@ -37,7 +38,7 @@ from .visuals import MAX_IMAGES, embedding_images, instance_images, label_images
 def self_instance_step(
     ema: nn.Module, classes: list[int], target: DatasetCache, semantic: np.ndarray, confidence: np.ndarray,
     source: DatasetCache | None, settings: dict[str, Any], loss_settings: dict[str, Any], device: torch.device,
-    stats: dict[str, int],
+    stats: dict[str, int], objectness: Objectness | None = None,
 ) -> TrainingStep:
     """The :class:`~selfpanoptic.train.engine.TrainingStep` of SPOCO self-training of a group.
 
@@ -45,7 +46,8 @@ def self_instance_step(
     ``semantic`` (N, H, W) uint8 and ``confidence`` (N, H, W) float32: this round's semantic
     prediction on ``target``; ``source``: labelled cache mixed into each batch, or None;
     ``settings``: ``selftrain.instance``; ``loss_settings``: ``instance.loss``; ``stats``: counts
-    ``pseudo_instances`` made.
+    ``pseudo_instances`` made; ``objectness``: the fitted objectness classifier that filters the
+    pseudo instances (``settings["objectness"]["min_score"]``), or None.
     """
     train_settings = settings["train"]
     batch = train_settings["batch_size"]
@@ -103,7 +105,8 @@ def self_instance_step(
             # every image and class of the batch clustered in one call (no per-image host round trips)
             pseudo = [instances for instances, _ in pseudo_instances_batch(
                 ema_embeddings, tgt_semantic, tgt_confidence, classes, delta_v, delta_d, settings["min_size"],
-                settings["min_confidence"], device=device)]
+                settings["min_confidence"], device=device, objectness=objectness,
+                min_objectness=settings["objectness"]["min_score"])]
             stats["pseudo_instances"] += sum(int(p.max()) for p in pseudo)
             parts["pseudo_per_image"] = float(np.mean([p.max() for p in pseudo]))
             images.append(tgt_images)

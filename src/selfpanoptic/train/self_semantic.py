@@ -53,7 +53,7 @@ def self_semantic_step(
     teacher: nn.Module, prior: ClassPrior, target: DatasetCache, guide: np.ndarray | None,
     source: DatasetCache | None, settings: dict[str, Any], device: torch.device,
     co_learning: CoLearning | None = None, previous: nn.Module | None = None,
-    rules: dict[str, Any] | None = None,
+    rules: dict[str, Any] | None = None, reference: torch.Tensor | None = None,
 ) -> TrainingStep:
     """The :class:`~selfpanoptic.train.engine.TrainingStep` of SAC self-training.
 
@@ -64,7 +64,8 @@ def self_semantic_step(
     (the model is then its :class:`~selfpanoptic.train.co_learning.CoLearner`) or None;
     ``previous``: the frozen previous-round model, the ancillary model of self-correction when
     ``self_correction.ancillary`` is ``previous_round``; ``rules``: the ``selftrain.guidance``
-    section, which says which instances of ``guide`` may relabel which pixels.
+    section, which says which instances of ``guide`` may relabel which pixels; ``reference``:
+    ``(C,)`` source class shares, needed when ``alignment`` > 0.
     """
     train_settings = settings["train"]
     target_indices = np.arange(len(target))
@@ -122,7 +123,8 @@ def self_semantic_step(
             momentum_update(teacher, student, settings["momentum"])
         if settings["freeze_bn"]:
             freeze_batchnorm(student)
-        made = make_pseudo_labels(teacher, images.to(device, non_blocking=True), affines, prior.value, settings, guides, rules)
+        made = make_pseudo_labels(teacher, images.to(device, non_blocking=True), affines, prior.value, settings, guides, rules,
+                                  reference)
         view_labels, view_confidence = labels_to_views(made.labels, made.confidence, affines)
         noisy = apply_photometric_noise(made.views, drawn)
         logits = net(normalise_unit(noisy)).float()

@@ -1,0 +1,139 @@
+"""Experiments and seeds: config checks, seeded sections, the ablation table and its report section."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from selfpanoptic.cli import main
+from selfpanoptic.config import experiment_selftrain, seeded, validate_config
+from selfpanoptic.errors import InputError
+from selfpanoptic.metrics.ablation import ablation_by_round, collect_ablation, format_mean_std, gap_closed, read_ablation
+from selfpanoptic.report_ablation import ablation_section, plot_ablation_by_round
+
+
+def test_experiments_are_filled_in_over_the_selftrain_section():
+    config = validate_config({"selftrain": {"semantic": {"views": 3}},
+                              "experiments": {"no_guidance": {"guidance": {"from_round": 0}}}})
+    variant = experiment_selftrain(config, "no_guidance")
+    assert variant["guidance"]["from_round"] == 0
+    assert variant["semantic"]["views"] == 3  # the main section's own change carries over
+    assert variant["guidance"]["gt_instance_fraction"] == 0.0  # defaults filled in
+    assert experiment_selftrain(config, None) is config["selftrain"]
+    with pytest.raises(KeyError, match="no_guidance"):
+        experiment_selftrain(config, "nope")
+
+
+@pytest.mark.parametrize("experiments, message", [
+    ({"x": {"guidnce": {}}}, "(?s)experiments.x changes the selftrain section.*'experiments.x.guidnce' .did you mean 'guidance'"),
+    ({"x": {"rounds": 3}}, "experiments.x sets rounds"),
+    ({"main": {"guidance": {"from_round": 0}}}, "experiments.main"),
+    ({"x": {"semantic": {"co_learning": {"enabled": True}}}}, "switches selftrain.semantic.co_learning.enabled"),
+    ({"1x": {}}, "experiments"),
+])
+def test_bad_experiments_are_named(experiments, message):
+    with pytest.raises(InputError, match=message):
+        validate_config({"experiments": experiments})
+
+
+def test_seeds_must_be_a_non_empty_list_of_distinct_whole_numbers():
+    assert validate_config({})["seeds"] == [0]
+    for bad in ([], [1, 1], [-1], "0"):
+        with pytest.raises(InputError, match="seeds"):
+            validate_config({"seeds": bad})
+
+
+def test_seeded_adds_the_offset_to_every_train_seed_and_leaves_the_rest():
+    config = validate_config({"selftrain": {"semantic": {"train": {"seed": 5}}}})
+    shifted = seeded(config["selftrain"], 2)
+    assert shifted["semantic"]["train"]["seed"] == 7
+    assert shifted["instance"]["train"]["seed"] == 2
+    assert shifted["guidance"] == config["selftrain"]["guidance"]
+    assert config["selftrain"]["semantic"]["train"]["seed"] == 5  # input untouched
+    assert seeded(config["semantic"], 0) == config["semantic"]
+
+
+def _tables(tmp_path, variant, seed, values):
+    """One metrics CSV per round: mIoU, AP50, PQ and sky IoU from ``values[round]``."""
+    paths = []
+    for run, (miou, ap50, pq, sky) in values.items():
+        rows = [(run, "semantic", "mIoU", "all", miou), (run, "semantic", "IoU", "sky", sky),
+                (run, "instance", "AP50", "all", ap50), (run, "panoptic", "PQ", "all", pq)]
+        path = tmp_path / f"{variant}_{seed}_{run}.csv"
+        pd.DataFrame(rows, columns=["round", "task", "metric", "class", "value"]).to_csv(path, index=False)
+        paths.append((variant, seed, path))
+    return paths
+
+
+def _ablation(tmp_path):
+    shared = {0: {"0": (10.0, 2.0, 5.0, 30.0), "oracle": (50.0, 20.0, 25.0, 80.0)},
+              1: {"0": (12.0, 2.0, 5.0, 30.0), "oracle": (52.0, 20.0, 25.0, 80.0)}}
+    entries = []
+    for seed, (r1, r2) in {0: (20.0, 30.0), 1: (22.0, 28.0)}.items():
+        entries += _tables(tmp_path, "main", seed, {**shared[seed], "1": (r1, 3.0, 6.0, 20.0), "2": (r2, 4.0, 7.0, 25.0)})
+    for seed, (r1, r2) in {0: (18.0, 18.0), 1: (20.0, 14.0)}.items():
+        entries += _tables(tmp_path, "no_guidance", seed, {"2": (r2, 3.0, 6.0, 5.0), "1": (r1, 3.0, 6.0, 10.0),
+                                                            **shared[seed]})
+    return collect_ablation(entries)
+
+
+def test_ablation_table_orders_rows_and_averages_over_seeds(tmp_path):
+    table = _ablation(tmp_path)
+    assert list(table.columns[:2]) == ["variant", "seed"]
+    no_guidance = table[(table.variant == "no_guidance") & (table.seed == 0) & (table.task == "semantic")
+                        & (table.metric == "mIoU")]
+    assert list(no_guidance["round"]) == ["0", "1", "2", "oracle"]  # sorted, whatever the order given
+    wide = ablation_by_round(table, "semantic", "mIoU")
+    assert list(wide.index) == ["main", "no_guidance"]
+    assert list(wide["mean"].columns) == ["0", "1", "2", "oracle"]
+    assert wide.loc["main", ("mean", "2")] == pytest.approx(29.0)
+    assert wide.loc["main", ("std", "2")] == pytest.approx(math.sqrt(2.0))  # sample std of 30, 28
+    assert wide.loc["no_guidance", ("mean", "2")] == pytest.approx(16.0)
+    assert wide.loc["main", ("n", "0")] == 2
+
+
+def test_gap_closed_per_seed_then_averaged(tmp_path):
+    gap = gap_closed(_ablation(tmp_path), "2")
+    # main: (30 - 10) / 40 = 50 %, (28 - 12) / 40 = 40 %; no_guidance: 20 %, 5 %
+    assert gap.loc["main", "mean"] == pytest.approx(45.0)
+    assert gap.loc["main", "std"] == pytest.approx(math.sqrt(50.0))
+    assert gap.loc["no_guidance", "mean"] == pytest.approx(12.5)
+    assert gap_closed(_ablation(tmp_path), "7").empty
+
+
+def test_format_mean_std():
+    assert format_mean_std(19.74, 0.43) == "19.7 ± 0.4"
+    assert format_mean_std(19.74, float("nan")) == "19.7"
+    assert format_mean_std(float("nan"), 1.0) == "-"
+
+
+def test_ablation_section_and_curve(tmp_path):
+    table = _ablation(tmp_path)
+    lines = "\n".join(ablation_section(table, "ablation_by_round.png"))
+    assert "| main | 2 | 11.0 ± 1.4 | 21.0 ± 1.4 | 29.0 ± 1.4 | 51.0 ± 1.4 | 45.0 ± 7.1 |" in lines
+    assert "| no_guidance | 2 |" in lines and "**AP50**" in lines and "**PQ**" in lines
+    # per class, last round: sky 25 (main) and 5 (no_guidance), round 0 30
+    assert "| sky | 30.0 | 25.0 | 5.0 |" in lines
+    plot_ablation_by_round(table, tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").stat().st_size > 1000
+
+
+def test_ablation_command_writes_the_table_and_names_bad_input(tmp_path, capsys):
+    entries = []
+    for variant, seed, path in _ablation_entries(tmp_path):
+        entries += ["--table", variant, str(seed), str(path)]
+    out = tmp_path / "ablation.csv"
+    assert main(["ablation", *entries, "--out", str(out)]) in (0, None)
+    assert "main: mIoU 0 10.0" in capsys.readouterr().out
+    assert read_ablation(out).shape[0] == 8
+    assert main(["ablation", "--table", "main", "x", str(out), "--out", str(tmp_path / "b.csv")]) == 2
+    assert "seed must be a whole number" in capsys.readouterr().err
+    assert main(["ablation", "--table", "main", "0", str(out), "--out", str(tmp_path / "b.csv")]) == 2
+    assert "not a metrics table" in capsys.readouterr().err
+    assert not (tmp_path / "b.csv").exists()
+
+
+def _ablation_entries(tmp_path):
+    return _tables(tmp_path, "main", 0, {"0": (10.0, 2.0, 5.0, 30.0), "1": (20.0, 3.0, 6.0, 20.0)})
