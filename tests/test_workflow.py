@@ -122,7 +122,7 @@ def test_changing_mixing_reruns_its_descendants_only(smoke):
 
 def test_changing_evaluation_reruns_only_evaluation(smoke):
     rules, _ = planned_jobs(snakemake(smoke, "-n", evaluation={"instance_min_region_size": 7}).stdout)
-    assert rules == {"evaluate_instance", "summarize_metrics", "report", "all"}
+    assert rules == {"evaluate_instance", "summarize_metrics", "summarize_ablation", "report", "all"}
 
 
 def test_changing_cache_compression_rebuilds_the_caches_and_what_follows(smoke):
@@ -158,7 +158,7 @@ def test_editing_the_panoptic_codec_reruns_fusion_and_its_evaluation(smoke):
     # formats/panoptic_png.py is imported by the fuse and evaluate stages (and the report's overlays),
     # never listed by hand: the code hash follows each stage module's imports
     rules = planned_after_editing(smoke, "formats/panoptic_png.py")
-    assert rules == {"fuse_panoptic", "evaluate_panoptic", "summarize_metrics", "report", "all"}
+    assert rules == {"fuse_panoptic", "evaluate_panoptic", "summarize_metrics", "summarize_ablation", "report", "all"}
 
 
 def test_editing_the_training_engine_reruns_every_training_rule_and_nothing_before(smoke):
@@ -209,7 +209,7 @@ def test_adding_a_round_reruns_nothing_of_the_earlier_rounds(smoke):
     jobs = job_wildcards(snakemake(smoke, "-n", selftrain=changed).stdout)
     assert {"selftrain_semantic", "selftrain_instance", "pseudo_label_semantic"} <= {rule for rule, _ in jobs}
     for rule, wildcards in jobs:
-        if rule in ("summarize_metrics", "report", "all"):
+        if rule in ("summarize_metrics", "summarize_ablation", "report", "all"):
             continue
         if wildcards == "wildcards: run=round2, split=train" and rule == "predict_instance":
             # new, not rerun: round 3 is guided by round 2's instances on the train images
