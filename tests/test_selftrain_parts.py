@@ -160,3 +160,22 @@ def test_guidance_mode_by_round():
     assert guidance_mode({"from_round": 2, "gt_instance_fraction": 0.0}, 2) == "predicted"
     assert guidance_mode({"from_round": 0, "gt_instance_fraction": 0.0}, 5) == "none"
     assert guidance_mode({"from_round": 2, "gt_instance_fraction": 0.3}, 1) == "ground_truth"
+
+
+def test_rare_class_probabilities_by_hand():
+    from selfpanoptic.train.data import rare_class_probabilities
+
+    # shares: class 0 240/300 = 0.8, class 1 10/300, class 2 50/300; class 3 absent everywhere
+    pixels = np.array([[90, 10, 0, 0], [100, 0, 0, 0], [50, 0, 50, 0]])
+    t = 0.5
+    p_class = np.exp(np.array([1 - 0.8, 1 - 1 / 30, 1 - 1 / 6]) / t)
+    p_class /= p_class.sum()
+    # class 0 is in all three images, 1 only in image 0, 2 only in image 2
+    expected = np.array([p_class[0] / 3 + p_class[1], p_class[0] / 3, p_class[0] / 3 + p_class[2]])
+    np.testing.assert_allclose(rare_class_probabilities(pixels, t), expected)
+    assert rare_class_probabilities(pixels, t).sum() == pytest.approx(1.0)
+    # a tiny temperature draws the rarest class's image; an image of nothing is never drawn
+    cold = rare_class_probabilities(np.vstack([pixels, np.zeros(4)]), 0.001)
+    assert cold.argmax() == 0 and cold[3] == 0
+    with pytest.raises(ValueError):
+        rare_class_probabilities(pixels, 0.0)

@@ -54,7 +54,7 @@ def selftrain_settings(**semantic) -> dict:
 
 def pseudo_semantic(round0: dict, out: Path, settings: dict, round_index: int) -> int:
     return main(["pseudo-semantic", "--model", str(round0["semantic"]), "--data", str(round0["cache"]), "--out", str(out),
-                 "--round", str(round_index), "--selftrain-settings", json.dumps(settings), *CPU])
+                 "--source", str(round0["cache"]), "--round", str(round_index), "--selftrain-settings", json.dumps(settings), *CPU])
 
 
 def _selftrain(round0: dict, out: Path, work: Path, settings: dict) -> subprocess.Popen:
@@ -136,7 +136,9 @@ def test_selftraining_with_pictures_and_validation_trains_the_same_weights(round
 
 def test_ground_truth_guidance_refines_the_exported_pseudo_labels(round0, tmp_path):
     settings = selftrain_settings()
-    settings["guidance"] = {"from_round": 2, "gt_instance_fraction": 1.0}
+    # the thesis' refinement: every instance, filling its ignored pixels too
+    settings["guidance"] = {"from_round": 2, "gt_instance_fraction": 1.0, "min_kept_share": 0.0, "min_agreement": 0.0,
+                            "fill_ignored": True}
     out = tmp_path / "pseudo.h5"
     assert pseudo_semantic(round0, out, settings, 1) == 0
     with h5py.File(out) as h5:
@@ -163,6 +165,7 @@ def test_exported_pseudo_labels_are_what_the_training_step_makes(round0, tmp_pat
     from selfpanoptic.models import model_from_file
     from selfpanoptic.pseudo.semantic import make_pseudo_labels
     from selfpanoptic.augment.normalise import to_unit
+    from selfpanoptic.stages._guidance import source_shares
 
     settings = selftrain_settings(threshold_floor=0.0)  # the 2-step model is never confident enough for 0.2
     out = tmp_path / "pseudo.h5"
@@ -172,7 +175,10 @@ def test_exported_pseudo_labels_are_what_the_training_step_makes(round0, tmp_pat
     with DatasetCache.open(round0["cache"]) as cache, SemanticPseudoLabels.open(out, cache.image_ids) as pseudo:
         affines = random_view_affines(1, sem["views"], np.random.default_rng([seed, i]), sem["min_scale"],
                                       sem["max_scale"], sem["flip_p"])
-        made = make_pseudo_labels(teacher, to_unit(cache.read("images", i)[None]), affines, pseudo.prior, sem)
+        reference = source_shares(sem, str(round0["cache"]))
+        assert reference is not None  # the default alignment lifts classes towards these shares
+        made = make_pseudo_labels(teacher, to_unit(cache.read("images", i)[None]), affines, pseudo.prior, sem,
+                                  reference=reference)
         assert (made.labels[0].numpy() == pseudo["labels"][i]).all()
         assert (made.argmax[0].numpy() == pseudo["argmax"][i]).all()
         assert np.allclose(made.thresholds[0].numpy(), pseudo["thresholds"][i])
@@ -186,7 +192,8 @@ def test_pseudo_instance_file_is_its_own_kind(round0, tmp_path, capsys):
     config = validate_config({"selftrain": {"instance": {"min_size": 4, "min_confidence": 0.0}},
                               "instance": {"groups": {"vehicles": ["car"]}}})
     assert main(["pseudo-instance", "--models", str(round0["instance"]), "--semantic", str(semantic),
-                 "--data", str(round0["cache"]), "--out", str(out), "--instance-settings", json.dumps(config["instance"]),
+                 "--data", str(round0["cache"]), "--source", str(round0["cache"]), "--out", str(out),
+                 "--instance-settings", json.dumps(config["instance"]),
                  "--selftrain-settings", json.dumps({"instance": config["selftrain"]["instance"]}), *CPU]) == 0
     with h5py.File(out) as h5:
         assert h5.attrs["stage"] == "instance_pseudo_labels"

@@ -52,15 +52,7 @@ def collect_ablation(entries: list[tuple[str, int, str | Path]]) -> pd.DataFrame
 
 def read_ablation(path: str | Path) -> pd.DataFrame:
     """An ablation table written by :func:`collect_ablation`; :class:`InputError` naming the file otherwise."""
-    try:
-        frame = pd.read_csv(path, dtype={"round": str, "variant": str})
-    except (FileNotFoundError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputError(f"not an ablation table ({type(exc).__name__})", path,
-                         "give the CSV that `selfpanoptic ablation` writes") from None
-    if list(frame.columns) != ABLATION_COLUMNS:
-        raise InputError(f"not an ablation table (columns {list(frame.columns)[:8]})", path,
-                         "give the CSV that `selfpanoptic ablation` writes")
-    return frame
+    return read_metrics(path, ABLATION_COLUMNS, "ablation table", "`selfpanoptic ablation`")
 
 
 def _sample_std(values: pd.Series) -> float:

@@ -36,16 +36,17 @@ def round_order(name: str) -> tuple[int, int]:
     return (1 + NAMED_RUNS.index(name), 0) if name in NAMED_RUNS else (0, int(name))
 
 
-def read_metrics(path: str | Path) -> pd.DataFrame:
-    """A metrics table (CSV with :data:`COLUMNS`); :class:`InputError` naming the file when it is not one."""
+def read_metrics(path: str | Path, columns: list[str] = COLUMNS, kind: str = "metrics table",
+                 writer: str = "an evaluate-* command or by summarize") -> pd.DataFrame:
+    """A metrics table (CSV with ``columns``, :data:`COLUMNS` by default); :class:`InputError`
+    naming the file when it is not one (``kind``, written by ``writer``)."""
+    fix = f"give a CSV written by {writer}"
     try:
-        frame = pd.read_csv(path, dtype={"round": str})
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputError(f"not a metrics table ({type(exc).__name__})", path,
-                         "give a CSV written by an evaluate-* command or by summarize") from None
-    if list(frame.columns) != COLUMNS:
-        raise InputError(f"not a metrics table (columns {list(frame.columns)[:6]}, expected {COLUMNS})", path,
-                         "give a CSV written by an evaluate-* command or by summarize")
+        frame = pd.read_csv(path, dtype={"round": str, "variant": str})
+    except (FileNotFoundError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(f"not a {kind} ({type(exc).__name__})", path, fix) from None
+    if list(frame.columns) != columns:
+        raise InputError(f"not a {kind} (columns {list(frame.columns)[:8]}, expected {columns})", path, fix)
     return frame
 
 

@@ -60,3 +60,18 @@ def load_guidance(guidance: dict[str, Any], round_index: int, cache, path: str |
     elif mode == "ground_truth":
         ground_truth = [cache.read("instances", i) for i in range(len(cache))]
     return guidance_instances(guidance, round_index, ground_truth, predicted, seed)
+
+
+def pseudo_class_probabilities(pseudo, temperature: float):
+    """Rare-class sampling of the target images: ``(N,)`` draw probabilities from the classes of
+    each image's round-start pseudo-labels (``pseudo``: an open
+    :class:`~selfpanoptic.intermediates.SemanticPseudoLabels`), by
+    :func:`~selfpanoptic.train.data.rare_class_probabilities`."""
+    import numpy as np
+
+    from ..classes import NUM_CLASSES
+    from ..train.data import rare_class_probabilities
+
+    labels = pseudo.h5["labels"]
+    counts = np.stack([np.bincount(labels[i].ravel(), minlength=256)[:NUM_CLASSES] for i in range(labels.shape[0])])
+    return rare_class_probabilities(counts, temperature)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._guidance import add_guidance_io, load_guidance, source_shares
+from ._guidance import add_guidance_io, load_guidance, pseudo_class_probabilities, source_shares
 from .common import (
     COMPUTE, add_training_outputs, data_workers, progress, selftrain_settings, settings_parent, torch_setup,
     validation_data,
@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> None:
     import contextlib
 
     from ..classes import NUM_CLASSES
+    from ..errors import InputError
     from ..intermediates import DatasetCache, SemanticPseudoLabels
     from ..models import load_model_file, model_from_file
     from ..pseudo.teacher import frozen_copy
@@ -48,11 +49,18 @@ def run(args: argparse.Namespace) -> None:
         previous = frozen_copy(student).to(device)
     co_settings = sem["co_learning"]
     co_learning = CoLearning(co_settings, sem["train"]["steps"], device) if co_settings["enabled"] else None
+    target_probabilities = None
     if args.pseudo_labels:
         with SemanticPseudoLabels.open(args.pseudo_labels) as pseudo:
             prior = ClassPrior(pseudo.prior)
+            if sem["rare_class_temperature"] > 0:
+                target_probabilities = pseudo_class_probabilities(pseudo, sem["rare_class_temperature"])
     else:
         prior = ClassPrior(initial_prior(NUM_CLASSES))
+        if sem["rare_class_temperature"] > 0:
+            raise InputError("selftrain.semantic.rare_class_temperature > 0 samples target images by their pseudo-label "
+                             "classes, but no --pseudo-labels file was given",
+                             fix="pass the round's pseudo-label file, or set rare_class_temperature to 0")
     with contextlib.ExitStack() as stack:
         target = stack.enter_context(DatasetCache.open(args.data))
         guide = load_guidance(section["guidance"], args.round, target, args.guidance_instances, sem["train"]["seed"])
@@ -65,7 +73,7 @@ def run(args: argparse.Namespace) -> None:
             student = co_learning.wrap(student)
             extra_state["co_learning"] = co_learning
         step = self_semantic_step(teacher, prior, target, guide, source, sem, device, co_learning, previous,
-                                  section["guidance"], source_shares(sem, args.source))
+                                  section["guidance"], source_shares(sem, args.source), target_probabilities)
         val = validation_data(args, sem["train"], stack)
         validate = semantic_validation(val, sem["train"]["validate_images"], device) if val is not None else None
         identity = {"settings": section, "round": args.round, "init": str(args.model), "data": str(args.data),

@@ -37,6 +37,31 @@ class Batch(NamedTuple):
     inverse_depth: torch.Tensor | None = None
 
 
+def rare_class_probabilities(class_pixels: np.ndarray, temperature: float) -> np.ndarray:
+    """Rare-class sampling (DAFormer's RCS): the probability ``(N,)`` of drawing each image.
+
+    ``class_pixels``: ``(N, C)`` pixel count of each class in each image. A class is drawn with
+    probability ``softmax((1 - f_c) / temperature)`` over the classes present anywhere, ``f_c``
+    its pixel share over all images; then one of the ``n_c`` images containing it uniformly, so
+    image i has ``sum over its classes c of P(c) / n_c``. Small temperatures favour rare classes
+    strongly; a large one approaches drawing a class uniformly.
+    """
+    class_pixels = np.asarray(class_pixels, dtype=np.float64)
+    if class_pixels.ndim != 2 or temperature <= 0:
+        raise ValueError(f"class_pixels must be (N, C) and temperature > 0, got {class_pixels.shape} and {temperature}")
+    present = class_pixels > 0
+    images_with = present.sum(axis=0)
+    seen = images_with > 0
+    if not seen.any():
+        return np.full(len(class_pixels), 1.0 / len(class_pixels))
+    share = class_pixels.sum(axis=0) / class_pixels.sum()
+    logits = np.where(seen, (1.0 - share) / temperature, -np.inf)
+    p_class = np.exp(logits - logits[seen].max())
+    p_class /= p_class.sum()
+    per_image = (present * np.where(seen, p_class / np.maximum(images_with, 1), 0.0)).sum(axis=1)
+    return per_image / per_image.sum()
+
+
 def sample_batch(
     cache: DatasetCache, rng: np.random.Generator, indices: np.ndarray, batch_size: int,
     crop: tuple[int, int], hflip: bool = True, jitter: float = 0.0, shuffle: bool = True, depth: bool = False,

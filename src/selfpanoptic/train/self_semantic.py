@@ -54,6 +54,7 @@ def self_semantic_step(
     source: DatasetCache | None, settings: dict[str, Any], device: torch.device,
     co_learning: CoLearning | None = None, previous: nn.Module | None = None,
     rules: dict[str, Any] | None = None, reference: torch.Tensor | None = None,
+    target_probabilities: np.ndarray | None = None,
 ) -> TrainingStep:
     """The :class:`~selfpanoptic.train.engine.TrainingStep` of SAC self-training.
 
@@ -65,7 +66,9 @@ def self_semantic_step(
     ``previous``: the frozen previous-round model, the ancillary model of self-correction when
     ``self_correction.ancillary`` is ``previous_round``; ``rules``: the ``selftrain.guidance``
     section, which says which instances of ``guide`` may relabel which pixels; ``reference``:
-    ``(C,)`` source class shares, needed when ``alignment`` > 0.
+    ``(C,)`` source class shares, needed when ``alignment`` > 0; ``target_probabilities``:
+    ``(N,)`` chance of drawing each target image (rare-class sampling, drawn with replacement),
+    or None for uniform draws.
     """
     train_settings = settings["train"]
     target_indices = np.arange(len(target))
@@ -75,8 +78,11 @@ def self_semantic_step(
     depth = co_learning is not None and co_learning.out_channels == 1
 
     def sample_target(rng: np.random.Generator) -> tuple[torch.Tensor, np.ndarray | None, torch.Tensor | None]:
-        chosen = rng.choice(target_indices, size=train_settings["batch_size"],
-                            replace=len(target_indices) < train_settings["batch_size"])
+        if target_probabilities is None:
+            chosen = rng.choice(target_indices, size=train_settings["batch_size"],
+                                replace=len(target_indices) < train_settings["batch_size"])
+        else:
+            chosen = rng.choice(target_indices, size=train_settings["batch_size"], p=target_probabilities)
         images, guides, depths = [], [], []
         for i in chosen:
             arrays = [target.read("images", i)] + ([guide[i]] if guide is not None else [])
