@@ -22,6 +22,7 @@ def test_experiments_are_filled_in_over_the_selftrain_section():
     assert variant["semantic"]["views"] == 3  # the main section's own change carries over
     assert variant["guidance"]["gt_instance_fraction"] == 0.0  # defaults filled in
     assert experiment_selftrain(config, None) is config["selftrain"]
+    assert validate_config(config) == config  # a filled-in config reads back the same
     with pytest.raises(KeyError, match="no_guidance"):
         experiment_selftrain(config, "nope")
 

@@ -112,7 +112,8 @@ def _check_experiments(config: dict[str, Any], source: str | Path) -> None:
         if name == "main":
             raise InputError("invalid config: experiments.main: `main` names the selftrain section itself in the "
                              "ablation table", source, "give the variant another name")
-        if "rounds" in change:
+        # a filled-in variant (a validated config read again) repeats the main rounds: that is fine
+        if change.get("rounds", config["selftrain"]["rounds"]) != config["selftrain"]["rounds"]:
             raise InputError(f"invalid config: {where} sets rounds; every variant runs selftrain.rounds rounds",
                              source, f"remove rounds from {where}")
         try:
