@@ -254,7 +254,7 @@ def test_pseudo_label_audit_grades_against_ground_truth(smoke):
     assert "stage: semantic_pseudo_labels" in text and "stage: instance_pseudo_labels" in text
     assert "precision of kept labels" in text and "graded against ground-truth instances" in text
     guided = (smoke / "results-smoke/round2/pseudo/audit.txt").read_text()
-    assert "labels_before_guidance" in guided and "unguided prec %" in guided
+    assert "labels_before_guidance" in guided and "unguided kept %" in guided and "unguided prec %" in guided
 
 
 def test_config_typo_stops_the_workflow_with_the_key_named(smoke):

@@ -98,7 +98,7 @@ def semantic_grade_lines(h5: h5py.File, gt: h5py.File) -> Iterable[str]:
     if has_argmax:
         header += f" {'argmax prec %':>14}"
     if len(stacks) > 1:
-        header += f" {'unguided prec %':>16}"
+        header += f" {'unguided kept %':>16} {'unguided prec %':>16}"
     yield header
     for t, name in enumerate(CLASS_NAMES):
         row = f"  {name:<14} {_pct(precision(kept[t, 0], max(kept[t, 2], 1)) if has_argmax else np.nan)} " \
@@ -107,7 +107,8 @@ def semantic_grade_lines(h5: h5py.File, gt: h5py.File) -> Iterable[str]:
             row += f" {_pct(precision(kept[t, 3], kept[t, 2])):>14}"
         if len(stacks) > 1:
             unguided = totals["labels_before_guidance"]
-            row += f" {_pct(precision(unguided[t, 1], unguided[t, 0])):>16}"
+            unguided_kept = precision(unguided[t, 0], max(kept[t, 2], 1)) if has_argmax else np.nan
+            row += f" {_pct(unguided_kept):>16} {_pct(precision(unguided[t, 1], unguided[t, 0])):>16}"
         yield row
     summary = f"  all pixels: precision of kept labels {_pct(precision(kept[:, 1].sum(), kept[:, 0].sum())).strip()} %"
     if has_argmax:

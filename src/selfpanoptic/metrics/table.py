@@ -43,7 +43,9 @@ def read_metrics(path: str | Path, columns: list[str] = COLUMNS, kind: str = "me
     fix = f"give a CSV written by {writer}"
     try:
         frame = pd.read_csv(path, dtype={"round": str, "variant": str})
-    except (FileNotFoundError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+    except FileNotFoundError:
+        raise InputError(f"{kind} does not exist", path, fix) from None
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InputError(f"not a {kind} ({type(exc).__name__})", path, fix) from None
     if list(frame.columns) != columns:
         raise InputError(f"not a {kind} (columns {list(frame.columns)[:8]}, expected {columns})", path, fix)
