@@ -111,6 +111,11 @@ def parse_tree(tree):
     return (int(match[1]) if match[1] else SEEDS[0]), match[2]
 
 
+def run_name(run):
+    """The run of a run path without its tree ("seed1/oracle" -> "oracle")."""
+    return run.rpartition("/")[2]
+
+
 def run_tree(run):
     """The tree prefix of a run path ("seed1/round0" -> "seed1/", "round2" -> "")."""
     head, _, _ = run.rpartition("/")
@@ -272,13 +277,13 @@ def cache_manifest(wildcards):
 
 def training_cache(wildcards):
     """Round 0 (and its variant `translated`) trains on the mixed source, the oracle on the target train split's labels."""
-    name = f"target_{TRAIN_SPLIT}" if wildcards.run == "oracle" else "source"
+    name = f"target_{TRAIN_SPLIT}" if run_name(wildcards.run) == "oracle" else "source"
     return f"{RESULTS}/data/cache/{name}.h5"
 
 
 def translated_cache(wildcards):
     """The translated source cache, for the run `translated` only."""
-    return f"{RESULTS}/data/cache/translated_source.h5" if wildcards.run == "translated" else []
+    return f"{RESULTS}/data/cache/translated_source.h5" if run_name(wildcards.run) == "translated" else []
 
 
 def translated_option(wildcards, input):
@@ -358,7 +363,7 @@ def instance_models(wildcards):
 
 def round_label(wildcards):
     """The round column of the metrics table: 0, 1, ..., translated or oracle (of any tree)."""
-    return wildcards.run.rpartition("/")[2].removeprefix("round")
+    return run_name(wildcards.run).removeprefix("round")
 
 
 def metric_tables():
