@@ -23,7 +23,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from selfpanoptic.config import compose_configs, experiment_selftrain, validate_config  # noqa: E402
+from selfpanoptic.config import compose_configs, experiment_selftrain, overlay, validate_config  # noqa: E402
 
 
 def seconds_per_step(results: Path) -> dict[str, float]:
@@ -44,12 +44,6 @@ def seconds_per_step(results: Path) -> dict[str, float]:
         steps = int(log.read_text().strip().splitlines()[-1].split(",")[0])
         measured[stage] = seconds / steps
     return measured
-
-
-def _merged(base, change):
-    if not isinstance(base, dict) or not isinstance(change, dict):
-        return change
-    return {**base, **{key: _merged(base.get(key), value) for key, value in change.items()}}
 
 
 def config_seconds(config: dict, per_step: dict[str, float]) -> dict[str, float]:
@@ -77,7 +71,7 @@ def main() -> None:
     layers = [yaml.safe_load((ROOT / "config.yaml").read_text())] + [yaml.safe_load(p.read_text()) for p in args.configs]
     merged = {}
     for layer in layers:  # key by key, as Snakemake merges config files; compose_configs restores replace-maps
-        merged = _merged(merged, layer)
+        merged = overlay(merged, layer)
     config = validate_config(compose_configs(merged, layers[1:]), "composed config")
     per_step = seconds_per_step(args.results)
     print("measured seconds per step: " + ", ".join(f"{k} {v:.3f}" for k, v in per_step.items()))

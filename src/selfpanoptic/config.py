@@ -90,13 +90,14 @@ def validate_config(config: dict[str, Any] | None, source: str | Path = "config"
     return config
 
 
-def _merged(base: Any, change: Any) -> Any:
-    """``base`` with ``change`` laid over it key by key (nested maps merged, anything else replaced)."""
+def overlay(base: Any, change: Any) -> Any:
+    """``base`` with ``change`` laid over it key by key (nested maps merged, anything else replaced),
+    as Snakemake merges config files; a new object, the inputs untouched."""
     if not isinstance(base, dict) or not isinstance(change, dict):
         return copy.deepcopy(change)
     merged = copy.deepcopy(base)
     for key, value in change.items():
-        merged[key] = _merged(base.get(key), value)
+        merged[key] = overlay(base.get(key), value)
     return merged
 
 
@@ -117,7 +118,7 @@ def _check_experiments(config: dict[str, Any], source: str | Path) -> None:
             raise InputError(f"invalid config: {where} sets rounds; every variant runs selftrain.rounds rounds",
                              source, f"remove rounds from {where}")
         try:
-            variant = validate_config({"selftrain": _merged(config["selftrain"], change)}, source)["selftrain"]
+            variant = validate_config({"selftrain": overlay(config["selftrain"], change)}, source)["selftrain"]
         except InputError as err:
             problem = err.problem.replace("'selftrain.", f"'{where}.").replace("invalid config:", "invalid variant:")
             raise InputError(f"{where} changes the selftrain section; {problem}", source,

@@ -175,7 +175,7 @@ def fit_objectness(
     if len(y) == 0:
         raise ValueError("no source clusters of the group to fit the objectness classifier on")
     objectness = Objectness(fit_logistic(x, y, l2), class_log_area)
-    predicted = 1.0 / (1.0 + np.exp(-(x @ objectness.weights[:-1] + objectness.weights[-1]))) >= 0.5
+    predicted = objectness.probability(x) >= 0.5
     summary = {"images": len(chosen), "examples": int(len(y)), "objects": int(y.sum()),
                "accuracy": float((predicted == y).mean()), "weights": objectness.describe()}
     return objectness, summary

@@ -148,10 +148,13 @@ class Objectness:
     weights: np.ndarray
     class_log_area: np.ndarray
 
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        """Probability of being a whole object for rows of :data:`FEATURES`: ``(N, 4)`` -> ``(N,)``."""
+        return 1.0 / (1.0 + np.exp(-(features @ self.weights[:-1] + self.weights[-1])))
+
     def scores(self, instances: np.ndarray, classes: dict[int, int]) -> np.ndarray:
         """Probability of being a whole object for ids ``1..K`` of one image: ``(K,)`` float64."""
-        features = mask_features(instances, classes, self.class_log_area)
-        return 1.0 / (1.0 + np.exp(-(features @ self.weights[:-1] + self.weights[-1])))
+        return self.probability(mask_features(instances, classes, self.class_log_area))
 
     def describe(self) -> dict:
         """The weights by feature name (for logs and provenance)."""

@@ -91,7 +91,7 @@ def prediction_clustering(section: dict[str, Any], device, area_ratio: float = 1
 
 
 def write_instances(args: argparse.Namespace, kind, make_cluster, config: dict[str, Any], inference: dict[str, Any],
-                    device, batch_size: int = 8) -> None:
+                    device, batch_size: int = 8, groups: list | None = None) -> None:
     """Cluster every image of ``args.data`` and write ``args.out`` as the intermediate class ``kind``.
 
     ``make_cluster(area_ratio)``: how embeddings become instances (a
@@ -100,6 +100,7 @@ def write_instances(args: argparse.Namespace, kind, make_cluster, config: dict[s
     embedding models run (the ``inference`` section). The instances are made at the resolution
     of the semantic prediction ``args.semantic``: when it is finer than the cache (a
     full-resolution prediction), the embeddings are upsampled bilinearly to it before clustering.
+    ``groups``: the models of ``args.models`` already loaded (:func:`load_instance_groups`), or None.
     """
     import numpy as np
     from tqdm import tqdm
@@ -107,7 +108,7 @@ def write_instances(args: argparse.Namespace, kind, make_cluster, config: dict[s
     from ..inference import batches, image_instances
     from ..intermediates import DatasetCache, SemanticPrediction
 
-    groups = load_instance_groups(args.models, device)
+    groups = load_instance_groups(args.models, device) if groups is None else groups
     inputs = [*map(str, args.models), args.semantic, args.data]
     with DatasetCache.open(args.data) as cache, \
             SemanticPrediction.open(args.semantic, cache.image_ids, args.data) as sem, \

@@ -33,9 +33,10 @@ def run(args: argparse.Namespace) -> None:
     instance, pseudo = settings(args, "instance"), selftrain_settings(args)["instance"]
     delta_v, delta_d = instance["loss"]["delta_v"], instance["loss"]["delta_d"]
     # each group's classifier, fitted as its round's training fits it
+    groups = load_instance_groups(args.models, device)
     objectness = {}
     if pseudo["objectness"]["enabled"]:
-        for model, classes in load_instance_groups(args.models, device):
+        for model, classes in groups:
             objectness[tuple(classes)] = round_objectness(pseudo, instance["loss"], model, args.source, classes, device)[0]
 
     def cluster(embeddings, semantic, confidence, classes):  # a batch of images at once
@@ -46,4 +47,4 @@ def run(args: argparse.Namespace) -> None:
 
     # pseudo masks are made on the train split's working-resolution prediction: nothing to scale
     write_instances(args, InstancePseudoLabels, lambda area_ratio: cluster, {"instance": instance, "pseudo": pseudo},
-                    settings(args, "inference"), device)
+                    settings(args, "inference"), device, groups=groups)
