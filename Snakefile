@@ -10,6 +10,13 @@ configfile: "config.yaml"
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    group="|".join(GROUPS),
+    run=folder_pattern(list(PLAN.runs)),
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/translate.smk"

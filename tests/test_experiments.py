@@ -8,30 +8,43 @@ import pandas as pd
 import pytest
 
 from selfpanoptic.cli import main
-from selfpanoptic.config import experiment_selftrain, seeded, validate_config
+from selfpanoptic.config import experiment_sections, seeded, validate_config
 from selfpanoptic.errors import InputError
 from selfpanoptic.metrics.ablation import ablation_by_round, collect_ablation, format_mean_std, gap_closed, read_ablation
 from selfpanoptic.report_ablation import ablation_section, plot_ablation_by_round
 
 
-def test_experiments_are_filled_in_over_the_selftrain_section():
+def test_experiments_are_filled_in_with_the_sections_they_change():
     config = validate_config({"selftrain": {"semantic": {"views": 3}},
-                              "experiments": {"no_guidance": {"guidance": {"from_round": 0}}}})
-    variant = experiment_selftrain(config, "no_guidance")
-    assert variant["guidance"]["from_round"] == 0
-    assert variant["semantic"]["views"] == 3  # the main section's own change carries over
-    assert variant["guidance"]["gt_instance_fraction"] == 0.0  # defaults filled in
-    assert experiment_selftrain(config, None) is config["selftrain"]
+                              "experiments": {"no_guidance": {"selftrain": {"guidance": {"from_round": 0}}}}})
+    change = experiment_sections(config, "no_guidance")
+    assert list(change) == ["selftrain"]
+    assert change["selftrain"]["guidance"]["from_round"] == 0
+    assert change["selftrain"]["semantic"]["views"] == 3  # the main section's own change carries over
+    assert change["selftrain"]["guidance"]["gt_instance_fraction"] == 0.0  # defaults filled in
+    assert experiment_sections(config, None) == {}
     assert validate_config(config) == config  # a filled-in config reads back the same
     with pytest.raises(KeyError, match="no_guidance"):
-        experiment_selftrain(config, "nope")
+        experiment_sections(config, "nope")
+
+
+def test_an_experiment_may_change_pretraining_sections():
+    config = validate_config({"experiments": {"co": {"semantic": {"co_learning": {"enabled": True}},
+                                                     "selftrain": {"semantic": {"co_learning": {"enabled": True}}}}}})
+    change = experiment_sections(config, "co")
+    assert change["semantic"]["co_learning"]["enabled"] and change["selftrain"]["semantic"]["co_learning"]["enabled"]
+    assert not config["semantic"]["co_learning"]["enabled"]
 
 
 @pytest.mark.parametrize("experiments, message", [
-    ({"x": {"guidnce": {}}}, "(?s)experiments.x changes the selftrain section.*'experiments.x.guidnce' .did you mean 'guidance'"),
-    ({"x": {"rounds": 3}}, "experiments.x sets rounds"),
-    ({"main": {"guidance": {"from_round": 0}}}, "experiments.main"),
-    ({"x": {"semantic": {"co_learning": {"enabled": True}}}}, "switches selftrain.semantic.co_learning.enabled"),
+    ({"x": {"selftrain": {"guidnce": {}}}}, "(?s)experiments.x.*'experiments.x.selftrain.guidnce' .did you mean 'guidance'"),
+    ({"x": {"selftrain": {"rounds": 3}}}, "experiments.x.selftrain sets rounds"),
+    ({"main": {"selftrain": {"guidance": {"from_round": 0}}}}, "experiments.main"),
+    ({"x": {"guidance": {"from_round": 0}}}, "(?s)unknown section experiments.x.guidance.*fix: write it inside selftrain"),
+    ({"x": {"semantc": {}}}, "(?s)unknown section experiments.x.semantc.*did you mean 'semantic'"),
+    ({"x": {"data": {"height": 32}}}, "(?s)experiments.x.data: an experiment cannot change `data`.*own `results`"),
+    ({"x": {"instance": {"groups": {"cars": ["car"]}}}}, "experiments.x.instance sets groups"),
+    ({"x": {"semantic": {"train": {"lr": -1}}}}, "experiments.x.semantic.train.lr"),
     ({"1x": {}}, "experiments"),
 ])
 def test_bad_experiments_are_named(experiments, message):

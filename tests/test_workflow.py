@@ -493,7 +493,8 @@ def test_self_training_from_the_translated_run_reruns_the_rounds_from_it(transla
 
 
 # a variant without guidance whose pseudo instances pass the objectness classifier
-EXPERIMENTS = {"objectness": {"guidance": {"from_round": 0}, "instance": {"objectness": {"enabled": True, "source_images": 4}}}}
+EXPERIMENTS = {"objectness": {"selftrain": {"guidance": {"from_round": 0},
+                                            "instance": {"objectness": {"enabled": True, "source_images": 4}}}}}
 
 
 def test_an_experiment_adds_its_own_rounds_only(smoke):
@@ -505,6 +506,20 @@ def test_an_experiment_adds_its_own_rounds_only(smoke):
     for rule, wildcards in jobs:
         if wildcards:
             assert "experiments/objectness/" in wildcards, (rule, wildcards)
+
+
+def test_an_experiment_of_pretraining_plans_its_own_round0_and_oracle_only(smoke):
+    """A change of source pretraining (semantic) retrains round 0 and the oracle of the experiment
+    and self-trains from them; nothing of the main runs or the data reruns."""
+    experiments = {"slow": {"semantic": {"train": {"lr": 0.0005}}}}
+    jobs = job_wildcards(snakemake(smoke, "-n", experiments=experiments).stdout)
+    rules = {rule for rule, _ in jobs}
+    assert {"pretrain_semantic", "pretrain_instance", "selftrain_semantic", "summarize_ablation"} <= rules
+    assert not rules & {"cache_dataset", "mix_sources", "index_dataset"}
+    runs = {dict(part.split("=") for part in wildcards.removeprefix("wildcards: ").split(", ")).get("run")
+            for _, wildcards in jobs if wildcards}
+    assert {"experiments/slow/round0", "experiments/slow/oracle", "experiments/slow/round2"} <= runs
+    assert all(run is None or run.startswith("experiments/slow/") for run in runs), runs
 
 
 @pytest.fixture(scope="module")

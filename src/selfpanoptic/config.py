@@ -101,43 +101,73 @@ def overlay(base: Any, change: Any) -> Any:
     return merged
 
 
+PRETRAINING_SECTIONS: tuple[str, ...] = ("semantic", "instance", "inference", "panoptic", "evaluation")
+"""Sections that round 0, the translated run and the oracle depend on (training, prediction,
+fusion, scoring): an experiment that changes one of them gets its own pretraining runs."""
+
+EXPERIMENT_SECTIONS: tuple[str, ...] = (*PRETRAINING_SECTIONS, "selftrain")
+"""The config sections an experiment may change; the others describe the data, the shared
+translator or the machine, which every run shares."""
+
+
+def _check_experiment_keys(name: str, change: Any, config: dict[str, Any], source: str | Path) -> None:
+    """An experiment is a map of config sections it may change, and keeps the rounds and groups."""
+    where = f"experiments.{name}"
+    if name == "main":
+        raise InputError("invalid config: experiments.main: `main` names the main runs in the ablation table",
+                         source, "give the experiment another name")
+    for key in change:
+        if key in EXPERIMENT_SECTIONS:
+            continue
+        if key in config:
+            raise InputError(f"invalid config: {where}.{key}: an experiment cannot change `{key}`: the data, "
+                             "the translator and the machine are shared by every run", source,
+                             f"change only {', '.join(EXPERIMENT_SECTIONS)} in {where}, or run a config of its own "
+                             "(--configfile, with its own `results` folder)")
+        in_selftrain = key in config["selftrain"]
+        close = difflib.get_close_matches(key, EXPERIMENT_SECTIONS, n=1)
+        hint = (f"write it inside selftrain: {where}: {{selftrain: {{{key}: ...}}}}" if in_selftrain
+                else f"did you mean {close[0]!r}?" if close else f"give sections: {', '.join(EXPERIMENT_SECTIONS)}")
+        raise InputError(f"invalid config: unknown section {where}.{key}; an experiment changes config sections "
+                         f"({', '.join(EXPERIMENT_SECTIONS)})", source, hint)
+    selftrain = change.get("selftrain", {})
+    if isinstance(selftrain, dict) and selftrain.get("rounds", config["selftrain"]["rounds"]) != config["selftrain"]["rounds"]:
+        raise InputError(f"invalid config: {where}.selftrain sets rounds; every experiment runs selftrain.rounds rounds",
+                         source, f"remove rounds from {where}.selftrain")
+    groups = change.get("instance", {}).get("groups") if isinstance(change.get("instance"), dict) else None
+    if groups is not None and groups != config["instance"]["groups"]:
+        raise InputError(f"invalid config: {where}.instance sets groups; every run has the instance groups of "
+                         "instance.groups", source, f"remove groups from {where}.instance")
+
+
 def _check_experiments(config: dict[str, Any], source: str | Path) -> None:
-    """Each variant of ``experiments`` must be a valid change of ``selftrain`` that keeps its
-    rounds and its co-learning switch (both decide which files the workflow makes); the variants
-    are filled in with the full self-training section they run with."""
+    """Each experiment must be a valid change of :data:`EXPERIMENT_SECTIONS`; the experiments are
+    filled in with the whole sections they change (so a validated config reads back the same)."""
     experiments = config.get("experiments")
     if not experiments:
         return
+    base = {key: value for key, value in config.items() if key != "experiments"}
     for name, change in experiments.items():
+        _check_experiment_keys(name, change, config, source)
         where = f"experiments.{name}"
-        if name == "main":
-            raise InputError("invalid config: experiments.main: `main` names the selftrain section itself in the "
-                             "ablation table", source, "give the variant another name")
-        # a filled-in variant (a validated config read again) repeats the main rounds: that is fine
-        if change.get("rounds", config["selftrain"]["rounds"]) != config["selftrain"]["rounds"]:
-            raise InputError(f"invalid config: {where} sets rounds; every variant runs selftrain.rounds rounds",
-                             source, f"remove rounds from {where}")
         try:
-            variant = validate_config({"selftrain": overlay(config["selftrain"], change)}, source)["selftrain"]
+            changed = validate_config(overlay(base, change), source)
         except InputError as err:
-            problem = err.problem.replace("'selftrain.", f"'{where}.").replace("invalid config:", "invalid variant:")
-            raise InputError(f"{where} changes the selftrain section; {problem}", source,
-                             f"give {where} keys of selftrain (see its schema)") from None
-        switch = ("semantic", "co_learning", "enabled")
-        if variant["semantic"]["co_learning"]["enabled"] != config["selftrain"]["semantic"]["co_learning"]["enabled"]:
-            raise InputError(f"invalid config: {where} switches selftrain.{'.'.join(switch)}; "
-                             "variants share the main rounds' outputs, so they cannot", source,
-                             "switch co-learning in selftrain itself, or run the variant as its own config")
-        experiments[name] = variant
+            problem = err.problem.replace("invalid config:", "invalid experiment:")
+            for section in change:
+                problem = problem.replace(f"'{section}.", f"'{where}.{section}.").replace(
+                    f" {section}.", f" {where}.{section}.")
+            raise InputError(f"{where}: {problem}", source, err.fix or f"fix {where}") from None
+        experiments[name] = {section: changed[section] for section in change}
 
 
-def experiment_selftrain(config: dict[str, Any], name: str | None) -> dict[str, Any]:
-    """The ``selftrain`` section variant ``name`` of ``experiments`` runs with (None: the main one).
+def experiment_sections(config: dict[str, Any], name: str | None) -> dict[str, Any]:
+    """The config sections experiment ``name`` changes, filled in (None: the main runs, no change).
 
-    A validated config holds each variant filled in (:func:`validate_config`), so this is a look-up.
+    A validated config holds each experiment filled in (:func:`validate_config`), so this is a look-up.
     """
     if name is None:
-        return config["selftrain"]
+        return {}
     if name not in config["experiments"]:
         raise KeyError(f"no experiment {name!r}; known: {', '.join(config['experiments']) or 'none'}")
     return config["experiments"][name]

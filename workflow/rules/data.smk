@@ -27,7 +27,7 @@ if TOY:
 
 rule index_dataset:
     input:
-        root=dataset_root,
+        root=lambda wildcards: config["datasets"][wildcards.dataset]["root"],
     output:
         f"{RESULTS}/data/index/{{dataset}}_{{split}}.csv",
     wildcard_constraints:
@@ -35,7 +35,7 @@ rule index_dataset:
     params:
         **stage_params("index"),
         format=lambda wildcards: DATASET_FORMATS[wildcards.dataset],
-        split=split_option,
+        split=lambda wildcards: "" if wildcards.split == "all" else f"--split {wildcards.split}",
         reader=reader_options,
         # Per dataset, so that changing one dataset's policy re-indexes that dataset only.
         unpaired=lambda wildcards: config["datasets"][wildcards.dataset]["unpaired"],
@@ -55,7 +55,8 @@ rule index_dataset:
 
 rule mix_sources:
     input:
-        unpack(source_indexes),
+        # every image of the first source; the two-source mix filters the second (gta)
+        unpack(lambda wildcards: {role: f"{RESULTS}/data/index/{name}_all.csv" for role, name in zip(("base", "extra"), SOURCES)}),
     output:
         manifest=f"{RESULTS}/data/mixed_source.csv",
         stats=f"{RESULTS}/data/mixing_stats.csv",
@@ -67,7 +68,7 @@ rule mix_sources:
     params:
         # not mixing.translated: it chooses batches of the run `translated`, not the source's images
         **stage_params("mix", settings_option("mixing", ["sources", "require_all", "min_pixels"])),
-        extra=extra_option,
+        extra=optional("--extra", "extra"),
     log:
         f"{RESULTS}/logs/mix_sources.log",
     conda:

@@ -10,7 +10,7 @@ rule evaluate_semantic:
         f"{RESULTS}/{{run}}/eval/semantic.csv",
     params:
         **stage_params("evaluate-semantic"),
-        round=round_label,
+        round=lambda wildcards: PLAN.run(wildcards.run).name.removeprefix("round"),
     log:
         f"{RESULTS}/logs/evaluate_semantic/{{run}}.log",
     conda:
@@ -27,8 +27,8 @@ rule evaluate_instance:
     output:
         f"{RESULTS}/{{run}}/eval/instance.csv",
     params:
-        **stage_params("evaluate-instance", settings_option("evaluation")),
-        round=round_label,
+        **stage_params("evaluate-instance", run_settings("evaluation")),
+        round=lambda wildcards: PLAN.run(wildcards.run).name.removeprefix("round"),
     log:
         f"{RESULTS}/logs/evaluate_instance/{{run}}.log",
     conda:
@@ -73,7 +73,7 @@ rule export_instance:
 
 rule summarize_metrics:
     input:
-        metric_tables(),
+        [f"{RESULTS}/{run}/eval/{task}.csv" for run in RUNS for task in TASKS],
     output:
         report(
             f"{RESULTS}/summary/metrics.csv",
@@ -101,7 +101,7 @@ rule summarize_ablation:
         ),
     params:
         **stage_params("ablation"),
-        tables=ablation_options,
+        tables=" ".join(f"--table {label} {seed} {shlex.quote(path)}" for label, seed, path in ablation_entries()),
     log:
         f"{RESULTS}/logs/summarize_ablation.log",
     conda:
@@ -118,7 +118,7 @@ rule fuse_panoptic:
     output:
         directory(f"{RESULTS}/{{run}}/panoptic"),
     params:
-        **stage_params("fuse-panoptic", settings_option("panoptic")),
+        **stage_params("fuse-panoptic", run_settings("panoptic")),
         gt_json=PANOPTIC_GT_JSON,
     log:
         f"{RESULTS}/logs/fuse_panoptic/{{run}}.log",
@@ -137,7 +137,7 @@ rule evaluate_panoptic:
         f"{RESULTS}/{{run}}/eval/panoptic.csv",
     params:
         **stage_params("evaluate-panoptic"),
-        round=round_label,
+        round=lambda wildcards: PLAN.run(wildcards.run).name.removeprefix("round"),
         gt_json=PANOPTIC_GT_JSON,
         gt_folder=PANOPTIC_GT_FOLDER,
     log:
@@ -165,7 +165,7 @@ rule report:
         ablation=f"{RESULTS}/summary/ablation.csv",
         data=f"{RESULTS}/data/cache/target_{VAL_SPLIT}.h5",
         semantic=expand(f"{RESULTS}/{{run}}/semantic/pred_target_{VAL_SPLIT}.h5", run=RUNS),
-        panoptic=panoptic_folders(),
+        panoptic=[f"{RESULTS}/{run}/panoptic" for run in RUNS] if INSTANCES else [],
         generated=list(co_learning_figures().values()),
         **translation_outputs(),
     output:
@@ -193,8 +193,10 @@ rule report:
     params:
         **stage_params("report", settings_option("report")),
         runs=report_runs,
-        generated=generated_options,
-        translation=translation_report_option,
+        generated=" ".join(f"--generated {run} {shlex.quote(path)}" for run, path in co_learning_figures().items()),
+        translation=lambda wildcards, input: (
+            f"--translation {shlex.quote(input.fidelity)} {shlex.quote(input.grid)}" if TRANSLATED else ""
+        ),
         out_dir=lambda wildcards, output: os.path.dirname(output.page),
     log:
         f"{RESULTS}/logs/report.log",

@@ -1,24 +1,22 @@
 # Round 0: semantic and instance models trained on the mixed source; the oracle: the same
-# models trained on the target train labels. Outputs under results/{run}/ with run = round0 | oracle | translated,
-# each also under results/seed{s}/ for the repeats of `seeds`.
+# models trained on the target train labels; translated: round 0 on the translated mix. Each
+# pretraining run of the plan (every seed, and experiments that change pretraining) has a folder.
+
+PRETRAINING = runs_where(lambda run: run.pretraining)
 
 
 rule pretrain_semantic:
     input:
-        data=training_cache,
-        translated=translated_cache,
+        unpack(training_inputs),
         target=co_learning_target,
         val=validation_cache("semantic"),
     output:
-        model=f"{RESULTS}/{{run}}/semantic/model.pt",
-        **co_learning_figure("semantic", f"{RESULTS}/{{run}}"),
-    wildcard_constraints:
-        run=PRETRAIN_RUNS,
+        model=f"{RESULTS}/{runs_where(lambda run: run.pretraining and not co_learning(run))}/semantic/model.pt",
     params:
-        **stage_params("pretrain-semantic", seeded_settings("semantic")),
-        target=target_option,
-        translated=translated_option,
-        val=val_option,
+        **stage_params("pretrain-semantic", run_settings("semantic")),
+        target=optional("--target", "target"),
+        translated=optional("--translated", "translated", f" --translated-share {config['mixing']['translated']}"),
+        val=optional("--val-data", "val"),
         work_dir=lambda wildcards: f"{RESULTS}/{wildcards.run}/semantic/train",
         device=config["device"],
     log:
@@ -37,19 +35,23 @@ rule pretrain_semantic:
         " --desc 'pretrain semantic [{wildcards.run}]' > {log:q} 2>&1"
 
 
+# with co-learning, the stage also writes its figure beside the model
+use rule pretrain_semantic as pretrain_semantic_co_learning with:
+    output:
+        model=f"{RESULTS}/{runs_where(lambda run: run.pretraining and co_learning(run))}/semantic/model.pt",
+        figure=f"{RESULTS}/{{run}}/semantic/co_learning.png",
+
+
 rule pretrain_instance:
     input:
-        data=training_cache,
-        translated=translated_cache,
+        unpack(training_inputs),
         val=validation_cache("instance"),
     output:
-        f"{RESULTS}/{{run}}/instance/{{group}}/model.pt",
-    wildcard_constraints:
-        run=PRETRAIN_RUNS,
+        f"{RESULTS}/{PRETRAINING}/instance/{{group}}/model.pt",
     params:
-        **stage_params("pretrain-instance", seeded_settings("instance")),
-        translated=translated_option,
-        val=val_option,
+        **stage_params("pretrain-instance", run_settings("instance")),
+        translated=optional("--translated", "translated", f" --translated-share {config['mixing']['translated']}"),
+        val=optional("--val-data", "val"),
         work_dir=lambda wildcards: f"{RESULTS}/{wildcards.run}/instance/{wildcards.group}/train",
         device=config["device"],
     log:
@@ -71,12 +73,13 @@ rule predict_semantic:
     input:
         model=f"{RESULTS}/{{run}}/semantic/model.pt",
         data=f"{RESULTS}/data/cache/target_{{split}}.h5",
-        full_resolution=full_resolution_manifest,
+        # the val split is predicted at its ground truth's resolution
+        full_resolution=lambda wildcards: f"{RESULTS}/data/index/target_{VAL_SPLIT}.csv" if wildcards.split == VAL_SPLIT else [],
     output:
         f"{RESULTS}/{{run}}/semantic/pred_target_{{split}}.h5",
     params:
-        **stage_params("predict-semantic", settings_option("inference")),
-        full_resolution=full_resolution_option,
+        **stage_params("predict-semantic", run_settings("inference")),
+        full_resolution=optional("--full-resolution", "full_resolution"),
         device=config["device"],
     log:
         f"{RESULTS}/logs/predict_semantic/{{run}}_{{split}}.log",
@@ -92,13 +95,13 @@ rule predict_semantic:
 
 rule predict_instance:
     input:
-        models=instance_models,
+        models=lambda wildcards: instance_models(wildcards.run),
         semantic=f"{RESULTS}/{{run}}/semantic/pred_target_{{split}}.h5",
         data=f"{RESULTS}/data/cache/target_{{split}}.h5",
     output:
         f"{RESULTS}/{{run}}/instance/pred_target_{{split}}.h5",
     params:
-        **stage_params("predict-instance", settings_option("instance"), settings_option("inference")),
+        **stage_params("predict-instance", run_settings("instance"), run_settings("inference")),
         command="predict-instance",
         source="",
         device=config["device"],

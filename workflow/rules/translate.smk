@@ -19,7 +19,7 @@ if TRANSLATED:
                 "train-translator",
                 settings_option("translation", ["labels_from", "labels", "generator", "discriminator", "loss", "train"]),
             ),
-            labels=translation_labels_option,
+            labels=optional("--labels", "labels"),
             work_dir=f"{RESULTS}/translation/train",
             device=config["device"],
         log:
@@ -60,8 +60,8 @@ if TRANSLATED:
 
     rule label_fidelity:
         input:
-            model=f"{RESULTS}/{translation_run()}/semantic/model.pt",
-            oracle=[f"{RESULTS}/oracle/semantic/model.pt"] if ORACLE else [],
+            model=f"{RESULTS}/{TRANSLATION_RUN}/semantic/model.pt",
+            oracle=f"{RESULTS}/oracle/semantic/model.pt" if ORACLE else [],
             source=f"{RESULTS}/data/cache/source.h5",
             translated=f"{RESULTS}/data/cache/translated_source.h5",
         output:
@@ -77,7 +77,7 @@ if TRANSLATED:
             ),
         params:
             **stage_params("label-fidelity", settings_option("translation", ["batch_size", "samples"])),
-            oracle=lambda wildcards, input: f"--oracle-model {shlex.quote(input.oracle[0])}" if input.oracle else "",
+            oracle=optional("--oracle-model", "oracle"),
             device=config["device"],
         log:
             f"{RESULTS}/logs/label_fidelity.log",

@@ -1,0 +1,82 @@
+"""What the Snakemake workflow decides once, when it starts: the checked config and its run plan.
+
+:func:`setup_workflow` validates the merged config, checks the datasets it names, applies the
+source protocol, decides which runs exist (an oracle needs target train labels, scores need val
+labels) and plans them (:mod:`selfpanoptic.runs`). It raises :class:`InputError` for anything
+the user must fix, so the workflow stops before the first job; ``notes`` are what it should say.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import compose_configs, has_instances, protocol_config, validate_config
+from .data.labelled import target_split_labelled
+from .data.required import check_required_dataset_files
+from .errors import InputError
+from .runs import RunPlan, plan_runs
+from .toy.domains import check_toy_roots
+
+SOURCE = "config (config.yaml, --configfile and --config)"
+
+
+@dataclass(frozen=True)
+class WorkflowSetup:
+    """The checked config and what follows from it.
+
+    Attributes
+    ----------
+    config : dict
+        The validated config, defaults filled in and the source protocol applied.
+    plan : RunPlan
+        Every run and tree.
+    instances : bool
+        Whether runs have instance stages (a source with instance labels).
+    train_labelled, val_labelled : bool
+        Whether the target train / val split has labels (oracle and grading / scores).
+    notes : list of str
+        Messages for the user (skipped runs, forced settings).
+    """
+
+    config: dict[str, Any]
+    plan: RunPlan
+    instances: bool
+    train_labelled: bool
+    val_labelled: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def setup_workflow(merged: dict[str, Any], layers: list[dict[str, Any]]) -> WorkflowSetup:
+    """Validate and plan the config Snakemake merged from ``layers`` (see :func:`compose_configs`)."""
+    config = validate_config(compose_configs(merged, layers), SOURCE)
+    check_toy_roots(config)
+    check_required_dataset_files(config)
+    config, note = protocol_config(config)
+    notes = [note] if note else []
+    target, toy = config["datasets"]["target"], config["toy"]["enabled"]
+    train_labelled = target_split_labelled(target, "train", toy)
+    val_labelled = target_split_labelled(target, "val", toy)
+    translation = config["translation"]
+    if config["mixing"]["translated"] > 0 and translation["labels_from"] == "ground_truth" and not train_labelled:
+        raise InputError("translation.labels_from is ground_truth, but the target train split has no labels", SOURCE,
+                         "set translation.labels_from to a round (round0, round1, ...)")
+    if config["oracle"] and not train_labelled:
+        notes.append("selfpanoptic: the target train split has no labels: no oracle run, and the pseudo-label "
+                     "audits describe the pseudo-labels without grading them")
+    if not val_labelled:
+        notes.append("selfpanoptic: the target val split has no labels: models predict on it, but evaluation, "
+                     "metrics and the report are skipped (labels: datasets.target.val_labels or gtFine/<val_split>)")
+    plan = plan_runs(config, config["oracle"] and train_labelled)
+    for keys in (("semantic",), ("instance",), ("selftrain", "semantic"), ("selftrain", "instance")):
+        if not val_labelled and any(validates(run.config, keys) for run in plan.runs.values()):
+            raise InputError(f"{'.'.join(keys)}.train.validate_every > 0 validates on the target val labels, which "
+                             "this target lacks", SOURCE, "set it to 0 (in experiments too), or give the val split labels")
+    return WorkflowSetup(config, plan, has_instances(config), train_labelled, val_labelled, notes)
+
+
+def validates(config: dict[str, Any], keys: tuple[str, ...]) -> bool:
+    """Whether the ``train`` section under ``keys`` of a run's config validates (``validate_every`` > 0)."""
+    for key in keys:
+        config = config[key]
+    return config["train"]["validate_every"] > 0
