@@ -5,8 +5,7 @@
 Reads the training seconds and steps recorded in the model files of a finished run (``RESULTS``:
 round 0's and round 1's semantic and instance models), turns them into seconds per step of each
 training stage, and multiplies by the steps the given config (composed over ``config.yaml``) asks
-for: round 0 and the oracle per seed, and every round of the main self-training and of each
-variant of ``experiments`` per seed. Prediction, clustering for evaluation and data preparation
+for: every run of the run plan (round 0, the oracle, the rounds, of each seed and experiment). Prediction, clustering for evaluation and data preparation
 are not counted, so the figure is a lower bound of the run's time on this machine, single-job;
 Snakemake running N jobs at once divides the wall time by up to N.
 """
@@ -23,7 +22,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from selfpanoptic.config import compose_configs, experiment_selftrain, overlay, validate_config  # noqa: E402
+from selfpanoptic.config import compose_configs, overlay, validate_config  # noqa: E402
+from selfpanoptic.runs import plan_runs  # noqa: E402
 
 
 def seconds_per_step(results: Path) -> dict[str, float]:
@@ -47,19 +47,21 @@ def seconds_per_step(results: Path) -> dict[str, float]:
 
 
 def config_seconds(config: dict, per_step: dict[str, float]) -> dict[str, float]:
-    """Training seconds of one seed's round 0 + oracle, of its main rounds, and of each variant's rounds."""
+    """Training seconds of each experiment's runs (``main``: the runs without one) over all seeds,
+    as the run plan lays them out: pretraining runs an experiment shares are counted once, under ``main``."""
     groups = len(config["instance"]["groups"])
-
-    def rounds(selftrain: dict) -> float:
-        one = (selftrain["semantic"]["train"]["steps"] * per_step["selftrain_semantic"]
-               + groups * selftrain["instance"]["train"]["steps"] * per_step["selftrain_instance"])
-        return config["selftrain"]["rounds"] * one
-
-    pretrain = (config["semantic"]["train"]["steps"] * per_step["pretrain_semantic"]
-                + groups * config["instance"]["train"]["steps"] * per_step["pretrain_instance"])
-    out = {"round 0 + oracle": pretrain * (2 if config["oracle"] else 1), "main rounds": rounds(config["selftrain"])}
-    for name in config["experiments"]:
-        out[f"variant {name}"] = rounds(experiment_selftrain(config, name))
+    out: dict[str, float] = {}
+    for run in plan_runs(config, config["oracle"]).runs.values():
+        if run.pretraining:
+            semantic, instance = run.config["semantic"], run.config["instance"]
+            stages = ("pretrain_semantic", "pretrain_instance")
+        else:
+            semantic, instance = run.config["selftrain"]["semantic"], run.config["selftrain"]["instance"]
+            stages = ("selftrain_semantic", "selftrain_instance")
+        seconds = (semantic["train"]["steps"] * per_step[stages[0]]
+                   + groups * instance["train"]["steps"] * per_step[stages[1]])
+        label = run.experiment or "main"
+        out[label] = out.get(label, 0.0) + seconds
     return out
 
 
@@ -76,11 +78,11 @@ def main() -> None:
     per_step = seconds_per_step(args.results)
     print("measured seconds per step: " + ", ".join(f"{k} {v:.3f}" for k, v in per_step.items()))
     parts = config_seconds(config, per_step)
-    per_seed = sum(parts.values())
-    for name, seconds in parts.items():
-        print(f"  {name:<28} {seconds / 60:7.1f} min per seed")
     seeds = len(config["seeds"])
-    print(f"training per seed: {per_seed / 60:.1f} min; all {seeds} seed(s): {seeds * per_seed / 3600:.1f} h (one job at a time)")
+    for name, seconds in parts.items():
+        print(f"  {name:<32} {seconds / 60 / seeds:7.1f} min per seed")
+    total = sum(parts.values())
+    print(f"training per seed: {total / 60 / seeds:.1f} min; all {seeds} seed(s): {total / 3600:.1f} h (one job at a time)")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``selfpanoptic audit``: explain an HDF5 intermediate to a person.
+"""Explanations of HDF5 intermediates for a person (what ``selfpanoptic audit`` prints).
 
 Prints what the file is and where it came from (its provenance attributes), every dataset with
 shape, type, chunking and compression, and, for label and instance stacks, class histograms,

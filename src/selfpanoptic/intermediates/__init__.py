@@ -6,15 +6,15 @@ refuses a file of another kind or of other images with one message naming the fi
 
 - :class:`~.cache.DatasetCache`: images, labels, instances at the working resolution;
 - :class:`~.predictions.SemanticPrediction`, :class:`~.predictions.InstancePrediction`;
-- :class:`~.pseudo_labels.SemanticPseudoLabels`, :class:`~.predictions.InstancePseudoLabels`.
+- :class:`~.pseudo_labels.SemanticPseudoLabels`, :class:`~.pseudo_labels.InstancePseudoLabels`.
 """
 
 from __future__ import annotations
 
 from .base import Intermediate, open_any
 from .cache import DatasetCache
-from .predictions import InstancePrediction, InstancePseudoLabels, SemanticPrediction
-from .pseudo_labels import SemanticPseudoLabels
+from .predictions import InstancePrediction, SemanticPrediction
+from .pseudo_labels import InstancePseudoLabels, SemanticPseudoLabels
 
 __all__ = [
     "DatasetCache", "InstancePrediction", "InstancePseudoLabels", "Intermediate", "SemanticPrediction",

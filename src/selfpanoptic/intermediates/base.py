@@ -118,8 +118,8 @@ class Intermediate:
 def open_any(path: str | Path) -> Intermediate:
     """Open any intermediate (for the audit): the class of its stage, or the generic reader."""
     from .cache import DatasetCache
-    from .predictions import InstancePrediction, InstancePseudoLabels, SemanticPrediction
-    from .pseudo_labels import SemanticPseudoLabels
+    from .predictions import InstancePrediction, SemanticPrediction
+    from .pseudo_labels import InstancePseudoLabels, SemanticPseudoLabels
 
     kinds = {k.STAGE: k for k in (DatasetCache, SemanticPrediction, InstancePrediction, InstancePseudoLabels,
                                    SemanticPseudoLabels)}

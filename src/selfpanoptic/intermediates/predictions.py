@@ -4,7 +4,7 @@ Semantic: ``labels`` (N, H, W) uint8 predicted trainIds and ``confidence`` (N, H
 softmax maximum. Instance: ``instances`` (N, H, W) int32 (0 = none, 1..K per image), one row per
 instance in ``segments`` (image index, instance id, trainId, pixel area) and ``segment_scores``
 (mean semantic confidence over the mask, which ranks instances for AP). A round's pseudo instance
-masks have the same layout under their own stage name.
+masks (:class:`~.pseudo_labels.InstancePseudoLabels`) have the same layout.
 """
 
 from __future__ import annotations
@@ -60,11 +60,3 @@ class InstancePrediction(Intermediate):
         table = h5.create_dataset("segments", data=np.array(rows, dtype=np.int64).reshape(-1, 4))
         table.attrs["columns"] = SEGMENT_COLUMNS
         h5.create_dataset("segment_scores", data=np.array(scores, dtype=np.float32))
-
-
-class InstancePseudoLabels(InstancePrediction):
-    """The pseudo instance masks a round's instance self-training starts from (same layout)."""
-
-    STAGE = "instance_pseudo_labels"
-    KIND = "instance pseudo-label file"
-    FIX = "rerun pseudo-instance of this round on this cache"

@@ -1,10 +1,13 @@
-"""A round's semantic pseudo-labels on the target train images (the round-start snapshot).
+"""A round's pseudo-labels on the target train images: semantic (the round-start snapshot) and instance.
 
 Datasets: ``labels`` (N, H, W) uint8 kept pseudo-labels, 255 = below its class threshold;
 ``argmax`` (N, H, W) uint8 fused teacher argmax before thresholds; ``confidence`` (N, H, W)
 float16 fused softmax maximum; ``labels_before_guidance`` (N, H, W) uint8, only when instances
 guided the labels; ``thresholds`` (N, 19) float32 per image and class; ``prior`` (19,) float32,
 the mean fused softmax over the split, which seeds the training's moving prior.
+
+Instance pseudo-labels: the pseudo instance masks a round's instance self-training starts from,
+in the layout of an instance prediction (:mod:`.predictions`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 
 from ..classes import IGNORE
 from .base import Intermediate
+from .predictions import InstancePrediction
 
 if TYPE_CHECKING:
     import torch
@@ -41,3 +45,11 @@ class SemanticPseudoLabels(Intermediate):
         import torch
 
         return torch.from_numpy(self.h5["prior"][()]).float()
+
+
+class InstancePseudoLabels(InstancePrediction):
+    """The pseudo instance masks a round's instance self-training starts from (same layout)."""
+
+    STAGE = "instance_pseudo_labels"
+    KIND = "instance pseudo-label file"
+    FIX = "rerun pseudo-instance of this round on this cache"
