@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU figure of the README's "Keeping the GPU busy" section, in one prepared run on a GPU
+# Every GPU figure of docs/gpus-and-slurm.md ("Keeping the GPU busy"), in one prepared run on a GPU
 # machine (a lent device, a workstation, an interactive SLURM job), from the repository root:
 #
 #   bash benchmarks/gpu_session.sh [OUT_DIR [PART ...]]   # OUT_DIR: default $OUT, else gpu-results/

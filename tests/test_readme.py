@@ -41,6 +41,8 @@ def test_readme_snakemake_commands_plan_from_the_repository_root():
 
     commands = readme_snakemake_commands()
     assert "snakemake --cores all --configfile configs/smoke.yaml" in commands
+    # the command that regenerates the README's table of the default run over seeds
+    assert "snakemake --cores all --configfile configs/seeds.yaml" in commands
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     for command in commands:
         # --forceall: plan every job even where a user already ran the command in this checkout

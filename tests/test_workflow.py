@@ -285,7 +285,7 @@ def test_official_panoptic_evaluator_agrees_with_metrics_csv(smoke, tmp_path):
 @pytest.mark.parametrize("run", ["round0", "round1", "round2", "oracle"])
 def test_official_evaluators_agree_with_metrics_csv_for_every_run(smoke, run, capsys):
     """cityscapesscripts' own pixel, instance and panoptic evaluators, run on the files the workflow
-    exported (scripts/official_eval.py, as the README shows), give every score of metrics.csv."""
+    exported (scripts/official_eval.py, as docs/evaluation.md shows), give every score of metrics.csv."""
     sys.path.insert(0, str(ROOT / "scripts"))
     from official_eval import main as official_eval
 
@@ -313,7 +313,7 @@ def test_html_report_builds(smoke):
 
 def test_killed_snakemake_continues_with_the_readme_commands(smoke, tmp_path):
     """SIGKILL the whole Snakemake process group mid-training, then `snakemake --unlock` and a plain
-    rerun, as the README says: the run completes with the metrics of the uninterrupted one."""
+    rerun, as the docs say: the run completes with the metrics of the uninterrupted one."""
     import signal
     import time
 

@@ -1,0 +1,50 @@
+"""Presets with experiments plan what they should: their own round 0 only where an experiment
+changes pretraining, nothing shared that must differ (dry runs from the repository root)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def planned_runs(*args: str, results: Path) -> dict[str, set[str]]:
+    """Rule -> the ``run`` wildcard of each of its jobs in a dry run of the whole workflow."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    result = subprocess.run(["snakemake", "-n", "--forceall", "--nolock", *args, "--config", f"results={results}"],
+                            cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    jobs, rule = defaultdict(set), None
+    for line in result.stdout.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            rule = line.split()[1].rstrip(":")
+        elif rule and line.strip().startswith("wildcards:"):
+            fields = dict(part.split("=", 1) for part in line.strip().removeprefix("wildcards: ").split(", "))
+            if "run" in fields:
+                jobs[rule].add(fields["run"])
+    return jobs
+
+
+def test_related_work_preset_pretrains_only_where_an_experiment_changes_pretraining(tmp_path):
+    jobs = planned_runs("--configfile", "configs/related-work.yaml", results=tmp_path / "results")
+    co_learning = ["co_learning_rgb_l1", "co_learning_rgb_l1_rebalanced", "co_learning_rgb_gan", "co_learning_depth_l1"]
+    trees = ["", "seed1/", "seed2/"]
+    # co-learning changes source pretraining: each of its experiments trains its own round 0,
+    # with the co-learning figure, and self-trains from it; the main runs do not co-learn
+    assert jobs["pretrain_semantic_co_learning"] == {f"{t}experiments/{e}/round0" for t in trees for e in co_learning}
+    assert jobs["pretrain_semantic"] == {f"{t}round0" for t in trees}  # oracle: false in the preset
+    assert jobs["selftrain_semantic_co_learning"] == {f"{t}experiments/{e}/round{r}" for t in trees
+                                                      for e in co_learning for r in (1, 2)}
+    # self-correction changes self-training only: its rounds, none of its own round 0
+    assert {f"{t}experiments/self_correction/round{r}" for t in trees for r in (1, 2)} <= jobs["selftrain_semantic"]
+    assert not any("self_correction" in run for rule in ("pretrain_semantic", "pretrain_instance") for run in jobs[rule])
+
+
+def test_method_ablation_preset_shares_round0_and_the_oracle(tmp_path):
+    jobs = planned_runs("--configfile", "configs/method-ablation.yaml", results=tmp_path / "results")
+    assert jobs["pretrain_semantic"] == {"round0", "oracle", "seed1/round0", "seed1/oracle"}
+    assert len(jobs["selftrain_semantic"]) == 2 * 2 * (1 + 4)  # seeds x rounds x (main + 4 experiments)
