@@ -55,10 +55,13 @@ from selfpanoptic.intermediates import DatasetCache
 from selfpanoptic.models import build_instance_model, build_semantic_model
 from selfpanoptic.pseudo.teacher import frozen_copy
 from selfpanoptic.pseudo.thresholds import ClassPrior, initial_prior
+from selfpanoptic.stages._guidance import source_shares
+from selfpanoptic.settings import (InstanceLossSettings, SelfInstanceSettings, SelfSemanticSettings,
+                                   TrainSettings)
 from selfpanoptic.train.engine import autocast_dtype, build_optimizer, optimizer_step, prepare_model, train
 from selfpanoptic.train.instance import instance_step
-from selfpanoptic.train.self_instance import self_instance_step
-from selfpanoptic.train.self_semantic import self_semantic_step
+from selfpanoptic.train.self_instance import SelfInstanceData, self_instance_step
+from selfpanoptic.train.self_semantic import SelfSemanticData, self_semantic_step
 from selfpanoptic.train.semantic import semantic_step
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,9 +167,10 @@ def flops_per_image(model: torch.nn.Module, crop: tuple[int, int], device: torch
 def pure_loop(model: torch.nn.Module, settings: dict, images: int, crop: tuple[int, int], device: torch.device,
               steps: int, warmup: int, kind: str, train_step: bool = True) -> float:
     """Images/s of the same model on random data resident on the device (no reading, no host work)."""
-    model = prepare_model(copy.deepcopy(model), settings, device)
-    optimizer = build_optimizer(model, settings)
-    dtype = autocast_dtype(settings, device)
+    typed = TrainSettings.from_config(settings)
+    model = prepare_model(copy.deepcopy(model), typed, device)
+    optimizer = build_optimizer(model, typed)
+    dtype = autocast_dtype(typed, device)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     x = torch.randn(images, 3, *crop, device=device)
     labels = torch.randint(0, NUM_CLASSES, (images, *crop), device=device)
@@ -226,8 +230,8 @@ class Bench:
         settings = {**settings, "steps": steps, "checkpoint_every": steps + 1}
         work = self.folder / f"{name}-w{workers}"
         torch.manual_seed(0)
-        train(model, step, settings, work, name, self.device, progress=False, extra_state=extra_state,
-              data_workers=workers)
+        train(model, step, TrainSettings.from_config(settings), work, name, self.device, progress=False,
+              extra_state=extra_state, data_workers=workers)
         return in_stage_rate(work, self.args.warmup)
 
     def stage(self, name: str, workers: int) -> dict:
@@ -243,13 +247,15 @@ class Bench:
                 settings, kind = cfg["semantic"]["train"], "semantic"
                 model = build_semantic_model(sem_spec)
                 images = settings["batch_size"]
-                rate = self.run_engine(name, model, semantic_step(source, settings, device), settings, workers)
+                rate = self.run_engine(name, model, semantic_step(source, TrainSettings.from_config(settings), device), settings,
+                                       workers)
             elif name == "pretrain_instance":
                 settings, kind = cfg["instance"]["train"], "instance"
                 model = build_instance_model(inst_spec)
                 images = settings["batch_size"]
-                rate = self.run_engine(name, model, instance_step(source, group, settings, loss_settings, device),
-                                       settings, workers)
+                step = instance_step(source, group, TrainSettings.from_config(settings),
+                                     InstanceLossSettings.from_config(loss_settings), device)
+                rate = self.run_engine(name, model, step, settings, workers)
             elif name == "selftrain_semantic":
                 sem = st["semantic"]
                 settings, kind = sem["train"], "semantic"
@@ -258,7 +264,10 @@ class Bench:
                 prior = ClassPrior(initial_prior(NUM_CLASSES))
                 use_source = source if sem["source_batch_size"] > 0 else None
                 images = settings["batch_size"] * sem["views"] + (sem["source_batch_size"] if use_source else 0)
-                step = self_semantic_step(teacher, prior, target, None, use_source, sem, device)
+                # alignment (on by default) lifts classes towards their share in the source labels
+                reference = source_shares(sem["alignment"], str(self.source_path))
+                step = self_semantic_step(teacher, prior, SelfSemanticData(target, use_source, reference=reference),
+                                          SelfSemanticSettings.from_config(sem), device)
                 rate = self.run_engine(name, model, step, settings, workers,
                                        extra_state={"teacher": teacher, "prior": prior})
             elif name == "selftrain_instance":
@@ -269,8 +278,9 @@ class Bench:
                 semantic = np.stack([target.read("labels", i) for i in range(len(target))])
                 confidence = np.full(semantic.shape, 0.95, dtype=np.float32)
                 images = settings["batch_size"]
-                step = self_instance_step(ema, classes, target, semantic, confidence, source, inst, loss_settings,
-                                          device, {})
+                step = self_instance_step(ema, classes, SelfInstanceData(target, semantic, confidence, source),
+                                          SelfInstanceSettings.from_config(inst),
+                                          InstanceLossSettings.from_config(loss_settings), device, {})
                 rate = self.run_engine(name, model, step, settings, workers, extra_state={"ema": ema})
             else:  # predict_semantic: the stage's loop over a cache, batches of 8
                 settings, kind = cfg["semantic"]["train"], "semantic"
@@ -295,6 +305,9 @@ class Bench:
                 began, done = time.perf_counter(), 0
             predict_semantic_batch(model, np.stack([cache.read("images", i) for i in idx]), self.device)
             done += len(idx)
+        if began is None:
+            raise SystemExit(f"predict_semantic: --images {len(cache)} gives {len(ranges)} batches of 8, none after "
+                             f"the {self.args.warmup} warm-up batches; give more --images or fewer --warmup")
         return done / (time.perf_counter() - began)
 
 

@@ -37,6 +37,7 @@ from selfpanoptic.config import validate_config
 from selfpanoptic.inference import batches
 from selfpanoptic.intermediates import DatasetCache
 from selfpanoptic.models import build_translator
+from selfpanoptic.settings import TranslationSettings
 from selfpanoptic.train.engine import train
 from selfpanoptic.train.translator import Discriminator, translator_step
 from selfpanoptic.translation import translate_labels
@@ -79,10 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         cache_path = synthetic_cache(Path(tmp) / "target.h5", args.images, height, width)
         torch.manual_seed(0)
         generator = build_translator(section["generator"])
-        discriminator = Discriminator(section, device)
+        typed = TranslationSettings.from_config(section)
+        discriminator = Discriminator(typed, device)
         with DatasetCache.open(cache_path) as cache:
-            step = translator_step(cache, lambda i: cache.read("labels", i), section, discriminator, device)
-            train(generator, step, train_settings, Path(tmp) / "work", "bench", device, progress=False,
+            step = translator_step(cache, lambda i: cache.read("labels", i), typed, discriminator, device)
+            train(generator, step, typed.train, Path(tmp) / "work", "bench", device, progress=False,
                   extra_state={"discriminator": discriminator})
             train_rate, _ = in_stage_rate(Path(tmp) / "work", args.warmup)
             generator.eval()

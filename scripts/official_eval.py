@@ -160,12 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows = official_rows(args.target, args.run, args.split, args.min_region_size)
     metrics = args.metrics or args.run.parent / "summary" / "metrics.csv"
-    label = args.run.name.removeprefix("round")
     ours = {}
     if metrics.is_file():
-        table = pd.read_csv(metrics, dtype={"round": str})
-        ours = {(m, c): v for r, m, c, v in zip(table["round"], table["metric"], table["class"], table["value"])
-                if r == label}
+        table = pd.read_csv(metrics, dtype={"run": str})
+        ours = {(m, c): v for r, m, c, v in zip(table["run"], table["metric"], table["class"], table["value"])
+                if r == args.run.name}
     worst = 0.0
     print(f"{'metric':6s} {'class':14s} {'official':>9s} {'metrics.csv':>12s}")
     for metric, name, value in rows:

@@ -40,24 +40,24 @@ def _files(folder: Path) -> tuple[Path, Path]:
 
 
 def _value(table: pd.DataFrame, task: str, metric: str, run: str, cls: str = "all") -> float:
-    rows = table[(table["task"] == task) & (table["metric"] == metric) & (table["class"] == cls) & (table["round"] == run)]
+    rows = table[(table["task"] == task) & (table["metric"] == metric) & (table["class"] == cls) & (table["run"] == run)]
     return float(rows["value"].iloc[0]) if len(rows) else float("nan")
 
 
 def row(folder: Path) -> dict[str, float | str]:
-    """One variant's cells."""
+    """One translation run's cells."""
     metrics_path, fidelity_path = _files(folder)
     metrics = read_metrics(metrics_path)
     fidelity = pd.read_csv(fidelity_path).set_index("class").loc["mean"]
-    r0, translated, oracle = (_value(metrics, "semantic", "mIoU", run) for run in ("0", "translated", "oracle"))
+    r0, translated, oracle = (_value(metrics, "semantic", "mIoU", run) for run in ("round0", "translated", "oracle"))
     return {
         "run": folder.name, "fidelity real": fidelity["real_iou"], "fidelity translated": fidelity["translated_iou"],
         "ratio %": fidelity["ratio"], "oracle on translated": fidelity.get("oracle_translated_iou", float("nan")),
         "mIoU r0": r0, "mIoU translated": translated, "gap closed %": 100.0 * (translated - r0) / (oracle - r0),
-        "AP50 r0": _value(metrics, "instance", "AP50", "0"), "AP50 translated": _value(metrics, "instance", "AP50", "translated"),
-        "PQ r0": _value(metrics, "panoptic", "PQ", "0"), "PQ translated": _value(metrics, "panoptic", "PQ", "translated"),
-        "mIoU r1": _value(metrics, "semantic", "mIoU", "1"), "mIoU r2": _value(metrics, "semantic", "mIoU", "2"),
-        "AP50 r2": _value(metrics, "instance", "AP50", "2"), "PQ r2": _value(metrics, "panoptic", "PQ", "2"),
+        "AP50 r0": _value(metrics, "instance", "AP50", "round0"), "AP50 translated": _value(metrics, "instance", "AP50", "translated"),
+        "PQ r0": _value(metrics, "panoptic", "PQ", "round0"), "PQ translated": _value(metrics, "panoptic", "PQ", "translated"),
+        "mIoU r1": _value(metrics, "semantic", "mIoU", "round1"), "mIoU r2": _value(metrics, "semantic", "mIoU", "round2"),
+        "AP50 r2": _value(metrics, "instance", "AP50", "round2"), "PQ r2": _value(metrics, "panoptic", "PQ", "round2"),
     }
 
 
@@ -72,7 +72,7 @@ def markdown(frame: pd.DataFrame) -> str:
 def per_class(folder: Path) -> pd.DataFrame:
     """IoU per class of round 0, the run ``translated`` and the oracle (columns), one row per class."""
     metrics = read_metrics(_files(folder)[0])
-    runs = {"round 0": "0", "translated": "translated", "oracle": "oracle"}
+    runs = {"round 0": "round0", "translated": "translated", "oracle": "oracle"}
     return pd.DataFrame({"class": list(CLASS_NAMES),
                          **{name: [_value(metrics, "semantic", "IoU", run, c) for c in CLASS_NAMES]
                             for name, run in runs.items()}})

@@ -65,7 +65,7 @@ def cases(f: dict[str, Path], tmp: Path) -> list[tuple[list[str], str, Path | No
     o = tmp / "out.h5"
     predict = ["predict-semantic", "--data", str(f["cache"]), "--out", str(o), *CPU]
     inst = ["predict-instance", "--semantic", str(f["prediction"]), "--data", str(f["cache"]), "--out", str(o), *CPU]
-    evaluate = ["evaluate-semantic", "--round", "0", "--out", str(tmp / "e.csv"), "--quiet"]
+    evaluate = ["score-semantic", "--run", "round0", "--out", str(tmp / "e.csv"), "--quiet"]
     sem_settings = validate_config({"semantic": {"train": TINY}})["semantic"]
     bad_init = dict(sem_settings, model=dict(sem_settings["model"], init=str(f["text"])))
     wrong_init = dict(sem_settings, model=dict(sem_settings["model"], init=str(f["instance"])))
@@ -123,8 +123,8 @@ def cases(f: dict[str, Path], tmp: Path) -> list[tuple[list[str], str, Path | No
          "not a metrics table", tmp / "rep"),
         (["evaluate", "panoptic", "--gt-json-file", str(f["text"]), "--gt-folder", str(tmp), "--prediction-json-file",
           str(f["text"]), "--prediction-folder", str(tmp)], "notes.txt: not a JSON file", None),
-        (["evaluate-panoptic", "--prediction", str(f["text"]), "--gt-json-file", str(f["text"]), "--gt-folder", str(tmp),
-          "--round", "0", "--out", str(tmp / "e.csv")], "--prediction must be the folder fuse-panoptic writes", tmp / "e.csv"),
+        (["score-panoptic", "--prediction", str(f["text"]), "--gt-json-file", str(f["text"]), "--gt-folder", str(tmp),
+          "--run", "round0", "--out", str(tmp / "e.csv")], "--prediction must be the folder fuse-panoptic writes", tmp / "e.csv"),
         (["config", str(f["no_groups"])], "config key 'instance.groups'", None),
     ]
 

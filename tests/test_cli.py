@@ -105,8 +105,8 @@ def test_commands_that_run_no_model_start_without_torch(tmp_path):
     gone = str(tmp_path / "gone")
     commands = [
         ["cache", "--manifest", gone, "--out", gone],
-        ["evaluate-semantic", "--prediction", gone, "--ground-truth", gone, "--round", "0", "--out", gone],
-        ["evaluate-instance", "--prediction", gone, "--ground-truth", gone, "--round", "0", "--out", gone],
+        ["score-semantic", "--prediction", gone, "--ground-truth", gone, "--run", "round0", "--out", gone],
+        ["score-instance", "--prediction", gone, "--ground-truth", gone, "--run", "round0", "--out", gone],
         ["export-semantic", "--prediction", gone, "--manifest", gone, "--out", gone],
         ["export-instance", "--prediction", gone, "--out", gone],
         ["fuse-panoptic", "--semantic", gone, "--instance", gone, "--gt-json-file", gone, "--out", gone],

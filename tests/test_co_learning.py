@@ -19,6 +19,7 @@ from selfpanoptic.losses.generation import (
 from selfpanoptic.losses.self_correction import annealed_alpha, self_corrected_targets
 from selfpanoptic.models import build_semantic_model, model_from_file
 from selfpanoptic.models.generation import GenerationHead, PatchDiscriminator
+from selfpanoptic.settings import CoLearningSettings, TrainSettings
 from selfpanoptic.train.co_learning import CoLearner, CoLearning, depth_target, segmenter_of
 from test_selftrain_training import CPU, TINY_TRAIN, round0, selftrain_settings  # noqa: F401 (fixture)
 from test_training import tiny_cache
@@ -140,6 +141,7 @@ def test_patch_discriminator_scores_patches():
 def test_gan_co_learning_trains_its_discriminator_and_restores_it():
     settings = validate_config({"semantic": {"co_learning": {"enabled": True, "loss": "gan", "channels": 16,
                                                                 "gan": {"channels": 8}}}})["semantic"]["co_learning"]
+    settings = CoLearningSettings.from_config(settings)
     task = CoLearning(settings, 10, torch.device("cpu"))
     net = task.wrap(build_semantic_model(validate_config({})["semantic"]["model"]))
     before = {k: v.clone() for k, v in task.state_dict()["discriminator"].items()}
@@ -218,17 +220,17 @@ def test_gan_co_learning_resumes_exactly_after_a_crash(tmp_path, capsys):
 
     def run(work, crash_at=None):
         torch.manual_seed(0)
-        task = CoLearning(section["co_learning"], 4, cpu)
+        task = CoLearning(CoLearningSettings.from_config(section["co_learning"]), 4, cpu)
         net = task.wrap(build_semantic_model(section["model"]))
         with DatasetCache.open(cache_path) as cache:
-            step = semantic_step(cache, section["train"], cpu, task, cache, 1)
+            step = semantic_step(cache, TrainSettings.from_config(section["train"]), cpu, task, cache, 1)
 
             def crashing(model, rng, index):
                 if index == crash_at:
                     raise RuntimeError("killed")
                 return step(model, rng, index)
 
-            train(net, crashing, section["train"], work, "id", cpu, progress=False, extra_state={"co_learning": task})
+            train(net, crashing, TrainSettings.from_config(section["train"]), work, "id", cpu, progress=False, extra_state={"co_learning": task})
         return net, task
 
     reference, reference_task = run(tmp_path / "reference")

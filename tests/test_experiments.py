@@ -10,7 +10,7 @@ import pytest
 from selfpanoptic.cli import main
 from selfpanoptic.config import experiment_sections, seeded, validate_config
 from selfpanoptic.errors import InputError
-from selfpanoptic.metrics.ablation import ablation_by_round, collect_ablation, format_mean_std, gap_closed, read_ablation
+from selfpanoptic.metrics.ablation import ablation_by_run, collect_ablation, format_mean_std, gap_closed, read_ablation
 from selfpanoptic.report_ablation import ablation_section, plot_ablation_by_round
 
 
@@ -69,52 +69,52 @@ def test_seeded_adds_the_offset_to_every_train_seed_and_leaves_the_rest():
     assert seeded(config["semantic"], 0) == config["semantic"]
 
 
-def _tables(tmp_path, variant, seed, values):
-    """One metrics CSV per round: mIoU, AP50, PQ and sky IoU from ``values[round]``."""
+def _tables(tmp_path, experiment, seed, values):
+    """One metrics CSV per run: mIoU, AP50, PQ and sky IoU from ``values[run]``."""
     paths = []
     for run, (miou, ap50, pq, sky) in values.items():
         rows = [(run, "semantic", "mIoU", "all", miou), (run, "semantic", "IoU", "sky", sky),
                 (run, "instance", "AP50", "all", ap50), (run, "panoptic", "PQ", "all", pq)]
-        path = tmp_path / f"{variant}_{seed}_{run}.csv"
-        pd.DataFrame(rows, columns=["round", "task", "metric", "class", "value"]).to_csv(path, index=False)
-        paths.append((variant, seed, path))
+        path = tmp_path / f"{experiment}_{seed}_{run}.csv"
+        pd.DataFrame(rows, columns=["run", "task", "metric", "class", "value"]).to_csv(path, index=False)
+        paths.append((experiment, seed, path))
     return paths
 
 
 def _ablation(tmp_path):
-    shared = {0: {"0": (10.0, 2.0, 5.0, 30.0), "oracle": (50.0, 20.0, 25.0, 80.0)},
-              1: {"0": (12.0, 2.0, 5.0, 30.0), "oracle": (52.0, 20.0, 25.0, 80.0)}}
+    shared = {0: {"round0": (10.0, 2.0, 5.0, 30.0), "oracle": (50.0, 20.0, 25.0, 80.0)},
+              1: {"round0": (12.0, 2.0, 5.0, 30.0), "oracle": (52.0, 20.0, 25.0, 80.0)}}
     entries = []
     for seed, (r1, r2) in {0: (20.0, 30.0), 1: (22.0, 28.0)}.items():
-        entries += _tables(tmp_path, "main", seed, {**shared[seed], "1": (r1, 3.0, 6.0, 20.0), "2": (r2, 4.0, 7.0, 25.0)})
+        entries += _tables(tmp_path, "main", seed, {**shared[seed], "round1": (r1, 3.0, 6.0, 20.0), "round2": (r2, 4.0, 7.0, 25.0)})
     for seed, (r1, r2) in {0: (18.0, 18.0), 1: (20.0, 14.0)}.items():
-        entries += _tables(tmp_path, "no_guidance", seed, {"2": (r2, 3.0, 6.0, 5.0), "1": (r1, 3.0, 6.0, 10.0),
+        entries += _tables(tmp_path, "no_guidance", seed, {"round2": (r2, 3.0, 6.0, 5.0), "round1": (r1, 3.0, 6.0, 10.0),
                                                             **shared[seed]})
     return collect_ablation(entries)
 
 
 def test_ablation_table_orders_rows_and_averages_over_seeds(tmp_path):
     table = _ablation(tmp_path)
-    assert list(table.columns[:2]) == ["variant", "seed"]
-    no_guidance = table[(table.variant == "no_guidance") & (table.seed == 0) & (table.task == "semantic")
+    assert list(table.columns[:2]) == ["experiment", "seed"]
+    no_guidance = table[(table.experiment == "no_guidance") & (table.seed == 0) & (table.task == "semantic")
                         & (table.metric == "mIoU")]
-    assert list(no_guidance["round"]) == ["0", "1", "2", "oracle"]  # sorted, whatever the order given
-    wide = ablation_by_round(table, "semantic", "mIoU")
+    assert list(no_guidance["run"]) == ["round0", "round1", "round2", "oracle"]  # sorted, whatever the order given
+    wide = ablation_by_run(table, "semantic", "mIoU")
     assert list(wide.index) == ["main", "no_guidance"]
-    assert list(wide["mean"].columns) == ["0", "1", "2", "oracle"]
-    assert wide.loc["main", ("mean", "2")] == pytest.approx(29.0)
-    assert wide.loc["main", ("std", "2")] == pytest.approx(math.sqrt(2.0))  # sample std of 30, 28
-    assert wide.loc["no_guidance", ("mean", "2")] == pytest.approx(16.0)
-    assert wide.loc["main", ("n", "0")] == 2
+    assert list(wide["mean"].columns) == ["round0", "round1", "round2", "oracle"]
+    assert wide.loc["main", ("mean", "round2")] == pytest.approx(29.0)
+    assert wide.loc["main", ("std", "round2")] == pytest.approx(math.sqrt(2.0))  # sample std of 30, 28
+    assert wide.loc["no_guidance", ("mean", "round2")] == pytest.approx(16.0)
+    assert wide.loc["main", ("n", "round0")] == 2
 
 
 def test_gap_closed_per_seed_then_averaged(tmp_path):
-    gap = gap_closed(_ablation(tmp_path), "2")
+    gap = gap_closed(_ablation(tmp_path), "round2")
     # main: (30 - 10) / 40 = 50 %, (28 - 12) / 40 = 40 %; no_guidance: 20 %, 5 %
     assert gap.loc["main", "mean"] == pytest.approx(45.0)
     assert gap.loc["main", "std"] == pytest.approx(math.sqrt(50.0))
     assert gap.loc["no_guidance", "mean"] == pytest.approx(12.5)
-    assert gap_closed(_ablation(tmp_path), "7").empty
+    assert gap_closed(_ablation(tmp_path), "round7").empty
 
 
 def test_format_mean_std():
@@ -136,11 +136,11 @@ def test_ablation_section_and_curve(tmp_path):
 
 def test_ablation_command_writes_the_table_and_names_bad_input(tmp_path, capsys):
     entries = []
-    for variant, seed, path in _ablation_entries(tmp_path):
-        entries += ["--table", variant, str(seed), str(path)]
+    for experiment, seed, path in _ablation_entries(tmp_path):
+        entries += ["--table", experiment, str(seed), str(path)]
     out = tmp_path / "ablation.csv"
     assert main(["ablation", *entries, "--out", str(out)]) in (0, None)
-    assert "main: mIoU 0 10.0" in capsys.readouterr().out
+    assert "main: mIoU round0 10.0" in capsys.readouterr().out
     assert read_ablation(out).shape[0] == 8
     assert main(["ablation", "--table", "main", "x", str(out), "--out", str(tmp_path / "b.csv")]) == 2
     assert "seed must be a whole number" in capsys.readouterr().err
@@ -150,4 +150,4 @@ def test_ablation_command_writes_the_table_and_names_bad_input(tmp_path, capsys)
 
 
 def _ablation_entries(tmp_path):
-    return _tables(tmp_path, "main", 0, {"0": (10.0, 2.0, 5.0, 30.0), "1": (20.0, 3.0, 6.0, 20.0)})
+    return _tables(tmp_path, "main", 0, {"round0": (10.0, 2.0, 5.0, 30.0), "round1": (20.0, 3.0, 6.0, 20.0)})

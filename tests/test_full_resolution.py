@@ -145,7 +145,7 @@ def test_a_working_resolution_prediction_is_not_scored_against_full_resolution_t
     out = tmp_path / "pred.h5"
     assert main(["predict-semantic", "--model", str(split["semantic"]), "--data", str(split["cache"]), "--out", str(out),
                  *CPU]) == 0
-    assert main(["evaluate-semantic", "--prediction", str(out), "--ground-truth", str(split["manifest"]), "--round", "0",
+    assert main(["score-semantic", "--prediction", str(out), "--ground-truth", str(split["manifest"]), "--run", "round0",
                  "--out", str(tmp_path / "e.csv"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "the prediction is 48x24 but the ground truth is 96x48" in err and "--full-resolution" in err
@@ -165,7 +165,7 @@ def test_label_ids_png_holds_label_ids(tmp_path):
 def test_semantic_scores_equal_the_official_pixel_evaluator_on_the_exported_files(split, tmp_path, seed):
     sem, _ = random_predictions(split, tmp_path, seed)
     out = tmp_path / "eval.csv"
-    assert main(["evaluate-semantic", "--prediction", str(sem), "--ground-truth", str(split["manifest"]), "--round", "0",
+    assert main(["score-semantic", "--prediction", str(sem), "--ground-truth", str(split["manifest"]), "--run", "round0",
                  "--out", str(out), "--quiet"]) == 0
     exported = tmp_path / "labelIds"
     assert main(["export-semantic", "--prediction", str(sem), "--manifest", str(split["manifest"]), "--out", str(exported),
@@ -192,7 +192,7 @@ def test_instance_scores_equal_the_official_instance_evaluator_on_the_exported_f
     _, inst = random_predictions(split, tmp_path, seed)
     out = tmp_path / "eval.csv"
     settings = json.dumps({"instance_min_region_size": 6})
-    assert main(["evaluate-instance", "--prediction", str(inst), "--ground-truth", str(split["manifest"]), "--round", "0",
+    assert main(["score-instance", "--prediction", str(inst), "--ground-truth", str(split["manifest"]), "--run", "round0",
                  "--out", str(out), "--evaluation-settings", settings, "--quiet"]) == 0
     exported = tmp_path / "official"
     assert main(["export-instance", "--prediction", str(inst), "--out", str(exported), "--quiet"]) == 0

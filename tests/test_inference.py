@@ -13,12 +13,18 @@ from selfpanoptic.config import validate_config
 from selfpanoptic.dense import dense_predict
 from selfpanoptic.errors import InputError
 from selfpanoptic.inference import image_instances, predict_semantic_batch
+from selfpanoptic.settings import InferenceSettings
 
 SOFTMAX = partial(torch.softmax, dim=1)
 
 
-def _settings(**kw) -> dict:
+def _section(**kw) -> dict:
+    """An ``inference`` config section: the schema's defaults, changed by ``kw``."""
     return {"mode": "whole", "crop": [64, 128], "stride": [32, 64], "scales": [1.0], "flip": False, **kw}
+
+
+def _settings(**kw) -> InferenceSettings:
+    return InferenceSettings.from_config(_section(**kw))
 
 
 def _pointwise() -> torch.nn.Module:
@@ -50,6 +56,15 @@ def test_a_pointwise_model_gives_the_same_output_whole_and_sliding(crop, stride)
     whole = dense_predict(model, x, _settings())
     slide = dense_predict(model, x, _settings(mode="slide", crop=crop, stride=stride))
     assert torch.allclose(slide, whole, atol=1e-6)
+
+
+@torch.no_grad()
+def test_a_config_section_converts_to_its_settings_and_none_is_the_default_pass():
+    section = _section(mode="slide", crop=[4, 5], stride=[2, 3], scales=[1.0, 1.5], flip=True)
+    typed = InferenceSettings.from_config(section)
+    assert (typed.mode, typed.crop, typed.stride, typed.scales, typed.flip) == ("slide", (4, 5), (2, 3), (1.0, 1.5), True)
+    model, x = _pointwise(), torch.randn(2, 3, 7, 11)
+    assert torch.equal(dense_predict(model, x, InferenceSettings()), dense_predict(model, x, None))
 
 
 @torch.no_grad()
@@ -163,7 +178,7 @@ def test_image_instances_cluster_embeddings_at_the_output_size():
 
 
 def test_inference_settings_are_validated_by_key():
-    assert validate_config({})["inference"] == _settings()
+    assert validate_config({})["inference"] == _section()
     with pytest.raises(InputError, match=r"inference\.stride \[32, 64\] exceeds inference\.crop \[32, 32\] in width"):
         validate_config({"inference": {"crop": [32, 32]}})
     with pytest.raises(InputError) as info:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,19 +17,21 @@ from PIL import Image
 from selfpanoptic.classes import train_ids_to_label_ids
 from selfpanoptic.cli import main
 from selfpanoptic.config import validate_config
-from selfpanoptic.data.image_folder import image_folder
+from selfpanoptic.data import ImageFolderDataset
+from selfpanoptic.data.images import image_folder
 from selfpanoptic.errors import InputError
 from selfpanoptic.formats.cityscapes_ids import cityscapes_categories
 from selfpanoptic.formats.panoptic_png import read_panoptic_png
-from selfpanoptic.report import instance_borders, panoptic_overlay, semantic_overlay
+from selfpanoptic.overlays import instance_borders, panoptic_overlay, semantic_overlay
+from conftest import random_cityscapes_split
 from test_training import tiny_cache
 
 CPU = ["--device", "cpu", "--threads", "1", "--quiet"]
 TINY = {"steps": 1, "batch_size": 2, "crop": [32, 64], "checkpoint_every": 100}
 CONFIG = {"data": {"height": 32, "width": 64}, "instance": {"groups": {"vehicles": ["car"]}},
           "panoptic": {"stuff_min_area": 4, "morphology": {"min_size": 2}}}
-SIZES = {"a": (40, 80), "b": (24, 50), "city/c": (40, 80), "d": (30, 44)}
-"""Image id -> (height, width); ``d`` is a JPG, ``city/c`` lies in a subfolder."""
+FILES = {"a.png": (40, 80), "b.png": (24, 50), "city/c.png": (40, 80), "d.jpg": (30, 44)}
+"""Image file -> (height, width); ``d`` is a JPG, ``c`` lies in a subfolder (its id is ``c``)."""
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +61,8 @@ def run_dir(tmp_path_factory) -> Path:
 def images(tmp_path) -> Path:
     folder = tmp_path / "images"
     rng = np.random.default_rng(1)
-    for image_id, (height, width) in SIZES.items():
-        path = folder / f"{image_id}.{'jpg' if image_id == 'd' else 'png'}"
+    for name, (height, width) in FILES.items():
+        path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
     (folder / "notes.txt").write_text("not an image")
@@ -71,6 +76,7 @@ def predict(run: Path, images: Path, out: Path, *extra: str) -> int:
 
 def test_every_output_at_each_image_size(run_dir, images, tmp_path, capsys):
     from selfpanoptic.inference import predict_semantic_batch
+    from selfpanoptic.settings import InferenceSettings
     from selfpanoptic.models import model_from_file
     from selfpanoptic.data.base import resize_image
 
@@ -82,25 +88,25 @@ def test_every_output_at_each_image_size(run_dir, images, tmp_path, capsys):
     model = model_from_file(run_dir / "semantic" / "model.pt", "semantic")
     prediction = json.loads((out / "panoptic.json").read_text())
     assert prediction["categories"] == cityscapes_categories()
-    assert prediction["images"] == [
-        {"id": i, "file_name": f"{i}.{'jpg' if i == 'd' else 'png'}", "height": h, "width": w}
-        for i, (h, w) in sorted(SIZES.items())
+    assert prediction["images"] == [  # sorted by id; the file's name without its folder
+        {"id": Path(name).stem, "file_name": Path(name).name, "height": h, "width": w}
+        for name, (h, w) in sorted(FILES.items(), key=lambda item: Path(item[0]).stem)
     ]
     annotations = {a["image_id"]: a for a in prediction["annotations"]}
-    assert sorted(annotations) == sorted(SIZES)
+    assert sorted(annotations) == ["a", "b", "c", "d"]
     instances = 0
-    for image_id, size in SIZES.items():
-        suffix = "jpg" if image_id == "d" else "png"
-        image = np.asarray(Image.open(images / f"{image_id}.{suffix}").convert("RGB"))
-        label_ids = np.asarray(Image.open(out / "semantic" / "labelIds" / f"{image_id}.png"))
+    for name, size in FILES.items():
+        image_id, sub = Path(name).stem, Path(name).parent  # per-image outputs keep the subfolder
+        image = np.asarray(Image.open(images / name).convert("RGB"))
+        label_ids = np.asarray(Image.open(out / "semantic" / "labelIds" / sub / f"{image_id}.png"))
         expected, _ = predict_semantic_batch(model, resize_image(image, (32, 64))[None], torch.device("cpu"),
-                                             validate_config({})["inference"], size)
+                                             InferenceSettings.from_config(validate_config({})["inference"]), size)
         np.testing.assert_array_equal(label_ids, train_ids_to_label_ids(expected[0]))
-        assert Image.open(out / "semantic" / "colour" / f"{image_id}.png").size == size[::-1]
-        assert Image.open(out / "overlays" / f"{image_id}.png").size == size[::-1]
+        assert Image.open(out / "semantic" / "colour" / sub / f"{image_id}.png").size == size[::-1]
+        assert Image.open(out / "overlays" / sub / f"{image_id}.png").size == size[::-1]
 
         annotation = annotations[image_id]
-        assert annotation["file_name"] == f"{image_id}_panoptic.png"  # relative to panoptic/, subfolder kept
+        assert annotation["file_name"] == f"{image_id}_panoptic.png"  # flat, as fuse-panoptic writes it
         ids = read_panoptic_png(out / "panoptic" / annotation["file_name"])
         assert ids.shape == size
         segments = {s["id"]: s for s in annotation["segments_info"]}
@@ -108,15 +114,50 @@ def test_every_output_at_each_image_size(run_dir, images, tmp_path, capsys):
         for segment_id, segment in segments.items():
             assert segment["area"] == int((ids == segment_id).sum())
 
-        lines = (out / "instance" / f"{image_id}.txt").read_text().splitlines()
+        lines = (out / "instance" / sub / f"{image_id}.txt").read_text().splitlines()
         instances += len(lines)
         for line in lines:
             mask_name, label_id, score = line.split()
-            mask = np.asarray(Image.open(out / "instance" / Path(image_id).parent / mask_name))
+            mask = np.asarray(Image.open(out / "instance" / sub / mask_name))
             assert mask.shape == size and label_id == "26" and 0 <= float(score) <= 1
     assert instances > 0, "the car-everywhere model finds cars"
     assert f" {instances} instances" in summary
-    assert (out / "instance" / "city" / "c.txt").is_file() and (out / "panoptic" / "city" / "c_panoptic.png").is_file()
+    assert (out / "instance" / "city" / "c.txt").is_file() and (out / "panoptic" / "c_panoptic.png").is_file()
+
+
+def test_cityscapes_named_images_are_scored_against_their_ground_truth(run_dir, tmp_path, monkeypatch):
+    """Image ids are the Cityscapes ids, so every evaluator pairs each prediction with its ground truth."""
+    from cityscapesscripts.evaluation.evalPanopticSemanticLabeling import evaluatePanoptic
+    from cityscapesscripts.preparation.createPanopticImgs import convert2panoptic
+
+    data = tmp_path / "cityscapes"
+    ids = random_cityscapes_split(data, "val", 3, 40, 80, seed=5)
+    (tmp_path / "gt").mkdir()
+    convert2panoptic(str(data / "gtFine"), str(tmp_path / "gt"), setNames=["val"])
+    gt_json, gt_folder = tmp_path / "gt" / "cityscapes_panoptic_val.json", tmp_path / "gt" / "cityscapes_panoptic_val"
+    out = tmp_path / "out"
+    assert predict(run_dir, data / "leftImg8bit" / "val", out) == 0
+
+    prediction, gt = json.loads((out / "panoptic.json").read_text()), json.loads(gt_json.read_text())
+    assert [image["id"] for image in prediction["images"]] == sorted(ids) == sorted(a["image_id"] for a in gt["annotations"])
+    assert [a["file_name"] for a in prediction["annotations"]] == [f"{i}_panoptic.png" for i in sorted(ids)]
+    assert prediction["images"][0]["file_name"] == f"{sorted(ids)[0]}_leftImg8bit.png"
+
+    result = tmp_path / "pq.json"
+    assert main(["evaluate", "panoptic", "--gt-json-file", str(gt_json), "--gt-folder", str(gt_folder),
+                 "--prediction-json-file", str(out / "panoptic.json"), "--prediction-folder", str(out / "panoptic"),
+                 "--out", str(result)]) == 0
+    ours = json.loads(result.read_text())
+    assert ours["num_images"] == len(ids)
+    monkeypatch.setattr(multiprocessing, "cpu_count", lambda: 1)  # the official code forks one worker per core
+    theirs = evaluatePanoptic(str(gt_json), str(gt_folder), str(out / "panoptic.json"), str(out / "panoptic"),
+                              str(tmp_path / "official.json"))
+    for group in ("All", "Things", "Stuff"):
+        assert ours[group]["pq"] == pytest.approx(theirs[group]["pq"], abs=1e-9), group
+    # the semantic and instance files are named so that their evaluators find them too
+    for task, prediction_folder in (("semantic", out / "semantic" / "labelIds"), ("instance", out / "instance")):
+        assert main(["evaluate", task, "--gt-folder", str(data / "gtFine" / "val"),
+                     "--prediction-folder", str(prediction_folder)]) == 0, task
 
 
 def test_a_run_without_instance_models_writes_semantic_outputs_only(run_dir, images, tmp_path, capsys):
@@ -167,16 +208,38 @@ def test_a_missing_run_folder_or_model_is_named(images, tmp_path, capsys):
 
 
 def test_image_folder_ids(tmp_path):
-    for name in ("b.PNG", "a b.jpeg", "sub/c.jpg", "out/old.png", "notes.txt"):
+    for name in ("b.PNG", "a b.jpeg", "sub/c.jpg", "lindau/lindau_000000_000019_leftImg8bit.png", "out/old.png",
+                 "notes.txt"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     assert image_folder(tmp_path, exclude=tmp_path / "out") == [
-        ("a_b", tmp_path / "a b.jpeg"), ("b", tmp_path / "b.PNG"), ("sub/c", tmp_path / "sub" / "c.jpg")]
+        ("a_b", tmp_path / "a b.jpeg"), ("b", tmp_path / "b.PNG"), ("c", tmp_path / "sub" / "c.jpg"),
+        ("lindau_000000_000019", tmp_path / "lindau" / "lindau_000000_000019_leftImg8bit.png")]
     (tmp_path / "b.jpg").write_bytes(b"")
-    with pytest.raises(InputError, match="would both be written as 'b'"):
-        image_folder(tmp_path)
+    (tmp_path / "other" / "sub").mkdir(parents=True)
+    (tmp_path / "other" / "sub" / "c.png").write_bytes(b"")
+    with pytest.raises(InputError, match="2 image id\\(s\\) occur more than once") as error:
+        image_folder(tmp_path, exclude=tmp_path / "out")
+    assert f"b: {tmp_path / 'b.PNG'}, {tmp_path / 'b.jpg'}" in str(error.value)
+    assert f"c: {tmp_path / 'other' / 'sub' / 'c.png'}, {tmp_path / 'sub' / 'c.jpg'}" in str(error.value)
     with pytest.raises(InputError, match="is a file, not a folder"):
         image_folder(tmp_path / "b.jpg")
+
+
+def test_a_file_has_one_id_as_a_dataset_target_and_in_predict_panoptic(tmp_path):
+    for n, name in enumerate(("x/p.png", "y/lindau_000000_000019_leftImg8bit.png", "z q.png")):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((2, 4, 3), n, dtype=np.uint8)).save(tmp_path / name)
+    dataset = ImageFolderDataset(tmp_path, "train", glob="**/*.png")
+    assert [(f.image_id, f.image_path) for f in dataset.files] == image_folder(tmp_path)
+    assert [f.image_id for f in dataset.files] == ["lindau_000000_000019", "p", "z_q"]
+
+
+def test_predicting_does_not_import_the_report():
+    """Overlays live in selfpanoptic.overlays: predict-panoptic runs without matplotlib."""
+    code = ("import sys, selfpanoptic.stages.predict_panoptic as s, selfpanoptic.folder_prediction; "
+            "assert 'matplotlib' not in sys.modules, 'matplotlib imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_overlays_blend_segments_and_keep_instance_borders_white():

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from selfpanoptic.report import colourise, colourise_panoptic, headline, plot_metrics_by_round, write_report
+from selfpanoptic.overlays import colourise_panoptic
+from selfpanoptic.report import colourise, headline, plot_metrics_by_round, write_report
 
 
 def metrics_table() -> pd.DataFrame:
     rows = []
-    for run, base in (("0", 10.0), ("1", 20.0), ("oracle", 40.0)):
+    for run, base in (("round0", 10.0), ("round1", 20.0), ("oracle", 40.0)):
         rows += [
             (run, "semantic", "mIoU", "all", base), (run, "semantic", "mIoU", "all16", base + 1),
             (run, "semantic", "IoU", "road", base + 2), (run, "instance", "AP", "all", base / 2),
@@ -18,7 +19,7 @@ def metrics_table() -> pd.DataFrame:
             (run, "panoptic", "SQ", "all", 70.0), (run, "panoptic", "RQ", "all", base / 2.5),
             (run, "panoptic", "PQ_dagger", "all", base / 2.8), (run, "panoptic", "PQ", "all16", base / 3.2),
         ]
-    return pd.DataFrame(rows, columns=["round", "task", "metric", "class", "value"])
+    return pd.DataFrame(rows, columns=["run", "task", "metric", "class", "value"])
 
 
 def test_colourise_uses_cityscapes_colours():
@@ -34,9 +35,9 @@ def test_colourise_uses_cityscapes_colours():
 
 def test_headline_orders_rounds_with_oracle_last():
     head = headline(metrics_table())
-    assert list(head.columns) == ["0", "1", "oracle"]
+    assert list(head.columns) == ["round0", "round1", "oracle"]
     assert head.loc["mIoU"].tolist() == [10.0, 20.0, 40.0]
-    assert head.loc["AP50", "1"] == 20.0 / 1.5
+    assert head.loc["AP50", "round1"] == 20.0 / 1.5
 
 
 def test_plot_and_page(tmp_path):

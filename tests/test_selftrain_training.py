@@ -164,6 +164,7 @@ def test_exported_pseudo_labels_are_what_the_training_step_makes(round0, tmp_pat
     from selfpanoptic.intermediates import DatasetCache, SemanticPseudoLabels
     from selfpanoptic.models import model_from_file
     from selfpanoptic.pseudo.semantic import make_pseudo_labels
+    from selfpanoptic.settings import PseudoLabelSettings
     from selfpanoptic.augment.normalise import to_unit
     from selfpanoptic.stages._guidance import source_shares
 
@@ -175,10 +176,10 @@ def test_exported_pseudo_labels_are_what_the_training_step_makes(round0, tmp_pat
     with DatasetCache.open(round0["cache"]) as cache, SemanticPseudoLabels.open(out, cache.image_ids) as pseudo:
         affines = random_view_affines(1, sem["views"], np.random.default_rng([seed, i]), sem["min_scale"],
                                       sem["max_scale"], sem["flip_p"])
-        reference = source_shares(sem, str(round0["cache"]))
+        reference = source_shares(sem["alignment"], str(round0["cache"]))
         assert reference is not None  # the default alignment lifts classes towards these shares
-        made = make_pseudo_labels(teacher, to_unit(cache.read("images", i)[None]), affines, pseudo.prior, sem,
-                                  reference=reference)
+        made = make_pseudo_labels(teacher, to_unit(cache.read("images", i)[None]), affines, pseudo.prior,
+                                  PseudoLabelSettings.from_config(sem), reference=reference)
         assert (made.labels[0].numpy() == pseudo["labels"][i]).all()
         assert (made.argmax[0].numpy() == pseudo["argmax"][i]).all()
         assert np.allclose(made.thresholds[0].numpy(), pseudo["thresholds"][i])
@@ -203,7 +204,7 @@ def test_pseudo_instance_file_is_its_own_kind(round0, tmp_path, capsys):
     manifest = tmp_path / "val.csv"
     assert main(["index", "--name", "target", "--format", "cityscapes", "--root", str(tmp_path / "cityscapes"),
                  "--split", "val", "--out", str(manifest), "--quiet"]) == 0
-    assert main(["evaluate-instance", "--prediction", str(out), "--ground-truth", str(manifest), "--round", "1",
+    assert main(["score-instance", "--prediction", str(out), "--ground-truth", str(manifest), "--run", "round1",
                  "--out", str(tmp_path / "e.csv"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "pseudo_instances.h5" in err and "'instance_pseudo_labels'" in err and "'instance_prediction'" in err

@@ -15,6 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from selfpanoptic.config import validate_config
 from selfpanoptic.intermediates import DatasetCache
+from selfpanoptic.settings import InstanceLossSettings, TrainSettings
 from selfpanoptic.train.engine import train
 
 from test_training import tiny_cache
@@ -53,9 +54,10 @@ def test_semantic_run_logs_scalars_pictures_and_validation_and_trains_the_same_w
     def run(work: Path, settings: dict) -> dict:
         torch.manual_seed(0)
         model = build_semantic_model(validate_config({})["semantic"]["model"])
+        typed = TrainSettings.from_config(settings)
         with DatasetCache.open(cache_path) as cache:
-            train(model, semantic_step(cache, settings, CPU), settings, work, "id", CPU, progress=False,
-                  validate=semantic_validation(cache, settings["validate_images"], CPU))
+            train(model, semantic_step(cache, typed, CPU), typed, work, "id", CPU,
+                  progress=False, validate=semantic_validation(cache, settings["validate_images"], CPU))
         return model.state_dict()
 
     logged = run(tmp_path / "logged", train_settings)
@@ -90,9 +92,11 @@ def test_instance_run_logs_embeddings_and_validation_and_trains_the_same_weights
         torch.manual_seed(0)
         model = build_instance_model(section["model"])
         with DatasetCache.open(cache_path) as cache:
-            validate = instance_validation(cache, [class_id("car")], section["loss"], settings["validate_images"], CPU)
-            train(model, instance_step(cache, ["car"], settings, section["loss"], CPU), settings, work, "id", CPU,
-                  progress=False, validate=validate)
+            loss = InstanceLossSettings.from_config(section["loss"])
+            validate = instance_validation(cache, [class_id("car")], loss, settings["validate_images"], CPU)
+            typed = TrainSettings.from_config(settings)
+            train(model, instance_step(cache, ["car"], typed, loss, CPU), typed, work, "id", CPU, progress=False,
+                  validate=validate)
         return model.state_dict()
 
     logged = run(tmp_path / "logged", section["train"])
@@ -121,7 +125,7 @@ def test_a_resumed_run_shows_every_step_once_with_the_uninterrupted_values(tmp_p
             loss = (net(x) - 1).pow(2).mean()
             return loss, {"mse": loss.detach()}, 4, lambda: {"input": unit_images(torch.rand(1, 3, 2, 2))}
 
-        train(model, step, settings, work, "id", CPU, progress=False)
+        train(model, step, TrainSettings.from_config(settings), work, "id", CPU, progress=False)
 
     run(tmp_path / "reference")
     with pytest.raises(RuntimeError, match="killed"):

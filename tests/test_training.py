@@ -17,6 +17,7 @@ import torch
 
 from selfpanoptic.config import validate_config
 from selfpanoptic.h5io import atomic_h5, create_stack, write_strings
+from selfpanoptic.settings import TrainSettings
 from selfpanoptic.train.engine import NonFiniteLossError, learning_rate_factor, train
 
 BIN = Path(sys.executable).parent
@@ -56,7 +57,7 @@ def test_non_finite_loss_stops_with_the_step(tmp_path):
         return loss, {}, 1
 
     with pytest.raises(NonFiniteLossError, match="at step 3"):
-        train(model, step, settings, tmp_path, "id", torch.device("cpu"), progress=False)
+        train(model, step, TrainSettings.from_config(settings), tmp_path, "id", torch.device("cpu"), progress=False)
 
 
 def _pretrain(cache: Path, out: Path, work: Path, settings: dict) -> subprocess.Popen:
@@ -117,8 +118,9 @@ def test_a_second_trainer_of_one_work_folder_stops_with_a_message(tmp_path):
     with open(tmp_path / ".lock", "w") as held:  # an orphaned job of a killed run holds the folder
         fcntl.flock(held, fcntl.LOCK_EX)
         with pytest.raises(SelfPanopticError, match="another process is training into"):
-            train(model, step, settings, tmp_path, "id", torch.device("cpu"), progress=False)
-    assert train(model, step, settings, tmp_path, "id", torch.device("cpu"), progress=False).steps == 2
+            train(model, step, TrainSettings.from_config(settings), tmp_path, "id", torch.device("cpu"), progress=False)
+    assert train(model, step, TrainSettings.from_config(settings), tmp_path, "id", torch.device("cpu"),
+                 progress=False).steps == 2
 
 
 def test_batches_prepared_by_workers_train_the_same_weights(tmp_path):
@@ -139,8 +141,8 @@ def test_batches_prepared_by_workers_train_the_same_weights(tmp_path):
         torch.manual_seed(0)
         model = build_semantic_model(section["model"])
         with DatasetCache.open(cache_path, preload_mb=0) as cache:
-            step = semantic_step(cache, section["train"], torch.device("cpu"))
-            train(model, step, section["train"], tmp_path / f"work{workers}", "id", torch.device("cpu"),
+            step = semantic_step(cache, TrainSettings.from_config(section["train"]), torch.device("cpu"))
+            train(model, step, TrainSettings.from_config(section["train"]), tmp_path / f"work{workers}", "id", torch.device("cpu"),
                   progress=False, data_workers=workers)
         return model.state_dict()
 

@@ -20,7 +20,7 @@ from selfpanoptic.errors import InputError
 from selfpanoptic.h5io import create_stack, write_strings
 from selfpanoptic.intermediates import DatasetCache
 from selfpanoptic.intermediates.base import atomic_h5
-from selfpanoptic.metrics.table import round_order
+from selfpanoptic.metrics.table import run_order
 from selfpanoptic.models import load_model_file, model_from_file
 from selfpanoptic.report import translation_section
 from selfpanoptic.train.data import TranslatedImages, sample_batch
@@ -75,7 +75,8 @@ def test_fidelity_section_shows_the_mean_and_hides_the_classes_in_a_collapsible_
 
 
 def test_translated_runs_sort_after_the_rounds_and_before_the_oracle():
-    assert sorted(["oracle", "2", "translated", "0", "1"], key=round_order) == ["0", "1", "2", "translated", "oracle"]
+    assert sorted(["oracle", "round2", "translated", "round0", "round10", "round1"], key=run_order) == [
+        "round0", "round1", "round2", "round10", "translated", "oracle"]
 
 
 # -- the translated dataset's files ---------------------------------------------------------------
@@ -317,10 +318,10 @@ def test_self_training_from_the_translated_run_needs_labels_from_before_it():
 def test_translation_table_reads_the_gap_closed_from_the_files(tmp_path, capsys):
     import translation_table
 
-    rows = [("0", "semantic", "mIoU", "all", 20.0), ("translated", "semantic", "mIoU", "all", 25.0),
+    rows = [("round0", "semantic", "mIoU", "all", 20.0), ("translated", "semantic", "mIoU", "all", 25.0),
             ("oracle", "semantic", "mIoU", "all", 40.0), ("translated", "instance", "AP50", "all", 7.5)]
     (tmp_path / "run" / "summary").mkdir(parents=True)
-    pd.DataFrame(rows, columns=["round", "task", "metric", "class", "value"]).to_csv(
+    pd.DataFrame(rows, columns=["run", "task", "metric", "class", "value"]).to_csv(
         tmp_path / "run/summary/metrics.csv", index=False)
     (tmp_path / "run/translation").mkdir()
     fidelity_table(confusion({(0, 0): 8, (0, 1): 2}), confusion({(0, 0): 4, (0, 1): 6})).to_csv(

@@ -122,7 +122,7 @@ def test_changing_mixing_reruns_its_descendants_only(smoke):
 
 def test_changing_evaluation_reruns_only_evaluation(smoke):
     rules, _ = planned_jobs(snakemake(smoke, "-n", evaluation={"instance_min_region_size": 7}).stdout)
-    assert rules == {"evaluate_instance", "summarize_metrics", "summarize_ablation", "report", "all"}
+    assert rules == {"score_instance", "summarize_metrics", "summarize_ablation", "report", "all"}
 
 
 def test_changing_cache_compression_rebuilds_the_caches_and_what_follows(smoke):
@@ -158,7 +158,7 @@ def test_editing_the_panoptic_codec_reruns_fusion_and_its_evaluation(smoke):
     # formats/panoptic_png.py is imported by the fuse and evaluate stages (and the report's overlays),
     # never listed by hand: the code hash follows each stage module's imports
     rules = planned_after_editing(smoke, "formats/panoptic_png.py")
-    assert rules == {"fuse_panoptic", "evaluate_panoptic", "summarize_metrics", "summarize_ablation", "report", "all"}
+    assert rules == {"fuse_panoptic", "score_panoptic", "summarize_metrics", "summarize_ablation", "report", "all"}
 
 
 def test_editing_the_training_engine_reruns_every_training_rule_and_nothing_before(smoke):
@@ -177,11 +177,11 @@ def test_editing_a_module_no_stage_imports_reruns_nothing(smoke):
 
 
 def test_metrics_table_has_rows_for_every_round_and_the_oracle(smoke):
-    table = pd.read_csv(smoke / "results-smoke/summary/metrics.csv", dtype={"round": str})
-    assert list(table.columns) == ["round", "task", "metric", "class", "value"]
-    assert set(table["round"]) == {"0", "1", "2", "oracle"}
-    for run in ("0", "1", "2", "oracle"):
-        rows = table[table["round"] == run]
+    table = pd.read_csv(smoke / "results-smoke/summary/metrics.csv", dtype={"run": str})
+    assert list(table.columns) == ["run", "task", "metric", "class", "value"]
+    assert set(table["run"]) == {"round0", "round1", "round2", "oracle"}
+    for run in ("round0", "round1", "round2", "oracle"):
+        rows = table[table["run"] == run]
         assert {("semantic", "mIoU", "all"), ("semantic", "mIoU", "all16"), ("semantic", "mIoU", "all13"),
                 ("instance", "AP", "all"), ("instance", "AP50", "all"), ("panoptic", "PQ", "all"),
                 ("panoptic", "PQ", "all16")} <= set(zip(rows.task, rows.metric, rows["class"]))
@@ -222,7 +222,7 @@ def test_changing_semantic_selftraining_reruns_the_rounds_never_pretraining(smok
     semantic = {**SMOKE["selftrain"]["semantic"], "momentum": 0.9}
     jobs = job_wildcards(snakemake(smoke, "-n", selftrain={**SMOKE["selftrain"], "semantic": semantic}).stdout)
     rules = {rule for rule, _ in jobs}
-    assert {"pseudo_label_semantic", "selftrain_semantic", "selftrain_instance", "evaluate_semantic"} <= rules
+    assert {"pseudo_label_semantic", "selftrain_semantic", "selftrain_instance", "score_semantic"} <= rules
     assert not rules & {"pretrain_semantic", "pretrain_instance", "cache_dataset", "mix_sources"}
     assert all("round0" not in w and "oracle" not in w for _, w in jobs)
 
@@ -275,8 +275,8 @@ def test_official_panoptic_evaluator_agrees_with_metrics_csv(smoke, tmp_path):
         check=True, capture_output=True, cwd=tmp_path,
     )
     official = json.loads(results_file.read_text())
-    table = pd.read_csv(smoke / "results-smoke/summary/metrics.csv", dtype={"round": str})
-    ours = table[(table["round"] == "0") & (table.task == "panoptic")].set_index(["metric", "class"])["value"]
+    table = pd.read_csv(smoke / "results-smoke/summary/metrics.csv", dtype={"run": str})
+    ours = table[(table["run"] == "round0") & (table.task == "panoptic")].set_index(["metric", "class"])["value"]
     for group in ("All", "Things", "Stuff"):
         for metric in ("pq", "sq", "rq"):
             assert ours[metric.upper(), group.lower()] == pytest.approx(100 * official[group][metric], abs=1e-4)
@@ -338,8 +338,8 @@ def test_killed_snakemake_continues_with_the_readme_commands(smoke, tmp_path):
     for extra in (["--unlock"], []):
         result = subprocess.run(cmd + extra, env=env, capture_output=True, text=True)
         assert result.returncode == 0, f"{extra}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    resumed = pd.read_csv(workdir / "results-smoke/summary/metrics.csv", dtype={"round": str})
-    reference = pd.read_csv(smoke / "results-smoke/summary/metrics.csv", dtype={"round": str})
+    resumed = pd.read_csv(workdir / "results-smoke/summary/metrics.csv", dtype={"run": str})
+    reference = pd.read_csv(smoke / "results-smoke/summary/metrics.csv", dtype={"run": str})
     pd.testing.assert_frame_equal(resumed, reference)
 
 
@@ -380,8 +380,8 @@ def test_gta_only_is_semantic_only_and_says_so_once(gta_only, smoke):
     assert not list(results.rglob("*instance*.h5"))
     assert "stage: semantic_pseudo_labels" in (results / "round1/pseudo/audit.txt").read_text()
 
-    table = pd.read_csv(results / "summary/metrics.csv", dtype={"round": str})
-    assert set(table.task) == {"semantic"} and set(table["round"]) == {"0", "1"}
+    table = pd.read_csv(results / "summary/metrics.csv", dtype={"run": str})
+    assert set(table.task) == {"semantic"} and set(table["run"]) == {"round0", "round1"}
     assert {("mIoU", "all"), ("mIoU", "all16")} <= set(zip(table.metric, table["class"]))
     assert not table.metric.isin(["PQ", "AP"]).any()
     page = (results / "summary/report.md").read_text()
@@ -395,10 +395,10 @@ def test_synthia_only_is_panoptic(synthia_only):
     assert set(pd.read_csv(results / "data/mixed_source.csv").dataset) == {"synthia"}
     assert not (results / "data/index/gta_all.csv").exists()
     assert "every image of synthia" in (results / "data/mixing_stats.md").read_text()
-    table = pd.read_csv(results / "summary/metrics.csv", dtype={"round": str})
-    for run in ("0", "1"):
-        rows = set(zip(table[table["round"] == run].task, table[table["round"] == run].metric,
-                       table[table["round"] == run]["class"]))
+    table = pd.read_csv(results / "summary/metrics.csv", dtype={"run": str})
+    for run in ("round0", "round1"):
+        rows = set(zip(table[table["run"] == run].task, table[table["run"] == run].metric,
+                       table[table["run"] == run]["class"]))
         assert {("semantic", "mIoU", "all16"), ("panoptic", "PQ", "all16"), ("instance", "AP", "all")} <= rows
     assert (results / "round1/panoptic/panoptic.json").is_file()
 
@@ -408,7 +408,7 @@ def test_changing_the_sources_reruns_mixing_and_what_follows_only(smoke):
     rules, _ = planned_jobs(out)
     assert {"mix_sources", "pretrain_semantic", "selftrain_semantic", "report"} <= rules
     assert not rules & {"synthesize_toy_domains", "index_dataset", "pretrain_instance", "predict_instance",
-                        "fuse_panoptic", "evaluate_panoptic"}
+                        "fuse_panoptic", "score_panoptic"}
     assert "run=oracle" not in out, "the oracle trains on target labels and does not depend on mixing"
     assert "name=target_" not in out
 
@@ -470,9 +470,9 @@ def test_translation_adds_its_stages_and_the_translated_run_only(translated):
 
 def test_translated_run_is_scored_and_reported(translated, smoke):
     results = smoke / "results-smoke"
-    metrics = pd.read_csv(results / "summary/metrics.csv", dtype={"round": str})
-    assert list(dict.fromkeys(metrics["round"])) == ["0", "1", "2", "translated", "oracle"]
-    assert {"semantic", "instance", "panoptic"} <= set(metrics.loc[metrics["round"] == "translated", "task"])
+    metrics = pd.read_csv(results / "summary/metrics.csv", dtype={"run": str})
+    assert list(dict.fromkeys(metrics["run"])) == ["round0", "round1", "round2", "translated", "oracle"]
+    assert {"semantic", "instance", "panoptic"} <= set(metrics.loc[metrics["run"] == "translated", "task"])
     report = (results / "summary/report.md").read_text()
     assert "| metric | round 0 | round 1 | round 2 | translated | oracle |" in report
     assert "## Label-to-image translation" in report
@@ -492,7 +492,7 @@ def test_self_training_from_the_translated_run_reruns_the_rounds_from_it(transla
     assert "results-smoke/translated/semantic/model.pt" in out
 
 
-# a variant without guidance whose pseudo instances pass the objectness classifier
+# an experiment without guidance whose pseudo instances pass the objectness classifier
 EXPERIMENTS = {"objectness": {"selftrain": {"guidance": {"from_round": 0},
                                             "instance": {"objectness": {"enabled": True, "source_images": 4}}}}}
 
@@ -529,17 +529,17 @@ def repeated(smoke) -> Path:
 
 
 def test_seeds_and_experiments_fill_the_ablation_table_and_the_report(repeated, smoke):
-    table = pd.read_csv(repeated / "summary/ablation.csv", dtype={"round": str, "variant": str})
-    assert list(dict.fromkeys(table["variant"])) == ["main", "objectness"]
-    for variant in ("main", "objectness"):
-        rows = table[(table.variant == variant) & (table.task == "semantic") & (table.metric == "mIoU")
+    table = pd.read_csv(repeated / "summary/ablation.csv", dtype={"run": str, "experiment": str})
+    assert list(dict.fromkeys(table["experiment"])) == ["main", "objectness"]
+    for experiment in ("main", "objectness"):
+        rows = table[(table.experiment == experiment) & (table.task == "semantic") & (table.metric == "mIoU")
                      & (table["class"] == "all")]
-        assert sorted(zip(rows.seed, rows["round"])) == [(s, r) for s in (0, 1) for r in ("0", "1", "2", "oracle")]
-    shared = table[(table["round"] == "0")].pivot_table(index=["seed", "task", "metric", "class"], columns="variant",
+        assert sorted(zip(rows.seed, rows["run"])) == [(s, r) for s in (0, 1) for r in ("oracle", "round0", "round1", "round2")]
+    shared = table[(table["run"] == "round0")].pivot_table(index=["seed", "task", "metric", "class"], columns="experiment",
                                                          values="value")
     pd.testing.assert_series_equal(shared["main"], shared["objectness"], check_names=False)  # one round 0 per seed
     report = (repeated / "summary/report.md").read_text()
-    assert "## Ablations: self-training variants" in report and "| objectness | 2 |" in report
+    assert "## Ablations: experiments" in report and "| objectness | 2 |" in report
     assert (repeated / "summary/ablation_by_round.png").is_file()
     # seed 1 is its own training: other weights, so other predictions; its oracle learns the
     # target labels, not the source as its round 0 does
@@ -552,7 +552,7 @@ def test_seeds_and_experiments_fill_the_ablation_table_and_the_report(repeated, 
     assert (repeated / "seed1/experiments/objectness/round2/pseudo/audit.txt").is_file()
     log = (repeated / "logs/selftrain_instance/experiments/objectness/round1_vehicles.log").read_text()
     assert "objectness classifier of 4 classes" in log
-    metrics = pd.read_csv(repeated / "summary/metrics.csv", dtype={"round": str})
-    assert set(metrics["round"]) == {"0", "1", "2", "oracle"}  # the main table stays the first seed's main rounds
+    metrics = pd.read_csv(repeated / "summary/metrics.csv", dtype={"run": str})
+    assert set(metrics["run"]) == {"round0", "round1", "round2", "oracle"}  # the main table stays the first seed's main rounds
     again = snakemake(smoke, "-n", experiments=EXPERIMENTS, seeds=[0, 1])
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -41,6 +41,9 @@ TRAIN_ID_TO_LABEL_ID: tuple[int, ...] = (
 )
 """Cityscapes labelId of each trainId (the ids stored in gtFine *_labelIds.png and in GTA5 labels)."""
 
+SYNTHIA16_LABEL_IDS: tuple[int, ...] = tuple(TRAIN_ID_TO_LABEL_ID[t] for t in SYNTHIA16_TRAIN_IDS)
+""":data:`SYNTHIA16_TRAIN_IDS` as Cityscapes labelIds: the panoptic categories of the Synthia protocol."""
+
 SYNTHIA_ID_TO_TRAIN_ID: dict[int, int] = {
     3: 0, 4: 1, 2: 2, 21: 3, 5: 4, 7: 5, 15: 6, 9: 7, 6: 8, 16: 9, 1: 10,
     10: 11, 17: 12, 8: 13, 18: 14, 19: 15, 20: 16, 12: 17, 11: 18,

@@ -21,10 +21,12 @@ result is exactly ``activation(model(x).float())``: one forward pass, bit for bi
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
+
+from .settings import InferenceSettings
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 """``model(x (B, 3, h, w) float) -> (B, C, h', w')``; an output at another resolution than its
@@ -32,7 +34,7 @@ input is resized bilinearly to the input's (the models of this package already r
 
 
 def dense_predict(
-    model: Model, x: torch.Tensor, settings: Mapping[str, Any] | None = None,
+    model: Model, x: torch.Tensor, settings: InferenceSettings | None = None,
     size: tuple[int, int] | None = None, activation: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """The model's output on ``x`` averaged over the passes of ``settings``, at ``size``.
@@ -47,10 +49,10 @@ def dense_predict(
     x
         Normalised images, float ``(B, 3, H, W)``, on the model's device.
     settings
-        The validated ``inference`` config section: ``mode`` (``"whole"`` | ``"slide"``),
-        ``crop`` and ``stride`` (``[h, w]`` pixels; the same windows at every scale, as in
-        MMSegmentation), ``scales`` (list of float > 0, relative to ``H, W``),
-        ``flip`` (bool). None: one whole pass at scale 1, no flip.
+        :class:`~selfpanoptic.settings.InferenceSettings`: ``mode`` (``"whole"`` | ``"slide"``),
+        ``crop`` and ``stride`` (``(h, w)`` pixels; the same windows at every scale, as in
+        MMSegmentation), ``scales`` (floats > 0, relative to ``H, W``), ``flip`` (bool). None:
+        one whole pass at scale 1, no flip.
     size
         ``(H_out, W_out)`` of the result; None: ``(H, W)``.
     activation
@@ -64,21 +66,21 @@ def dense_predict(
         float32 ``(B, C', H_out, W_out)`` on ``x``'s device: the mean over the passes (scales
         x flips) of the activated outputs, each resized bilinearly (align_corners=False).
     """
-    settings = settings or {"mode": "whole", "scales": [1.0], "flip": False}
-    mode = settings["mode"]
+    settings = InferenceSettings() if settings is None else settings
+    mode = settings.mode
     if mode not in ("whole", "slide"):
         raise ValueError(f"inference mode must be 'whole' or 'slide', not {mode!r}")
     height, width = x.shape[-2:]
     size = (height, width) if size is None else tuple(size)
     total, passes = None, 0
-    for scale in settings["scales"]:
+    for scale in settings.scales:
         scaled = (round(height * scale), round(width * scale))
         if min(scaled) < 1:
             raise ValueError(f"inference scale {scale} makes the {height}x{width} image empty")
         xs = x if scaled == (height, width) else _resize(x, scaled)
-        for flipped in (False, True) if settings["flip"] else (False,):
+        for flipped in (False, True) if settings.flip else (False,):
             xf = xs.flip(-1) if flipped else xs
-            out = _slide(model, xf, settings["crop"], settings["stride"]) if mode == "slide" else _forward(model, xf)
+            out = _slide(model, xf, settings.crop, settings.stride) if mode == "slide" else _forward(model, xf)
             if flipped:
                 out = out.flip(-1)
             if activation is not None:
@@ -89,6 +91,9 @@ def dense_predict(
             passes += 1
     # one pass: returned as it is (no division), so the default is bit-identical to a plain forward
     return total if passes == 1 else total / passes
+
+
+
 
 
 def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -113,7 +118,7 @@ def _window_starts(length: int, crop: int, stride: int) -> list[int]:
     return [min(i * stride, length - crop) for i in range(count)]
 
 
-def _slide(model: Model, x: torch.Tensor, crop: list[int], stride: list[int]) -> torch.Tensor:
+def _slide(model: Model, x: torch.Tensor, crop: tuple[int, int], stride: tuple[int, int]) -> torch.Tensor:
     """Sliding-window output, float32 ``(B, C, H, W)``: each pixel the mean over its windows."""
     height, width = x.shape[-2:]
     ch, cw = min(crop[0], height), min(crop[1], width)

@@ -2,21 +2,22 @@
 
 Both the prediction stages and the pseudo-instance stage run the same loop; what differs is only
 how embeddings become instances (``cluster``), so the loop lives here once. The model's output
-comes from :func:`selfpanoptic.dense.dense_predict` (the ``inference`` settings: whole or
-sliding window, scales, flip) at a requested output size; without settings and size it is one
-forward pass at the images' resolution.
+comes from :func:`selfpanoptic.dense.dense_predict` (:class:`~selfpanoptic.settings.InferenceSettings`:
+whole or sliding window, scales, flip) at a requested output size; without settings and size it is
+one forward pass at the images' resolution.
 """
 
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Callable, Iterator, Mapping
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
 from .augment.normalise import normalise
 from .dense import dense_predict
+from .settings import InferenceSettings
 
 Cluster = Callable[[torch.Tensor, np.ndarray, np.ndarray, list[int]], list[tuple[np.ndarray, dict[int, int]]]]
 """``cluster(embeddings (B, D, H, W), semantic (B, H, W), confidence (B, H, W), thing trainIds)`` ->
@@ -34,12 +35,12 @@ def batches(count: int, size: int) -> Iterator[range]:
 @torch.no_grad()
 def predict_semantic_batch(
     model: torch.nn.Module, images: np.ndarray, device: torch.device,
-    settings: Mapping[str, Any] | None = None, size: tuple[int, int] | None = None,
+    settings: InferenceSettings | None = None, size: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Labels uint8 (argmax trainIds) and confidence float16 (softmax maximum), both
     ``(B, H_out, W_out)``, of uint8 RGB images ``(B, H, W, 3)``.
 
-    ``settings``: the ``inference`` config section (None: one whole pass); ``size``:
+    ``settings``: the inference passes (None: one whole pass); ``size``:
     ``(H_out, W_out)``, default ``(H, W)``. The softmax probabilities are averaged over the
     passes and upsampled bilinearly to ``size`` before the argmax.
     """
@@ -52,16 +53,15 @@ def predict_semantic_batch(
 def image_instances(
     groups: list[tuple[torch.nn.Module, list[int]]], images: np.ndarray, semantic: np.ndarray,
     confidence: np.ndarray, cluster: Cluster, device: torch.device,
-    settings: Mapping[str, Any] | None = None, size: tuple[int, int] | None = None,
+    settings: InferenceSettings | None = None, size: tuple[int, int] | None = None,
 ) -> Iterator[tuple[np.ndarray, list[tuple[int, int, int]], list[float]]]:
     """Instances of each image of a batch, every class group's instances merged into one map.
 
     ``groups``: ``(embedding model, its thing trainIds)``; ``images`` ``(B, H, W, 3)`` uint8;
     ``semantic`` ``(B, H_out, W_out)`` trainIds and ``confidence`` ``(B, H_out, W_out)`` float of
     the same images at the output size ``size`` (default ``(H, W)``). The embeddings are
-    averaged over the passes of ``settings`` (the ``inference`` config section; None: one whole
-    pass) and upsampled bilinearly to ``size`` before clustering. Yields per image
-    ``(instances (H_out, W_out) int32 numbered 1..K, [(id, trainId, area)], [score])``, the
+    averaged over the passes of ``settings`` (None: one whole pass) and upsampled bilinearly to
+    ``size`` before clustering. Yields per image ``(instances (H_out, W_out) int32 numbered 1..K, [(id, trainId, area)], [score])``, the
     score of an instance being its mean semantic confidence.
     """
     x = normalise(images).to(device)

@@ -21,126 +21,34 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from cityscapesscripts.helpers.labels import id2label  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from .atomic import atomic_output, atomic_write_text  # noqa: E402
 from .classes import CLASS_NAMES, THING_TRAIN_IDS  # noqa: E402
 from .colours import colourise  # noqa: E402
 from .errors import InputError  # noqa: E402
-from .formats.cityscapes_ids import decode_instance_ids  # noqa: E402
 from .formats.panoptic_png import read_panoptic_png  # noqa: E402
 from .intermediates import DatasetCache, SemanticPrediction  # noqa: E402
+from .overlays import colourise_panoptic  # noqa: E402
 from .translation import FIDELITY_COLUMNS  # noqa: E402
 from .metrics.ablation import read_ablation  # noqa: E402
-from .metrics.table import NAMED_RUNS, read_metrics, round_order  # noqa: E402
+from .metrics.table import NAMED_RUNS, read_metrics, round_index, round_title, run_order  # noqa: E402
 from .report_ablation import ablation_section, plot_ablation_by_round  # noqa: E402
 
 
-def instance_borders(ids: np.ndarray) -> np.ndarray:
-    """Where one thing segment meets another segment: bool ``(H, W)`` of Cityscapes panoptic ids ``(H, W)``.
+def _runs(table: pd.DataFrame) -> list[str]:
+    return sorted(table["run"].unique(), key=run_order)
 
-    A thing pixel (id >= 1000) whose left or upper neighbour has another id is a border pixel,
-    so each boundary is one pixel wide and lies on the thing's side.
-    """
-    things = decode_instance_ids(ids)[1] >= 0
-    border = np.zeros(ids.shape, dtype=bool)
-    border[:, 1:] |= (ids[:, 1:] != ids[:, :-1]) & things[:, 1:]
-    border[1:, :] |= (ids[1:, :] != ids[:-1, :]) & things[1:, :]
-    return border
-
-
-def colourise_panoptic(ids: np.ndarray) -> np.ndarray:
-    """(H, W) Cityscapes panoptic ids -> colours: stuff in its class colour, each thing instance
-    in its class colour shifted by a per-instance offset, instance borders white, void black."""
-    label_ids, k = decode_instance_ids(ids)
-    table = np.zeros((256, 3), dtype=np.int32)
-    for label_id, label in id2label.items():
-        if 0 <= label_id < 256:
-            table[label_id] = label.color
-    out = table[np.clip(label_ids, 0, 255)]
-    things = k >= 0
-    shift = (k * 47 % 97 - 48)[..., None]  # only used on things
-    out = np.where(things[..., None], np.clip(out + shift, 0, 255), out)
-    out[instance_borders(ids)] = 255
-    return out.astype(np.uint8)
-
-
-def _blend(image: np.ndarray, colours: np.ndarray, painted: np.ndarray, alpha: float) -> np.ndarray:
-    """``image`` with ``colours`` mixed in at weight ``alpha`` where ``painted``; elsewhere unchanged."""
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
-    image = np.asarray(image)
-    if image.shape != colours.shape:
-        raise ValueError(f"image of shape {image.shape} for a map of shape {colours.shape[:2]}")
-    mixed = np.rint((1.0 - alpha) * image + alpha * colours.astype(np.float64))
-    return np.where(painted[..., None], mixed, image).astype(np.uint8)
-
-
-def panoptic_overlay(image: np.ndarray, ids: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """A panoptic prediction drawn over its image, for a person to look at.
-
-    Parameters
-    ----------
-    image : numpy.ndarray of uint8, shape (H, W, 3)
-        The RGB image.
-    ids : numpy.ndarray of int, shape (H, W)
-        Its Cityscapes panoptic ids (0 void, labelId, labelId * 1000 + k).
-    alpha : float
-        Weight of the segment colours (:func:`colourise_panoptic`) in the mix, 0..1.
-
-    Returns
-    -------
-    numpy.ndarray of uint8, shape (H, W, 3)
-        ``(1 - alpha) * image + alpha * colour`` (rounded) on every non-void pixel, the image
-        itself on void pixels, and opaque white on instance borders (:func:`instance_borders`),
-        so that touching instances of one class stay apart whatever ``alpha``.
-    """
-    ids = np.asarray(ids)
-    out = _blend(image, colourise_panoptic(ids), ids != 0, alpha)
-    out[instance_borders(ids)] = 255
-    return out
-
-
-def semantic_overlay(image: np.ndarray, train_ids: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """A semantic prediction drawn over its image (a run without instance models).
-
-    Parameters
-    ----------
-    image : numpy.ndarray of uint8, shape (H, W, 3)
-        The RGB image.
-    train_ids : numpy.ndarray of uint8, shape (H, W)
-        Its predicted trainIds, 255 = none.
-    alpha : float
-        Weight of the class colours (:func:`selfpanoptic.colours.colourise`), 0..1.
-
-    Returns
-    -------
-    numpy.ndarray of uint8, shape (H, W, 3)
-        ``(1 - alpha) * image + alpha * colour`` (rounded) where a class is predicted, the
-        image itself where ``train_ids`` is 255.
-    """
-    train_ids = np.asarray(train_ids)
-    return _blend(image, colourise(train_ids), train_ids != 255, alpha)
-
-
-def _run_title(run: str) -> str:
-    """A column title: ``round 2``, or the name of a run that is not a round (``translated``, ``oracle``)."""
-    return run if run in NAMED_RUNS else f"round {run}"
-
-
-def _rounds(table: pd.DataFrame) -> list[str]:
-    return sorted(table["round"].unique(), key=round_order)
 
 
 def _pivot(table: pd.DataFrame, task: str, metric: str, classes: list[str]) -> pd.DataFrame:
     rows = table[(table.task == task) & (table.metric == metric) & table["class"].isin(classes)]
-    pivot = rows.pivot_table(index="class", columns="round", values="value", aggfunc="first", dropna=False)
-    return pivot.reindex(index=classes, columns=_rounds(table))
+    pivot = rows.pivot_table(index="class", columns="run", values="value", aggfunc="first", dropna=False)
+    return pivot.reindex(index=classes, columns=_runs(table))
 
 
 def _markdown(frame: pd.DataFrame, first: str) -> str:
-    header = f"| {first} | " + " | ".join(_run_title(c) for c in frame.columns) + " |"
+    header = f"| {first} | " + " | ".join(round_title(c) for c in frame.columns) + " |"
     lines = [header, "|---|" + "---:|" * len(frame.columns)]
     for index, row in frame.iterrows():
         cells = " | ".join("–" if pd.isna(v) else f"{v:.1f}" for v in row)
@@ -150,7 +58,7 @@ def _markdown(frame: pd.DataFrame, first: str) -> str:
 
 def headline(table: pd.DataFrame) -> pd.DataFrame:
     """One row per metric (mIoU, mIoU16, mIoU13, AP, AP50, PQ, SQ, RQ, PQ-dagger, PQ16; percent), one column
-    per round; the metrics of a task the table lacks (a semantic-only run) are left out."""
+    per run; the metrics of a task the table lacks (a semantic-only run) are left out."""
     picks = {
         "mIoU": ("semantic", "mIoU", "all"), "mIoU16": ("semantic", "mIoU", "all16"),
         "mIoU13": ("semantic", "mIoU", "all13"),
@@ -163,8 +71,8 @@ def headline(table: pd.DataFrame) -> pd.DataFrame:
         if task not in set(table.task):
             continue
         rows = table[(table.task == task) & (table.metric == metric) & (table["class"] == cls)]
-        out[name] = rows.set_index("round")["value"]
-    return pd.DataFrame(out).reindex(_rounds(table)).T
+        out[name] = rows.set_index("run")["value"]
+    return pd.DataFrame(out).reindex(_runs(table)).T
 
 
 def plot_metrics_by_round(table: pd.DataFrame, path: Path) -> None:
@@ -175,7 +83,7 @@ def plot_metrics_by_round(table: pd.DataFrame, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, metric in enumerate(m for m in ("mIoU", "AP50", "PQ") if m in head.index):
         colour = f"C{i}"
-        ax.plot([int(r) for r in rounds], head.loc[metric, rounds], "o-", color=colour, label=metric)
+        ax.plot([round_index(r) for r in rounds], head.loc[metric, rounds], "o-", color=colour, label=metric)
         if "oracle" in head.columns:
             ax.axhline(head.loc[metric, "oracle"], color=colour, linestyle="--", linewidth=1)
         if "translated" in head.columns:
@@ -183,7 +91,7 @@ def plot_metrics_by_round(table: pd.DataFrame, path: Path) -> None:
     ax.set_xlabel("round (0 = source only; dashed: oracle" + ("; square: translated source" if "translated" in head.columns
                                                              else "") + ")")
     ax.set_ylabel("score on target val (%)")
-    ax.set_xticks([int(r) for r in rounds])
+    ax.set_xticks([round_index(r) for r in rounds])
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -199,7 +107,7 @@ def plot_iou_per_class(table: pd.DataFrame, path: Path) -> None:
     width = 0.8 / max(len(pivot.columns), 1)
     x = np.arange(len(pivot.index))
     for i, run in enumerate(pivot.columns):
-        ax.bar(x + i * width, pivot[run].fillna(0), width, label=_run_title(run))
+        ax.bar(x + i * width, pivot[run].fillna(0), width, label=round_title(run))
     ax.set_xticks(x + width * (len(pivot.columns) - 1) / 2)
     ax.set_xticklabels(pivot.index, rotation=60, ha="right")
     ax.set_ylabel("IoU on target val (%)")
@@ -287,7 +195,7 @@ def write_report(table: pd.DataFrame, out_dir: Path, overlay_files: dict[str, st
         "Scores on the target val split, in percent. Round 0 is the source-only baseline; "
         "`oracle` is the same models trained on the target train labels."
         + (" `translated` is round 0's models trained with source images rendered in the target's look "
-           "(section \"Label-to-image translation\")." if "translated" in set(table["round"]) else ""), "",
+           "(section \"Label-to-image translation\")." if "translated" in set(table["run"]) else ""), "",
         "## Headline", "", _markdown(headline(table), "metric"), "",
         "![metrics by round](metrics_by_round.png)", "",
         "## Semantic segmentation: IoU per class", "",

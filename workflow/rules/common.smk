@@ -30,19 +30,14 @@ config.update(SETUP.config)
 # in the environment, not params: params would rerun jobs when it changes
 os.environ[JOBS_PER_GPU_VARIABLE] = str(config["resources"]["jobs_per_gpu"])
 
-RESULTS = config["results"]
-ENV = "../../envs/selfpanoptic.yaml"
-TOY = config["toy"]["enabled"]
-SOURCES = source_datasets(config)
+RESULTS, ENV, TOY = config["results"], "../../envs/selfpanoptic.yaml", config["toy"]["enabled"]
+SOURCES, TARGET = source_datasets(config), config["datasets"]["target"]
 INSTANCES, VAL_LABELLED, PLAN = SETUP.instances, SETUP.val_labelled, SETUP.plan
-TARGET = config["datasets"]["target"]
 DATASET_FORMATS = {"synthia": "synthia", "gta": "gta5", "target": TARGET["format"]}
 TRAIN_SPLIT, VAL_SPLIT = TARGET["train_split"], TARGET["val_split"]
 TARGET_SPLITS = [TRAIN_SPLIT, VAL_SPLIT]
-TRANSLATED = config["mixing"]["translated"] > 0
-TRANSLATION = config["translation"]
-ORACLE = "oracle" in PLAN.main.runs
-GROUPS = list(config["instance"]["groups"])
+TRANSLATED, TRANSLATION = config["mixing"]["translated"] > 0, config["translation"]
+ORACLE, GROUPS = "oracle" in PLAN.main.runs, list(config["instance"]["groups"])
 RUNS = list(PLAN.main.runs.values())  # the first seed's main runs: metrics table and report
 TASKS = ("semantic", "instance", "panoptic") if INSTANCES else ("semantic",)
 

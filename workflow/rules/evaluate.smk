@@ -2,40 +2,40 @@
 # of each run's predictions, and the summary table of every run.
 
 
-rule evaluate_semantic:
+rule score_semantic:
     input:
         prediction=f"{RESULTS}/{{run}}/semantic/pred_target_{VAL_SPLIT}.h5",
         ground_truth=f"{RESULTS}/data/index/target_{VAL_SPLIT}.csv",
     output:
         f"{RESULTS}/{{run}}/eval/semantic.csv",
     params:
-        **stage_params("evaluate-semantic"),
-        round=lambda wildcards: PLAN.run(wildcards.run).name.removeprefix("round"),
+        **stage_params("score-semantic"),
+        run_name=lambda wildcards: PLAN.run(wildcards.run).name,
     log:
-        f"{RESULTS}/logs/evaluate_semantic/{{run}}.log",
+        f"{RESULTS}/logs/score_semantic/{{run}}.log",
     conda:
         ENV
     shell:
-        "selfpanoptic evaluate-semantic --prediction {input.prediction:q} --ground-truth {input.ground_truth:q}"
-        " --round {params.round} --out {output:q} --quiet > {log:q} 2>&1"
+        "selfpanoptic score-semantic --prediction {input.prediction:q} --ground-truth {input.ground_truth:q}"
+        " --run {params.run_name} --out {output:q} --quiet > {log:q} 2>&1"
 
 
-rule evaluate_instance:
+rule score_instance:
     input:
         prediction=f"{RESULTS}/{{run}}/instance/pred_target_{VAL_SPLIT}.h5",
         ground_truth=f"{RESULTS}/data/index/target_{VAL_SPLIT}.csv",
     output:
         f"{RESULTS}/{{run}}/eval/instance.csv",
     params:
-        **stage_params("evaluate-instance", run_settings("evaluation")),
-        round=lambda wildcards: PLAN.run(wildcards.run).name.removeprefix("round"),
+        **stage_params("score-instance", run_settings("evaluation")),
+        run_name=lambda wildcards: PLAN.run(wildcards.run).name,
     log:
-        f"{RESULTS}/logs/evaluate_instance/{{run}}.log",
+        f"{RESULTS}/logs/score_instance/{{run}}.log",
     conda:
         ENV
     shell:
-        "selfpanoptic evaluate-instance {params.settings} --prediction {input.prediction:q}"
-        " --ground-truth {input.ground_truth:q} --round {params.round} --out {output:q} --quiet > {log:q} 2>&1"
+        "selfpanoptic score-instance {params.settings} --prediction {input.prediction:q}"
+        " --ground-truth {input.ground_truth:q} --run {params.run_name} --out {output:q} --quiet > {log:q} 2>&1"
 
 
 rule export_semantic:
@@ -129,32 +129,32 @@ rule fuse_panoptic:
         " --instance {input.instance:q} --gt-json-file {params.gt_json:q} --out {output:q} --quiet > {log:q} 2>&1"
 
 
-rule evaluate_panoptic:
+rule score_panoptic:
     input:
         prediction=f"{RESULTS}/{{run}}/panoptic",
         target=PANOPTIC_GT_INPUT,
     output:
         f"{RESULTS}/{{run}}/eval/panoptic.csv",
     params:
-        **stage_params("evaluate-panoptic"),
-        round=lambda wildcards: PLAN.run(wildcards.run).name.removeprefix("round"),
+        **stage_params("score-panoptic"),
+        run_name=lambda wildcards: PLAN.run(wildcards.run).name,
         gt_json=PANOPTIC_GT_JSON,
         gt_folder=PANOPTIC_GT_FOLDER,
     log:
-        f"{RESULTS}/logs/evaluate_panoptic/{{run}}.log",
+        f"{RESULTS}/logs/score_panoptic/{{run}}.log",
     conda:
         ENV
     shell:
-        "selfpanoptic evaluate-panoptic --prediction {input.prediction:q} --gt-json-file {params.gt_json:q}"
-        " --gt-folder {params.gt_folder:q} --round {params.round} --out {output:q} > {log:q} 2>&1"
+        "selfpanoptic score-panoptic --prediction {input.prediction:q} --gt-json-file {params.gt_json:q}"
+        " --gt-folder {params.gt_folder:q} --run {params.run_name} --out {output:q} > {log:q} 2>&1"
 
 
 localrules:
-    evaluate_semantic,
-    evaluate_instance,
+    score_semantic,
+    score_instance,
     export_semantic,
     export_instance,
-    evaluate_panoptic,
+    score_panoptic,
     summarize_metrics,
     summarize_ablation,
 

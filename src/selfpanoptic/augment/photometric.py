@@ -102,19 +102,12 @@ def apply_photometric_noise(images: torch.Tensor, drawn: np.ndarray) -> torch.Te
     return torch.stack(out) if out else images.clone()
 
 
-def photometric_noise(
-    images: torch.Tensor,
-    rng: Generator,
-    brightness: float = 0.4,
-    contrast: float = 0.4,
-    saturation: float = 0.4,
-    grey_p: float = 0.2,
-    blur_p: float = 1.0,
-    sigma: tuple[float, float] = (0.1, 2.0),
-) -> torch.Tensor:
+def photometric_noise(images: torch.Tensor, rng: Generator, *ranges, **named_ranges) -> torch.Tensor:
     """Random photometric noise for the student's input; returns a new ``(N, 3, H, W)`` tensor.
 
-    ``images``: float in ``[0, 1]``. Per image, in this fixed order and drawing from ``rng`` (a
+    ``images``: float in ``[0, 1]``. ``ranges`` / ``named_ranges``: ``brightness``, ``contrast``,
+    ``saturation``, ``grey_p``, ``blur_p``, ``sigma`` as :func:`draw_photometric_noise` takes them
+    (its defaults: SAC's). Per image, in this fixed order and drawing from ``rng`` (a
     ``numpy.random.Generator`` or ``torch.Generator``) in this order:
 
     1. colour jitter: brightness factor ``U(1 - brightness, 1 + brightness)`` (multiply), contrast
@@ -131,7 +124,7 @@ def photometric_noise(
     """
     if images.dim() != 4 or images.shape[1] != 3 or not images.is_floating_point():
         raise ValueError(f"images must be float (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
-    drawn = draw_photometric_noise(len(images), rng, brightness, contrast, saturation, grey_p, blur_p, sigma)
+    drawn = draw_photometric_noise(len(images), rng, *ranges, **named_ranges)
     return apply_photometric_noise(images, drawn)
 
 

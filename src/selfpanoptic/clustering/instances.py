@@ -85,15 +85,7 @@ def instances_from_embeddings_batch(
         raise ValueError(f"bandwidth must be > 0, got {bandwidth}")
     batch, dim = emb.shape[:2]
     classes = list(dict.fromkeys(int(c) for c in thing_classes))
-    # group of every pixel: image * C + position of its class in `classes`; -1: not a thing
-    position = torch.full_like(sem, -1)
-    for i, class_id in enumerate(classes):
-        position.masked_fill_(sem == class_id, i)  # no host synchronisation, unlike position[mask] = i
-    image = torch.arange(batch, device=dev)[:, None, None]
-    pixel_group = torch.where(position >= 0, image * len(classes) + position, -1).reshape(-1)
-    pixels = torch.nonzero(pixel_group >= 0).reshape(-1)
-    # group by group, raster order within a group (the order of a per-class torch.nonzero)
-    pixels = pixels[torch.argsort(pixel_group[pixels], stable=True)]
+    pixel_group, pixels = _pixel_groups(sem, classes)
     instances = torch.zeros(pixel_group.shape, dtype=torch.int32, device=dev)
     found: list[dict[int, int]] = [{} for _ in range(batch)]
     if pixels.numel():
@@ -110,6 +102,23 @@ def instances_from_embeddings_batch(
             found[b][k] = classes[position_k]
     host = instances.reshape(sem.shape).cpu().numpy()
     return [(host[b], found[b]) for b in range(batch)]
+
+
+def _pixel_groups(sem: torch.Tensor, classes: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (image, thing class) group of every pixel, and the grouped pixels in clustering order.
+
+    ``sem``: ``(B, H, W)`` int64 trainIds; ``classes``: distinct thing trainIds. Returns
+    ``pixel_group`` ``(B*H*W,)`` int64, ``image * len(classes) + position of the pixel's class in
+    classes`` (-1: not a thing), and ``pixels`` ``(N,)`` int64 flat indices of the thing pixels,
+    group by group, raster order within a group (the order of a per-class ``torch.nonzero``).
+    """
+    position = torch.full_like(sem, -1)
+    for i, class_id in enumerate(classes):
+        position.masked_fill_(sem == class_id, i)  # no host synchronisation, unlike position[mask] = i
+    image = torch.arange(sem.shape[0], device=sem.device)[:, None, None]
+    pixel_group = torch.where(position >= 0, image * len(classes) + position, -1).reshape(-1)
+    pixels = torch.nonzero(pixel_group >= 0).reshape(-1)
+    return pixel_group, pixels[torch.argsort(pixel_group[pixels], stable=True)]
 
 
 def _number(merged: torch.Tensor, cluster_group: torch.Tensor, min_size: int, batch: int,
@@ -139,21 +148,18 @@ def _number(merged: torch.Tensor, cluster_group: torch.Tensor, min_size: int, ba
 def instances_from_embeddings(
     embeddings: np.ndarray | torch.Tensor,
     semantic: np.ndarray | torch.Tensor,
-    thing_classes: tuple[int, ...] | list[int] = THING_TRAIN_IDS,
-    bandwidth: float = 0.5,
-    delta_d: float = 2.0,
-    min_size: int = 20,
-    min_bin_freq: int = 1,
-    max_iter: int = 300,
-    *,
+    *args,
     device=None,
+    **options,
 ) -> tuple[np.ndarray, dict[int, int]]:
     """Instance map of one image: :func:`instances_from_embeddings_batch` of a batch of one.
 
     ``embeddings``: ``(D, H, W)`` float (numpy or torch, any device); ``semantic``: ``(H, W)``
-    trainIds; the other arguments and the result (``(H, W)`` int32 numpy instances numbered
-    ``1..K``, ``{instance_id: trainId}``) as for one image of
-    :func:`instances_from_embeddings_batch`.
+    trainIds. ``args`` and ``options`` are the further arguments of
+    :func:`instances_from_embeddings_batch` (``thing_classes``, ``bandwidth``, ``delta_d``,
+    ``min_size``, ``min_bin_freq``, ``max_iter``), with its defaults; ``device`` and the result
+    (``(H, W)`` int32 numpy instances numbered ``1..K``, ``{instance_id: trainId}``) as for one
+    image there.
     """
     dev = _device(device, embeddings)
     emb = _tensor(embeddings, dev, torch.float32)
@@ -162,6 +168,4 @@ def instances_from_embeddings(
         raise ValueError(
             f"expected embeddings (D, H, W) and semantic (H, W), got {tuple(emb.shape)} and {tuple(sem.shape)}"
         )
-    return instances_from_embeddings_batch(
-        emb[None], sem[None], thing_classes, bandwidth, delta_d, min_size, min_bin_freq, max_iter, device=dev,
-    )[0]
+    return instances_from_embeddings_batch(emb[None], sem[None], *args, device=dev, **options)[0]

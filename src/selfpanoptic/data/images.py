@@ -1,16 +1,38 @@
-"""A folder of images as a target domain: images matched by a glob, optional Cityscapes-style labels.
+"""Folders of images, read with one id rule: the ``images`` dataset format and the plain image
+folder of ``predict-panoptic``.
 
-Every file under ``root`` that matches the glob is an image (any format Pillow decodes). Its id
-is the file's stem, less a trailing ``_leftImg8bit`` (so that Cityscapes-named files pair with
-their gtFine labels); ids must be unique across the folder. Without a labels folder the split is
-unlabelled (see :mod:`.labelled`). With one, each image ``<id>`` needs
-``<id>_gtFine_labelIds.png`` (Cityscapes labelIds) and ``<id>_gtFine_instanceIds.png``
-(Cityscapes instanceIds) anywhere below that folder, as Cityscapes' gtFine has them; images or
-label files without their partner fall under the ``unpaired`` policy.
+Image ids
+---------
+An image's id is its file name without the extension, less a trailing ``_leftImg8bit``, with
+whitespace and backslashes made ``_`` (:func:`image_id_of`)::
+
+    lindau/lindau_000000_000019_leftImg8bit.png  ->  lindau_000000_000019
+    day/0001.jpg                                 ->  0001
+    a b.png                                      ->  a_b
+
+The folders above the file are not part of the id, so that a Cityscapes-named image gets the id
+its gtFine labels and the Cityscapes panoptic ground truth use (``createPanopticImgs`` names an
+image ``<id>`` after ``<id>_gtFine_instanceIds.png``), and every id can prefix the official
+prediction files (``<id>_panoptic.png``, ``<id>.txt``: no ``/``, no spaces). Ids must be unique
+across the folder: two files with one id (``a/x.png`` and ``b/x.png``, ``x.png`` and ``x.jpg``)
+stop the reader with one message naming them all. Outputs that mirror the folder
+(``predict-panoptic``'s per-image files) keep each image's subfolder in their path.
+
+Readers
+-------
+* :func:`image_folder`: every ``*.png``, ``*.jpg`` and ``*.jpeg`` below a folder (any depth, any
+  letter case), without labels;
+* :class:`ImageFolderDataset`: the images matched by a glob (any format Pillow decodes) as a
+  target domain. Without a labels folder the split is unlabelled (see :mod:`.labelled`). With
+  one, each image ``<id>`` needs ``<id>_gtFine_labelIds.png`` (Cityscapes labelIds) and
+  ``<id>_gtFine_instanceIds.png`` (Cityscapes instanceIds) anywhere below that folder, as
+  Cityscapes' gtFine has them; images or label files without their partner fall under the
+  ``unpaired`` policy.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +42,25 @@ from .base import DatasetReader, SampleFiles
 from .cityscapes import decode_gtfine
 from .problems import Problem
 
+__all__ = ["IMAGE_SUFFIXES", "ImageFolderDataset", "files_by_name", "image_folder", "image_id_of"]
+
 LABEL_SUFFIX = "_gtFine_labelIds.png"
 INSTANCE_SUFFIX = "_gtFine_instanceIds.png"
 CITYSCAPES_IMAGE_SUFFIX = "_leftImg8bit"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+"""File-name endings (compared in lower case) of the images of a plain folder (:func:`image_folder`)."""
 SHOWN = 5
 """Duplicate ids listed in a message."""
 
 
 def image_id_of(path: Path) -> str:
-    """The id of an image file: its stem, less a trailing ``_leftImg8bit``."""
-    return path.stem.removesuffix(CITYSCAPES_IMAGE_SUFFIX)
+    """The id of an image file (the module's rule): its stem less a trailing ``_leftImg8bit``,
+    whitespace and backslashes made ``_``.
+
+    The official instance txt separates its fields with spaces, and one id names every output of
+    an image, so no whitespace may remain.
+    """
+    return re.sub(r"[\s\\]", "_", Path(path).stem.removesuffix(CITYSCAPES_IMAGE_SUFFIX))
 
 
 def files_by_name(paths: list[Path], what: str, fix: str) -> dict[str, Path]:
@@ -72,7 +103,7 @@ class ImageFolderDataset(DatasetReader):
 
     format = "images"
     layout_hint = (
-        "image files matched by the glob below the root (ids from file stems, unique); labels, if any, as "
+        "image files matched by the glob below the root (ids from file names, unique); labels, if any, as "
         "<id>_gtFine_labelIds.png + <id>_gtFine_instanceIds.png below the labels folder"
     )
 
@@ -92,7 +123,7 @@ class ImageFolderDataset(DatasetReader):
             )
         by_id = files_by_name(images, "image id",
                               "rename the images or narrow the split's glob (datasets.target.train_glob or val_glob): "
-                              "ids are file stems")
+                              "ids are file names without the extension and _leftImg8bit")
         if self.labels is None:
             return [SampleFiles(image_id, path, None) for image_id, path in sorted(by_id.items())], []
         if not self.labels.is_dir():
@@ -117,3 +148,49 @@ class ImageFolderDataset(DatasetReader):
 
     def decode_labels(self, files: SampleFiles) -> tuple[np.ndarray, np.ndarray]:
         return decode_gtfine(files.label_path, files.instance_path)
+
+
+def image_folder(folder: str | Path, exclude: str | Path | None = None) -> list[tuple[str, Path]]:
+    """The images below ``folder`` and their ids (:func:`image_id_of`), sorted by id.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        The folder to search, recursively: every file whose name ends in one of
+        :data:`IMAGE_SUFFIXES` (any letter case) is an image.
+    exclude : str or pathlib.Path, optional
+        A path whose files are not images of the folder even when they lie below it (an output
+        folder inside the input folder, so that a rerun does not read its own overlays).
+
+    Returns
+    -------
+    list of (str, pathlib.Path)
+        ``(image id, file)`` per image, sorted by id.
+
+    Raises
+    ------
+    InputError
+        When ``folder`` does not exist, is not a folder, holds no image, or two files get one
+        id (``a.png`` and ``a.jpg``; ``a b.png`` and ``a_b.png``; ``x/c.png`` and ``y/c.png``).
+    """
+    folder = Path(folder)
+    kinds = ", ".join(f"*{s}" for s in IMAGE_SUFFIXES)
+    if not folder.exists():
+        raise InputError("image folder does not exist", folder, "give the folder holding your images")
+    if not folder.is_dir():
+        raise InputError("is a file, not a folder of images", folder, "give the folder that holds the image")
+    excluded = None if exclude is None else Path(exclude).absolute()
+    files = []
+    for path in folder.rglob("*"):
+        if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+            continue
+        if excluded is not None and (path.absolute() == excluded or excluded in path.absolute().parents):
+            continue
+        files.append(path)
+    if not files:
+        raise InputError(f"no images ({kinds}) in this folder or below it", folder,
+                         "give the folder holding your images")
+    by_id = files_by_name(sorted(files), "image id",
+                          "rename one of them: an image's id is its file name without the extension and "
+                          "_leftImg8bit, whatever its subfolder")
+    return sorted(by_id.items())

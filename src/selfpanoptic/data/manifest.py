@@ -161,15 +161,9 @@ def build_manifest(
         if value not in POLICIES[key]:
             raise InputError(f"unknown {key} policy {value!r}", None, f"use one of: {', '.join(POLICIES[key])}")
     reader = open_dataset(fmt, root, split, options=options)
-    errors, warnings, rows = [], [], []
+    errors, warnings = [], []
     (errors if unpaired == "error" else warnings).extend(reader.unpaired)
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        results = pool.map(lambda index: _check_sample(reader, index, size_mismatch), range(len(reader)))
-        for checked in tqdm(results, total=len(reader), desc=f"index {name}", disable=not progress, unit="img"):
-            errors += checked.errors
-            warnings += checked.warnings
-            if checked.row is not None:
-                rows.append(checked.row)
+    rows = _check_samples(reader, size_mismatch, threads, f"index {name}", progress, errors, warnings)
     shown = f"{name!r} ({fmt} at {root}" + (f", split {split!r})" if split else ")")
     if errors:
         left_out = len({w.path for w in warnings})
@@ -181,13 +175,36 @@ def build_manifest(
             "\n".join([f"dataset {shown}: no sample is left to index", *lines[1:]]), None,
             f"check that the dataset's root is the right folder ({reader.layout_hint})",
         )
+    return _manifest_frame(rows, name, fmt, root, split, options), warnings
+
+
+def _check_samples(reader: DatasetReader, size_mismatch: str, threads: int, desc: str, progress: bool,
+                   errors: list[Problem], warnings: list[Problem]) -> list[dict]:
+    """Check every sample of ``reader`` (``threads`` at once); returns the rows of the samples kept.
+
+    Their problems are appended to ``errors`` and ``warnings``, in sample order.
+    """
+    rows = []
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        results = pool.map(lambda index: _check_sample(reader, index, size_mismatch), range(len(reader)))
+        for checked in tqdm(results, total=len(reader), desc=desc, disable=not progress, unit="img"):
+            errors += checked.errors
+            warnings += checked.warnings
+            if checked.row is not None:
+                rows.append(checked.row)
+    return rows
+
+
+def _manifest_frame(rows: list[dict], name: str, fmt: str, root: str | Path, split: str | None,
+                    options: dict | None) -> pd.DataFrame:
+    """The manifest of the sample ``rows``: the dataset's columns first, ``reader_options`` last."""
     frame = pd.DataFrame(rows)
     frame.insert(0, "dataset", name)
     frame.insert(1, "format", fmt)
     frame.insert(2, "root", str(root))
     frame.insert(3, "split", split or "all")
     frame["reader_options"] = json.dumps(options, sort_keys=True) if options else ""
-    return frame, warnings
+    return frame
 
 
 def read_manifest(path: str | Path) -> pd.DataFrame:

@@ -21,6 +21,7 @@ from .cityscapes_ids import VOID_ID, check_image_id, cityscapes_categories
 
 __all__ = [
     "ids_to_rgb",
+    "panoptic_document",
     "panoptic_json",
     "read_panoptic_png",
     "rgb_to_ids",
@@ -166,8 +167,51 @@ def write_panoptic_prediction(folder: Path, image_id: str, panoptic_ids: np.ndar
     return {"image_id": image_id, "file_name": file_name, "segments_info": segments_info}
 
 
+def panoptic_document(images: list[dict], annotations: list[dict], categories: list[dict]) -> dict:
+    """The prediction JSON for ``evalPanopticSemanticLabeling``, checked: images, annotations, categories.
+
+    The one place a panoptic prediction's JSON is put together (``fuse-panoptic``,
+    ``predict-panoptic`` and :func:`panoptic_json` all build it here).
+
+    Parameters
+    ----------
+    images : list of dict
+        One entry per image, each with a unique ``id`` (str) and whatever else the caller
+        records (``file_name``, ``height``, ``width``); kept as given.
+    annotations : list of dict
+        What :func:`write_panoptic_prediction` returned, at most one per image id.
+    categories : list of dict
+        The panoptic categories (those of the ground truth, or
+        :func:`~selfpanoptic.formats.cityscapes_ids.cityscapes_categories`).
+
+    Returns
+    -------
+    dict
+        ``{"images", "annotations", "categories"}`` in this key order, the lists as given.
+
+    Raises
+    ------
+    ValueError
+        When image ids repeat, or an annotation names an image id that is not listed or that
+        already has an annotation.
+    """
+    image_ids = [str(image["id"]) for image in images]
+    if len(set(image_ids)) != len(image_ids):
+        raise ValueError("image_ids must be unique")
+    known = set(image_ids)
+    seen: set[str] = set()
+    for annotation in annotations:
+        image_id = annotation["image_id"]
+        if image_id not in known:
+            raise ValueError(f"annotation for unknown image id {image_id!r}")
+        if image_id in seen:
+            raise ValueError(f"two annotations for image id {image_id!r}")
+        seen.add(image_id)
+    return {"images": list(images), "annotations": list(annotations), "categories": list(categories)}
+
+
 def panoptic_json(annotations: list[dict], image_ids: Iterable[str], height: int, width: int) -> dict:
-    """The prediction JSON for ``evalPanopticSemanticLabeling``: images, annotations, categories.
+    """The prediction JSON of images of one size named the Cityscapes way (:func:`panoptic_document`).
 
     Parameters
     ----------
@@ -189,23 +233,10 @@ def panoptic_json(annotations: list[dict], image_ids: Iterable[str], height: int
     Raises
     ------
     ValueError
-        When image ids repeat, or an annotation names an image id that is not listed or that
-        already has an annotation.
+        As :func:`panoptic_document`.
     """
-    image_ids = [str(i) for i in image_ids]
-    if len(set(image_ids)) != len(image_ids):
-        raise ValueError("image_ids must be unique")
-    known = set(image_ids)
-    seen: set[str] = set()
-    for annotation in annotations:
-        image_id = annotation["image_id"]
-        if image_id not in known:
-            raise ValueError(f"annotation for unknown image id {image_id!r}")
-        if image_id in seen:
-            raise ValueError(f"two annotations for image id {image_id!r}")
-        seen.add(image_id)
     images = [
-        {"id": image_id, "file_name": f"{image_id}_leftImg8bit.png", "width": int(width), "height": int(height)}
+        {"id": str(image_id), "file_name": f"{image_id}_leftImg8bit.png", "width": int(width), "height": int(height)}
         for image_id in image_ids
     ]
-    return {"images": images, "annotations": list(annotations), "categories": cityscapes_categories()}
+    return panoptic_document(images, annotations, cityscapes_categories())

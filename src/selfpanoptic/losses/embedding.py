@@ -458,30 +458,43 @@ def spoco_loss(
         Scalar tensors ``"discriminative"``, ``"pull"``, ``"push"``, ``"reg"``, ``"dice"`` and,
         with a mask, ``"unlabelled"`` (all unweighted).
     """
-    weights = dict(weights or {})
-    unknown = sorted(set(weights) - set(SPOCO_TERMS))
-    if unknown:
-        raise ValueError(f"unknown spoco_loss weight(s) {unknown}; valid keys: {list(SPOCO_TERMS)}")
-    w = {term: float(weights.get(term, 1.0)) for term in SPOCO_TERMS}
-
-    # the batch is grouped once (3 syncs) and the distances to the means shared by Dice and
-    # unlabelled push (1 more sync for the unlabelled pixels)
+    w = _spoco_weights(weights)
     _check_batch(embeddings, instances)
     if unlabelled_mask is not None:
         _check_mask(instances, unlabelled_mask)
-    group = _group_instances(embeddings, instances)
-    if group is None:
-        zero = _zero(embeddings)
-        disc, parts, dice, unlabelled = zero, {"pull": zero, "push": zero, "reg": zero}, zero, zero
-    else:
-        disc, parts = _discriminative(group, delta_v, delta_d, alpha, beta, gamma)
-        d2 = _anchor_distances(embeddings, group)
-        dice = _dice(group, d2, delta_v, DICE_EPS)
-        if unlabelled_mask is not None:
-            unlabelled = _unlabelled(group, d2, unlabelled_mask, delta_d)
+    disc, parts, dice, unlabelled = _spoco_terms(embeddings, instances, unlabelled_mask, delta_v, delta_d,
+                                                 alpha, beta, gamma)
     parts = {"discriminative": disc, **parts, "dice": dice}
     total = w["discriminative"] * disc + w["dice"] * dice
     if unlabelled_mask is not None:
         parts["unlabelled"] = unlabelled
         total = total + w["unlabelled"] * unlabelled
     return total, parts
+
+
+def _spoco_weights(weights: dict[str, float] | None) -> dict[str, float]:
+    """The weight of every term of :data:`SPOCO_TERMS`: those given, 1.0 for the others."""
+    weights = dict(weights or {})
+    unknown = sorted(set(weights) - set(SPOCO_TERMS))
+    if unknown:
+        raise ValueError(f"unknown spoco_loss weight(s) {unknown}; valid keys: {list(SPOCO_TERMS)}")
+    return {term: float(weights.get(term, 1.0)) for term in SPOCO_TERMS}
+
+
+def _spoco_terms(embeddings: torch.Tensor, instances: torch.Tensor, unlabelled_mask: torch.Tensor | None,
+                 delta_v: float, delta_d: float, alpha: float, beta: float, gamma: float
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor | None]:
+    """The unweighted terms of :func:`spoco_loss`: discriminative, its parts, Dice, unlabelled push.
+
+    The batch is grouped once (3 syncs); Dice and unlabelled push share the distances to the
+    means (1 more sync). All zero without instances; else the last is None without a mask.
+    """
+    group = _group_instances(embeddings, instances)
+    if group is None:
+        zero = _zero(embeddings)
+        return zero, {"pull": zero, "push": zero, "reg": zero}, zero, zero
+    disc, parts = _discriminative(group, delta_v, delta_d, alpha, beta, gamma)
+    d2 = _anchor_distances(embeddings, group)
+    dice = _dice(group, d2, delta_v, DICE_EPS)
+    unlabelled = _unlabelled(group, d2, unlabelled_mask, delta_d) if unlabelled_mask is not None else None
+    return disc, parts, dice, unlabelled

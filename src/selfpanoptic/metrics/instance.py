@@ -34,7 +34,7 @@ Deliberate differences from the official evaluator are listed in :class:`Instanc
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -137,6 +137,121 @@ def instances_to_predictions(
     return masks, pred_classes, pred_scores
 
 
+def ground_truth_segments(labels: np.ndarray,
+                          inst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The ground-truth segments of one image: thing instances, then group regions.
+
+    Parameters
+    ----------
+    labels:
+        ``(P,)`` int64 trainIds of the image's pixels (flattened; 255 = void).
+    inst:
+        ``(P,)`` int64 instance ids (0 = none), unique within the image.
+
+    Returns
+    -------
+    segment:
+        ``(P,)`` int64 segment index of every pixel, -1 for none (stuff, void, and pixels of an
+        instance carrying another thing label than its majority).
+    seg_class:
+        ``(S,)`` int64 trainId of every segment: an instance's is the majority thing trainId of
+        its pixels; then one group region per thing class with instance-0 pixels, in trainId order.
+    seg_area:
+        ``(S,)`` int64 pixels of every segment (an instance counts its majority-class pixels).
+    seg_group:
+        ``(S,)`` bool, True for group regions.
+    """
+    num_things = len(THING_TRAIN_IDS)
+    first_thing = THING_TRAIN_IDS[0]
+    thing_index = np.full(256, -1, dtype=np.int64)
+    thing_index[list(THING_TRAIN_IDS)] = np.arange(num_things)
+    label_thing = np.where((labels >= 0) & (labels < 256), thing_index[np.clip(labels, 0, 255)], -1)
+
+    segment = np.full(labels.shape, -1, dtype=np.int64)
+    seg_class: list[np.ndarray] = []
+    seg_area: list[np.ndarray] = []
+    seg_group: list[np.ndarray] = []
+
+    has_inst = (inst != 0) & (label_thing >= 0)
+    n_inst = 0
+    if has_inst.any():
+        ids, inverse = np.unique(inst[has_inst], return_inverse=True)
+        counts = np.bincount(
+            inverse * num_things + label_thing[has_inst], minlength=len(ids) * num_things
+        ).reshape(len(ids), num_things)
+        inst_class = counts.argmax(axis=1)
+        # pixels of an instance carrying another thing label than its majority are left out
+        keep = label_thing[has_inst] == inst_class[inverse]
+        segment[np.flatnonzero(has_inst)[keep]] = inverse[keep]
+        seg_class.append(inst_class + first_thing)
+        seg_area.append(counts[np.arange(len(ids)), inst_class])
+        seg_group.append(np.zeros(len(ids), dtype=bool))
+        n_inst = len(ids)
+    is_group = (inst == 0) & (label_thing >= 0)
+    if is_group.any():
+        group_classes, group_inverse = np.unique(label_thing[is_group], return_inverse=True)
+        segment[np.flatnonzero(is_group)] = n_inst + group_inverse
+        seg_class.append(group_classes + first_thing)
+        seg_area.append(np.bincount(group_inverse, minlength=len(group_classes)))
+        seg_group.append(np.ones(len(group_classes), dtype=bool))
+    gt_class = np.concatenate(seg_class) if seg_class else np.zeros(0, dtype=np.int64)
+    gt_area = np.concatenate(seg_area) if seg_area else np.zeros(0, dtype=np.int64)
+    gt_group = np.concatenate(seg_group) if seg_group else np.zeros(0, dtype=bool)
+    return segment, gt_class, gt_area, gt_group
+
+
+class _ImagePredictions(NamedTuple):
+    """The kept predictions of one image (thing class, non-empty mask) and their overlaps.
+
+    ``classes``, ``scores``, ``areas`` (pixels), ``void`` (pixels on void ground truth): one entry
+    per kept prediction. ``pair_pred``, ``pair_gt``, ``pair_inter``: per prediction, one int64
+    array each of (prediction index, segment index, intersection in pixels) over the segments of
+    its class that it overlaps.
+    """
+
+    classes: list[int]
+    scores: list[float]
+    areas: list[int]
+    void: list[int]
+    pair_pred: list[np.ndarray]
+    pair_gt: list[np.ndarray]
+    pair_inter: list[np.ndarray]
+
+
+def _predictions(pred_masks, pred_classes, pred_scores, shape: tuple[int, int], segment: np.ndarray,
+                 gt_class: np.ndarray, void: np.ndarray) -> _ImagePredictions:
+    """Measure the predictions of one image against its segments (:func:`ground_truth_segments`).
+
+    ``shape``: ``(H, W)`` of the ground truth; ``segment``: ``(H*W,)`` int64 segment per pixel;
+    ``gt_class``: ``(S,)`` trainId per segment; ``void``: ``(H*W,)`` bool void pixels.
+    """
+    kept = _ImagePredictions([], [], [], [], [], [], [])
+    n_seg = len(gt_class)
+    for mask, cls, score in zip(pred_masks, pred_classes, pred_scores):
+        cls = int(cls)
+        if cls not in THING_TRAIN_IDS:
+            continue
+        mask = np.asarray(mask)
+        if mask.shape != shape:
+            raise ValueError(f"prediction mask shape {mask.shape} differs from ground truth {shape}")
+        pixels = np.flatnonzero(mask.ravel())
+        if pixels.size == 0:
+            continue
+        k = len(kept.classes)
+        kept.classes.append(cls)
+        kept.scores.append(float(score))
+        kept.areas.append(pixels.size)
+        kept.void.append(int(np.count_nonzero(void[pixels])))
+        if n_seg:
+            seg = segment[pixels]
+            inter = np.bincount(seg[seg >= 0], minlength=n_seg)
+            hit = np.flatnonzero((inter > 0) & (gt_class == cls))
+            kept.pair_pred.append(np.full(len(hit), k, dtype=np.int64))
+            kept.pair_gt.append(hit)
+            kept.pair_inter.append(inter[hit])
+    return kept
+
+
 class InstanceEvaluator:
     """Accumulates ground truth and predictions over images; :meth:`scores` gives Cityscapes AP.
 
@@ -227,92 +342,24 @@ class InstanceEvaluator:
             raise ValueError(
                 f"got {n} masks, {len(pred_classes)} classes and {len(pred_scores)} scores; the counts must agree"
             )
-        shape = gt_labels.shape
         labels = gt_labels.astype(np.int64).ravel()
-        inst = gt_instances.astype(np.int64).ravel()
-
-        # --- ground-truth segments: instances (class = majority trainId) and group regions ---
-        num_things = len(THING_TRAIN_IDS)
-        first_thing = THING_TRAIN_IDS[0]
-        thing_index = np.full(256, -1, dtype=np.int64)
-        thing_index[list(THING_TRAIN_IDS)] = np.arange(num_things)
-        label_thing = np.where((labels >= 0) & (labels < 256), thing_index[np.clip(labels, 0, 255)], -1)
-
-        segment = np.full(labels.shape, -1, dtype=np.int64)  # segment index per pixel, -1 = none
-        seg_class: list[np.ndarray] = []
-        seg_area: list[np.ndarray] = []
-        seg_group: list[np.ndarray] = []
-
-        has_inst = (inst != 0) & (label_thing >= 0)
-        if has_inst.any():
-            ids, inverse = np.unique(inst[has_inst], return_inverse=True)
-            counts = np.bincount(
-                inverse * num_things + label_thing[has_inst], minlength=len(ids) * num_things
-            ).reshape(len(ids), num_things)
-            inst_class = counts.argmax(axis=1)
-            # pixels of an instance carrying another thing label than its majority are left out
-            keep = label_thing[has_inst] == inst_class[inverse]
-            idx = np.flatnonzero(has_inst)[keep]
-            segment[idx] = inverse[keep]
-            seg_class.append(inst_class + first_thing)
-            seg_area.append(counts[np.arange(len(ids)), inst_class])
-            seg_group.append(np.zeros(len(ids), dtype=bool))
-            n_inst = len(ids)
-        else:
-            n_inst = 0
-        is_group = (inst == 0) & (label_thing >= 0)
-        if is_group.any():
-            group_classes, group_inverse = np.unique(label_thing[is_group], return_inverse=True)
-            group_area = np.bincount(group_inverse, minlength=len(group_classes))
-            segment[np.flatnonzero(is_group)] = n_inst + group_inverse
-            seg_class.append(group_classes + first_thing)
-            seg_area.append(group_area)
-            seg_group.append(np.ones(len(group_classes), dtype=bool))
-        gt_class = np.concatenate(seg_class) if seg_class else np.zeros(0, dtype=np.int64)
-        gt_area = np.concatenate(seg_area) if seg_area else np.zeros(0, dtype=np.int64)
-        gt_group = np.concatenate(seg_group) if seg_group else np.zeros(0, dtype=bool)
-        n_seg = len(gt_class)
-        void = labels == IGNORE
-
-        # --- predictions ---
-        p_class, p_score, p_area, p_void = [], [], [], []
-        pair_pred, pair_gt, pair_inter = [], [], []
-        for mask, cls, score in zip(pred_masks, pred_classes, pred_scores):
-            cls = int(cls)
-            if cls not in THING_TRAIN_IDS:
-                continue
-            mask = np.asarray(mask)
-            if mask.shape != shape:
-                raise ValueError(f"prediction mask shape {mask.shape} differs from ground truth {shape}")
-            pixels = np.flatnonzero(mask.ravel())
-            if pixels.size == 0:
-                continue
-            k = len(p_class)
-            p_class.append(cls)
-            p_score.append(float(score))
-            p_area.append(pixels.size)
-            p_void.append(int(np.count_nonzero(void[pixels])))
-            if n_seg:
-                seg = segment[pixels]
-                inter = np.bincount(seg[seg >= 0], minlength=n_seg)
-                hit = np.flatnonzero((inter > 0) & (gt_class == cls))
-                pair_pred.append(np.full(len(hit), k, dtype=np.int64))
-                pair_gt.append(hit)
-                pair_inter.append(inter[hit])
+        segment, gt_class, gt_area, gt_group = ground_truth_segments(labels, gt_instances.astype(np.int64).ravel())
+        pred = _predictions(pred_masks, pred_classes, pred_scores, gt_labels.shape, segment, gt_class,
+                            void=labels == IGNORE)
 
         self._gt_class.append(gt_class.astype(np.int64))
         self._gt_area.append(gt_area.astype(np.int64))
         self._gt_group.append(gt_group)
-        self._pred_class.append(np.asarray(p_class, dtype=np.int64))
-        self._pred_score.append(np.asarray(p_score, dtype=np.float64))
-        self._pred_area.append(np.asarray(p_area, dtype=np.int64))
-        self._pred_void.append(np.asarray(p_void, dtype=np.int64))
-        if pair_pred:
-            self._pair_pred.append(np.concatenate(pair_pred) + self._n_pred)
-            self._pair_gt.append(np.concatenate(pair_gt) + self._n_gt)
-            self._pair_inter.append(np.concatenate(pair_inter).astype(np.int64))
-        self._n_gt += n_seg
-        self._n_pred += len(p_class)
+        self._pred_class.append(np.asarray(pred.classes, dtype=np.int64))
+        self._pred_score.append(np.asarray(pred.scores, dtype=np.float64))
+        self._pred_area.append(np.asarray(pred.areas, dtype=np.int64))
+        self._pred_void.append(np.asarray(pred.void, dtype=np.int64))
+        if pred.pair_pred:
+            self._pair_pred.append(np.concatenate(pred.pair_pred) + self._n_pred)
+            self._pair_gt.append(np.concatenate(pred.pair_gt) + self._n_gt)
+            self._pair_inter.append(np.concatenate(pred.pair_inter).astype(np.int64))
+        self._n_gt += len(gt_class)
+        self._n_pred += len(pred.classes)
         self.num_images += 1
 
     # ------------------------------------------------------------------------------------------

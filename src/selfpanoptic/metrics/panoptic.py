@@ -229,38 +229,10 @@ class PanopticEvaluator:
         if gt_ids.ndim != 2:
             raise ValueError(f"{name}: segment-id maps must be 2-D, got shape {gt_ids.shape}")
         c = self.num_categories
-
-        # ---- ground-truth segments ----
-        g_ids, g_list = self._segments(gt_segments, "GT", name)
-        if (g_ids == VOID).any():
-            raise _GroundTruthError(f"{name}: GT segments_info lists id 0, which is reserved for VOID")
-        ng = g_ids.size
-        g_cat = np.array([self._index.get(int(s["category_id"]), c) for s in g_list], dtype=np.intp)
-        g_crowd = np.array([int(s.get("iscrowd", 0)) == 1 for s in g_list], dtype=bool)
-
-        # ---- predicted segments ----
-        p_ids, p_list = self._segments(pred_segments, "predicted", name)
-        npred = p_ids.size
-        p_cat = np.empty(npred, dtype=np.intp)
-        for j, s in enumerate(p_list):
-            cid = int(s["category_id"])
-            if cid not in self._index:
-                raise ValueError(f"{name}: predicted segment {int(s['id'])} has unknown category_id {cid}")
-            p_cat[j] = self._index[cid]
-
-        # ---- overlap matrix: rows GT segments + VOID row + unknown-id row; columns pred + VOID ----
-        width = npred + 2
-        g_offset = self._gt_densifier(gt_ids, g_ids, ng, ng + 1, scale=width)  # row * width
-        p_dense = self._pred_densifier(pred_ids, p_ids, npred, npred + 1)
-        g_offset += p_dense
-        overlap = np.bincount(g_offset, minlength=(ng + 2) * width).reshape(ng + 2, width)
-        if overlap[:, npred + 1].any():
-            flat = pred_ids.ravel()
-            bad = np.unique(flat[p_dense == npred + 1])
-            raise ValueError(
-                f"{name}: predicted segment id(s) {bad[:20].tolist()} occur in the PNG but not in segments_info"
-            )
-        overlap = overlap[:, : npred + 1]
+        g_ids, g_list, g_cat, g_crowd = self._gt_table(gt_segments, name)
+        p_ids, p_cat = self._pred_table(pred_segments, name)
+        ng, npred = g_ids.size, p_ids.size
+        overlap = self._overlap(gt_ids, g_ids, pred_ids, p_ids, name)
         p_area = overlap[:, :npred].sum(axis=0)
         if (p_area == 0).any():
             raise ValueError(
@@ -271,11 +243,67 @@ class PanopticEvaluator:
         for i, s in enumerate(g_list):
             if s.get("area") is not None:
                 g_area[i] = int(s["area"])
-
         inter = overlap[:ng, :npred]
         void_pred = overlap[ng, :npred]
+        g_matched, p_matched = self._count_matches(inter, void_pred, g_cat, g_crowd, g_area, p_cat, p_area)
+        # false negatives: unmatched non-crowd GT segments
+        self.fn += np.bincount(g_cat[~g_matched & ~g_crowd], minlength=c + 1)
+        self._count_false_positives(inter, void_pred, g_cat, g_crowd, p_cat, p_area, p_matched)
+        self._count_semantic(overlap[:ng], g_cat, p_cat)
+        self.num_images += 1
 
-        # ---- matching ----
+    def _gt_table(self, gt_segments: Iterable[Mapping],
+                  name: str) -> tuple[np.ndarray, list[Mapping], np.ndarray, np.ndarray]:
+        """GT ``segments_info`` as arrays: ids (G,) int64, the entries, category index (G,) intp
+        (``num_categories`` for categories not scored) and crowd flags (G,) bool."""
+        g_ids, g_list = self._segments(gt_segments, "GT", name)
+        if (g_ids == VOID).any():
+            raise _GroundTruthError(f"{name}: GT segments_info lists id 0, which is reserved for VOID")
+        c = self.num_categories
+        g_cat = np.array([self._index.get(int(s["category_id"]), c) for s in g_list], dtype=np.intp)
+        g_crowd = np.array([int(s.get("iscrowd", 0)) == 1 for s in g_list], dtype=bool)
+        return g_ids, g_list, g_cat, g_crowd
+
+    def _pred_table(self, pred_segments: Iterable[Mapping], name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted ``segments_info`` as arrays: ids (P,) int64 and category index (P,) intp."""
+        p_ids, p_list = self._segments(pred_segments, "predicted", name)
+        p_cat = np.empty(p_ids.size, dtype=np.intp)
+        for j, s in enumerate(p_list):
+            cid = int(s["category_id"])
+            if cid not in self._index:
+                raise ValueError(f"{name}: predicted segment {int(s['id'])} has unknown category_id {cid}")
+            p_cat[j] = self._index[cid]
+        return p_ids, p_cat
+
+    def _overlap(self, gt_ids: np.ndarray, g_ids: np.ndarray, pred_ids: np.ndarray, p_ids: np.ndarray,
+                 name: str) -> np.ndarray:
+        """Pixel counts ``(G + 2, P + 1)`` int64 of every (GT segment, predicted segment) pair.
+
+        Rows: the G GT segments, then VOID, then ids missing from the GT ``segments_info``;
+        columns: the P predicted segments, then VOID. One ``bincount`` over a dense pair index.
+        """
+        ng, npred = g_ids.size, p_ids.size
+        width = npred + 2  # a last column collects predicted ids missing from segments_info
+        g_offset = self._gt_densifier(gt_ids, g_ids, ng, ng + 1, scale=width)  # row * width
+        p_dense = self._pred_densifier(pred_ids, p_ids, npred, npred + 1)
+        g_offset += p_dense
+        overlap = np.bincount(g_offset, minlength=(ng + 2) * width).reshape(ng + 2, width)
+        if overlap[:, npred + 1].any():
+            flat = pred_ids.ravel()
+            bad = np.unique(flat[p_dense == npred + 1])
+            raise ValueError(
+                f"{name}: predicted segment id(s) {bad[:20].tolist()} occur in the PNG but not in segments_info"
+            )
+        return overlap[:, : npred + 1]
+
+    def _count_matches(self, inter: np.ndarray, void_pred: np.ndarray, g_cat: np.ndarray, g_crowd: np.ndarray,
+                       g_area: np.ndarray, p_cat: np.ndarray, p_area: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Match segments (same category, GT not crowd, IoU > 0.5); add their TP and IoU.
+
+        ``inter``: ``(G, P)`` pixel overlaps; ``void_pred``: ``(P,)`` predicted pixels on VOID GT;
+        areas in pixels. Returns the matched flags of the GT ``(G,)`` and predicted ``(P,)`` segments.
+        """
+        c = self.num_categories
         cand = (inter > 0) & (g_cat[:, None] == p_cat[None, :]) & ~g_crowd[:, None]
         gi, pj = np.nonzero(cand)
         inter_c = inter[gi, pj]
@@ -286,15 +314,17 @@ class PanopticEvaluator:
         gi, pj, iou = gi[hit], pj[hit], iou[hit]
         self.tp += np.bincount(g_cat[gi], minlength=c + 1)
         self.iou += np.bincount(g_cat[gi], weights=iou, minlength=c + 1)
-        g_matched = np.zeros(ng, dtype=bool)
+        g_matched = np.zeros(len(g_cat), dtype=bool)
         g_matched[gi] = True
-        p_matched = np.zeros(npred, dtype=bool)
+        p_matched = np.zeros(len(p_cat), dtype=bool)
         p_matched[pj] = True
+        return g_matched, p_matched
 
-        # ---- false negatives: unmatched non-crowd GT segments ----
-        self.fn += np.bincount(g_cat[~g_matched & ~g_crowd], minlength=c + 1)
-
-        # ---- false positives: unmatched predictions not mostly on VOID + crowd of their category ----
+    def _count_false_positives(self, inter: np.ndarray, void_pred: np.ndarray, g_cat: np.ndarray,
+                               g_crowd: np.ndarray, p_cat: np.ndarray, p_area: np.ndarray,
+                               p_matched: np.ndarray) -> None:
+        """Add the unmatched predictions not mostly (> half their pixels) on VOID + crowd of their category."""
+        c = self.num_categories
         crowd_row = np.full(c + 1, -1, dtype=np.intp)
         for i in np.flatnonzero(g_crowd):  # last crowd segment of a category wins, as in the official code
             crowd_row[g_cat[i]] = i
@@ -306,16 +336,20 @@ class PanopticEvaluator:
         fp = un[ignored / p_area[un] <= 0.5]
         self.fp += np.bincount(p_cat[fp], minlength=c + 1)
 
-        # ---- semantic confusion (GT rows of known category; predicted VOID -> column c) ----
+    def _count_semantic(self, gt_overlap: np.ndarray, g_cat: np.ndarray, p_cat: np.ndarray) -> None:
+        """Add to the semantic confusion: GT rows of known category; predicted VOID -> column ``c``.
+
+        ``gt_overlap``: ``(G, P + 1)`` pixel overlaps of the GT segments (last column: predicted VOID).
+        """
+        c = self.num_categories
         known = g_cat < c
         if known.any():
             col_cat = np.append(p_cat, c)
             sem = np.zeros((c + 1, c + 1), dtype=np.int64)
-            rr = np.repeat(g_cat[known], npred + 1)
+            rr = np.repeat(g_cat[known], len(p_cat) + 1)
             cc = np.tile(col_cat, int(known.sum()))
-            np.add.at(sem, (rr, cc), overlap[:ng][known].ravel())
+            np.add.at(sem, (rr, cc), gt_overlap[known].ravel())
             self.semantic_confusion += sem[:c]
-        self.num_images += 1
 
     # ------------------------------------------------------------------------------------------
     def semantic_iou(self) -> np.ndarray:

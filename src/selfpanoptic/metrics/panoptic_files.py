@@ -4,12 +4,13 @@ and the printed table; the counting itself is :class:`~selfpanoptic.metrics.pano
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -65,6 +66,35 @@ def evaluate_panoptic_folders(
     gt_json = _load_json(gt_json_file, ("annotations", "categories"))
     pred_json = _load_json(prediction_json_file)
     evaluator = PanopticEvaluator({int(c["id"]): c for c in gt_json["categories"]})
+    jobs = _pair_jobs(gt_json, pred_json, prediction_json_file, gt_folder, prediction_folder)
+    if num_workers is None:
+        num_workers = min(4, _available_cpus())
+    # closing: an error stops the reads ahead before it propagates
+    with contextlib.closing(_read_ahead(jobs, num_workers)) as pairs:
+        for (gt_ann, pred_ann, gt_path, pred_path), gt_ids, pred_ids in pairs:
+            if gt_ids.shape != pred_ids.shape:
+                raise ValueError(f"{pred_path}: prediction of shape {pred_ids.shape} but its ground truth "
+                                 f"{gt_path} has shape {gt_ids.shape}")
+            try:
+                evaluator.add(gt_ids, gt_ann["segments_info"], pred_ids, pred_ann["segments_info"],
+                              image_id=f"image {gt_ann['image_id']}")
+            except _GroundTruthError as err:
+                raise ValueError(f"{gt_path}: {err}") from None
+            except ValueError as err:
+                raise ValueError(f"{pred_path}: {err}") from None
+    return evaluator.results(category_subset)
+
+
+_Job = tuple[dict, dict, str, str]
+"""(GT annotation, predicted annotation, GT PNG path, predicted PNG path) of one image."""
+
+
+def _pair_jobs(gt_json: dict, pred_json: dict, prediction_json_file: str | os.PathLike,
+               gt_folder: str | os.PathLike, prediction_folder: str | os.PathLike) -> list[_Job]:
+    """One job per GT annotation, in GT order, paired with its prediction by ``image_id``.
+
+    Raises ``ValueError`` naming up to five GT images that have no prediction.
+    """
     predictions = {ann["image_id"]: ann for ann in pred_json["annotations"]}
     missing = [ann["image_id"] for ann in gt_json["annotations"] if ann["image_id"] not in predictions]
     if missing:
@@ -72,45 +102,36 @@ def evaluate_panoptic_folders(
         raise ValueError(
             f"{prediction_json_file}: no prediction for the GT image(s) {', '.join(map(str, missing[:5]))}{more}"
         )
-    jobs = [
+    return [
         (gt_ann, predictions[gt_ann["image_id"]],
          os.path.join(gt_folder, gt_ann["file_name"]),
          os.path.join(prediction_folder, predictions[gt_ann["image_id"]]["file_name"]))
         for gt_ann in gt_json["annotations"]
     ]
 
-    def accumulate(job, gt_ids, pred_ids):
-        gt_ann, pred_ann, gt_path, pred_path = job
-        if gt_ids.shape != pred_ids.shape:
-            raise ValueError(f"{pred_path}: prediction of shape {pred_ids.shape} but its ground truth "
-                             f"{gt_path} has shape {gt_ids.shape}")
-        try:
-            evaluator.add(gt_ids, gt_ann["segments_info"], pred_ids, pred_ann["segments_info"],
-                          image_id=f"image {gt_ann['image_id']}")
-        except _GroundTruthError as err:
-            raise ValueError(f"{gt_path}: {err}") from None
-        except ValueError as err:
-            raise ValueError(f"{pred_path}: {err}") from None
 
-    if num_workers is None:
-        num_workers = min(4, _available_cpus())
+def _read_ahead(jobs: list[_Job], num_workers: int) -> Iterator[tuple[_Job, np.ndarray, np.ndarray]]:
+    """``(job, gt_ids, pred_ids)`` in job order; ids are ``(H, W)`` segment-id maps.
+
+    With ``num_workers > 0`` (and more than one job) that many threads decode the PNGs, keeping
+    ``2 * num_workers`` pairs ahead of the consumer; otherwise each pair is read when asked for.
+    """
     if num_workers <= 0 or len(jobs) <= 1:
         for job in jobs:
-            accumulate(job, *_read_pair(job[2], job[3]))
-    else:
-        with ThreadPoolExecutor(max_workers=num_workers) as pool:
-            pending: deque = deque()
-            upcoming = iter(jobs)
-            for job in islice(upcoming, 2 * num_workers):
-                pending.append((job, pool.submit(_read_pair, job[2], job[3])))
-            while pending:
-                job, future = pending.popleft()
-                gt_ids, pred_ids = future.result()
-                following = next(upcoming, None)
-                if following is not None:
-                    pending.append((following, pool.submit(_read_pair, following[2], following[3])))
-                accumulate(job, gt_ids, pred_ids)
-    return evaluator.results(category_subset)
+            yield (job, *_read_pair(job[2], job[3]))
+        return
+    with ThreadPoolExecutor(max_workers=num_workers) as pool:
+        pending: deque = deque()
+        upcoming = iter(jobs)
+        for job in islice(upcoming, 2 * num_workers):
+            pending.append((job, pool.submit(_read_pair, job[2], job[3])))
+        while pending:
+            job, future = pending.popleft()
+            gt_ids, pred_ids = future.result()
+            following = next(upcoming, None)
+            if following is not None:
+                pending.append((following, pool.submit(_read_pair, following[2], following[3])))
+            yield job, gt_ids, pred_ids
 
 
 def format_table(results: Mapping) -> str:

@@ -1,4 +1,6 @@
-"""The long metrics table of ``results/summary/metrics.csv``: ``round, task, metric, class, value``.
+"""The long metrics table of ``results/summary/metrics.csv``: ``run, task, metric, class, value``.
+
+``run`` names the run the row scores: ``round0``, ``round1``, ..., ``translated`` or ``oracle``.
 
 Values are percent; ``class`` is a class name, ``all`` (19 classes), ``all16`` (the 16 classes of
 the Synthia protocol), ``all13`` (its 13-class mIoU*), or ``things``/``stuff`` groups for panoptic metrics.
@@ -13,7 +15,7 @@ import pandas as pd
 
 from ..errors import InputError
 
-COLUMNS = ["round", "task", "metric", "class", "value"]
+COLUMNS = ["run", "task", "metric", "class", "value"]
 
 
 def percent(value: float) -> float:
@@ -22,27 +24,37 @@ def percent(value: float) -> float:
 
 
 def metric_frame(rows: list[tuple]) -> pd.DataFrame:
-    """Rows ``(round, task, metric, class, value)`` as a table."""
+    """Rows ``(run, task, metric, class, value)`` as a table."""
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
 NAMED_RUNS = ("translated", "oracle")
-"""Round labels that are not a self-training round, in table order: round 0 trained with the
-translated source, and the upper bound trained on target labels."""
+"""Runs that are not a round, in table order: round 0 trained with the translated source, and
+the upper bound trained on target labels."""
 
 
-def round_order(name: str) -> tuple[int, int]:
-    """Sort key of a round label: 0, 1, 2, ... then ``translated``, then ``oracle``."""
-    return (1 + NAMED_RUNS.index(name), 0) if name in NAMED_RUNS else (0, int(name))
+def round_index(name: str) -> int:
+    """The round of a round's run name: ``round2`` -> 2."""
+    return int(name.removeprefix("round"))
+
+
+def run_order(name: str) -> tuple[int, int]:
+    """Sort key of a run name: ``round0``, ``round1``, ... then ``translated``, then ``oracle``."""
+    return (1 + NAMED_RUNS.index(name), 0) if name in NAMED_RUNS else (0, round_index(name))
+
+
+def round_title(name: str) -> str:
+    """A run name as tables and plots title it: ``round 0``, ``round 2``, ``translated``, ``oracle``."""
+    return name if name in NAMED_RUNS else f"round {name.removeprefix('round')}"
 
 
 def read_metrics(path: str | Path, columns: list[str] = COLUMNS, kind: str = "metrics table",
-                 writer: str = "an evaluate-* command or by summarize") -> pd.DataFrame:
+                 writer: str = "a score-* command or by summarize") -> pd.DataFrame:
     """A metrics table (CSV with ``columns``, :data:`COLUMNS` by default); :class:`InputError`
     naming the file when it is not one (``kind``, written by ``writer``)."""
     fix = f"give a CSV written by {writer}"
     try:
-        frame = pd.read_csv(path, dtype={"round": str, "variant": str})
+        frame = pd.read_csv(path, dtype={"run": str, "experiment": str})
     except FileNotFoundError:
         raise InputError(f"{kind} does not exist", path, fix) from None
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -53,9 +65,9 @@ def read_metrics(path: str | Path, columns: list[str] = COLUMNS, kind: str = "me
 
 
 def collect_metrics(paths: list[str | Path]) -> pd.DataFrame:
-    """Concatenate per-stage metric tables into the summary table, rounds in order (0, 1, ..., translated, oracle)."""
+    """Concatenate per-stage metric tables into the summary table, runs in order (round0, round1, ..., translated, oracle)."""
     frames = [read_metrics(p) for p in paths]
     frame = pd.concat(frames, ignore_index=True)
-    frame["_order"] = frame["round"].map(round_order)
+    frame["_order"] = frame["run"].map(run_order)
     frame = frame.sort_values(["_order", "task"], kind="stable").drop(columns="_order")
     return frame.reset_index(drop=True)

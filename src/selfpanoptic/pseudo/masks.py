@@ -86,11 +86,7 @@ def pseudo_instances_batch(
     if isinstance(confidence, torch.Tensor):
         confidence = confidence.detach().cpu().numpy()
     conf = np.asarray(confidence, dtype=np.float32).reshape(len(found), -1)
-    # every instance of the batch gets one number: image b's ids shifted by the counts before it
-    counts = np.array([len(classes) for _, classes in found], dtype=np.int64)
-    shift = np.cumsum(counts) - counts
-    instances = np.stack([inst.reshape(-1) for inst, _ in found]).astype(np.int64)
-    numbered = np.where(instances > 0, instances + shift[:, None], 0).ravel()
+    counts, shift, numbered = _number_across_batch(found)
     total = int(counts.sum()) + 1
     # float64 sums in pixel order, as mean_per_instance makes them
     sums = np.bincount(numbered, weights=conf.ravel().astype(np.float64), minlength=total)
@@ -99,10 +95,33 @@ def pseudo_instances_batch(
     if objectness is not None:
         scores = np.concatenate([objectness.scores(inst, classes) for inst, classes in found])
         kept &= scores >= min_objectness
-    # kept ids -> 1..K per image in increasing order, dropped ids -> 0
+    return _keep_instances(found, kept, counts, shift, numbered)
+
+
+def _number_across_batch(found: list[tuple[np.ndarray, dict[int, int]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One number for every instance of the batch: image b's ids shifted by the counts before it.
+
+    ``found``: per image, ``(H, W)`` instances numbered ``1..K_b`` and their classes. Returns
+    ``counts`` ``(B,)`` int64 (``K_b``), ``shift`` ``(B,)`` int64 (instances of the images before)
+    and ``numbered`` ``(B*H*W,)`` int64 (0: none, else ``shift[b] + id``).
+    """
+    counts = np.array([len(classes) for _, classes in found], dtype=np.int64)
+    shift = np.cumsum(counts) - counts
+    instances = np.stack([inst.reshape(-1) for inst, _ in found]).astype(np.int64)
+    numbered = np.where(instances > 0, instances + shift[:, None], 0).ravel()
+    return counts, shift, numbered
+
+
+def _keep_instances(found: list[tuple[np.ndarray, dict[int, int]]], kept: np.ndarray, counts: np.ndarray,
+                    shift: np.ndarray, numbered: np.ndarray) -> list[tuple[np.ndarray, dict[int, int]]]:
+    """``found`` with only the ``kept`` instances (``(sum K_b,)`` bool, batch numbering), renumbered.
+
+    Kept ids become ``1..K`` per image in increasing order, dropped ids 0; ``counts``, ``shift``,
+    ``numbered`` as :func:`_number_across_batch` returns them. Instances: ``(H, W)`` int32.
+    """
     image = np.repeat(np.arange(len(found)), counts)
     before = np.concatenate([[0], np.cumsum(kept)])[shift]  # kept instances of the images before
-    new_id = np.zeros(total, dtype=np.int32)
+    new_id = np.zeros(int(counts.sum()) + 1, dtype=np.int32)
     new_id[1:] = np.where(kept, np.cumsum(kept) - before[image], 0)
     relabelled = new_id[numbered].reshape(len(found), *found[0][0].shape)
     results = []
@@ -121,15 +140,17 @@ def pseudo_instances(
     delta_d: float,
     min_size: int,
     min_confidence: float,
-    device=None,
+    **options,
 ) -> tuple[np.ndarray, dict[int, int]]:
     """Pseudo instance masks of one image: :func:`pseudo_instances_batch` of a batch of one.
 
     ``embeddings``: ``(D, H, W)``; ``semantic``: ``(H, W)`` trainIds; ``confidence``: ``(H, W)``
-    semantic softmax maximum. Returns ``(instances (H, W) int32 numbered 1..K, {instance id: trainId})``.
+    semantic softmax maximum. The other arguments, and ``options`` (``device``, ``objectness``,
+    ``min_objectness``, with their defaults there), are those of :func:`pseudo_instances_batch`.
+    Returns ``(instances (H, W) int32 numbered 1..K, {instance id: trainId})``.
     """
     return pseudo_instances_batch(embeddings[None], semantic[None], confidence[None], thing_classes, delta_v,
-                                  delta_d, min_size, min_confidence, device=device)[0]
+                                  delta_d, min_size, min_confidence, **options)[0]
 
 
 def fit_objectness(

@@ -9,14 +9,13 @@ audits is made by exactly the code the student learns from.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 
-from ..augment.views import make_views, warp_to_reference
-from ..config import guidance_mode
 from ..augment.normalise import normalise_unit
+from ..augment.views import make_views, warp_to_reference
+from ..settings import GuidanceSettings, PseudoLabelSettings
 from .guidance import refine_with_instances, sample_instances
 from .thresholds import PRIOR_INITIAL, align_to_reference, alignment_weights, class_thresholds, pseudo_labels_from_probs
 
@@ -80,60 +79,57 @@ def fuse_and_threshold(
 @torch.no_grad()
 def make_pseudo_labels(
     teacher: torch.nn.Module, images: torch.Tensor, affines: torch.Tensor, prior: torch.Tensor,
-    settings: dict[str, Any], guides: np.ndarray | None = None, rules: dict[str, Any] | None = None,
+    settings: PseudoLabelSettings, guides: np.ndarray | None = None, rules: GuidanceSettings | None = None,
     reference: torch.Tensor | None = None,
 ) -> PseudoLabels:
     """SAC pseudo-labels of a batch, optionally refined by instance masks.
 
     ``teacher``: the teacher network (eval mode); ``images`` (B, 3, H, W) float in [0, 1] on its
     device; ``affines`` (B, V, 2, 3) view geometry (view 0 the identity); ``prior`` (C,) class
-    prior; ``settings``: the ``selftrain.semantic`` section (``threshold_ratio``,
-    ``prior_temperature``, ``threshold_floor``, ``class_quantile``); ``guides``: (B, H, W) instance maps laid over the
-    labels in the images' frame (:func:`~selfpanoptic.pseudo.guidance.refine_with_instances`), under
-    ``rules``, the ``selftrain.guidance`` section (``min_kept_share``, ``min_agreement``,
-    ``fill_ignored``; required with ``guides``). ``reference``: ``(C,)`` expected class shares (the
-    source labels'); with ``settings["alignment"]`` > 0 the fused map is lifted towards them for
-    the classes the teacher's ``prior`` has fallen below
+    prior; ``settings``: the thresholds and the alignment; ``guides``: (B, H, W) instance maps
+    laid over the labels in the images' frame
+    (:func:`~selfpanoptic.pseudo.guidance.refine_with_instances`), under ``rules``, which say
+    which instances may relabel which pixels (required with ``guides``). ``reference``: ``(C,)``
+    expected class shares (the source labels'); with ``settings.alignment`` > 0 the fused map is
+    lifted towards them for the classes the teacher's ``prior`` has fallen below
     (:func:`~selfpanoptic.pseudo.thresholds.alignment_weights`).
     """
     views, probs = teacher_views(teacher, images, affines)
     weights = None
-    if settings["alignment"] > 0:
+    if settings.alignment > 0:
         if reference is None:
             raise ValueError("selftrain.semantic.alignment > 0 needs the reference class shares")
-        weights = alignment_weights(reference.to(prior), prior, settings["alignment"])
+        weights = alignment_weights(reference.to(prior), prior, settings.alignment)
     labels, confidence, argmax, thresholds = fuse_and_threshold(
-        probs, affines, prior, settings["threshold_ratio"], settings["prior_temperature"], settings["threshold_floor"],
-        settings["class_quantile"], weights,
+        probs, affines, prior, settings.threshold_ratio, settings.prior_temperature, settings.threshold_floor,
+        settings.class_quantile, weights,
     )
     before = None
     if guides is not None:
         before = labels
         labels = torch.stack([
-            refine_with_instances(labels[b], guides[b], rules["min_kept_share"], rules["min_agreement"], rules["fill_ignored"])
+            refine_with_instances(labels[b], guides[b], rules.min_kept_share, rules.min_agreement, rules.fill_ignored)
             for b in range(len(labels))
         ])
     return PseudoLabels(labels, before, argmax, confidence, thresholds, views, probs)
 
 
 def guidance_instances(
-    guidance: dict[str, Any], round_index: int, ground_truth: np.ndarray | None, predicted: np.ndarray | None,
-    seed: int,
+    mode: str, gt_instance_fraction: float, ground_truth: np.ndarray | None, predicted: np.ndarray | None, seed: int,
 ) -> np.ndarray | None:
-    """Instance maps ``(N, H, W)`` int32 that guide round ``round_index``'s pseudo-labels, or None.
+    """Instance maps ``(N, H, W)`` int32 that guide a round's pseudo-labels, or None.
 
-    ``guidance``: the ``selftrain.guidance`` section; ``predicted``: round r-1's instance
-    prediction on the images (used in ``predicted`` mode); ``ground_truth``: their true instances
-    (``ground_truth`` mode: each image keeps ``gt_instance_fraction`` of them, drawn once per
-    image from ``(seed, image index)``, so the same annotations guide every step of the round).
+    ``mode``: the round's guidance (:func:`selfpanoptic.config.guidance_mode`): ``"none"``;
+    ``"predicted"``: ``predicted``, round r-1's instance prediction on the images; or
+    ``"ground_truth"``: their true instances ``ground_truth``, of which each image keeps
+    ``gt_instance_fraction``, drawn once per image from ``(seed, image index)``, so the same
+    annotations guide every step of the round.
     """
-    mode = guidance_mode(guidance, round_index)
     if mode == "none":
         return None
     if mode == "ground_truth":
-        fraction = guidance["gt_instance_fraction"]
         return np.stack([
-            sample_instances(ground_truth[i].astype(np.int32), fraction, np.random.default_rng([seed, i]))
+            sample_instances(ground_truth[i].astype(np.int32), gt_instance_fraction, np.random.default_rng([seed, i]))
             for i in range(len(ground_truth))
         ])
     return predicted.astype(np.int32)

@@ -12,10 +12,10 @@ def add_guidance_io(parser: argparse.ArgumentParser) -> None:
                         help="the previous round's instance prediction on the same images (when it guides this round)")
 
 
-def source_shares(semantic: dict[str, Any], path: str | None):
+def source_shares(alignment: float, path: str | None):
     """The pixel share ``(C,)`` float32 tensor of each class in the labels of the source cache
-    ``path``, when ``semantic`` (``selftrain.semantic``) has ``alignment`` > 0; else None."""
-    if semantic["alignment"] <= 0:
+    ``path``, when ``alignment`` (``selftrain.semantic.alignment``) is > 0; else None."""
+    if alignment <= 0:
         return None
     import numpy as np
     import torch
@@ -39,8 +39,9 @@ def source_shares(semantic: dict[str, Any], path: str | None):
 def load_guidance(guidance: dict[str, Any], round_index: int, cache, path: str | None, seed: int):
     """The guiding instance maps ``(N, H, W)`` int32 of round ``round_index`` on ``cache``'s images, or None.
 
-    ``path``: round r-1's instance prediction file, required when ``guidance`` says the round is
-    guided by predicted instances.
+    ``guidance``: the validated ``selftrain.guidance`` section; ``path``: round r-1's instance
+    prediction file, required when it says the round is guided by predicted instances; ``seed``:
+    the ground-truth ablation's draws.
     """
     from ..config import guidance_mode
     from ..errors import InputError
@@ -59,7 +60,7 @@ def load_guidance(guidance: dict[str, Any], round_index: int, cache, path: str |
             predicted = pred["instances"][()]
     elif mode == "ground_truth":
         ground_truth = [cache.read("instances", i) for i in range(len(cache))]
-    return guidance_instances(guidance, round_index, ground_truth, predicted, seed)
+    return guidance_instances(mode, guidance["gt_instance_fraction"], ground_truth, predicted, seed)
 
 
 def pseudo_class_probabilities(pseudo, temperature: float):

@@ -79,13 +79,15 @@ def prediction_clustering(section: dict[str, Any], device, area_ratio: float = 1
         A :data:`selfpanoptic.inference.Cluster` for a whole batch.
     """
     from ..clustering import instances_from_embeddings_batch
+    from ..settings import ClusteringSettings
 
-    bandwidth, delta_d = section["loss"]["delta_v"], section["loss"]["delta_d"]
-    min_size = round(section["clustering"]["min_size"] * area_ratio)
+    clustering = ClusteringSettings.from_config(section)
+    min_size = round(clustering.min_size * area_ratio)
 
     def cluster(embeddings, semantic, confidence, classes):  # a batch of images at once
-        return instances_from_embeddings_batch(embeddings, semantic, thing_classes=classes, bandwidth=bandwidth,
-                                               delta_d=delta_d, min_size=min_size, device=device)
+        return instances_from_embeddings_batch(embeddings, semantic, thing_classes=classes,
+                                               bandwidth=clustering.bandwidth, delta_d=clustering.delta_d,
+                                               min_size=min_size, device=device)
 
     return cluster
 
@@ -107,8 +109,10 @@ def write_instances(args: argparse.Namespace, kind, make_cluster, config: dict[s
 
     from ..inference import batches, image_instances
     from ..intermediates import DatasetCache, SemanticPrediction
+    from ..settings import InferenceSettings
 
     groups = load_instance_groups(args.models, device) if groups is None else groups
+    passes = InferenceSettings.from_config(inference)
     inputs = [*map(str, args.models), args.semantic, args.data]
     with DatasetCache.open(args.data) as cache, \
             SemanticPrediction.open(args.semantic, cache.image_ids, args.data) as sem, \
@@ -120,7 +124,7 @@ def write_instances(args: argparse.Namespace, kind, make_cluster, config: dict[s
         for idx in tqdm(list(batches(len(cache), batch_size)), desc=kind.KIND, disable=not progress(args)):
             images = np.stack([cache.read("images", i) for i in idx])
             found = image_instances(groups, images, sem["labels"][idx.start:idx.stop],
-                                    sem["confidence"][idx.start:idx.stop], cluster, device, inference,
+                                    sem["confidence"][idx.start:idx.stop], cluster, device, passes,
                                     sem["labels"].shape[1:])
             for i, (instances, image_rows, image_scores) in zip(idx, found):
                 h5["instances"][i] = instances

@@ -111,12 +111,13 @@ def add_training_outputs(parser: argparse.ArgumentParser, desc: str) -> None:
                         "(its first train.validate_images images); without it, no validation")
 
 
-def validation_data(args: argparse.Namespace, train_settings: dict[str, Any], stack):
-    """The val cache of ``--val-data``, opened in ``stack``, when ``train_settings`` asks for validation; else None."""
-    if not train_settings["validate_every"]:
+def validation_data(args: argparse.Namespace, train_settings, stack):
+    """The val cache of ``--val-data``, opened in ``stack``, when ``train_settings`` (a
+    :class:`~selfpanoptic.settings.TrainSettings`) asks for validation; else None."""
+    if not train_settings.validate_every:
         return None
     if not args.val_data:
-        print(f"{args.desc}: train.validate_every is {train_settings['validate_every']} but no --val-data was "
+        print(f"{args.desc}: train.validate_every is {train_settings.validate_every} but no --val-data was "
               "given: no validation", flush=True)
         return None
     from ..intermediates import DatasetCache
@@ -133,14 +134,14 @@ def data_workers(args: argparse.Namespace, device) -> int:
 
 
 def add_evaluation_io(parser: argparse.ArgumentParser, task: str) -> None:
-    """``--prediction``, ``--ground-truth``, ``--round``, ``--out``: what every evaluator of an
+    """``--prediction``, ``--ground-truth``, ``--run``, ``--out``: what every evaluator of an
     HDF5 prediction takes. Scores are computed at the ground truth's own resolution."""
     parser.add_argument("--prediction", required=True,
                         help=f"{task} prediction HDF5, at the ground truth's resolution (predict with --full-resolution)")
     parser.add_argument("--ground-truth", required=True,
                         help="index manifest CSV of the split (results/data/index/target_<split>.csv): "
                              "its label files are the ground truth, read at their own resolution")
-    parser.add_argument("--round", required=True, help="round label for the table (0, 1, ..., oracle)")
+    parser.add_argument("--run", required=True, help="run name for the table (round0, round1, ..., translated, oracle)")
     parser.add_argument("--out", required=True, help="metrics CSV to write")
 
 

@@ -2,9 +2,9 @@
 
 - ``semantic``: labelIds PNGs (``export-semantic``), like ``evalPixelLevelSemanticLabeling``;
 - ``instance``: txt + mask PNGs (``export-instance``), like ``evalInstanceLevelSemanticLabeling``;
-- ``panoptic``: panoptic PNGs + JSON (``fuse-panoptic``), like ``evalPanopticSemanticLabeling``.
+- ``panoptic``: panoptic PNGs + JSON (``fuse-panoptic``, ``predict-panoptic``), like ``evalPanopticSemanticLabeling``.
 
-The workflow's metrics (``evaluate-semantic``, ``evaluate-instance``, ``evaluate-panoptic``) give
+The workflow's metrics (``score-semantic``, ``score-instance``, ``score-panoptic``) give
 the same numbers from the run's HDF5 predictions; the tests hold all of them to the official
 scripts.
 """
@@ -98,10 +98,10 @@ def run(args: argparse.Namespace) -> None:
             result = evaluate_instance_files(args.gt_folder, args.prediction_folder, min_region_size)
             table = _instance_table(result) + f"\n(minimum ground-truth instance size: {min_region_size} pixels)"
         else:
-            from ..classes import SYNTHIA16_TRAIN_IDS, TRAIN_ID_TO_LABEL_ID
+            from ..classes import SYNTHIA16_LABEL_IDS
             from ..metrics.panoptic_files import evaluate_panoptic_folders, format_table
 
-            subset = [TRAIN_ID_TO_LABEL_ID[t] for t in SYNTHIA16_TRAIN_IDS] if args.classes == 16 else None
+            subset = SYNTHIA16_LABEL_IDS if args.classes == 16 else None
             result = evaluate_panoptic_folders(
                 args.gt_json_file, args.gt_folder, args.prediction_json_file, args.prediction_folder, subset
             )

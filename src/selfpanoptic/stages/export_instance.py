@@ -2,7 +2,7 @@
 
 ``<out>/<image_id>.txt`` lists each image's instances (mask PNG, labelId, score), the masks in
 ``<out>/masks/``: what ``cityscapesscripts.evaluation.evalInstanceLevelSemanticLabeling`` reads.
-These are exactly the instances ``evaluate-instance`` scores (no clean-up: the morphology of
+These are exactly the instances ``score-instance`` scores (no clean-up: the morphology of
 panoptic fusion only shapes the panoptic maps). The folder appears only when complete.
 """
 

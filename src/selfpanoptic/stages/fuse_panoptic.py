@@ -4,8 +4,9 @@ The semantic and instance predictions must be at the ground truth's resolution (
 upsampled scores: ``predict-semantic --full-resolution``, then ``predict-instance``). Instance
 masks are cleaned (opening, closing, small-object removal), fused with the semantic labels, and
 written as ``<out>/panoptic/<image_id>_panoptic.png`` and ``<out>/panoptic.json`` (Cityscapes
-panoptic format, the images and categories of the ground-truth JSON). ``<out>`` appears only
-when complete. The instance prediction itself is exported by ``export-instance``.
+panoptic format, the images and categories of the ground-truth JSON), by the steps
+``predict-panoptic`` runs too (:mod:`selfpanoptic.panoptic`). ``<out>`` appears only when
+complete. The instance prediction itself is exported by ``export-instance``.
 """
 
 from __future__ import annotations
@@ -33,18 +34,17 @@ def run(args: argparse.Namespace) -> None:
 
     from ..atomic import atomic_output
     from ..errors import InputError
-    from ..formats.panoptic_png import write_panoptic_prediction
-    from ..fusion import clean_instance_masks, fuse_panoptic
     from ..intermediates import InstancePrediction, SemanticPrediction
+    from ..panoptic import fuse, write_panoptic_files
+    from ._panoptic import fusion_settings
 
-    section = settings(args, "panoptic")
+    fusion = fusion_settings(settings(args, "panoptic"))
     gt_json_file = Path(args.gt_json_file)
     if not gt_json_file.is_file():
         raise InputError("panoptic ground-truth JSON does not exist", gt_json_file,
                          "create it with cityscapesscripts' createPanopticImgs (the toy generator does)")
     gt = json.loads(gt_json_file.read_text())
     sizes = {img["id"]: (img["height"], img["width"]) for img in gt["images"]}
-    morphology = section["morphology"]
     with SemanticPrediction.open(args.semantic) as sem, \
             InstancePrediction.open(args.instance, sem.image_ids, args.semantic) as inst, \
             atomic_output(args.out) as tmp:
@@ -52,24 +52,19 @@ def run(args: argparse.Namespace) -> None:
         if missing:
             raise InputError(f"{len(missing)} ground-truth image(s) have no prediction, e.g. {missing[0]}",
                              args.semantic, "predict on the same split as the ground-truth JSON")
-        (tmp / "panoptic").mkdir(parents=True)
-        annotations = []
-        for i, image_id in enumerate(tqdm(sem.image_ids, desc="fuse panoptic", disable=not progress(args))):
-            if image_id not in sizes:
-                continue
-            semantic, instances = sem["labels"][i], inst["instances"][i]
-            if semantic.shape != sizes[image_id] or instances.shape != sizes[image_id]:
-                height, width = sizes[image_id]
-                raise InputError(
-                    f"image {image_id}: the predictions are {semantic.shape[1]}x{semantic.shape[0]} (semantic) and "
-                    f"{instances.shape[1]}x{instances.shape[0]} (instance), the ground truth {width}x{height}",
-                    args.semantic, "predict at the ground truth's resolution (predict-semantic --full-resolution)")
-            if morphology["enabled"]:
-                instances = clean_instance_masks(
-                    instances, morphology["opening_radius"], morphology["closing_radius"], morphology["min_size"]
-                )
-            panoptic_ids, panoptic_segments = fuse_panoptic(semantic, instances, section["stuff_min_area"])
-            annotations.append(write_panoptic_prediction(tmp / "panoptic", image_id, panoptic_ids, panoptic_segments))
-        prediction = {"images": gt["images"], "annotations": annotations, "categories": gt["categories"]}
-        (tmp / "panoptic.json").write_text(json.dumps(prediction))
+
+        def fused():  # image by image: one image's maps in memory at a time
+            for i, image_id in enumerate(tqdm(sem.image_ids, desc="fuse panoptic", disable=not progress(args))):
+                if image_id not in sizes:
+                    continue
+                semantic, instances = sem["labels"][i], inst["instances"][i]
+                if semantic.shape != sizes[image_id] or instances.shape != sizes[image_id]:
+                    height, width = sizes[image_id]
+                    raise InputError(
+                        f"image {image_id}: the predictions are {semantic.shape[1]}x{semantic.shape[0]} (semantic) "
+                        f"and {instances.shape[1]}x{instances.shape[0]} (instance), the ground truth {width}x{height}",
+                        args.semantic, "predict at the ground truth's resolution (predict-semantic --full-resolution)")
+                yield image_id, *fuse(semantic, instances, fusion)
+
+        write_panoptic_files(tmp, fused(), gt["images"], gt["categories"])
     print(f"panoptic predictions -> {args.out}")

@@ -31,9 +31,11 @@ def run(args: argparse.Namespace, batch_size: int = 8) -> None:
     from ..inference import batches, predict_semantic_batch
     from ..intermediates import DatasetCache, SemanticPrediction
     from ..models import model_from_file
+    from ..settings import InferenceSettings
 
     device = torch_setup(args)
     inference = settings(args, "inference")
+    passes = InferenceSettings.from_config(inference)
     model = model_from_file(args.model, "semantic").to(device)
     inputs = [args.model, args.data] + ([args.full_resolution] if args.full_resolution else [])
     config = {"model": str(args.model), "inference": inference}
@@ -42,6 +44,6 @@ def run(args: argparse.Namespace, batch_size: int = 8) -> None:
         with SemanticPrediction.create(args.out, cache.image_ids, size, config, inputs) as h5:
             for idx in tqdm(list(batches(len(cache), batch_size)), desc="predict semantic", disable=not progress(args)):
                 images = np.stack([cache.read("images", i) for i in idx])
-                labels, confidence = predict_semantic_batch(model, images, device, inference, size)
+                labels, confidence = predict_semantic_batch(model, images, device, passes, size)
                 h5["labels"][idx.start : idx.stop] = labels
                 h5["confidence"][idx.start : idx.stop] = confidence

@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> None:
     from ..models import build_instance_model, init_from_checkpoint
     from ..train.engine import finish, save_model_file, train
     from ..classes import class_id
+    from ..settings import InstanceLossSettings, TrainSettings
     from ..train.instance import instance_step
     from ..train.validation import instance_validation
 
@@ -37,9 +38,10 @@ def run(args: argparse.Namespace) -> None:
     if args.group not in section["groups"]:
         raise InputError(f"unknown instance group {args.group!r}; the config defines {', '.join(section['groups'])}")
     device = torch_setup(args)
-    spec, train_settings, loss = section["model"], section["train"], section["loss"]
-    classes = section["groups"][args.group]
-    torch.manual_seed(train_settings["seed"])
+    spec, classes = section["model"], section["groups"][args.group]
+    train_settings = TrainSettings.from_config(section["train"])
+    loss = InstanceLossSettings.from_config(section["loss"])
+    torch.manual_seed(train_settings.seed)
     model = build_instance_model(spec)
     init_from_checkpoint(model, spec["init"], "instance")
     with contextlib.ExitStack() as stack:
@@ -49,14 +51,14 @@ def run(args: argparse.Namespace) -> None:
         val = validation_data(args, train_settings, stack)
         validate = None
         if val is not None:
-            validate = instance_validation(val, [class_id(c) for c in classes], loss, train_settings["validate_images"],
+            validate = instance_validation(val, [class_id(c) for c in classes], loss, train_settings.validate_images,
                                            device)
         identity = {"settings": section, "group": args.group, "data": str(args.data),
                     "translated": [str(args.translated), args.translated_share] if translated else None}
         result = train(model, step, train_settings, args.work_dir, identity, device, args.desc, progress(args),
                        data_workers=data_workers(args, device), validate=validate)
     save_model_file(args.out, model, "instance", spec, {
-        "group": args.group, "classes": classes, "delta_v": loss["delta_v"], "delta_d": loss["delta_d"],
+        "group": args.group, "classes": classes, "delta_v": loss.delta_v, "delta_d": loss.delta_d,
         "train_seconds": result.seconds, "images_per_second": result.images_per_second,
     })
     finish(args.work_dir)

@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> None:
 
     from ..intermediates import DatasetCache
     from ..models import build_semantic_model, init_from_checkpoint
+    from ..settings import CoLearningSettings, TrainSettings
     from ..train.co_learning import CoLearning, co_learning_samples_path, segmenter_of
     from ..train.engine import finish, save_model_file, train
     from ..train.semantic import semantic_step
@@ -36,12 +37,12 @@ def run(args: argparse.Namespace) -> None:
 
     device = torch_setup(args)
     section = settings(args, "semantic")
-    spec, train_settings = section["model"], section["train"]
-    torch.manual_seed(train_settings["seed"])
+    spec, train_settings = section["model"], TrainSettings.from_config(section["train"])
+    torch.manual_seed(train_settings.seed)
     model = build_semantic_model(spec)
     init_from_checkpoint(model, spec["init"], "semantic")
-    co_settings = section["co_learning"]
-    co_learning = CoLearning(co_settings, train_settings["steps"], device) if co_settings["enabled"] else None
+    co_settings = CoLearningSettings.from_config(section["co_learning"])
+    co_learning = CoLearning(co_settings, train_settings.steps, device) if co_settings.enabled else None
     with contextlib.ExitStack() as stack:
         cache = stack.enter_context(DatasetCache.open(args.data))
         target = stack.enter_context(DatasetCache.open(args.target)) if co_learning and args.target else None
@@ -51,17 +52,17 @@ def run(args: argparse.Namespace) -> None:
             model = co_learning.wrap(model)
             extra_state["co_learning"] = co_learning
         translated = translated_images(args, cache, stack)
-        step = semantic_step(cache, train_settings, device, co_learning, target, co_settings["target_batch_size"],
+        step = semantic_step(cache, train_settings, device, co_learning, target, co_settings.target_batch_size,
                              translated)
         val = validation_data(args, train_settings, stack)
-        validate = semantic_validation(val, train_settings["validate_images"], device) if val is not None else None
+        validate = semantic_validation(val, train_settings.validate_images, device) if val is not None else None
         identity = {"settings": section, "data": str(args.data),
                     "target": str(args.target) if co_learning else None,
                     "translated": [str(args.translated), args.translated_share] if translated else None}
         result = train(model, step, train_settings, args.work_dir, identity, device, args.desc, progress(args),
                        extra_state=extra_state, data_workers=data_workers(args, device), validate=validate)
         if co_learning is not None:
-            co_learning.write_samples(model, target or cache, co_learning_samples_path(args.out), train_settings["seed"])
+            co_learning.write_samples(model, target or cache, co_learning_samples_path(args.out), train_settings.seed)
     save_model_file(args.out, segmenter_of(model), "semantic", spec,
                     {"train_seconds": result.seconds, "images_per_second": result.images_per_second})
     finish(args.work_dir)

@@ -32,60 +32,88 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, batch_size: int = 8) -> None:
     import numpy as np
     import torch
-    from tqdm import tqdm
 
     from ..augment.normalise import to_unit
-    from ..augment.views import random_view_affines, warp_to_reference
-    from ..classes import IGNORE, NUM_CLASSES
+    from ..augment.views import random_view_affines
     from ..config import guidance_mode
-    from ..inference import batches
     from ..intermediates import DatasetCache, SemanticPseudoLabels
     from ..models import model_from_file
-    from ..pseudo.semantic import make_pseudo_labels, teacher_views
+    from ..settings import GuidanceSettings, SelfSemanticSettings
 
     device = torch_setup(args)
     section = selftrain_settings(args)
-    sem, guidance = section["semantic"], section["guidance"]
-    seed = sem["train"]["seed"]
+    sem, guidance = SelfSemanticSettings.from_config(section["semantic"]), section["guidance"]
+    seed, views = sem.train.seed, sem.views
     teacher = model_from_file(args.model, "semantic").to(device)
-    reference = source_shares(sem, args.source)
+    reference = source_shares(sem.pseudo.alignment, args.source)
     with DatasetCache.open(args.data) as cache:
         guide = load_guidance(guidance, args.round, cache, args.guidance_instances, seed)
         n, shape = len(cache), (cache.height, cache.width)
 
         def batch(idx: range):
             images = to_unit(np.stack([cache.read("images", i) for i in idx])).to(device)
-            affines = torch.cat([random_view_affines(1, sem["views"], np.random.default_rng([seed, i]), sem["min_scale"],
-                                                     sem["max_scale"], sem["flip_p"]) for i in idx])
+            affines = torch.cat([random_view_affines(1, views.views, np.random.default_rng([seed, i]), views.min_scale,
+                                                     views.max_scale, views.flip_p) for i in idx])
             return images, affines
 
-        # pass 1: the split's class prior, the mean fused teacher softmax
-        prob_sum = torch.zeros(NUM_CLASSES, dtype=torch.float64)
-        for idx in tqdm(list(batches(n, batch_size)), desc="class prior", disable=not progress(args)):
-            images, affines = batch(idx)
-            fused = warp_to_reference(teacher_views(teacher, images, affines)[1], affines)[0]
-            prob_sum += fused.double().sum(dim=(0, 2, 3)).cpu()
-        prior = (prob_sum / (n * shape[0] * shape[1])).float()
-
-        # pass 2: the pseudo-labels, made as in training
+        prior = _split_prior(teacher, batch, n, shape, batch_size, progress(args))
         stacks = ["labels", "argmax", "confidence"] + (["labels_before_guidance"] if guide is not None else [])
         inputs = [args.model, args.data] + ([args.guidance_instances] if args.guidance_instances else [])
         with SemanticPseudoLabels.create(args.out, cache.image_ids, shape, section, inputs, stacks=stacks,
                                          round=args.round, guidance=guidance_mode(guidance, args.round)) as h5:
-            thresholds = np.zeros((n, NUM_CLASSES), dtype=np.float32)
-            kept = 0
-            for idx in tqdm(list(batches(n, batch_size)), desc="pseudo-labels", disable=not progress(args)):
-                rows = slice(idx.start, idx.stop)
-                made = make_pseudo_labels(teacher, *batch(idx), prior.to(device), sem,
-                                          guide[rows] if guide is not None else None, guidance, reference)
-                labels = made.labels.cpu().numpy().astype(np.uint8)
-                h5["labels"][rows] = labels
-                h5["argmax"][rows] = made.argmax.cpu().numpy().astype(np.uint8)
-                h5["confidence"][rows] = made.confidence.cpu().numpy()
-                if guide is not None:
-                    h5["labels_before_guidance"][rows] = made.labels_before_guidance.cpu().numpy().astype(np.uint8)
-                thresholds[rows] = made.thresholds.cpu().numpy()
-                kept += int((labels != IGNORE).sum())
-            h5.create_dataset("thresholds", data=thresholds).attrs["description"] = "class thresholds per image"
-            h5.create_dataset("prior", data=prior.numpy()).attrs["description"] = "mean fused softmax per class over the split"
-    print(f"pseudo-labels of round {args.round}: {n} images, {kept / (n * shape[0] * shape[1]):.1%} of pixels kept -> {args.out}")
+            kept = _write_pseudo_labels(h5, teacher, batch, prior, device, sem.pseudo, guide,
+                                        GuidanceSettings.from_config(guidance), reference, batch_size, progress(args))
+    print(f"pseudo-labels of round {args.round}: {n} images, {kept / (n * shape[0] * shape[1]):.1%} of pixels kept "
+          f"-> {args.out}")
+
+
+def _split_prior(teacher, batch, n: int, shape: tuple[int, int], batch_size: int, show: bool):
+    """Pass 1: the split's class prior ``(C,)`` float32, the mean fused teacher softmax over all
+    ``n`` images of ``shape`` pixels (``batch(idx) -> (images, affines)``)."""
+    import torch
+    from tqdm import tqdm
+
+    from ..augment.views import warp_to_reference
+    from ..classes import NUM_CLASSES
+    from ..inference import batches
+    from ..pseudo.semantic import teacher_views
+
+    prob_sum = torch.zeros(NUM_CLASSES, dtype=torch.float64)
+    for idx in tqdm(list(batches(n, batch_size)), desc="class prior", disable=not show):
+        images, affines = batch(idx)
+        fused = warp_to_reference(teacher_views(teacher, images, affines)[1], affines)[0]
+        prob_sum += fused.double().sum(dim=(0, 2, 3)).cpu()
+    return (prob_sum / (n * shape[0] * shape[1])).float()
+
+
+def _write_pseudo_labels(h5, teacher, batch, prior, device, settings, guide, rules, reference, batch_size: int,
+                         show: bool) -> int:
+    """Pass 2: the pseudo-labels of every image into the open file ``h5`` (its ``image_ids``), made
+    as in training (``settings``: :class:`~selfpanoptic.settings.PseudoLabelSettings`; ``guide``
+    and ``rules``: the guidance), with the per-image class thresholds and the split's ``prior``
+    ``(C,)``; returns the number of kept (not ignored) pixels."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from ..classes import IGNORE, NUM_CLASSES
+    from ..inference import batches
+    from ..pseudo.semantic import make_pseudo_labels
+
+    n = len(h5["labels"])
+    thresholds = np.zeros((n, NUM_CLASSES), dtype=np.float32)
+    kept = 0
+    for idx in tqdm(list(batches(n, batch_size)), desc="pseudo-labels", disable=not show):
+        rows = slice(idx.start, idx.stop)
+        made = make_pseudo_labels(teacher, *batch(idx), prior.to(device), settings,
+                                  guide[rows] if guide is not None else None, rules, reference)
+        labels = made.labels.cpu().numpy().astype(np.uint8)
+        h5["labels"][rows] = labels
+        h5["argmax"][rows] = made.argmax.cpu().numpy().astype(np.uint8)
+        h5["confidence"][rows] = made.confidence.cpu().numpy()
+        if guide is not None:
+            h5["labels_before_guidance"][rows] = made.labels_before_guidance.cpu().numpy().astype(np.uint8)
+        thresholds[rows] = made.thresholds.cpu().numpy()
+        kept += int((labels != IGNORE).sum())
+    h5.create_dataset("thresholds", data=thresholds).attrs["description"] = "class thresholds per image"
+    h5.create_dataset("prior", data=prior.numpy()).attrs["description"] = "mean fused softmax per class over the split"
+    return kept

@@ -33,8 +33,9 @@ def run(args: argparse.Namespace) -> None:
     from ..intermediates import DatasetCache, SemanticPrediction
     from ..models import load_model_file, model_from_file
     from ..pseudo.teacher import frozen_copy
+    from ..settings import InstanceLossSettings, SelfInstanceSettings
     from ..train.engine import finish, save_model_file, train
-    from ..train.self_instance import self_instance_step
+    from ..train.self_instance import SelfInstanceData, self_instance_step
     from ..train.validation import instance_validation
     from ._instances import round_objectness
 
@@ -53,16 +54,17 @@ def run(args: argparse.Namespace) -> None:
             semantic, confidence = pred["labels"][()], pred["confidence"][()].astype(np.float32)
         source = stack.enter_context(DatasetCache.open(args.source)) if args.source else None
         objectness, fitted = round_objectness(section, loss, ema, args.source, classes, device)
-        step = self_instance_step(ema, classes, target, semantic, confidence, source, section, loss, device, stats,
-                                  objectness)
-        val = validation_data(args, section["train"], stack)
+        typed, loss_settings = SelfInstanceSettings.from_config(section), InstanceLossSettings.from_config(loss)
+        step = self_instance_step(ema, classes, SelfInstanceData(target, semantic, confidence, source), typed,
+                                  loss_settings, device, stats, objectness)
+        val = validation_data(args, typed.train, stack)
         validate = None
         if val is not None:
-            validate = instance_validation(val, classes, loss, section["train"]["validate_images"], device)
+            validate = instance_validation(val, classes, loss_settings, typed.train.validate_images, device)
         identity = {"settings": section, "loss": loss, "group": args.group, "round": args.round,
                     "init": str(args.model), "data": str(args.data), "semantic": str(args.semantic),
                     "source": str(args.source)}
-        result = train(student, step, section["train"], args.work_dir, identity, device, args.desc, progress(args),
+        result = train(student, step, typed.train, args.work_dir, identity, device, args.desc, progress(args),
                        extra_state={"ema": ema}, data_workers=data_workers(args, device), validate=validate)
     extra = {key: saved[key] for key in ("group", "classes", "delta_v", "delta_d") if key in saved}
     save_model_file(args.out, student, "instance", saved["spec"], {

@@ -52,21 +52,22 @@ def run(args: argparse.Namespace) -> None:
     from ..classes import CLASS_NAMES
     from ..intermediates import DatasetCache
     from ..models import build_translator
+    from ..settings import TranslationSettings
     from ..train.engine import finish, save_model_file, train
     from ..train.translator import Discriminator, translator_step
 
     section = settings(args, "translation")
+    translation = TranslationSettings.from_config(section)
     device = torch_setup(args)
-    train_settings = section["train"]
-    torch.manual_seed(train_settings["seed"])
+    torch.manual_seed(translation.train.seed)
     generator = build_translator(section["generator"])
-    discriminator = Discriminator(section, device)
+    discriminator = Discriminator(translation, device)
     with contextlib.ExitStack() as stack:
         cache = stack.enter_context(DatasetCache.open(args.images))
         read_labels = label_reader(args, section, cache, stack)
-        step = translator_step(cache, read_labels, section, discriminator, device)
+        step = translator_step(cache, read_labels, translation, discriminator, device)
         identity = {"settings": section, "images": str(args.images), "labels": str(args.labels)}
-        result = train(generator, step, train_settings, args.work_dir, identity, device, args.desc, progress(args),
+        result = train(generator, step, translation.train, args.work_dir, identity, device, args.desc, progress(args),
                        extra_state={"discriminator": discriminator}, data_workers=data_workers(args, device))
         size = [cache.height, cache.width]
     save_model_file(args.out, generator, "translator", section["generator"], {

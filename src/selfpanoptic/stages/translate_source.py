@@ -32,7 +32,6 @@ def run(args: argparse.Namespace) -> None:
     import torch
     from tqdm import tqdm
 
-    from .. import __version__
     from ..atomic import atomic_output, atomic_write_text
     from ..data.base import resize_image
     from ..data.manifest import read_manifest
@@ -73,17 +72,25 @@ def run(args: argparse.Namespace) -> None:
                     for key in ("label_path", "instance_path"):
                         if paths[key] is not None and not staged(paths[key]).exists():
                             link_or_copy(getattr(row, key), staged(paths[key]))
-            provenance = {
-                "what": "source label maps rendered in the target's look by a label-to-image translator",
-                "translator": str(args.translator), "labels_from": saved.get("labels_from"),
-                "labels": saved.get("labels"), "source_cache": str(args.source), "manifest": str(args.manifest),
-                "images": len(rows), "size": [cache.height, cache.width], "selfpanoptic": __version__,
-                "note": "images are the translator's output upsampled bilinearly to the label files' size; "
-                        "label and instance files are the source's own (hard links)",
-            }
+            provenance = _provenance(args, saved, len(rows), [cache.height, cache.width])
             (tmp / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
     translated = manifest.copy()
     for key in ("root", "image_path", "label_path", "instance_path"):
         translated[key] = [str(p[key]) if p[key] is not None else "" for p in moved]
     atomic_write_text(args.out_manifest, translated.to_csv(index=False))
     print(f"translated {len(rows)} source images -> {out} (manifest {args.out_manifest})")
+
+
+def _provenance(args: argparse.Namespace, saved: dict, images: int, size: list[int]) -> dict:
+    """What ``provenance.json`` of the translated dataset says: the translator (``saved``: its
+    model file's contents), the source, the number of images and their working size."""
+    from .. import __version__
+
+    return {
+        "what": "source label maps rendered in the target's look by a label-to-image translator",
+        "translator": str(args.translator), "labels_from": saved.get("labels_from"),
+        "labels": saved.get("labels"), "source_cache": str(args.source), "manifest": str(args.manifest),
+        "images": images, "size": size, "selfpanoptic": __version__,
+        "note": "images are the translator's output upsampled bilinearly to the label files' size; "
+                "label and instance files are the source's own (hard links)",
+    }

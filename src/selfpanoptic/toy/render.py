@@ -287,89 +287,130 @@ def _piece_rows(pieces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def render_scene(scene: Scene, style: RenderStyle, rng: np.random.Generator) -> np.ndarray:
-    """Render ``scene`` in ``style``: (H, W, 3) uint8 RGB. Deterministic for the same generator state."""
+    """Render ``scene`` in ``style``: (H, W, 3) uint8 RGB. Deterministic for the same generator state.
+
+    The steps run in the order of the module docstring's pipeline; those that draw from ``rng``
+    (shades, car paints, piece jitter, texture, exposure, sensor noise) draw in that order.
+    """
     sem = scene.semantic.astype(np.intp)
     H, W = sem.shape
-    inst = scene.instances
-    pieces = scene.pieces if scene.pieces is not None else inst
+    pieces = scene.pieces if scene.pieces is not None else scene.instances
     parts = scene.parts if scene.parts is not None else np.zeros((H, W), dtype=np.uint8)
     facing = scene.facing if scene.facing is not None else np.full((H, W), FACE_FRONT, dtype=np.uint8)
     scale = H / REFERENCE_HEIGHT
     rows = (np.arange(H, dtype=np.float32) + 0.5)[:, None]
 
-    # class colours with a per-image shade change
+    img = _class_colours(sem, style, rng)
+    img = _repaint_cars(img, scene, style, rng)
+    img = _jitter_pieces(img, pieces, style, rng)
+    img = _shade(img, pieces, parts, facing, rows, style)
+    sky = sem == _SKY
+    if style.sky_gradient:
+        img = _sky_gradient(img, sky, scene.horizon_y if scene.horizon_y is not None else H / 2, rows, style)
+    if style.texture_strength or style.grain_strength:
+        img = _texture(img, sem, style, rng, scale)
+    if style.haze_strength and scene.depth is not None:
+        img = _haze(img, sky, scene.depth, style)
+    if style.outline_strength:
+        img = _outline(img, pieces, sem, style)
+    img = _global_colour(img, style, rng)
+    return _camera(img, rows, style, rng, scale)
+
+
+def _class_colours(sem: np.ndarray, style: RenderStyle, rng: np.random.Generator) -> np.ndarray:
+    """(H, W, 3) float32 RGB: the class colour of every pixel of ``sem`` (intp trainIds), shades changed per image."""
     palette = np.asarray(style.palette, dtype=np.float32)
     palette = palette * (1 + style.palette_jitter * rng.standard_normal(palette.shape, dtype=np.float32))
-    img = np.take(palette, sem, axis=0)  # np.take: much faster than fancy indexing for (n, 3) tables
+    return np.take(palette, sem, axis=0)  # np.take: much faster than fancy indexing for (n, 3) tables
 
-    # car paints: per car instance, replaces the class colour
-    if style.car_colors and scene.instance_classes:
-        n_inst = max(scene.instance_classes) + 1
-        paint = np.zeros((n_inst, 3), dtype=np.float32)
-        repaint = np.zeros(n_inst, dtype=bool)
-        colors = np.asarray(style.car_colors, dtype=np.float32)
-        for i in sorted(scene.instance_classes):
-            if scene.instance_classes[i] == _CAR and rng.random() < style.car_color_prob:
-                repaint[i] = True
-                paint[i] = colors[rng.integers(len(colors))]
-        if repaint.any():
-            img = np.where(repaint[inst][..., None], np.take(paint, inst, axis=0), img)
 
-    # per-object colour and brightness jitter (0 = ground and sky keep the image-level colour)
+def _repaint_cars(img: np.ndarray, scene: Scene, style: RenderStyle, rng: np.random.Generator) -> np.ndarray:
+    """Car paints: per car instance (in id order), one of ``style.car_colors`` replaces the class colour."""
+    if not (style.car_colors and scene.instance_classes):
+        return img
+    inst = scene.instances
+    n_inst = max(scene.instance_classes) + 1
+    paint = np.zeros((n_inst, 3), dtype=np.float32)
+    repaint = np.zeros(n_inst, dtype=bool)
+    colors = np.asarray(style.car_colors, dtype=np.float32)
+    for i in sorted(scene.instance_classes):
+        if scene.instance_classes[i] == _CAR and rng.random() < style.car_color_prob:
+            repaint[i] = True
+            paint[i] = colors[rng.integers(len(colors))]
+    if repaint.any():
+        img = np.where(repaint[inst][..., None], np.take(paint, inst, axis=0), img)
+    return img
+
+
+def _jitter_pieces(img: np.ndarray, pieces: np.ndarray, style: RenderStyle, rng: np.random.Generator) -> np.ndarray:
+    """Per-object colour and brightness jitter (piece 0, ground and sky, keeps the image-level colour)."""
     n_pieces = int(pieces.max()) + 1
     shift = style.piece_jitter * rng.standard_normal((n_pieces, 3), dtype=np.float32)
     gain = 1 + style.piece_brightness_jitter * rng.standard_normal(n_pieces, dtype=np.float32)
     shift[0], gain[0] = 0.0, 1.0
-    img = img * gain[pieces][..., None] + np.take(shift, pieces, axis=0)
+    return img * gain[pieces][..., None] + np.take(shift, pieces, axis=0)
 
-    # parts: glass, wheels, markings, lamps, windows, skin, dark clothes
+
+def _shade(img: np.ndarray, pieces: np.ndarray, parts: np.ndarray, facing: np.ndarray, rows: np.ndarray,
+           style: RenderStyle) -> np.ndarray:
+    """Part colours (glass, wheels, markings, lamps, ...), face lighting and brighter tops of objects.
+
+    ``pieces``, ``parts``, ``facing``: (H, W) codes; ``rows``: (H, 1) float32 pixel-centre rows.
+    """
     part_rgb = np.asarray([c for c, _ in style.part_colors], dtype=np.float32)
     part_mix = np.asarray([m for _, m in style.part_colors], dtype=np.float32)[parts][..., None]
     img = img * (1 - part_mix) + np.take(part_rgb, parts, axis=0) * part_mix
-
-    # lighting: by surface orientation, and brighter tops of objects
     img = img * np.asarray(style.face_gain, dtype=np.float32)[facing][..., None]
     if style.vertical_gradient:
         top, count = _piece_rows(pieces)
         rel = np.clip((rows - top[pieces]) / count[pieces], 0, 1)
         img = img * np.where(pieces > 0, 1 + style.vertical_gradient * (0.5 - rel), 1).astype(np.float32)[..., None]
+    return img
 
-    sky = sem == _SKY
-    if style.sky_gradient:
-        horizon = scene.horizon_y if scene.horizon_y is not None else H / 2
-        t = np.clip(rows / max(horizon, 1.0), 0, 1)  # 0 at the top, 1 at the horizon
-        lift = (style.sky_gradient * t * t)[..., None]
-        deep = (1 - 0.5 * style.sky_gradient * (1 - t))[..., None]
-        img = np.where(sky[..., None], (img * deep) * (1 - lift) + 255 * lift, img)
 
-    # texture: two octaves of smooth noise plus grain, weighted per class
-    if style.texture_strength or style.grain_strength:
-        weight = np.asarray(style.texture_class_weight, dtype=np.float32)[sem]
-        tex = np.zeros((H, W), dtype=np.float32)
-        if style.texture_strength:
-            cell = style.texture_cell * scale
-            tex += style.texture_strength * (_value_noise(rng, H, W, cell) + 0.5 * _value_noise(rng, H, W, cell / 3)) / 1.12
-        if style.grain_strength:
-            tex += style.grain_strength * rng.standard_normal((H, W), dtype=np.float32)
-        img = img * (1 + weight * tex)[..., None]
+def _sky_gradient(img: np.ndarray, sky: np.ndarray, horizon: float, rows: np.ndarray, style: RenderStyle) -> np.ndarray:
+    """Sky pixels (``sky``: (H, W) bool) deeper at the top and lighter towards the ``horizon`` row."""
+    t = np.clip(rows / max(horizon, 1.0), 0, 1)  # 0 at the top, 1 at the horizon
+    lift = (style.sky_gradient * t * t)[..., None]
+    deep = (1 - 0.5 * style.sky_gradient * (1 - t))[..., None]
+    return np.where(sky[..., None], (img * deep) * (1 - lift) + 255 * lift, img)
 
-    # haze towards the horizon (not on the sky itself, whose colour the palette sets)
-    if style.haze_strength and scene.depth is not None:
-        a = style.haze_strength * (1 - np.exp(-scene.depth / style.haze_distance_m))
-        a = np.where(sky, 0.0, a).astype(np.float32)[..., None]
-        img = img * (1 - a) + np.asarray(style.haze_color, dtype=np.float32) * a
 
-    # render edges: darken pixels where the object or class changes
-    if style.outline_strength:
-        key = pieces.astype(np.int64) * NUM_CLASSES + sem
-        edge = np.zeros((H, W), dtype=bool)
-        dx = key[:, 1:] != key[:, :-1]
-        dy = key[1:, :] != key[:-1, :]
-        edge[:, 1:] |= dx
-        edge[1:, :] |= dy
-        img = img * np.where(edge, 1 - style.outline_strength, 1.0)[..., None].astype(np.float32)
+def _texture(img: np.ndarray, sem: np.ndarray, style: RenderStyle, rng: np.random.Generator,
+             scale: float) -> np.ndarray:
+    """Two octaves of smooth noise plus grain, weighted per class; ``scale``: image height / REFERENCE_HEIGHT."""
+    H, W = sem.shape
+    weight = np.asarray(style.texture_class_weight, dtype=np.float32)[sem]
+    tex = np.zeros((H, W), dtype=np.float32)
+    if style.texture_strength:
+        cell = style.texture_cell * scale
+        tex += style.texture_strength * (_value_noise(rng, H, W, cell) + 0.5 * _value_noise(rng, H, W, cell / 3)) / 1.12
+    if style.grain_strength:
+        tex += style.grain_strength * rng.standard_normal((H, W), dtype=np.float32)
+    return img * (1 + weight * tex)[..., None]
 
-    # global colour: saturation, exposure, cast, contrast, gamma
+
+def _haze(img: np.ndarray, sky: np.ndarray, depth: np.ndarray, style: RenderStyle) -> np.ndarray:
+    """Haze growing with ``depth`` (metres); not on the sky itself, whose colour the palette sets."""
+    a = style.haze_strength * (1 - np.exp(-depth / style.haze_distance_m))
+    a = np.where(sky, 0.0, a).astype(np.float32)[..., None]
+    return img * (1 - a) + np.asarray(style.haze_color, dtype=np.float32) * a
+
+
+def _outline(img: np.ndarray, pieces: np.ndarray, sem: np.ndarray, style: RenderStyle) -> np.ndarray:
+    """Render edges: darken the pixels where the object or class changes from the pixel left or above."""
+    H, W = sem.shape
+    key = pieces.astype(np.int64) * NUM_CLASSES + sem
+    edge = np.zeros((H, W), dtype=bool)
+    dx = key[:, 1:] != key[:, :-1]
+    dy = key[1:, :] != key[:-1, :]
+    edge[:, 1:] |= dx
+    edge[1:, :] |= dy
+    return img * np.where(edge, 1 - style.outline_strength, 1.0)[..., None].astype(np.float32)
+
+
+def _global_colour(img: np.ndarray, style: RenderStyle, rng: np.random.Generator) -> np.ndarray:
+    """Saturation, exposure (one draw per image), colour cast, contrast and gamma."""
     if style.saturation != 1.0:
         luma = (img @ _LUMA)[..., None]
         img = luma + (img - luma) * style.saturation
@@ -378,12 +419,17 @@ def render_scene(scene: Scene, style: RenderStyle, rng: np.random.Generator) -> 
     img = (img - 128.0) * style.contrast + 128.0 + style.brightness
     if style.gamma != 1.0:
         img = 255.0 * np.clip(img / 255.0, 0, 1) ** style.gamma
+    return img
 
+
+def _camera(img: np.ndarray, rows: np.ndarray, style: RenderStyle, rng: np.random.Generator,
+            scale: float) -> np.ndarray:
+    """Vignetting, blur and sensor noise, then rounding to (H, W, 3) uint8."""
+    H, W = img.shape[:2]
     if style.vignetting:
         yy = (rows / H - 0.5) * 2
         xx = ((np.arange(W, dtype=np.float32) + 0.5) / W - 0.5)[None, :] * 2
         img = img * (1 - 0.5 * style.vignetting * (xx * xx + yy * yy))[..., None]
-
     if style.blur_sigma > 0:
         s = style.blur_sigma * scale
         img = ndimage.gaussian_filter(img, sigma=(s, s, 0), truncate=3.0)

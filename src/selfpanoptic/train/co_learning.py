@@ -32,6 +32,7 @@ from ..losses.generation import (
 )
 from ..models.generation import GenerationHead, PatchDiscriminator
 from ..pngio import write_png
+from ..settings import CoLearningSettings
 
 OUT_CHANNELS = {"rgb": 3, "depth": 1}
 
@@ -76,34 +77,34 @@ def depth_target(inverse_depth: torch.Tensor, near_m: float) -> torch.Tensor:
 
 
 class CoLearning:
-    """The generation task of one training stage, from a ``co_learning`` config section.
+    """The generation task of one training stage.
 
-    ``settings``: ``enabled``, ``target`` (rgb | depth), ``loss`` (l1 | l2 | gan), ``skips``,
-    ``channels``, ``beta``, ``schedule``, ``depth_near_m``, ``noise``, ``gan`` and ``samples``
-    (see the schema); ``total_steps``: the stage's steps (for the schedule).
+    ``settings``: the task (``target`` rgb | depth, ``loss`` l1 | l2 | gan, the head, the beta
+    schedule, the rgb input's noise, the GAN, the audit figure's ``samples``); ``total_steps``:
+    the stage's steps (for the schedule).
     """
 
-    def __init__(self, settings: dict[str, Any], total_steps: int, device: torch.device):
+    def __init__(self, settings: CoLearningSettings, total_steps: int, device: torch.device):
         self.settings = settings
         self.total_steps = total_steps
         self.device = device
-        self.out_channels = OUT_CHANNELS[settings["target"]]
+        self.out_channels = OUT_CHANNELS[settings.target]
         self.discriminator = self.d_optimizer = None
-        if settings["loss"] == "gan":
-            gan = settings["gan"]
-            self.discriminator = PatchDiscriminator(3 + self.out_channels, gan["channels"]).to(device)
-            self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=gan["lr"], betas=(0.5, 0.999))
+        if settings.loss == "gan":
+            self.discriminator = PatchDiscriminator(3 + self.out_channels, settings.gan_channels).to(device)
+            self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=settings.gan_lr,
+                                                betas=(0.5, 0.999))
 
     def wrap(self, segmenter: nn.Module) -> CoLearner:
         """The segmenter with a new generation head on its encoder."""
-        head = GenerationHead(segmenter.encoder.channels, self.out_channels, self.settings["channels"],
-                              self.settings["skips"])
+        head = GenerationHead(segmenter.encoder.channels, self.out_channels, self.settings.channels,
+                              self.settings.skips)
         return CoLearner(segmenter, head)
 
     def check_depth(self, *caches: DatasetCache | None) -> None:
         """Refuse ``target: depth`` when none of the caches holds inverse depth."""
         given = [c for c in caches if c is not None]
-        if self.settings["target"] == "depth" and not any(c.has_depth for c in given):
+        if self.settings.target == "depth" and not any(c.has_depth for c in given):
             raise InputError(
                 "co_learning.target is depth, but no training cache holds depth (no Depth/ files in Synthia, "
                 "no disparity/ files in Cityscapes)", given[0].path if given else None,
@@ -113,7 +114,7 @@ class CoLearning:
     # the per-step loss --------------------------------------------------------------------
 
     def beta(self, step: int) -> float:
-        return co_learning_beta(self.settings["schedule"], self.settings["beta"], step, self.total_steps)
+        return co_learning_beta(self.settings.schedule, self.settings.beta, step, self.total_steps)
 
     def inputs_and_targets(self, images: torch.Tensor, inverse_depth: torch.Tensor | None,
                            rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,14 +124,13 @@ class CoLearning:
         image. depth: the input is the image, the target :func:`depth_target` (NaN where
         ``inverse_depth`` is NaN or None).
         """
-        if self.settings["target"] == "rgb":
-            noise = self.settings["noise"]
-            degraded = photometric_noise(images, rng, noise["brightness"], noise["contrast"], 0.0,
-                                         grey_p=1.0, blur_p=0.0)
+        if self.settings.target == "rgb":
+            degraded = photometric_noise(images, rng, self.settings.noise_brightness, self.settings.noise_contrast,
+                                         0.0, grey_p=1.0, blur_p=0.0)
             return degraded, images
         if inverse_depth is None:
             inverse_depth = torch.full((images.shape[0], *images.shape[-2:]), float("nan"))
-        return images, depth_target(inverse_depth.to(images.device).float(), self.settings["depth_near_m"])
+        return images, depth_target(inverse_depth.to(images.device).float(), self.settings.depth_near_m)
 
     def loss(self, net: CoLearner, images: torch.Tensor, inverse_depth: torch.Tensor | None,
              rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, float]]:
@@ -141,8 +141,8 @@ class CoLearning:
         """
         inputs, target = self.inputs_and_targets(images, inverse_depth, rng)
         generated = net.generate(normalise_unit(inputs)).float()
-        reconstruction = reconstruction_loss(generated, target, "l1" if self.settings["loss"] == "gan" else
-                                             self.settings["loss"])
+        reconstruction = reconstruction_loss(generated, target, "l1" if self.settings.loss == "gan" else
+                                             self.settings.loss)
         parts = {"generation": float(reconstruction.detach())}
         if self.discriminator is None:
             return reconstruction, parts
@@ -157,7 +157,7 @@ class CoLearning:
             self.d_optimizer.step()
             adversarial = generator_adversarial_loss(self.discriminator(inputs.float(), fake))
         parts.update(discriminator=float(d_loss.detach()), adversarial=float(adversarial.detach()))
-        return adversarial + self.settings["gan"]["l1_weight"] * reconstruction, parts
+        return adversarial + self.settings.gan_l1_weight * reconstruction, parts
 
     def combine(self, segmentation: torch.Tensor, generation: torch.Tensor, step: int) -> tuple[torch.Tensor, float]:
         """``(1 - beta) * segmentation + beta * generation`` at ``step``, and beta."""
@@ -185,7 +185,7 @@ class CoLearning:
         The first ``samples`` images of ``cache``, whole; depth is shown as grey (white = near),
         unknown depth in magenta.
         """
-        count = min(self.settings["samples"], len(cache))
+        count = min(self.settings.samples, len(cache))
         images = torch.from_numpy(np.stack([cache.read("images", i) for i in range(count)])).permute(0, 3, 1, 2)
         images = (images.float() / 255.0).to(self.device)
         depth = torch.from_numpy(np.stack([cache.read_inverse_depth(i) for i in range(count)]))

@@ -1,12 +1,14 @@
 """Training batches from a dataset cache: random crops, flips, optional colour jitter.
 
-Every draw takes a numpy Generator, so a step's batch is a function of (seed, step).
+:func:`sample_crops` is the one sampler every training step uses (choose images, crop and flip
+each image's arrays alike, jitter the image, stack); :func:`sample_batch` is it on a labelled
+cache. Every draw takes a numpy Generator, so a step's batch is a function of (seed, step).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -62,6 +64,65 @@ def rare_class_probabilities(class_pixels: np.ndarray, temperature: float) -> np
     return per_image / per_image.sum()
 
 
+def choose_images(rng: np.random.Generator, population: np.ndarray, size: int,
+                  probabilities: np.ndarray | None = None) -> np.ndarray:
+    """``size`` indices drawn from ``population`` ``(N,)``: uniformly, without replacement when it
+    holds at least ``size``; with ``probabilities`` ``(N,)`` (summing to 1), with replacement.
+
+    One ``rng.choice`` call either way, so callers draw exactly what they drew before sharing it.
+    """
+    if probabilities is None:
+        return rng.choice(population, size=size, replace=len(population) < size)
+    return rng.choice(population, size=size, p=probabilities)
+
+
+def sample_crops(
+    rng: np.random.Generator, population: np.ndarray, size: int, read: Callable[[int], list[np.ndarray]],
+    crop: tuple[int, int], hflip: bool, jitter: float = 0.0, probabilities: np.ndarray | None = None,
+    shuffle: bool = True,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Random crops of ``size`` images drawn from ``population``, stacked: the one batch sampler.
+
+    Parameters
+    ----------
+    rng
+        Every draw comes from it, in this order: the indices (:func:`choose_images`; none when
+        ``shuffle`` is False), then per image whatever ``read`` draws, the crop and flip
+        (:func:`~selfpanoptic.augment.crops.random_crop_flip`) and the colour jitter.
+    population
+        ``(N,)`` indices to draw from; with ``shuffle=False`` exactly these, in order.
+    size
+        Images to draw (ignored with ``shuffle=False``).
+    read
+        ``read(i) -> [array, ...]``: image i's arrays, ``(H, W)`` or ``(H, W, C)``, the first the
+        uint8 ``(H, W, 3)`` image; all are cropped by the same window and flipped alike.
+    crop
+        ``(height, width)`` pixels of the window, clipped to the image.
+    hflip
+        Flip each crop left-right with probability 0.5.
+    jitter
+        Colour jitter strength of the image (:func:`~selfpanoptic.augment.photometric.colour_jitter`;
+        0 = off, no draws).
+    probabilities
+        ``(N,)`` chance of drawing each entry of ``population`` (with replacement), or None.
+    shuffle
+        Draw the indices (True) or take ``population`` as they are (False).
+
+    Returns
+    -------
+    chosen : numpy.ndarray
+        ``(B,)`` the indices read, in batch order.
+    stacks : list of numpy.ndarray
+        One ``(B, h, w[, C])`` stack per array ``read`` returns, in its order, dtypes kept.
+    """
+    chosen = choose_images(rng, population, size, probabilities) if shuffle else population
+    rows = []
+    for i in chosen:
+        image, *rest = random_crop_flip(rng, read(i), crop, hflip)
+        rows.append([colour_jitter(rng, image, jitter), *rest])
+    return chosen, [np.stack(column) for column in zip(*rows)]
+
+
 def sample_batch(
     cache: DatasetCache, rng: np.random.Generator, indices: np.ndarray, batch_size: int,
     crop: tuple[int, int], hflip: bool = True, jitter: float = 0.0, shuffle: bool = True, depth: bool = False,
@@ -74,23 +135,18 @@ def sample_batch(
     ``translated``: each image is the translated one with probability ``translated.share`` (one
     extra draw per image, made only when given; labels and instances are the cache's).
     """
-    chosen = rng.choice(indices, size=batch_size, replace=len(indices) < batch_size) if shuffle else indices
-    images, labels, instances, depths = [], [], [], []
-    for i in chosen:
+    def read(i: int) -> list[np.ndarray]:
         image = cache.read("images", i)
         if translated is not None and rng.random() < translated.share:
             image = translated.cache.read("images", i)
         arrays = [image, cache.read("labels", i), cache.read("instances", i)]
-        if depth:
-            arrays.append(cache.read_inverse_depth(i))
-        img, lab, inst, *rest = random_crop_flip(rng, arrays, crop, hflip)
-        images.append(colour_jitter(rng, img, jitter))
-        labels.append(lab)
-        instances.append(inst)
-        depths += rest
+        return arrays + [cache.read_inverse_depth(i)] if depth else arrays
+
+    _, (images, labels, instances, *depths) = sample_crops(rng, indices, batch_size, read, crop, hflip, jitter,
+                                                           shuffle=shuffle)
     return Batch(
-        normalise(np.stack(images)),
-        torch.from_numpy(np.stack(labels).astype(np.int64)),
-        torch.from_numpy(np.stack(instances).astype(np.int64)),
-        torch.from_numpy(np.stack(depths).astype(np.float32)) if depth else None,
+        normalise(images),
+        torch.from_numpy(labels.astype(np.int64)),
+        torch.from_numpy(instances.astype(np.int64)),
+        torch.from_numpy(depths[0].astype(np.float32)) if depth else None,
     )

@@ -47,6 +47,8 @@ from tqdm import tqdm
 from ..atomic import atomic_output
 from ..errors import SelfPanopticError
 from ..h5io import config_hash
+from ..settings import TrainSettings
+from .checkpoints import resume, save_checkpoint, truncate_log
 from .tensorboard import TrainingBoard
 
 StepFn = Callable[[nn.Module, np.random.Generator, int], tuple[torch.Tensor, dict[str, Any], int]]
@@ -192,49 +194,49 @@ def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler:
         optimizer.step()
 
 
-def autocast_dtype(settings: dict[str, Any], device: torch.device) -> torch.dtype | None:
+def autocast_dtype(settings: TrainSettings, device: torch.device) -> torch.dtype | None:
     """The mixed-precision type of training on ``device``: None (full precision), bfloat16 or float16.
 
     ``amp`` off or not CUDA: None. ``amp_dtype`` ``auto``: bfloat16 where the GPU supports it
     (it keeps float32's range, so no loss scaling), else float16.
     """
-    if not settings.get("amp", True) or device.type != "cuda":
+    if not settings.amp or device.type != "cuda":
         return None
-    choice = settings.get("amp_dtype", "auto")
+    choice = settings.amp_dtype
     if choice == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return getattr(torch, choice)
 
 
-def prepare_model(model: nn.Module, settings: dict[str, Any], device: torch.device) -> nn.Module:
+def prepare_model(model: nn.Module, settings: TrainSettings, device: torch.device) -> nn.Module:
     """Move ``model`` to ``device``; on CUDA also channels-last and compiled when the settings ask.
 
     Compiling works in place (``nn.Module.compile``), so parameter names, checkpoints and the
     model file stay those of the plain model.
     """
     model.to(device)
-    if device.type == "cuda" and settings.get("channels_last", False):
+    if device.type == "cuda" and settings.channels_last:
         model.to(memory_format=torch.channels_last)
-    if device.type == "cuda" and settings.get("compile", False):
+    if device.type == "cuda" and settings.compile:
         model.compile()
     return model
 
 
-def build_optimizer(model: nn.Module, settings: dict[str, Any]) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
     """SGD (with momentum) or Adam; head parameters get ``lr * head_lr_mult``."""
     head = model.head_parameters() if hasattr(model, "head_parameters") else []
     head_ids = {id(p) for p in head}
     base = [p for p in model.parameters() if id(p) not in head_ids and p.requires_grad]
-    lr = settings["lr"]
+    lr = settings.lr
     groups = [{"params": base, "lr": lr, "initial_lr": lr}]
     if head:
-        head_lr = lr * settings["head_lr_mult"]
+        head_lr = lr * settings.head_lr_mult
         groups.append({"params": [p for p in head if p.requires_grad], "lr": head_lr, "initial_lr": head_lr})
-    if settings["optimizer"] == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=settings["momentum"], weight_decay=settings["weight_decay"])
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
     # adam_betas: only the translator's section has it (GANs train with a short momentum)
-    betas = tuple(settings.get("adam_betas", (0.9, 0.999)))
-    return torch.optim.Adam(groups, lr=lr, betas=betas, weight_decay=settings["weight_decay"])
+    betas = settings.adam_betas if settings.adam_betas is not None else (0.9, 0.999)
+    return torch.optim.Adam(groups, lr=lr, betas=betas, weight_decay=settings.weight_decay)
 
 
 def learning_rate_factor(schedule: str, step: int, total: int, power: float = 0.9) -> float:
@@ -247,64 +249,10 @@ def learning_rate_factor(schedule: str, step: int, total: int, power: float = 0.
     return 1.0
 
 
-def _rng_states() -> dict[str, Any]:
-    states = {"torch": torch.get_rng_state(), "numpy": torch.from_numpy(np.random.get_state()[1].copy())}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, step: int,
-                    settings_hash: str, scaler: torch.amp.GradScaler | None,
-                    extra_state: dict[str, Any] | None = None) -> None:
-    state = {
-        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-        "settings_hash": settings_hash, "rng": _rng_states(),
-        "scaler": scaler.state_dict() if scaler is not None else {},
-        "extra": {name: obj.state_dict() for name, obj in (extra_state or {}).items()},
-    }
-    with atomic_output(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load_checkpoint(path: Path) -> dict[str, Any] | None:
-    """The checkpoint at ``path``, or None when there is none or it cannot be read.
-
-    An unreadable checkpoint (truncated by a full disk, from another version) is not worth
-    stopping for: the run starts from step 0, with a warning naming the file.
-    """
-    if not path.is_file():
-        return None
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(checkpoint, dict) or not {"settings_hash", "model", "step"} <= set(checkpoint):
-            raise ValueError("not a training checkpoint")
-    except Exception as exc:  # any unreadable file: RuntimeError, EOFError, UnpicklingError, ...
-        print(f"warning: ignoring the unreadable checkpoint {path} ({type(exc).__name__}); starting from step 0",
-              flush=True)
-        return None
-    return checkpoint
-
-
-def _truncate_log(log_path: Path, last_step: int) -> None:
-    """Drop the log rows of steps after ``last_step`` (run after the checkpoint, then lost)."""
-    if not log_path.is_file():
-        return
-    lines = log_path.read_text().splitlines(keepends=True)
-    def logged_step(line: str) -> int:
-        head = line.split(",", 1)[0]
-        # a line cut short by the kill has no newline: drop it with the steps after the checkpoint
-        return int(head) if head.isdigit() and line.endswith("\n") else last_step + 1
-
-    kept = lines[:1] + [line for line in lines[1:] if logged_step(line) <= last_step]
-    with atomic_output(log_path) as tmp:
-        tmp.write_text("".join(kept))
-
-
 def train(
     model: nn.Module,
     step_fn: TrainingStep | StepFn,
-    settings: dict[str, Any],
+    settings: TrainSettings,
     work_dir: str | Path,
     identity: Any,
     device: torch.device,
@@ -314,7 +262,7 @@ def train(
     data_workers: int = 0,
     validate: Callable[[nn.Module], dict[str, float]] | None = None,
 ) -> TrainResult:
-    """Train ``model`` for ``settings["steps"]`` steps of ``step_fn``.
+    """Train ``model`` for ``settings.steps`` steps of ``step_fn``.
 
     step_fn: a :class:`TrainingStep` (or a plain ``step_fn(model, rng, step)``). work_dir: folder
     for ``checkpoint.pt`` and ``metrics.csv`` (not a workflow output, so a crashed job keeps it).
@@ -362,67 +310,42 @@ def _host_values(loss: torch.Tensor, parts: dict[str, Any]) -> tuple[float, dict
 
 def _train(model, step: TrainingStep, settings, work_dir: Path, identity, device, desc, progress, extra_state,
            workers: int, validate) -> TrainResult:
+    """The body of :func:`train`, under the work folder's lock; ``workers`` already capped."""
     checkpoint_path = work_dir / "checkpoint.pt"
     log_path = work_dir / "metrics.csv"
     run_hash = config_hash(identity)
-    total = settings["steps"]
+    total = settings.steps
     prepare_model(model, settings, device)
     optimizer = build_optimizer(model, settings)
     amp_dtype = autocast_dtype(settings, device)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-
-    start = 0
-    checkpoint = load_checkpoint(checkpoint_path)
-    if checkpoint is not None and checkpoint["settings_hash"] == run_hash:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        if scaler is not None and checkpoint["scaler"]:
-            scaler.load_state_dict(checkpoint["scaler"])
-        for name, obj in (extra_state or {}).items():
-            obj.load_state_dict(checkpoint["extra"][name])
-        start = int(checkpoint["step"])
-        print(f"{desc}: resuming from the checkpoint at step {start} of {total}", flush=True)
-    elif checkpoint is not None:
-        print(f"{desc}: ignoring a checkpoint made with other settings; starting from step 0", flush=True)
-        log_path.unlink(missing_ok=True)
+    start = resume(checkpoint_path, run_hash, model, optimizer, scaler, extra_state, desc, total)
     if start == 0:
         log_path.unlink(missing_ok=True)
     else:
-        _truncate_log(log_path, start)
+        truncate_log(log_path, start)
 
     model.train()
     began, images_seen = time.perf_counter(), 0
     bar = tqdm(total=total, initial=start, desc=desc, disable=not progress, unit="step")
-    batches = prepared_batches(step, settings["seed"], start, total, workers, pin_memory=device.type == "cuda")
-    validate_every = settings.get("validate_every", 0) if validate is not None else 0
-    with open(log_path, "a", newline="") as log_file, TrainingBoard(work_dir / "tensorboard", settings, start) as board:
-        writer = None
+    batches = prepared_batches(step, settings.seed, start, total, workers, pin_memory=device.type == "cuda")
+    validate_every = settings.validate_every if validate is not None else 0
+    board = TrainingBoard(work_dir / "tensorboard", settings.tensorboard, settings.log_images_every, start)
+    with open(log_path, "a", newline="") as log_file, board:
+        metrics = _MetricsLog(log_file, resumed=start > 0)
         waited = time.perf_counter()
         for index, batch, rng in batches:
             data_seconds = time.perf_counter() - waited
-            factor = learning_rate_factor(settings["schedule"], index, total, settings["poly_power"])
-            for group in optimizer.param_groups:
-                group["lr"] = group["initial_lr"] * factor
-            step_rng(settings["seed"], index)  # torch's and Python's RNG; numpy's comes with the batch
+            _set_learning_rate(optimizer, settings, index, total)
+            step_rng(settings.seed, index)  # torch's and Python's RNG; numpy's comes with the batch
             tick = time.perf_counter()
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                loss, parts, batch_images, *visualise = step.compute(model, batch, rng, index)
-            loss_value, parts = _host_values(loss, parts)
-            if not math.isfinite(loss_value):
-                raise NonFiniteLossError(
-                    f"{desc}: the loss became {loss_value} at step {index} (parts: {parts}); "
-                    "lower the learning rate or check the inputs"
-                )
-            optimizer_step(loss, optimizer, scaler)
+            loss_value, parts, batch_images, visualise = _compute_and_step(
+                model, step, batch, rng, index, optimizer, scaler, device, amp_dtype, desc)
             elapsed = time.perf_counter() - tick
             images_seen += batch_images
             row = {"step": index + 1, "loss": loss_value, **parts, "lr": optimizer.param_groups[0]["lr"],
                    "images_per_s": batch_images / max(elapsed + data_seconds, 1e-9), "data_s": data_seconds}
-            if writer is None:
-                writer = csv.DictWriter(log_file, fieldnames=list(row))
-                if start == 0 or log_file.tell() == 0:
-                    writer.writeheader()
-            writer.writerow(row)
+            metrics.write(row)
             board.log(row)
             bar.set_postfix(loss=f"{loss_value:.3f}", img_s=f"{row['images_per_s']:.1f}")
             bar.update(1)
@@ -431,11 +354,8 @@ def _train(model, step: TrainingStep, settings, work_dir: Path, identity, device
                 board.images(visualise[0](), done)
             del visualise  # it holds the step's tensors
             if validate_every and done % validate_every == 0:
-                scores = validate(model)
-                board.validation(scores, done)
-                bar.write(f"{desc}: step {done} validation: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
-                sys.stdout.flush()
-            if done % settings["checkpoint_every"] == 0 and done < total:
+                _validate(model, validate, board, bar, done, desc)
+            if done % settings.checkpoint_every == 0 and done < total:
                 log_file.flush()
                 board.flush()
                 save_checkpoint(checkpoint_path, model, optimizer, done, run_hash, scaler, extra_state)
@@ -443,6 +363,59 @@ def _train(model, step: TrainingStep, settings, work_dir: Path, identity, device
     bar.close()
     seconds = time.perf_counter() - began
     return TrainResult(total, start, seconds, images_seen / max(seconds, 1e-9))
+
+
+def _set_learning_rate(optimizer: torch.optim.Optimizer, settings: TrainSettings, index: int, total: int) -> None:
+    """Every parameter group's learning rate at step ``index``: its initial rate times the schedule's factor."""
+    factor = learning_rate_factor(settings.schedule, index, total, settings.poly_power)
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"] * factor
+
+
+def _compute_and_step(model: nn.Module, step: TrainingStep, batch: Any, rng: np.random.Generator, index: int,
+                      optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None, device: torch.device,
+                      amp_dtype: torch.dtype | None, desc: str
+                      ) -> tuple[float, dict[str, float], int, list[Callable[[], dict[str, torch.Tensor]]]]:
+    """Run the model half of step ``index`` and update the weights.
+
+    Returns the loss and its parts as floats, the number of images in the batch, and what
+    ``compute`` returned after them: ``[visualise]``, or ``[]`` when it offers none. Raises
+    :class:`NonFiniteLossError` before any update when the loss is NaN or infinite.
+    """
+    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        loss, parts, batch_images, *visualise = step.compute(model, batch, rng, index)
+    loss_value, parts = _host_values(loss, parts)
+    if not math.isfinite(loss_value):
+        raise NonFiniteLossError(
+            f"{desc}: the loss became {loss_value} at step {index} (parts: {parts}); "
+            "lower the learning rate or check the inputs"
+        )
+    optimizer_step(loss, optimizer, scaler)
+    return loss_value, parts, batch_images, visualise
+
+
+class _MetricsLog:
+    """``metrics.csv``: one row per step, the header (the first row's keys) unless continuing a resumed log."""
+
+    def __init__(self, handle, resumed: bool) -> None:
+        self._handle, self._resumed = handle, resumed
+        self._writer: csv.DictWriter | None = None
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self._writer is None:
+            self._writer = csv.DictWriter(self._handle, fieldnames=list(row))
+            if not self._resumed or self._handle.tell() == 0:
+                self._writer.writeheader()
+        self._writer.writerow(row)
+
+
+def _validate(model: nn.Module, validate: Callable[[nn.Module], dict[str, float]], board: TrainingBoard, bar: tqdm,
+              done: int, desc: str) -> None:
+    """Score the model after ``done`` steps; log the scores to TensorBoard and print them."""
+    scores = validate(model)
+    board.validation(scores, done)
+    bar.write(f"{desc}: step {done} validation: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+    sys.stdout.flush()
 
 
 def save_model_file(path: str | Path, model: nn.Module, kind: str, spec: dict[str, Any], extra: dict[str, Any] | None = None) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
@@ -12,7 +10,8 @@ from ..errors import InputError
 from ..intermediates import DatasetCache
 from ..losses import spoco_loss
 from ..segments import instance_majority_classes
-from .data import TranslatedImages, sample_batch
+from ..settings import InstanceLossSettings, TrainSettings
+from .data import TranslatedImages, choose_images, sample_batch
 from .engine import TrainingStep
 from .visuals import embedding_images, instance_images, normalised_images
 
@@ -41,15 +40,15 @@ def keep_instances(instances: torch.Tensor, keep: list[np.ndarray]) -> torch.Ten
 
 
 def instance_step(
-    cache: DatasetCache, classes: list[str], settings: dict[str, Any], loss_settings: dict[str, Any],
+    cache: DatasetCache, classes: list[str], settings: TrainSettings, loss: InstanceLossSettings,
     device: torch.device, translated: TranslatedImages | None = None,
 ) -> TrainingStep:
     """The :class:`~selfpanoptic.train.engine.TrainingStep` of SPOCO pretraining of one group.
 
-    ``classes``: the group's class names; ``settings``: the ``instance.train`` section;
-    ``loss_settings``: ``instance.loss``. Each step draws ``batch_size`` crops of images holding
-    an instance of the group; instances of other classes are zeroed. ``translated``: source
-    images rendered in the target's look, drawn instead of the originals with its share.
+    ``classes``: the group's class names; ``settings``: instance training; ``loss``: the SPOCO
+    loss. Each step draws ``batch_size`` crops of images holding an instance of the group;
+    instances of other classes are zeroed. ``translated``: source images rendered in the
+    target's look, drawn instead of the originals with its share.
     """
     group_ids = {class_id(name) for name in classes}
     members = [group_instance_ids(cache.read("labels", i), cache.read("instances", i), group_ids) for i in range(len(cache))]
@@ -57,13 +56,11 @@ def instance_step(
     if len(indices) == 0:
         raise InputError(f"no image has an instance of the class group {classes}", cache.path,
                          "train this group on a dataset with such instances, or change instance.groups")
-    crop = tuple(settings["crop"])
-    delta_v, delta_d = loss_settings["delta_v"], loss_settings["delta_d"]
 
     def prepare(rng: np.random.Generator, index: int):
-        chosen = rng.choice(indices, size=settings["batch_size"], replace=len(indices) < settings["batch_size"])
+        chosen = choose_images(rng, indices, settings.batch_size)
         images, labels, instances, _ = sample_batch(
-            cache, rng, chosen, len(chosen), crop, settings["hflip"], settings["jitter"], shuffle=False,
+            cache, rng, chosen, len(chosen), settings.crop, settings.hflip, settings.jitter, shuffle=False,
             translated=translated,
         )
         return images, labels, keep_instances(instances, [members[i] for i in chosen])
@@ -73,19 +70,14 @@ def instance_step(
         instances = instances.to(device, non_blocking=True)
         emb = net(images.to(device, non_blocking=True)).float()
         unlabelled = None
-        if loss_settings["unlabelled_weight"] > 0:
+        if loss.unlabelled_weight > 0:
             unlabelled = (instances == 0) & (labels.to(device, non_blocking=True) == IGNORE)
-        loss, parts = spoco_loss(
-            emb, instances, unlabelled,
-            weights={"dice": loss_settings["dice_weight"], "unlabelled": loss_settings["unlabelled_weight"]},
-            delta_v=delta_v, delta_d=delta_d,
-            alpha=loss_settings["alpha"], beta=loss_settings["beta"], gamma=loss_settings["gamma"],
-        )
+        total, parts = spoco_loss(emb, instances, unlabelled, **loss.spoco_arguments())
 
         def visualise():
             return {"input": normalised_images(images), "embedding": embedding_images(emb),
                     "instances": instance_images(instances)}
 
-        return loss, {k: v.detach() for k, v in parts.items()}, len(images), visualise
+        return total, {k: v.detach() for k, v in parts.items()}, len(images), visualise
 
     return TrainingStep(prepare, compute, caches=(cache,) + ((translated.cache,) if translated is not None else ()))

@@ -14,13 +14,14 @@ EMA network follows the student every step and is checkpointed with it.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..augment.crops import random_crop_flip
+from ..augment.normalise import normalise
 from ..augment.views import rotate_maps, rotation_affines
 from ..intermediates import DatasetCache
 from ..losses import spoco_loss
@@ -28,119 +29,180 @@ from ..losses.consistency import embedding_consistency_loss, sample_anchors
 from ..pseudo.masks import pseudo_instances_batch
 from ..pseudo.objectness import Objectness
 from ..pseudo.teacher import freeze_batchnorm, momentum_update
-from ..augment.normalise import normalise
-from .data import sample_batch
+from ..settings import InstanceLossSettings, SelfInstanceSettings
+from .data import choose_images, sample_batch, sample_crops
 from .engine import TrainingStep
 from .instance import group_instance_ids, keep_instances
 from .visuals import MAX_IMAGES, embedding_images, instance_images, label_images, normalised_images
 
 
+@dataclass(frozen=True, eq=False)
+class SelfInstanceData:
+    """The images of a round of instance self-training.
+
+    ``target``: the target train cache (images only); ``semantic`` ``(N, H, W)`` uint8 trainIds
+    and ``confidence`` ``(N, H, W)`` float32 softmax maximum: this round's semantic prediction on
+    ``target``; ``source``: labelled cache mixed into each batch, or None.
+    """
+
+    target: DatasetCache
+    semantic: np.ndarray
+    confidence: np.ndarray
+    source: DatasetCache | None = None
+
+
+class SourceCrops(NamedTuple):
+    """Labelled source crops: ``images`` ``(S, 3, h, w)`` float32 normalised, ``instances``
+    ``(S, h, w)`` int64 (0 = none; instances outside the group zeroed)."""
+
+    images: torch.Tensor
+    instances: torch.Tensor
+
+
+class TargetCrops(NamedTuple):
+    """Target crops: ``images`` ``(T, 3, h, w)`` float32 normalised, ``semantic`` ``(T, h, w)``
+    uint8 and ``confidence`` ``(T, h, w)`` float32 of the round's semantic prediction."""
+
+    images: torch.Tensor
+    semantic: np.ndarray
+    confidence: np.ndarray
+
+
+class SelfInstanceBatch(NamedTuple):
+    """What a step's ``prepare`` hands its ``compute``: the source and target crops (None when
+    the batch has none of them)."""
+
+    source: SourceCrops | None
+    target: TargetCrops | None
+
+
 def self_instance_step(
-    ema: nn.Module, classes: list[int], target: DatasetCache, semantic: np.ndarray, confidence: np.ndarray,
-    source: DatasetCache | None, settings: dict[str, Any], loss_settings: dict[str, Any], device: torch.device,
-    stats: dict[str, int], objectness: Objectness | None = None,
+    ema: nn.Module, classes: list[int], data: SelfInstanceData, settings: SelfInstanceSettings,
+    loss: InstanceLossSettings, device: torch.device, stats: dict[str, int], objectness: Objectness | None = None,
 ) -> TrainingStep:
     """The :class:`~selfpanoptic.train.engine.TrainingStep` of SPOCO self-training of a group.
 
     ``ema``: the EMA network (moved in place); ``classes``: the group's thing trainIds;
-    ``semantic`` (N, H, W) uint8 and ``confidence`` (N, H, W) float32: this round's semantic
-    prediction on ``target``; ``source``: labelled cache mixed into each batch, or None;
-    ``settings``: ``selftrain.instance``; ``loss_settings``: ``instance.loss``; ``stats``: counts
+    ``data``: the target images, their semantic prediction and the source; ``loss``: the SPOCO
+    loss (``delta_v``, ``delta_d`` also cluster the pseudo instances); ``stats``: counts
     ``pseudo_instances`` made; ``objectness``: the fitted objectness classifier that filters the
-    pseudo instances (``settings["objectness"]["min_score"]``), or None.
+    pseudo instances (``settings.objectness.min_score``), or None.
     """
-    train_settings = settings["train"]
-    batch = train_settings["batch_size"]
-    n_source = int(round(settings["source_fraction"] * batch)) if source is not None else 0
-    members, source_indices = [], np.zeros(0, dtype=np.int64)
-    if n_source:
-        group_ids = set(classes)
-        members = [group_instance_ids(source.read("labels", i), source.read("instances", i), group_ids)
-                   for i in range(len(source))]
-        source_indices = np.array([i for i, ids in enumerate(members) if len(ids)], dtype=np.int64)
-        if len(source_indices) == 0:
-            n_source = 0
-    n_target = batch - n_source
-    crop = tuple(train_settings["crop"])
-    delta_v, delta_d = loss_settings["delta_v"], loss_settings["delta_d"]
-    stats.setdefault("pseudo_instances", 0)
+    step = _SelfInstanceStep(ema, classes, data, settings, loss, device, stats, objectness)
+    source = (data.source,) if step.n_source else ()
+    return TrainingStep(step.prepare, step.compute, caches=(data.target,) + source)
 
-    def target_batch(rng: np.random.Generator) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-        chosen = rng.choice(len(target), size=n_target, replace=len(target) < n_target)
-        images, semantics, confidences = [], [], []
-        for i in chosen:
-            img, sem, conf = random_crop_flip(rng, [target.read("images", i), semantic[i], confidence[i]], crop,
-                                              train_settings["hflip"])
-            images.append(img)
-            semantics.append(np.ascontiguousarray(sem))
-            confidences.append(np.ascontiguousarray(conf))
-        return normalise(np.stack(images)), np.stack(semantics), np.stack(confidences)
 
-    def prepare(rng: np.random.Generator, index: int):
-        source_part = None
-        if n_source:
-            chosen = rng.choice(source_indices, size=n_source, replace=len(source_indices) < n_source)
-            src_images, _, src_instances, _ = sample_batch(
-                source, rng, chosen, n_source, crop, train_settings["hflip"], train_settings["jitter"], shuffle=False
-            )
-            source_part = (src_images, keep_instances(src_instances, [members[i] for i in chosen]))
-        return source_part, (target_batch(rng) if n_target else None)
+class _SelfInstanceStep:
+    """The two halves of an instance self-training step; attributes are the round's fixed state."""
 
-    def compute(net: nn.Module, prepared, rng: np.random.Generator, index: int):
+    def __init__(self, ema: nn.Module, classes: list[int], data: SelfInstanceData, settings: SelfInstanceSettings,
+                 loss: InstanceLossSettings, device: torch.device, stats: dict[str, int],
+                 objectness: Objectness | None):
+        self.ema, self.classes, self.data, self.settings, self.loss = ema, classes, data, settings, loss
+        self.device, self.stats, self.objectness = device, stats, objectness
+        batch = settings.train.batch_size
+        n_source = int(round(settings.source_fraction * batch)) if data.source is not None else 0
+        self.members, self.source_indices = _group_members(data.source, classes) if n_source else ([], None)
+        self.n_source = n_source if n_source and len(self.source_indices) else 0
+        self.n_target = batch - self.n_source
+        stats.setdefault("pseudo_instances", 0)
+
+    # host side ---------------------------------------------------------------------------------
+
+    def prepare(self, rng: np.random.Generator, index: int) -> SelfInstanceBatch:
+        """Source crops with an instance of the group (first), then target crops."""
+        train = self.settings.train
+        source = None
+        if self.n_source:
+            chosen = choose_images(rng, self.source_indices, self.n_source)
+            images, _, instances, _ = sample_batch(self.data.source, rng, chosen, self.n_source, train.crop,
+                                                   train.hflip, train.jitter, shuffle=False)
+            source = SourceCrops(images, keep_instances(instances, [self.members[i] for i in chosen]))
+        return SelfInstanceBatch(source, self._target_crops(rng) if self.n_target else None)
+
+    def _target_crops(self, rng: np.random.Generator) -> TargetCrops:
+        data, train = self.data, self.settings.train
+        _, (images, semantic, confidence) = sample_crops(
+            rng, np.arange(len(data.target)), self.n_target,
+            lambda i: [data.target.read("images", i), data.semantic[i], data.confidence[i]], train.crop, train.hflip)
+        return TargetCrops(normalise(images), semantic, confidence)
+
+    # the model's work -----------------------------------------------------------------------------
+
+    def compute(self, net: nn.Module, batch: SelfInstanceBatch, rng: np.random.Generator, index: int):
+        """``(loss, parts, images, visualise)`` of one step (the engine's ``compute``)."""
+        settings, device = self.settings, self.device
         if index > 0:
-            momentum_update(ema, net, settings["ema_momentum"])
-        if settings["freeze_bn"]:
+            momentum_update(self.ema, net, settings.ema_momentum)
+        if settings.freeze_bn:
             freeze_batchnorm(net)
-        source_part, target_part = prepared
         images, instances = [], []
-        if source_part is not None:
-            images.append(source_part[0].to(device, non_blocking=True))
-            instances.append(source_part[1].to(device, non_blocking=True))
+        if batch.source is not None:
+            images.append(batch.source.images.to(device, non_blocking=True))
+            instances.append(batch.source.instances.to(device, non_blocking=True))
         parts: dict[str, float] = {}
-        if target_part is not None:
-            tgt_images, tgt_semantic, tgt_confidence = target_part
-            tgt_images = tgt_images.to(device, non_blocking=True)
-            with torch.no_grad():
-                ema_embeddings = ema(tgt_images).float()
-            # every image and class of the batch clustered in one call (no per-image host round trips)
-            pseudo = [instances for instances, _ in pseudo_instances_batch(
-                ema_embeddings, tgt_semantic, tgt_confidence, classes, delta_v, delta_d, settings["min_size"],
-                settings["min_confidence"], device=device, objectness=objectness,
-                min_objectness=settings["objectness"]["min_score"])]
-            stats["pseudo_instances"] += sum(int(p.max()) for p in pseudo)
-            parts["pseudo_per_image"] = float(np.mean([p.max() for p in pseudo]))
-            images.append(tgt_images)
-            instances.append(torch.from_numpy(np.stack(pseudo).astype(np.int64)).to(device, non_blocking=True))
+        target_images = None
+        if batch.target is not None:
+            target_images = batch.target.images.to(device, non_blocking=True)
+            images.append(target_images)
+            instances.append(self._pseudo_instances(target_images, batch.target, parts))
         images, instances = torch.cat(images), torch.cat(instances)
         embeddings = net(images).float()
-        loss, loss_parts = spoco_loss(
-            embeddings, instances,
-            weights={"dice": loss_settings["dice_weight"]}, delta_v=delta_v, delta_d=delta_d,
-            alpha=loss_settings["alpha"], beta=loss_settings["beta"], gamma=loss_settings["gamma"],
-        )
+        loss, loss_parts = spoco_loss(embeddings, instances, **self.loss.spoco_arguments())
         parts.update({"spoco": loss.detach(), "dice": loss_parts["dice"].detach()})
-        if target_part is not None and settings["consistency_weight"] > 0:
-            angles = rng.uniform(0.0, settings["max_rotation"], size=n_target)
-            height, width = tgt_images.shape[-2:]
-            rotated, _ = rotate_maps(tgt_images, rotation_affines(angles, height, width))
-            with torch.no_grad():
-                back, valid = rotate_maps(ema(rotated).float(), rotation_affines(-angles, height, width))
-            things = torch.from_numpy(np.isin(tgt_semantic, classes)).to(device)
-            anchors = sample_anchors(valid & things, settings["consistency_anchors"], rng)
-            consistency = embedding_consistency_loss(embeddings[n_source:], back, valid, anchors, delta_v)
-            loss = loss + settings["consistency_weight"] * consistency
+        if batch.target is not None and settings.consistency_weight > 0:
+            consistency = self._consistency(embeddings[self.n_source:], target_images, batch.target.semantic, rng)
+            loss = loss + settings.consistency_weight * consistency
             parts["consistency"] = consistency.detach()
 
         def visualise():
             """Target crops first (their instances are pseudo instances, inside the round's semantic
             prediction), then source crops (ground-truth instances)."""
-            shown = [*range(n_source, len(images)), *range(n_source)][:MAX_IMAGES]
+            shown = [*range(self.n_source, len(images)), *range(self.n_source)][:MAX_IMAGES]
             pictures = {"input": normalised_images(images[shown]), "embedding": embedding_images(embeddings[shown]),
                         "instances": instance_images(instances[shown])}
-            if target_part is not None:
-                pictures["semantic"] = label_images(torch.from_numpy(tgt_semantic))
+            if batch.target is not None:
+                pictures["semantic"] = label_images(torch.from_numpy(batch.target.semantic))
             return pictures
 
         return loss, parts, len(embeddings), visualise
 
-    return TrainingStep(prepare, compute, caches=(target,) + ((source,) if n_source else ()))
+    def _pseudo_instances(self, images: torch.Tensor, target: TargetCrops, parts: dict) -> torch.Tensor:
+        """``(T, h, w)`` int64 pseudo instances of the target crops on the device, from the EMA
+        network's embeddings; counted in ``stats`` and logged in ``parts``."""
+        settings = self.settings
+        with torch.no_grad():
+            ema_embeddings = self.ema(images).float()
+        # every image and class of the batch clustered in one call (no per-image host round trips)
+        pseudo = [instances for instances, _ in pseudo_instances_batch(
+            ema_embeddings, target.semantic, target.confidence, self.classes, self.loss.delta_v, self.loss.delta_d,
+            settings.min_size, settings.min_confidence, device=self.device, objectness=self.objectness,
+            min_objectness=settings.objectness.min_score)]
+        self.stats["pseudo_instances"] += sum(int(p.max()) for p in pseudo)
+        parts["pseudo_per_image"] = float(np.mean([p.max() for p in pseudo]))
+        return torch.from_numpy(np.stack(pseudo).astype(np.int64)).to(self.device, non_blocking=True)
+
+    def _consistency(self, embeddings: torch.Tensor, images: torch.Tensor, semantic: np.ndarray,
+                     rng: np.random.Generator) -> torch.Tensor:
+        """The rotation-consistency term of the target crops: the EMA network sees each crop
+        rotated by a random angle (degrees), its embeddings are rotated back and compared with
+        the student's ``embeddings`` ``(T, D, h, w)`` around anchors on the group's pixels."""
+        settings = self.settings
+        angles = rng.uniform(0.0, settings.max_rotation, size=self.n_target)
+        height, width = images.shape[-2:]
+        rotated, _ = rotate_maps(images, rotation_affines(angles, height, width))
+        with torch.no_grad():
+            back, valid = rotate_maps(self.ema(rotated).float(), rotation_affines(-angles, height, width))
+        things = torch.from_numpy(np.isin(semantic, self.classes)).to(self.device)
+        anchors = sample_anchors(valid & things, settings.consistency_anchors, rng)
+        return embedding_consistency_loss(embeddings, back, valid, anchors, self.loss.delta_v)
+
+
+def _group_members(source: DatasetCache, classes: list[int]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per source image the ids of its instances of the group ``classes`` (trainIds), and the
+    ``(M,)`` int64 indices of the images holding at least one."""
+    group_ids = set(classes)
+    members = [group_instance_ids(source.read("labels", i), source.read("instances", i), group_ids)
+               for i in range(len(source))]
+    return members, np.array([i for i, ids in enumerate(members) if len(ids)], dtype=np.int64)

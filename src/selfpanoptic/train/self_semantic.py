@@ -25,141 +25,144 @@ job resumes exactly.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..augment.crops import random_crop_flip
+from ..augment.normalise import denormalise, normalise_unit, to_unit
 from ..augment.photometric import apply_photometric_noise, draw_photometric_noise
 from ..augment.views import labels_to_views, random_view_affines
 from ..classes import IGNORE
 from ..intermediates import DatasetCache
 from ..losses.focal import focal_confidence_ce
-from ..pseudo.semantic import make_pseudo_labels
+from ..losses.self_correction import annealed_alpha, self_corrected_targets
+from ..pseudo.semantic import PseudoLabels, make_pseudo_labels
 from ..pseudo.teacher import freeze_batchnorm, momentum_update
 from ..pseudo.thresholds import ClassPrior, update_prior
-from ..augment.normalise import denormalise, normalise_unit, to_unit
-from ..losses.self_correction import annealed_alpha, self_corrected_targets
+from ..settings import GuidanceSettings, SelfSemanticSettings
 from .co_learning import CoLearning, segmenter_of
-from .data import sample_batch
+from .data import Batch, sample_batch, sample_crops
 from .engine import TrainingStep
 from .visuals import label_images, unit_images
 
 
+@dataclass(frozen=True, eq=False)
+class SelfSemanticData:
+    """The images of a round of semantic self-training and what steers their pseudo-labels.
+
+    ``target``: the target train cache (images only); ``source``: labelled cache of the joint
+    source loss, or None; ``guide``: ``(N, H, W)`` instance maps of the target images that guide
+    the pseudo-labels, or None; ``rules``: which of their instances may relabel which pixels
+    (required with ``guide``); ``reference``: ``(C,)`` float32 source class shares, needed when
+    ``pseudo.alignment`` > 0; ``target_probabilities``: ``(N,)`` chance of drawing each target
+    image (rare-class sampling, with replacement), or None for uniform draws.
+    """
+
+    target: DatasetCache
+    source: DatasetCache | None = None
+    guide: np.ndarray | None = None
+    rules: GuidanceSettings | None = None
+    reference: torch.Tensor | None = None
+    target_probabilities: np.ndarray | None = None
+
+
+class SelfSemanticBatch(NamedTuple):
+    """What a step's ``prepare`` hands its ``compute`` (host side; pinned by the engine's loader).
+
+    ``images``: ``(B, 3, h, w)`` float32 target crops in [0, 1]; ``guides``: ``(B, h, w)``
+    instance maps of the crops, or None; ``inverse_depth``: ``(B, h, w)`` float32 in 1/m (NaN =
+    unknown) of the crops with depth co-learning, else None; ``affines``: ``(B, V, 2, 3)`` the
+    views' geometry; ``noise``: ``(B * V, 6)`` float64 photometric draws of the student's views;
+    ``source``: the labelled source :class:`~selfpanoptic.train.data.Batch`, or None.
+    """
+
+    images: torch.Tensor
+    guides: np.ndarray | None
+    inverse_depth: torch.Tensor | None
+    affines: torch.Tensor
+    noise: np.ndarray
+    source: Batch | None
+
+
 def self_semantic_step(
-    teacher: nn.Module, prior: ClassPrior, target: DatasetCache, guide: np.ndarray | None,
-    source: DatasetCache | None, settings: dict[str, Any], device: torch.device,
-    co_learning: CoLearning | None = None, previous: nn.Module | None = None,
-    rules: dict[str, Any] | None = None, reference: torch.Tensor | None = None,
-    target_probabilities: np.ndarray | None = None,
+    teacher: nn.Module, prior: ClassPrior, data: SelfSemanticData, settings: SelfSemanticSettings,
+    device: torch.device, co_learning: CoLearning | None = None, previous: nn.Module | None = None,
 ) -> TrainingStep:
     """The :class:`~selfpanoptic.train.engine.TrainingStep` of SAC self-training.
 
     ``teacher``: the momentum teacher (moved in place); ``prior``: the moving class prior (updated
-    in place); ``target``: the target train cache (images only); ``guide``: (N, H, W) instance maps
-    guiding the pseudo-labels, or None; ``source``: labelled cache for the joint source loss, or
-    None; ``settings``: the ``selftrain.semantic`` section; ``co_learning``: the generation task
-    (the model is then its :class:`~selfpanoptic.train.co_learning.CoLearner`) or None;
-    ``previous``: the frozen previous-round model, the ancillary model of self-correction when
-    ``self_correction.ancillary`` is ``previous_round``; ``rules``: the ``selftrain.guidance``
-    section, which says which instances of ``guide`` may relabel which pixels; ``reference``:
-    ``(C,)`` source class shares, needed when ``alignment`` > 0; ``target_probabilities``:
-    ``(N,)`` chance of drawing each target image (rare-class sampling, drawn with replacement),
-    or None for uniform draws.
+    in place); ``data``: the target (and source) images and the pseudo-labels' guidance;
+    ``co_learning``: the generation task (the model is then its
+    :class:`~selfpanoptic.train.co_learning.CoLearner`) or None; ``previous``: the frozen
+    previous-round model, the ancillary model of self-correction when
+    ``settings.self_correction.ancillary`` is ``previous_round``.
     """
-    train_settings = settings["train"]
-    target_indices = np.arange(len(target))
-    crop = tuple(train_settings["crop"])
-    noise = settings["noise"]
-    correction = settings["self_correction"]
-    depth = co_learning is not None and co_learning.out_channels == 1
+    step = _SelfSemanticStep(teacher, prior, data, settings, device, co_learning, previous)
+    source = (data.source,) if data.source is not None else ()
+    return TrainingStep(step.prepare, step.compute, caches=(data.target,) + source)
 
-    def sample_target(rng: np.random.Generator) -> tuple[torch.Tensor, np.ndarray | None, torch.Tensor | None]:
-        if target_probabilities is None:
-            chosen = rng.choice(target_indices, size=train_settings["batch_size"],
-                                replace=len(target_indices) < train_settings["batch_size"])
-        else:
-            chosen = rng.choice(target_indices, size=train_settings["batch_size"], p=target_probabilities)
-        images, guides, depths = [], [], []
-        for i in chosen:
-            arrays = [target.read("images", i)] + ([guide[i]] if guide is not None else [])
-            if depth:
-                arrays.append(target.read_inverse_depth(i))
-            cropped = random_crop_flip(rng, arrays, crop, train_settings["hflip"])
-            images.append(cropped[0])
-            if guide is not None:
-                guides.append(cropped[1])
-            if depth:
-                depths.append(cropped[-1])
-        return (to_unit(np.stack(images)), (np.stack(guides) if guide is not None else None),
-                torch.from_numpy(np.stack(depths).astype(np.float32)) if depth else None)
 
-    def ancillary_logits(made) -> torch.Tensor:
-        """Self-correction's ancillary model on the clean views: the teacher's log-softmax, or the
-        previous round's logits."""
-        if correction["ancillary"] == "teacher":
-            return made.teacher_probs.clamp_min(1e-12).log()
-        with torch.no_grad():
-            return previous(normalise_unit(made.views)).float()
+class _SelfSemanticStep:
+    """The two halves of a self-training step; attributes are the round's fixed state."""
 
-    def prepare(rng: np.random.Generator, index: int):
-        # the draws in the order the step once made them inline: target crops, views, noise, source
-        images, guides, target_depth = sample_target(rng)
-        affines = random_view_affines(len(images), settings["views"], rng, settings["min_scale"],
-                                      settings["max_scale"], settings["flip_p"])
-        drawn = draw_photometric_noise(
-            len(images) * settings["views"], rng, noise["brightness"], noise["contrast"], noise["saturation"],
-            noise["grey_p"], noise["blur_p"], tuple(noise["blur_sigma"]),
-        )
+    def __init__(self, teacher: nn.Module, prior: ClassPrior, data: SelfSemanticData, settings: SelfSemanticSettings,
+                 device: torch.device, co_learning: CoLearning | None, previous: nn.Module | None):
+        self.teacher, self.prior, self.data, self.settings = teacher, prior, data, settings
+        self.device, self.co_learning, self.previous = device, co_learning, previous
+        self.depth = co_learning is not None and co_learning.out_channels == 1
+
+    # host side ---------------------------------------------------------------------------------
+
+    def prepare(self, rng: np.random.Generator, index: int) -> SelfSemanticBatch:
+        """The step's random crops and draws, in the order the step once made them inline:
+        target crops, views, noise, source batch."""
+        settings, train, noise = self.settings, self.settings.train, self.settings.noise
+        images, guides, inverse_depth = self._sample_target(rng)
+        views = settings.views
+        affines = random_view_affines(len(images), views.views, rng, views.min_scale, views.max_scale, views.flip_p)
+        drawn = draw_photometric_noise(len(images) * views.views, rng, noise.brightness, noise.contrast,
+                                       noise.saturation, noise.grey_p, noise.blur_p, noise.blur_sigma)
         src = None
-        if source is not None:
-            src = sample_batch(
-                source, rng, np.arange(len(source)), settings["source_batch_size"], crop, train_settings["hflip"],
-                train_settings["jitter"], depth=depth,
-            )
-        return images, guides, target_depth, affines, drawn, src
+        if self.data.source is not None:
+            src = sample_batch(self.data.source, rng, np.arange(len(self.data.source)), settings.source_batch_size,
+                               train.crop, train.hflip, train.jitter, depth=self.depth)
+        return SelfSemanticBatch(images, guides, inverse_depth, affines, drawn, src)
 
-    def compute(net: nn.Module, prepared, rng: np.random.Generator, index: int):
-        images, guides, target_depth, affines, drawn, src = prepared
-        student = segmenter_of(net)
-        if index > 0 and index % settings["momentum_every"] == 0:
-            momentum_update(teacher, student, settings["momentum"])
-        if settings["freeze_bn"]:
-            freeze_batchnorm(student)
-        made = make_pseudo_labels(teacher, images.to(device, non_blocking=True), affines, prior.value, settings, guides, rules,
-                                  reference)
-        view_labels, view_confidence = labels_to_views(made.labels, made.confidence, affines)
-        noisy = apply_photometric_noise(made.views, drawn)
+    def _sample_target(self, rng: np.random.Generator) -> tuple[torch.Tensor, np.ndarray | None, torch.Tensor | None]:
+        """Target crops ``(B, 3, h, w)`` in [0, 1], their guide maps and inverse depth (or None)."""
+        target, guide, train = self.data.target, self.data.guide, self.settings.train
+
+        def read(i: int) -> list[np.ndarray]:
+            arrays = [target.read("images", i)] + ([guide[i]] if guide is not None else [])
+            return arrays + [target.read_inverse_depth(i)] if self.depth else arrays
+
+        _, stacks = sample_crops(rng, np.arange(len(target)), train.batch_size, read, train.crop, train.hflip,
+                                 probabilities=self.data.target_probabilities)
+        return (to_unit(stacks[0]), stacks[1] if guide is not None else None,
+                torch.from_numpy(stacks[-1].astype(np.float32)) if self.depth else None)
+
+    # the model's work -----------------------------------------------------------------------------
+
+    def compute(self, net: nn.Module, batch: SelfSemanticBatch, rng: np.random.Generator, index: int):
+        """``(loss, parts, images, visualise)`` of one step (the engine's ``compute``)."""
+        self._follow_student(segmenter_of(net), index)
+        made = make_pseudo_labels(self.teacher, batch.images.to(self.device, non_blocking=True), batch.affines,
+                                  self.prior.value, self.settings.pseudo, batch.guides, self.data.rules,
+                                  self.data.reference)
+        view_labels, view_confidence = labels_to_views(made.labels, made.confidence, batch.affines)
+        noisy = apply_photometric_noise(made.views, batch.noise)
         logits = net(normalise_unit(noisy)).float()
-        soft_targets = None
-        parts = {}
-        if correction["enabled"]:
-            alpha = annealed_alpha(correction["alpha_start"], correction["alpha_end"], index, train_settings["steps"])
-            soft_targets = self_corrected_targets(logits, ancillary_logits(made), alpha)
-            parts["alpha"] = alpha
-        target_loss = focal_confidence_ce(logits, view_labels, view_confidence, prior.value.to(device),
-                                          settings["focal_power"], targets=soft_targets)
-        prior.value = update_prior(prior.value, made.teacher_probs, settings["prior_momentum"])  # (C,) back, not the maps
-        loss = settings["lambda_target"] * target_loss
-        parts.update(target=target_loss.detach(), kept=(view_labels != IGNORE).float().mean())
+        loss, parts = self._target_loss(logits, made, view_labels, view_confidence, index)
         batch_images = len(made.views)
-        generate, generate_depth = [images], [target_depth]
-        if src is not None:
-            source_loss = F.cross_entropy(net(src.images.to(device, non_blocking=True)).float(),
-                                          src.labels.to(device, non_blocking=True), ignore_index=IGNORE)
-            loss = loss + settings["source_weight"] * source_loss
-            parts["source"] = source_loss.detach()
-            batch_images += len(src.images)
-            generate.append(denormalise(src.images))
-            generate_depth.append(src.inverse_depth)
-        if co_learning is not None:
-            generation, gen_parts = co_learning.loss(
-                net, torch.cat(generate).to(device), torch.cat(generate_depth) if depth else None, rng)
-            loss, beta = co_learning.combine(loss, generation, index)
-            parts.update(gen_parts, beta=beta)
+        if batch.source is not None:
+            loss = loss + self._source_loss(net, batch.source, parts)
+            batch_images += len(batch.source.images)
+        if self.co_learning is not None:
+            loss = self._with_generation(net, loss, batch, rng, index, parts)
 
         def visualise():
             """The student's (noisy) views, its prediction and the pseudo-labels of the views (ignore: black)."""
@@ -168,4 +171,55 @@ def self_semantic_step(
 
         return loss, parts, batch_images, visualise
 
-    return TrainingStep(prepare, compute, caches=(target,) + ((source,) if source is not None else ()))
+    def _follow_student(self, student: nn.Module, index: int) -> None:
+        """Every ``momentum_every`` steps the teacher moves towards the student; BatchNorm frozen when asked."""
+        if index > 0 and index % self.settings.momentum_every == 0:
+            momentum_update(self.teacher, student, self.settings.momentum)
+        if self.settings.freeze_bn:
+            freeze_batchnorm(student)
+
+    def _target_loss(self, logits: torch.Tensor, made: PseudoLabels, view_labels: torch.Tensor,
+                     view_confidence: torch.Tensor, index: int) -> tuple[torch.Tensor, dict]:
+        """``lambda_target`` times the focal, confidence-weighted loss of the views (towards the
+        self-corrected soft targets when enabled), and its log parts; moves the class prior."""
+        settings, correction = self.settings, self.settings.self_correction
+        soft_targets = None
+        parts = {}
+        if correction.enabled:
+            alpha = annealed_alpha(correction.alpha_start, correction.alpha_end, index, settings.train.steps)
+            soft_targets = self_corrected_targets(logits, self._ancillary_logits(made), alpha)
+            parts["alpha"] = alpha
+        target_loss = focal_confidence_ce(logits, view_labels, view_confidence, self.prior.value.to(self.device),
+                                          settings.focal_power, targets=soft_targets)
+        # (C,) comes back to the host, not the maps
+        self.prior.value = update_prior(self.prior.value, made.teacher_probs, settings.prior_momentum)
+        parts.update(target=target_loss.detach(), kept=(view_labels != IGNORE).float().mean())
+        return settings.lambda_target * target_loss, parts
+
+    def _ancillary_logits(self, made: PseudoLabels) -> torch.Tensor:
+        """Self-correction's ancillary model on the clean views: the teacher's log-softmax, or the
+        previous round's logits."""
+        if self.settings.self_correction.ancillary == "teacher":
+            return made.teacher_probs.clamp_min(1e-12).log()
+        with torch.no_grad():
+            return self.previous(normalise_unit(made.views)).float()
+
+    def _source_loss(self, net: nn.Module, src: Batch, parts: dict) -> torch.Tensor:
+        """``source_weight`` times the cross-entropy of the labelled source batch (logged in ``parts``)."""
+        source_loss = F.cross_entropy(net(src.images.to(self.device, non_blocking=True)).float(),
+                                      src.labels.to(self.device, non_blocking=True), ignore_index=IGNORE)
+        parts["source"] = source_loss.detach()
+        return self.settings.source_weight * source_loss
+
+    def _with_generation(self, net: nn.Module, loss: torch.Tensor, batch: SelfSemanticBatch,
+                         rng: np.random.Generator, index: int, parts: dict) -> torch.Tensor:
+        """``loss`` mixed with the generation loss of the target crops and the source batch."""
+        generate, inverse_depth = [batch.images], [batch.inverse_depth]
+        if batch.source is not None:
+            generate.append(denormalise(batch.source.images))
+            inverse_depth.append(batch.source.inverse_depth)
+        generation, gen_parts = self.co_learning.loss(
+            net, torch.cat(generate).to(self.device), torch.cat(inverse_depth) if self.depth else None, rng)
+        loss, beta = self.co_learning.combine(loss, generation, index)
+        parts.update(gen_parts, beta=beta)
+        return loss

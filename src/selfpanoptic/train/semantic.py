@@ -7,8 +7,6 @@ unlabelled target crops.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -16,18 +14,19 @@ import torch.nn.functional as F
 from ..augment.normalise import denormalise
 from ..classes import IGNORE
 from ..intermediates import DatasetCache
+from ..settings import TrainSettings
 from .co_learning import CoLearning
 from .data import Batch, TranslatedImages, sample_batch
 from .engine import TrainingStep
 from .visuals import label_images, normalised_images
 
 
-def semantic_step(cache: DatasetCache, settings: dict[str, Any], device: torch.device,
+def semantic_step(cache: DatasetCache, settings: TrainSettings, device: torch.device,
                   co_learning: CoLearning | None = None, target: DatasetCache | None = None,
                   target_batch_size: int = 0, translated: TranslatedImages | None = None) -> TrainingStep:
     """The :class:`~selfpanoptic.train.engine.TrainingStep` of supervised DeepLab training.
 
-    ``settings``: the ``semantic.train`` section (``batch_size``, ``crop``, ``hflip``, ``jitter``).
+    ``settings``: semantic training (``batch_size``, ``crop``, ``hflip``, ``jitter``).
     Each step draws ``batch_size`` random crops of ``cache`` and returns their cross-entropy.
     With ``co_learning`` (the model is then its :class:`~selfpanoptic.train.co_learning.CoLearner`)
     the generation loss of those crops and of ``target_batch_size`` crops of ``target`` (unlabelled
@@ -36,17 +35,16 @@ def semantic_step(cache: DatasetCache, settings: dict[str, Any], device: torch.d
     with its share (:func:`~selfpanoptic.train.data.sample_batch`).
     """
     indices = np.arange(len(cache))
-    crop = tuple(settings["crop"])
     depth = co_learning is not None and co_learning.out_channels == 1
     extra_target = co_learning is not None and target is not None and target_batch_size > 0
 
     def prepare(rng: np.random.Generator, index: int) -> tuple[Batch, Batch | None]:
-        batch = sample_batch(cache, rng, indices, settings["batch_size"], crop, settings["hflip"], settings["jitter"],
+        batch = sample_batch(cache, rng, indices, settings.batch_size, settings.crop, settings.hflip, settings.jitter,
                              depth=depth, translated=translated)
         extra = None
         if extra_target:
-            extra = sample_batch(target, rng, np.arange(len(target)), target_batch_size, crop, settings["hflip"],
-                                 depth=depth)
+            extra = sample_batch(target, rng, np.arange(len(target)), target_batch_size, settings.crop,
+                                 settings.hflip, depth=depth)
         return batch, extra
 
     def compute(net: torch.nn.Module, prepared: tuple[Batch, Batch | None], rng: np.random.Generator, index: int):

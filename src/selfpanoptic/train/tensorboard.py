@@ -44,14 +44,14 @@ def scalar_tag(key: str) -> str:
 class TrainingBoard:
     """TensorBoard events of one training run, in ``folder``; a context manager that closes them.
 
-    ``settings``: the stage's ``train`` section (``tensorboard``, ``log_images_every``);
+    ``enabled``: write events at all; ``images_every``: steps between image grids (0: none);
     ``start``: the step training starts from (0, or the resumed checkpoint's step).
     """
 
-    def __init__(self, folder: str | Path, settings: dict[str, Any], start: int):
+    def __init__(self, folder: str | Path, enabled: bool, images_every: int, start: int):
         self.folder = Path(folder)
-        self.enabled = settings.get("tensorboard", True)
-        self.images_every = settings.get("log_images_every", 0)
+        self.enabled = enabled
+        self.images_every = images_every
         # the rows of steps 1..start came before the checkpoint and stay; later ones are purged
         self.purge_step = start + 1 if start else None
         self.writer = None

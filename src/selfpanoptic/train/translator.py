@@ -19,7 +19,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..augment.crops import random_crop_flip
 from ..augment.normalise import to_unit
 from ..classes import NUM_CLASSES
 from ..models import LABEL_CHANNELS
@@ -28,22 +27,23 @@ from ..losses.adversarial import (
     feature_matching_loss, hinge_discriminator_loss, hinge_generator_loss, pyramid_l1_loss,
 )
 from ..models.spade import MultiscaleDiscriminator, label_one_hot
+from ..settings import TranslationSettings
+from .data import sample_crops
 from .engine import TrainingStep
 from .visuals import label_images
 
 class Discriminator:
     """The multi-scale patch discriminator of the translator and its optimiser.
 
-    ``section``: the ``translation`` config section (``discriminator``, ``generator.spectral_norm``,
-    ``train.adam_betas``). Conditional: it sees the label map's channels and the image.
+    ``settings``: its ``discriminator``, ``spectral_norm`` and ``train.adam_betas`` (shared with the
+    generator). Conditional: it sees the label map's channels and the image.
     """
 
-    def __init__(self, section: dict[str, Any], device: torch.device):
-        spec = section["discriminator"]
-        self.net = MultiscaleDiscriminator(LABEL_CHANNELS + 3, spec["channels"], spec["layers"], spec["scales"],
-                                           section["generator"]["spectral_norm"]).to(device)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=spec["lr"],
-                                          betas=tuple(section["train"]["adam_betas"]))
+    def __init__(self, settings: TranslationSettings, device: torch.device):
+        spec = settings.discriminator
+        self.net = MultiscaleDiscriminator(LABEL_CHANNELS + 3, spec.channels, spec.layers, spec.scales,
+                                           settings.spectral_norm).to(device)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=spec.lr, betas=settings.train.adam_betas)
 
     def update(self, segmap: torch.Tensor, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """One hinge-loss step on real vs. ``fake`` (detached here); returns the loss before the step."""
@@ -61,24 +61,22 @@ class Discriminator:
         self.optimizer.load_state_dict(state["optimizer"])
 
 
-def translator_step(images: DatasetCache, read_labels: Callable[[int], np.ndarray], section: dict[str, Any],
+def translator_step(images: DatasetCache, read_labels: Callable[[int], np.ndarray], settings: TranslationSettings,
                     discriminator: Discriminator, device: torch.device) -> TrainingStep:
     """The :class:`~selfpanoptic.train.engine.TrainingStep` of translator training.
 
     ``images``: the target train cache (its labels are not read); ``read_labels(i)``: image i's
-    label map, (H, W) uint8 trainIds with 255 = void; ``section``: the ``translation`` section.
-    The step's loss is the generator's; the discriminator is updated inside the step.
+    label map, (H, W) uint8 trainIds with 255 = void. The step's loss is the generator's; the
+    discriminator is updated inside the step.
     """
-    train, weights = section["train"], section["loss"]
+    train = settings.train
     indices = np.arange(len(images))
-    crop = tuple(train["crop"])
 
-    def prepare(rng: np.random.Generator, index: int):
-        chosen = rng.choice(indices, size=train["batch_size"], replace=len(indices) < train["batch_size"])
-        pairs = [random_crop_flip(rng, [images.read("images", i), read_labels(i)], crop, train["hflip"])
-                 for i in chosen]
-        return (to_unit(np.stack([p[0] for p in pairs])),
-                torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.int64)))
+    def prepare(rng: np.random.Generator, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random crops: images ``(B, 3, h, w)`` float32 in [0, 1] and their labels ``(B, h, w)`` int64."""
+        _, (real, labels) = sample_crops(rng, indices, train.batch_size,
+                                         lambda i: [images.read("images", i), read_labels(i)], train.crop, train.hflip)
+        return to_unit(real), torch.from_numpy(labels.astype(np.int64))
 
     def compute(generator: nn.Module, prepared, rng: np.random.Generator, index: int):
         real, labels = (t.to(device, non_blocking=True) for t in prepared)
@@ -92,9 +90,9 @@ def translator_step(images: DatasetCache, read_labels: Callable[[int], np.ndarra
             fake_features = discriminator.net(segmap, fake)
             adversarial = hinge_generator_loss(fake_features)
             matching = feature_matching_loss(real_features, fake_features)
-            reconstruction = pyramid_l1_loss(fake, real, weights["pyramid_levels"])
-        loss = (weights["adversarial"] * adversarial + weights["feature_matching"] * matching
-                + weights["reconstruction"] * reconstruction)
+            reconstruction = pyramid_l1_loss(fake, real, settings.pyramid_levels)
+        loss = (settings.adversarial * adversarial + settings.feature_matching * matching
+                + settings.reconstruction * reconstruction)
         parts = {"adversarial": adversarial.detach(), "feature_matching": matching.detach(),
                  "reconstruction": reconstruction.detach(), "discriminator": d_loss}
 

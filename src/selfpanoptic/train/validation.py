@@ -16,7 +16,7 @@ validation as without.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from ..inference import batches, predict_semantic_batch
 from ..intermediates import DatasetCache
 from ..losses import spoco_loss
 from ..metrics.semantic import SemanticEvaluator
+from ..settings import InstanceLossSettings
 from .co_learning import segmenter_of
 from .instance import group_instance_ids, keep_instances
 
@@ -65,9 +66,9 @@ def semantic_validation(cache: DatasetCache, images: int, device: torch.device, 
     return validate
 
 
-def instance_validation(cache: DatasetCache, class_ids: list[int], loss_settings: dict[str, Any], images: int,
+def instance_validation(cache: DatasetCache, class_ids: list[int], loss: InstanceLossSettings, images: int,
                         device: torch.device, batch_size: int = 8) -> Validate | None:
-    """The SPOCO loss (and its Dice part) on the ground-truth instances of the group ``class_ids``
+    """The SPOCO ``loss`` (and its Dice part) on the ground-truth instances of the group ``class_ids``
     (trainIds) in the first ``images`` images of ``cache`` that hold one; None when none does."""
     chosen, members = [], []
     for i in range(len(cache)):
@@ -89,12 +90,8 @@ def instance_validation(cache: DatasetCache, class_ids: list[int], loss_settings
                 x = normalise(np.stack([cache.read("images", i) for i in picked])).to(device)
                 instances = torch.from_numpy(np.stack([cache.read("instances", i) for i in picked]).astype(np.int64))
                 instances = keep_instances(instances, [members[k] for k in idx]).to(device)
-                loss, parts = spoco_loss(
-                    model(x).float(), instances, weights={"dice": loss_settings["dice_weight"]},
-                    delta_v=loss_settings["delta_v"], delta_d=loss_settings["delta_d"],
-                    alpha=loss_settings["alpha"], beta=loss_settings["beta"], gamma=loss_settings["gamma"],
-                )
-                totals["spoco"] += float(loss) * len(picked)
+                total, parts = spoco_loss(model(x).float(), instances, **loss.spoco_arguments())
+                totals["spoco"] += float(total) * len(picked)
                 totals["dice"] += float(parts["dice"]) * len(picked)
         return {name: value / len(chosen) for name, value in totals.items()}
 

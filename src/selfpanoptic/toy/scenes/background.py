@@ -157,18 +157,30 @@ def verge_segments(rng: np.random.Generator, p: SceneProfile, absent: frozenset[
     return np.asarray(starts, dtype=np.float32), np.asarray(classes, dtype=np.uint8)
 
 
-def build_background(rng: np.random.Generator, cam: Camera, st: Street, p: SceneProfile, absent: frozenset[int]) -> Background:
-    """Draw and paint the background of one scene; absent classes are replaced by their stand-ins."""
-    H, W = cam.H, cam.W
-    bg = Background(
-        sem=np.full((H, W), SKY, dtype=np.uint8),
-        part=np.zeros((H, W), dtype=np.uint8),
-        face=np.full((H, W), FACE_FRONT, dtype=np.uint8),
-        depth=np.full((H, W), SKY_DEPTH_M, dtype=np.float32),
-        piece=np.zeros((H, W), dtype=np.int32),
-    )
+@dataclass
+class GroundLayout:
+    """What the ground of a scene shows, drawn before any of it is painted.
 
-    # ---- ground: every row below the horizon, classified by lateral distance to the road centre
+    verges:
+        Per side (left, right): ``(starts, classes)``, float32 depths in metres where each verge
+        segment starts and uint8 trainId of each segment (:func:`verge_segments`).
+    patches:
+        Terrain patches on the sidewalks: ``(side, inner, outer, z0, z1)``, side -1 / +1, lateral
+        bounds in metres from the road centre (signed by side), depth bounds in metres.
+    markings:
+        Whether the road has lane markings.
+    crosswalk:
+        Depth (metres) where a crosswalk starts, or None.
+    """
+
+    verges: list[tuple[np.ndarray, np.ndarray]]
+    patches: list[tuple[int, float, float, float, float]]
+    markings: bool
+    crosswalk: float | None
+
+
+def draw_ground(rng: np.random.Generator, st: Street, p: SceneProfile, absent: frozenset[int]) -> GroundLayout:
+    """Draw the ground layout of one scene (verges, terrain patches, markings, crosswalk), in this order."""
     verges = [verge_segments(rng, p, absent, st.z_end + 50.0) for _ in range(2)]
     patches = []
     for _ in range(draw_count(rng, p.terrain_patch_count) if TERRAIN not in absent else 0):
@@ -179,42 +191,66 @@ def build_background(rng: np.random.Generator, cam: Camera, st: Street, p: Scene
         patches.append((s, a, st.R + sw - 0.3, z0, z0 + draw_uniform(rng, p.terrain_patch_length_m)))
     markings = rng.random() < p.lane_marking_prob
     crosswalk = draw_uniform(rng, (8.0, 40.0)) if rng.random() < p.crosswalk_prob else None
+    return GroundLayout(verges, patches, markings, crosswalk)
 
+
+def ground_classes(zr: np.ndarray, lat: np.ndarray, st: Street, layout: GroundLayout) -> np.ndarray:
+    """uint8 (R, W) trainIds of the ground: road, sidewalks, verges and terrain patches.
+
+    ``zr``: float32 (R,) depth in metres of each ground row; ``lat``: float32 (R, W) lateral
+    distance in metres of each pixel from the road centre (right positive).
+    """
+    right = lat > 0
+    alat = np.abs(lat)
+    sidewalk_w = np.where(right, st.sidewalk[1], st.sidewalk[0])
+    verge_cls = [cls[np.searchsorted(starts, zr, side="right") - 1] for starts, cls in layout.verges]
+    gsem = np.where(right, verge_cls[1][:, None], verge_cls[0][:, None])
+    gsem = np.where(alat < st.R + sidewalk_w, SIDEWALK, gsem)
+    for s, a, b, z0, z1 in layout.patches:
+        rows = (zr >= z0) & (zr < z1)
+        gsem[rows[:, None] & (s * lat >= a) & (s * lat < b)] = TERRAIN
+    return np.where(alat < st.R, ROAD, gsem).astype(np.uint8)
+
+
+def ground_parts(zr: np.ndarray, lat: np.ndarray, st: Street, p: SceneProfile, layout: GroundLayout) -> np.ndarray:
+    """uint8 (R, W) part codes of the ground: PART_MARKING on lane lines and crosswalk stripes.
+
+    ``zr`` and ``lat`` as for :func:`ground_classes` (metres).
+    """
+    alat = np.abs(lat)
+    on_road = alat < st.R
+    gpart = np.zeros(lat.shape, dtype=np.uint8)
+    if layout.markings:
+        n = max(2, round(2 * st.R / p.lane_width_m))
+        lane = 2 * st.R / n
+        t = (lat + st.R) / lane
+        line = np.abs(t - np.round(t)) * lane < p.marking_width_m / 2
+        edge = (t < 0.5) | (t > n - 0.5)
+        dash = (np.mod(zr, p.dash_period_m) < p.dash_duty * p.dash_period_m)[:, None]
+        gpart[line & on_road & (edge | dash)] = PART_MARKING
+    if layout.crosswalk is not None:
+        rows = ((zr >= layout.crosswalk) & (zr < layout.crosswalk + p.crosswalk_length_m))[:, None]
+        stripes = np.mod(lat, 2 * p.crosswalk_stripe_m) < p.crosswalk_stripe_m
+        gpart[rows & stripes & (alat < st.R - 0.3)] = PART_MARKING
+    return gpart
+
+
+def paint_ground(bg: Background, cam: Camera, st: Street, p: SceneProfile, layout: GroundLayout) -> None:
+    """Paint every row below the horizon, classified by lateral distance to the road centre."""
     g0 = max(0, math.floor(cam.y_h - 0.5) + 1)  # first row whose centre is below the horizon
-    if g0 < H:
-        u = (np.arange(g0, H, dtype=np.float32) + 0.5 - cam.y_h) / cam.h_c  # pixels per metre
-        zr = cam.f / u  # depth of each ground row
-        lat = (np.arange(W, dtype=np.float32)[None, :] + 0.5 - cam.vx) / u[:, None] - st.x_c
-        right = lat > 0
-        alat = np.abs(lat)
-        sidewalk_w = np.where(right, st.sidewalk[1], st.sidewalk[0])
-        verge_cls = [cls[np.searchsorted(starts, zr, side="right") - 1] for starts, cls in verges]
-        gsem = np.where(right, verge_cls[1][:, None], verge_cls[0][:, None])
-        gsem = np.where(alat < st.R + sidewalk_w, SIDEWALK, gsem)
-        for s, a, b, z0, z1 in patches:
-            rows = (zr >= z0) & (zr < z1)
-            gsem[rows[:, None] & (s * lat >= a) & (s * lat < b)] = TERRAIN
-        on_road = alat < st.R
-        gsem = np.where(on_road, ROAD, gsem).astype(np.uint8)
-        gpart = np.zeros(gsem.shape, dtype=np.uint8)
-        if markings:
-            n = max(2, round(2 * st.R / p.lane_width_m))
-            lane = 2 * st.R / n
-            t = (lat + st.R) / lane
-            line = np.abs(t - np.round(t)) * lane < p.marking_width_m / 2
-            edge = (t < 0.5) | (t > n - 0.5)
-            dash = (np.mod(zr, p.dash_period_m) < p.dash_duty * p.dash_period_m)[:, None]
-            gpart[line & on_road & (edge | dash)] = PART_MARKING
-        if crosswalk is not None:
-            rows = ((zr >= crosswalk) & (zr < crosswalk + p.crosswalk_length_m))[:, None]
-            stripes = np.mod(lat, 2 * p.crosswalk_stripe_m) < p.crosswalk_stripe_m
-            gpart[rows & stripes & (alat < st.R - 0.3)] = PART_MARKING
-        bg.sem[g0:] = gsem
-        bg.part[g0:] = gpart
-        bg.face[g0:] = FACE_UP
-        bg.depth[g0:] = zr[:, None]
+    if g0 >= cam.H:
+        return
+    u = (np.arange(g0, cam.H, dtype=np.float32) + 0.5 - cam.y_h) / cam.h_c  # pixels per metre
+    zr = cam.f / u  # depth of each ground row
+    lat = (np.arange(cam.W, dtype=np.float32)[None, :] + 0.5 - cam.vx) / u[:, None] - st.x_c
+    bg.sem[g0:] = ground_classes(zr, lat, st, layout)
+    bg.part[g0:] = ground_parts(zr, lat, st, p, layout)
+    bg.face[g0:] = FACE_UP
+    bg.depth[g0:] = zr[:, None]
 
-    # ---- far buildings closing the street at z_end (flat, facing the camera)
+
+def paint_far_buildings(rng: np.random.Generator, bg: Background, cam: Camera, st: Street, p: SceneProfile) -> None:
+    """Draw and paint the row of flat buildings (facing the camera) that closes the street at z_end."""
     z_e = st.z_end
     u_e = cam.f / z_e
     xl, xr = cam.visible_x_range(z_e)
@@ -224,8 +260,8 @@ def build_background(rng: np.random.Generator, cam: Camera, st: Street, p: Scene
         if rng.random() >= p.far_gap_prob:
             h = draw_uniform(rng, p.far_building_height_m)
             windows = window_pattern(rng, p, h) if rng.random() < p.window_prob else None
-            c0, c1 = pixel_span(cam.x(X, z_e), cam.x(X + width, z_e), W)
-            r0, r1 = pixel_span(cam.y(h, z_e), cam.y(0.0, z_e), H)
+            c0, c1 = pixel_span(cam.x(X, z_e), cam.x(X + width, z_e), cam.W)
+            r0, r1 = pixel_span(cam.y(h, z_e), cam.y(0.0, z_e), cam.H)
             if c1 > c0 and r1 > r0:
                 sl = (slice(r0, r1), slice(c0, c1))
                 bg.sem[sl] = BUILDING
@@ -240,12 +276,15 @@ def build_background(rng: np.random.Generator, cam: Camera, st: Street, p: Scene
                     bg.part[sl][wm] = part
         X += width
 
-    # ---- facades along both sides (or rows of trees), from the camera to z_end
+
+def paint_facades(rng: np.random.Generator, bg: Background, cam: Camera, st: Street, p: SceneProfile,
+                  absent: frozenset[int]) -> None:
+    """Draw and paint the facades (or rows of trees) along both sides, from the camera to z_end."""
     for s in (-1, 1):
         Xb = st.building_line(s)
         z = 0.5  # planes start just ahead of the camera (columns beyond the image are clipped)
-        while z < z_e:
-            z1 = min(z + draw_uniform(rng, p.building_length_m), z_e)
+        while z < st.z_end:
+            z1 = min(z + draw_uniform(rng, p.building_length_m), st.z_end)
             if rng.random() < p.building_gap_prob and VEGETATION not in absent:
                 crown = draw_uniform(rng, p.sizes.crown_radius) * 2 * p.object_scale
                 phase = float(rng.uniform(0, 2 * math.pi))
@@ -257,7 +296,10 @@ def build_background(rng: np.random.Generator, cam: Camera, st: Street, p: Scene
                 paint_plane(bg, cam, Xb, z, z1, 0.0, h, BUILDING, windows)
             z = z1
 
-    # ---- walls, fences and hedges just in front of the facades
+
+def paint_barriers(rng: np.random.Generator, bg: Background, cam: Camera, st: Street, p: SceneProfile,
+                   absent: frozenset[int]) -> None:
+    """Draw and paint the walls, fences and hedges just in front of the facades."""
     barriers = [
         (WALL, p.wall_prob, p.wall_count, p.wall_height_m),
         (FENCE, p.fence_prob, p.fence_count, p.fence_height_m),
@@ -269,10 +311,30 @@ def build_background(rng: np.random.Generator, cam: Camera, st: Street, p: Scene
         for _ in range(draw_count(rng, count)):
             s = 1 if rng.random() < 0.5 else -1
             X = st.building_line(s) - s * p.barrier_setback_m
-            z0 = draw_uniform(rng, (1.0, 0.8 * z_e))
-            z1 = min(z0 + draw_uniform(rng, p.barrier_length_m), z_e)
+            z0 = draw_uniform(rng, (1.0, 0.8 * st.z_end))
+            z1 = min(z0 + draw_uniform(rng, p.barrier_length_m), st.z_end)
             h = draw_uniform(rng, height)
             paint_plane(bg, cam, X, z0, z1, 0.0, h, cls, fence_pattern(p, h) if cls == FENCE else None)
 
+
+def build_background(rng: np.random.Generator, cam: Camera, st: Street, p: SceneProfile,
+                     absent: frozenset[int]) -> Background:
+    """Draw and paint the background of one scene; absent classes are replaced by their stand-ins.
+
+    Layers are drawn from ``rng`` and painted back to front in a fixed order (ground, far
+    buildings, facades, barriers), so the same generator state gives the same background.
+    """
+    H, W = cam.H, cam.W
+    bg = Background(
+        sem=np.full((H, W), SKY, dtype=np.uint8),
+        part=np.zeros((H, W), dtype=np.uint8),
+        face=np.full((H, W), FACE_FRONT, dtype=np.uint8),
+        depth=np.full((H, W), SKY_DEPTH_M, dtype=np.float32),
+        piece=np.zeros((H, W), dtype=np.int32),
+    )
+    paint_ground(bg, cam, st, p, draw_ground(rng, st, p, absent))
+    paint_far_buildings(rng, bg, cam, st, p)
+    paint_facades(rng, bg, cam, st, p, absent)
+    paint_barriers(rng, bg, cam, st, p, absent)
     bg.sem = area_lut(absent)[bg.sem]
     return bg

@@ -1,4 +1,4 @@
-"""``selfpanoptic evaluate-semantic``: per-class IoU and mIoU over 19, 16 and 13 classes of a semantic prediction.
+"""``selfpanoptic score-semantic``: per-class IoU and mIoU over 19, 16 and 13 classes of a semantic prediction.
 
 Scored at the ground truth's resolution against the label files the index lists, as
 ``cityscapesscripts``' ``evalPixelLevelSemanticLabeling`` scores the labelIds PNGs that
@@ -37,9 +37,9 @@ def run(args: argparse.Namespace) -> None:
         for i in tqdm(range(len(gt)), desc="evaluate semantic", disable=not progress(args)):
             evaluator.add(gt.read(i)[0], pred["labels"][i])
     scores = evaluator.scores()
-    rows = [(args.round, "semantic", "IoU", name, percent(scores[name])) for name in CLASS_NAMES]
+    rows = [(args.run, "semantic", "IoU", name, percent(scores[name])) for name in CLASS_NAMES]
     for name, subset in (("all", "mIoU"), ("all16", "mIoU16"), ("all13", "mIoU13")):
-        rows.append((args.round, "semantic", "mIoU", name, percent(scores[subset])))
+        rows.append((args.run, "semantic", "mIoU", name, percent(scores[subset])))
     table = metric_frame(rows)
     atomic_write_text(args.out, table.to_csv(index=False))
     print(table.to_string(index=False))

@@ -1,4 +1,4 @@
-"""``selfpanoptic evaluate-instance``: AP (IoU 0.5:0.95) and AP50 per thing class of an instance prediction.
+"""``selfpanoptic score-instance``: AP (IoU 0.5:0.95) and AP50 per thing class of an instance prediction.
 
 Scored at the ground truth's resolution against the label and instanceIds files the index lists,
 as ``cityscapesscripts``' ``evalInstanceLevelSemanticLabeling`` scores the files that
@@ -47,9 +47,9 @@ def run(args: argparse.Namespace) -> None:
     rows = []
     for t in THING_TRAIN_IDS:
         for metric in ("AP", "AP50"):
-            rows.append((args.round, "instance", metric, CLASS_NAMES[t], percent(scores["per_class"][CLASS_NAMES[t]][metric])))
-    rows.append((args.round, "instance", "AP", "all", percent(scores["AP"])))
-    rows.append((args.round, "instance", "AP50", "all", percent(scores["AP50"])))
+            rows.append((args.run, "instance", metric, CLASS_NAMES[t], percent(scores["per_class"][CLASS_NAMES[t]][metric])))
+    rows.append((args.run, "instance", "AP", "all", percent(scores["AP"])))
+    rows.append((args.run, "instance", "AP50", "all", percent(scores["AP50"])))
     table = metric_frame(rows)
     atomic_write_text(args.out, table.to_csv(index=False))
     print(f"minimum ground-truth instance size: {min_region_size} pixels")
