@@ -14,7 +14,7 @@ include: "workflow/rules/common.smk"
 
 wildcard_constraints:
     group="|".join(GROUPS),
-    run=folder_pattern(list(PLAN.runs)),
+    run=folder_pattern(PLAN.folders()),
 
 
 include: "workflow/rules/data.smk"

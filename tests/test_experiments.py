@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from selfpanoptic.cli import main
-from selfpanoptic.config import experiment_sections, seeded, validate_config
+from selfpanoptic.config import seeded, validate_config
 from selfpanoptic.errors import InputError
 from selfpanoptic.metrics.ablation import ablation_by_run, collect_ablation, format_mean_std, gap_closed, read_ablation
 from selfpanoptic.report_ablation import ablation_section, plot_ablation_by_round
@@ -17,21 +17,18 @@ from selfpanoptic.report_ablation import ablation_section, plot_ablation_by_roun
 def test_experiments_are_filled_in_with_the_sections_they_change():
     config = validate_config({"selftrain": {"semantic": {"views": 3}},
                               "experiments": {"no_guidance": {"selftrain": {"guidance": {"from_round": 0}}}}})
-    change = experiment_sections(config, "no_guidance")
+    change = config["experiments"]["no_guidance"]
     assert list(change) == ["selftrain"]
     assert change["selftrain"]["guidance"]["from_round"] == 0
     assert change["selftrain"]["semantic"]["views"] == 3  # the main section's own change carries over
     assert change["selftrain"]["guidance"]["gt_instance_fraction"] == 0.0  # defaults filled in
-    assert experiment_sections(config, None) == {}
     assert validate_config(config) == config  # a filled-in config reads back the same
-    with pytest.raises(KeyError, match="no_guidance"):
-        experiment_sections(config, "nope")
 
 
 def test_an_experiment_may_change_pretraining_sections():
     config = validate_config({"experiments": {"co": {"semantic": {"co_learning": {"enabled": True}},
                                                      "selftrain": {"semantic": {"co_learning": {"enabled": True}}}}}})
-    change = experiment_sections(config, "co")
+    change = config["experiments"]["co"]
     assert change["semantic"]["co_learning"]["enabled"] and change["selftrain"]["semantic"]["co_learning"]["enabled"]
     assert not config["semantic"]["co_learning"]["enabled"]
 

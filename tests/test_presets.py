@@ -48,3 +48,17 @@ def test_method_ablation_preset_shares_round0_and_the_oracle(tmp_path):
     jobs = planned_runs("--configfile", "configs/method-ablation.yaml", results=tmp_path / "results")
     assert jobs["pretrain_semantic"] == {"round0", "oracle", "seed1/round0", "seed1/oracle"}
     assert len(jobs["selftrain_semantic"]) == 2 * 2 * (1 + 4)  # seeds x rounds x (main + 4 experiments)
+
+
+def test_co_learning_in_the_main_runs_and_off_in_an_experiment(tmp_path):
+    """Co-learning figures are outputs of the co-learning rules alone, whichever runs co-learn."""
+    config = tmp_path / "co-learning.yaml"
+    config.write_text("semantic: {co_learning: {enabled: true}}\n"
+                      "selftrain: {semantic: {co_learning: {enabled: true}}}\n"
+                      "experiments:\n  plain: {semantic: {co_learning: {enabled: false}},"
+                      " selftrain: {semantic: {co_learning: {enabled: false}}}}\n")
+    jobs = planned_runs("--configfile", str(config), results=tmp_path / "results")
+    assert jobs["pretrain_semantic_co_learning"] == {"round0", "oracle"}
+    assert jobs["selftrain_semantic_co_learning"] == {"round1", "round2"}
+    assert jobs["pretrain_semantic"] == {"experiments/plain/round0", "experiments/plain/oracle"}
+    assert jobs["selftrain_semantic"] == {"experiments/plain/round1", "experiments/plain/round2"}

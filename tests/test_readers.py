@@ -124,3 +124,20 @@ def test_eight_bit_synthia_label_is_rejected(synthia_root):
     save_rgb(synthia_root / "GT" / "LABELS" / "0000000.png", np.zeros((2, 4, 3)))
     with pytest.raises(InputError, match="expected a 16-bit PNG"):
         SynthiaDataset(synthia_root).read_labels(0)
+
+
+def test_image_folder_pairs_labels_of_images_whose_names_hold_spaces(tmp_path):
+    """Ids make whitespace `_` (the official instance txt is space-separated); label files are
+    paired by the same rule, so `a b.png` keeps its `a b_gtFine_*` labels."""
+    from PIL import Image
+
+    from selfpanoptic.data.images import ImageFolderDataset
+
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir(), labels.mkdir()
+    Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(images / "a b.png")
+    for kind in ("labelIds", "instanceIds"):
+        Image.fromarray(np.full((4, 6), 7, np.uint8)).save(labels / f"a b_gtFine_{kind}.png")
+    samples, problems = ImageFolderDataset(images, glob="*.png", labels=labels).list_files()
+    assert problems == []
+    assert [(s.image_id, s.label_path.name) for s in samples] == [("a_b", "a b_gtFine_labelIds.png")]

@@ -161,18 +161,6 @@ def _check_experiments(config: dict[str, Any], source: str | Path) -> None:
         experiments[name] = {section: changed[section] for section in change}
 
 
-def experiment_sections(config: dict[str, Any], name: str | None) -> dict[str, Any]:
-    """The config sections experiment ``name`` changes, filled in (None: the main runs, no change).
-
-    A validated config holds each experiment filled in (:func:`validate_config`), so this is a look-up.
-    """
-    if name is None:
-        return {}
-    if name not in config["experiments"]:
-        raise KeyError(f"no experiment {name!r}; known: {', '.join(config['experiments']) or 'none'}")
-    return config["experiments"][name]
-
-
 def seeded(section: Any, offset: int) -> Any:
     """A copy of a config section with ``offset`` added to the ``seed`` of every ``train`` map in it.
 

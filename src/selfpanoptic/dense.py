@@ -93,9 +93,6 @@ def dense_predict(
     return total if passes == 1 else total / passes
 
 
-
-
-
 def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(t, size=size, mode="bilinear", align_corners=False)
 

@@ -40,7 +40,6 @@ def _runs(table: pd.DataFrame) -> list[str]:
     return sorted(table["run"].unique(), key=run_order)
 
 
-
 def _pivot(table: pd.DataFrame, task: str, metric: str, classes: list[str]) -> pd.DataFrame:
     rows = table[(table.task == task) & (table.metric == metric) & table["class"].isin(classes)]
     pivot = rows.pivot_table(index="class", columns="run", values="value", aggfunc="first", dropna=False)

@@ -24,7 +24,6 @@ from .metrics.table import NAMED_RUNS, round_index, round_title  # noqa: E402
 __all__ = ["ablation_section", "plot_ablation_by_round"]
 
 
-
 def _last_round(table: pd.DataFrame) -> str | None:
     """The last round's run name (``round2``), None without rounds."""
     rounds = [run for run in table["run"].unique() if run not in NAMED_RUNS]

@@ -14,8 +14,10 @@ tree, so it costs its own rounds only. Each run carries the whole config it runs
 experiment's sections laid over the config, the seed added to every training seed, and the
 source protocol's forced settings.
 
-:func:`plan_runs` builds the plan; the workflow (``workflow/rules/common.smk``), the ablation
-table and the report read it. It imports nothing from Snakemake, so it is tested on its own.
+:func:`plan_runs` builds the plan. The workflow reads it for everything that depends on the runs
+(``workflow/rules/common.smk``: the rules' inputs and settings, the ablation table's entries, the
+report's runs), and ``benchmarks/bench_method_time.py`` for the training time of a config. It
+imports nothing from Snakemake, so it is tested on its own.
 """
 
 from __future__ import annotations
@@ -117,11 +119,6 @@ class RunPlan:
     def folders(self, pretraining: bool | None = None) -> list[str]:
         """Folders of the runs the plan trains: all, or only pretraining / self-training ones."""
         return [f for f, run in self.runs.items() if pretraining is None or run.pretraining == pretraining]
-
-    @property
-    def main_config(self) -> dict[str, Any]:
-        """The config of the first seed's main tree."""
-        return self.runs[self.main.runs["round0"]].config
 
     def self_training_runs(self) -> list[Run]:
         """Every self-training round of every tree."""

@@ -1,7 +1,8 @@
 """Typed settings: the validated config sections the library reads, as frozen dataclasses.
 
-The config schema's key names end here. Each class is built from its validated section
-(defaults filled in, :func:`selfpanoptic.config.section_settings`) by ``from_config``, which the
+Most of the config schema's key names end here (fusion's are read in ``stages/_panoptic.py``).
+Each class is built from its validated section (defaults filled in,
+:func:`selfpanoptic.config.section_settings`) by ``from_config``, which the
 stage commands call; the library (training steps, pseudo-labels, dense inference) takes these
 objects or plain arguments and never a raw config dict.
 

@@ -3,6 +3,7 @@
 # pretraining run of the plan (every seed, and experiments that change pretraining) has a folder.
 
 PRETRAINING = runs_where(lambda run: run.pretraining)
+PRETRAINING_CO_LEARNING = runs_where(lambda run: run.pretraining and co_learning(run))
 
 
 rule pretrain_semantic:
@@ -38,8 +39,8 @@ rule pretrain_semantic:
 # with co-learning, the stage also writes its figure beside the model
 use rule pretrain_semantic as pretrain_semantic_co_learning with:
     output:
-        model=f"{RESULTS}/{runs_where(lambda run: run.pretraining and co_learning(run))}/semantic/model.pt",
-        figure=f"{RESULTS}/{{run}}/semantic/co_learning.png",
+        model=f"{RESULTS}/{PRETRAINING_CO_LEARNING}/semantic/model.pt",
+        figure=f"{RESULTS}/{PRETRAINING_CO_LEARNING}/semantic/co_learning.png",
 
 
 rule pretrain_instance:

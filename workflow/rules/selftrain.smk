@@ -5,6 +5,7 @@
 # seed and experiment) has a folder; it starts from the run the plan names (Run.start).
 
 ROUNDS = runs_where(lambda run: not run.pretraining)
+ROUNDS_CO_LEARNING = runs_where(lambda run: not run.pretraining and co_learning(run))
 
 
 rule pseudo_label_semantic:
@@ -68,8 +69,8 @@ rule selftrain_semantic:
 # with co-learning, the stage also writes its figure beside the model
 use rule selftrain_semantic as selftrain_semantic_co_learning with:
     output:
-        model=f"{RESULTS}/{runs_where(lambda run: not run.pretraining and co_learning(run))}/semantic/model.pt",
-        figure=f"{RESULTS}/{{run}}/semantic/co_learning.png",
+        model=f"{RESULTS}/{ROUNDS_CO_LEARNING}/semantic/model.pt",
+        figure=f"{RESULTS}/{ROUNDS_CO_LEARNING}/semantic/co_learning.png",
 
 
 rule selftrain_instance:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -42,7 +43,7 @@ from .base import DatasetReader, SampleFiles
 from .cityscapes import decode_gtfine
 from .problems import Problem
 
-__all__ = ["IMAGE_SUFFIXES", "ImageFolderDataset", "files_by_name", "image_folder", "image_id_of"]
+__all__ = ["IMAGE_SUFFIXES", "ImageFolderDataset", "files_by_name", "image_folder", "image_id_of", "label_key_of"]
 
 LABEL_SUFFIX = "_gtFine_labelIds.png"
 INSTANCE_SUFFIX = "_gtFine_instanceIds.png"
@@ -60,16 +61,28 @@ def image_id_of(path: Path) -> str:
     The official instance txt separates its fields with spaces, and one id names every output of
     an image, so no whitespace may remain.
     """
-    return re.sub(r"[\s\\]", "_", Path(path).stem.removesuffix(CITYSCAPES_IMAGE_SUFFIX))
+    return _no_whitespace(Path(path).stem.removesuffix(CITYSCAPES_IMAGE_SUFFIX))
 
 
-def files_by_name(paths: list[Path], what: str, fix: str) -> dict[str, Path]:
-    """``{name: path}`` of ``paths``, raising one :class:`InputError` if names repeat.
+def label_key_of(path: Path) -> str:
+    """The name a label file is paired by: its file name with the image ids' whitespace rule, so
+    that ``a b_gtFine_labelIds.png`` pairs with the image ``a b.png`` (id ``a_b``)."""
+    return _no_whitespace(Path(path).name)
+
+
+def _no_whitespace(name: str) -> str:
+    return re.sub(r"[\s\\]", "_", name)
+
+
+def files_by_name(paths: list[Path], key: Callable[[Path], str], what: str, fix: str) -> dict[str, Path]:
+    """``{key(path): path}`` of ``paths``, raising one :class:`InputError` if keys repeat.
 
     Parameters
     ----------
     paths:
         Files found below a folder, sorted.
+    key:
+        The name a file is known by (:func:`image_id_of`, :func:`label_key_of`).
     what:
         What the names are, for the message (``image id``, ``label file name``).
     fix:
@@ -77,8 +90,7 @@ def files_by_name(paths: list[Path], what: str, fix: str) -> dict[str, Path]:
     """
     seen: dict[str, list[Path]] = {}
     for path in paths:
-        name = image_id_of(path) if what == "image id" else path.name
-        seen.setdefault(name, []).append(path)
+        seen.setdefault(key(path), []).append(path)
     repeated = {name: found for name, found in seen.items() if len(found) > 1}
     if repeated:
         lines = [f"  {name}: {', '.join(map(str, found))}" for name, found in sorted(repeated.items())[:SHOWN]]
@@ -121,7 +133,7 @@ class ImageFolderDataset(DatasetReader):
                 "set this split's glob (datasets.target.train_glob or val_glob) to a pattern of the images relative to datasets.target.root, "
                 "e.g. 'train/**/*.png'",
             )
-        by_id = files_by_name(images, "image id",
+        by_id = files_by_name(images, image_id_of, "image id",
                               "rename the images or narrow the split's glob (datasets.target.train_glob or val_glob): "
                               "ids are file names without the extension and _leftImg8bit")
         if self.labels is None:
@@ -130,7 +142,7 @@ class ImageFolderDataset(DatasetReader):
             raise InputError("labels folder does not exist", self.labels,
                              "set datasets.target.val_labels to the folder of the *_gtFine_labelIds.png files, "
                              "or leave it out (null) to use the images without labels")
-        found = files_by_name(sorted(self.labels.rglob("*_gtFine_*Ids.png")), "label file name",
+        found = files_by_name(sorted(self.labels.rglob("*_gtFine_*Ids.png")), label_key_of, "label file name",
                               "keep one label file per image id below the labels folder")
         samples, unpaired = [], []
         for image_id, path in sorted(by_id.items()):
@@ -190,7 +202,7 @@ def image_folder(folder: str | Path, exclude: str | Path | None = None) -> list[
     if not files:
         raise InputError(f"no images ({kinds}) in this folder or below it", folder,
                          "give the folder holding your images")
-    by_id = files_by_name(sorted(files), "image id",
+    by_id = files_by_name(sorted(files), image_id_of, "image id",
                           "rename one of them: an image's id is its file name without the extension and "
                           "_leftImg8bit, whatever its subfolder")
     return sorted(by_id.items())

@@ -13,7 +13,7 @@ PARENTS = [settings_parent("report")]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", required=True, help="results/summary/metrics.csv")
     parser.add_argument("--ablation", metavar="CSV", help="results/summary/ablation.csv: the ablation section "
-                        "(one row per self-training variant, mean ± std over seeds) and its curve")
+                        "(one row per experiment, mean ± std over seeds) and its curve")
     parser.add_argument("--data", required=True, help="target val cache (HDF5) for the overlays")
     parser.add_argument("--run", nargs="+", action="append", default=[], metavar="LABEL SEMANTIC_H5 [PANOPTIC_DIR]",
                         help="a run to show: its label, semantic prediction and fused panoptic folder (none in a "

@@ -54,18 +54,19 @@ def run(args: argparse.Namespace) -> None:
             semantic, confidence = pred["labels"][()], pred["confidence"][()].astype(np.float32)
         source = stack.enter_context(DatasetCache.open(args.source)) if args.source else None
         objectness, fitted = round_objectness(section, loss, ema, args.source, classes, device)
-        typed, loss_settings = SelfInstanceSettings.from_config(section), InstanceLossSettings.from_config(loss)
-        step = self_instance_step(ema, classes, SelfInstanceData(target, semantic, confidence, source), typed,
-                                  loss_settings, device, stats, objectness)
-        val = validation_data(args, typed.train, stack)
+        instance_settings = SelfInstanceSettings.from_config(section)
+        loss_settings = InstanceLossSettings.from_config(loss)
+        step = self_instance_step(ema, classes, SelfInstanceData(target, semantic, confidence, source),
+                                  instance_settings, loss_settings, device, stats, objectness)
+        val = validation_data(args, instance_settings.train, stack)
         validate = None
         if val is not None:
-            validate = instance_validation(val, classes, loss_settings, typed.train.validate_images, device)
+            validate = instance_validation(val, classes, loss_settings, instance_settings.train.validate_images, device)
         identity = {"settings": section, "loss": loss, "group": args.group, "round": args.round,
                     "init": str(args.model), "data": str(args.data), "semantic": str(args.semantic),
                     "source": str(args.source)}
-        result = train(student, step, typed.train, args.work_dir, identity, device, args.desc, progress(args),
-                       extra_state={"ema": ema}, data_workers=data_workers(args, device), validate=validate)
+        result = train(student, step, instance_settings.train, args.work_dir, identity, device, args.desc,
+                       progress(args), extra_state={"ema": ema}, data_workers=data_workers(args, device), validate=validate)
     extra = {key: saved[key] for key in ("group", "classes", "delta_v", "delta_d") if key in saved}
     save_model_file(args.out, student, "instance", saved["spec"], {
         **extra, "round": args.round, "train_seconds": result.seconds, "images_per_second": result.images_per_second,
