@@ -188,6 +188,25 @@ def fuse_panoptic(
         instance in ``instances`` for things, 0 for stuff). All values are Python ints.
         The areas add up to the number of non-void pixels.
     """
+    semantic, instances = _checked_maps(semantic, instances)
+    label_ids = np.asarray(TRAIN_ID_TO_LABEL_ID, dtype=np.int32)
+    ids, classes = instance_majority_classes(semantic, instances)
+    keep = _IS_THING[classes]
+    ids, classes = ids[keep], classes[keep]
+
+    panoptic = np.zeros(semantic.shape, dtype=np.int32)
+    # stuff: every stuff pixel first; kept instances overwrite theirs below
+    stuff = _IS_STUFF[semantic]
+    panoptic[stuff] = label_ids[semantic[stuff]]
+    instance_of_segment = _paint_instances(panoptic, instances, ids, label_ids[classes], classes)
+    if stuff_min_area > 0:
+        _void_small_stuff(panoptic, label_ids[list(STUFF_TRAIN_IDS)], stuff_min_area)
+    return panoptic, _segment_table(panoptic, instance_of_segment)
+
+
+def _checked_maps(semantic: np.ndarray, instances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The maps of :func:`fuse_panoptic` as arrays (semantic as uint8), or ``ValueError`` naming
+    what is wrong with them."""
     semantic = np.asarray(semantic)
     instances = np.asarray(instances)
     if semantic.ndim != 2 or semantic.shape != instances.shape:
@@ -206,40 +225,39 @@ def fuse_panoptic(
             f"semantic holds values outside 0..{NUM_CLASSES - 1} and {IGNORE}: "
             f"{np.unique(semantic[bad])[:10].tolist()}"
         )
-    semantic = semantic.astype(np.uint8)
-    label_ids = np.asarray(TRAIN_ID_TO_LABEL_ID, dtype=np.int32)
+    return semantic.astype(np.uint8), instances
 
-    ids, classes = instance_majority_classes(semantic, instances)
-    keep = _IS_THING[classes]
-    ids, classes = ids[keep], classes[keep]
 
-    panoptic = np.zeros(semantic.shape, dtype=np.int32)
-    # stuff: every stuff pixel first; kept instances overwrite theirs below
-    stuff = _IS_STUFF[semantic]
-    panoptic[stuff] = label_ids[semantic[stuff]]
+def _paint_instances(panoptic: np.ndarray, instances: np.ndarray, ids: np.ndarray, label_ids: np.ndarray,
+                     classes: np.ndarray) -> dict[int, int]:
+    """Write the kept instances (sorted ``ids``, their ``classes`` and ``label_ids``) into
+    ``panoptic`` in place, numbered per class in increasing id order; returns
+    ``{panoptic segment id: instance id}``."""
+    if not len(ids):
+        return {}
+    order = np.argsort(classes, kind="stable")
+    sorted_classes = classes[order]
+    first = np.searchsorted(sorted_classes, sorted_classes, side="left")
+    k = np.empty(len(ids), dtype=np.int64)
+    k[order] = np.arange(len(ids)) - first
+    segment_ids = encode_instance_ids(label_ids, k)  # ValueError past 1000 per class
+    # kept instance id -> its panoptic id; background and dropped instances -> 0
+    mapped = map_array(instances, ids, segment_ids.astype(np.int32))
+    covered = mapped > 0
+    panoptic[covered] = mapped[covered]
+    return {int(s): int(i) for s, i in zip(segment_ids, ids)}
 
-    instance_of_segment: dict[int, int] = {}
-    if len(ids):
-        # k per class in increasing instance-id order (ids are sorted)
-        order = np.argsort(classes, kind="stable")
-        sorted_classes = classes[order]
-        first = np.searchsorted(sorted_classes, sorted_classes, side="left")
-        k = np.empty(len(ids), dtype=np.int64)
-        k[order] = np.arange(len(ids)) - first
-        segment_ids = encode_instance_ids(label_ids[classes], k)  # ValueError past 1000 per class
-        # kept instance id -> its panoptic id; background and dropped instances -> 0
-        mapped = map_array(instances, ids, segment_ids.astype(np.int32))
-        covered = mapped > 0
-        panoptic[covered] = mapped[covered]
-        instance_of_segment = {int(s): int(i) for s, i in zip(segment_ids, ids)}
 
-    if stuff_min_area > 0:
-        stuff_ids = label_ids[list(STUFF_TRAIN_IDS)]
-        present, counts = np.unique(panoptic[(panoptic > 0) & (panoptic < LABEL_DIVISOR)], return_counts=True)
-        small = present[(counts < stuff_min_area) & np.isin(present, stuff_ids)]
-        if len(small):
-            panoptic[np.isin(panoptic, small)] = VOID_ID
+def _void_small_stuff(panoptic: np.ndarray, stuff_ids: np.ndarray, min_area: int) -> None:
+    """Make void, in place, every stuff segment (label id in ``stuff_ids``) under ``min_area`` pixels."""
+    present, counts = np.unique(panoptic[(panoptic > 0) & (panoptic < LABEL_DIVISOR)], return_counts=True)
+    small = present[(counts < min_area) & np.isin(present, stuff_ids)]
+    if len(small):
+        panoptic[np.isin(panoptic, small)] = VOID_ID
 
+
+def _segment_table(panoptic: np.ndarray, instance_of_segment: dict[int, int]) -> list[dict]:
+    """The segments dicts of :func:`fuse_panoptic`'s result, sorted by id."""
     found = _segments_of(panoptic) if panoptic.any() else []
     category_ids, _ = decode_instance_ids(np.array([s[0] for s in found], dtype=np.int64))
     segments = []
@@ -253,4 +271,4 @@ def fuse_panoptic(
             "train_id": int(LABEL_ID_TO_TRAIN_ID_LUT[category_id]),
             "instance_index": instance_of_segment.get(segment_id, 0),
         })
-    return panoptic, segments
+    return segments
