@@ -215,7 +215,7 @@ def test_adding_a_round_reruns_nothing_of_the_earlier_rounds(smoke):
             # new, not rerun: round 3 is guided by round 2's instances on the train images
             assert not (smoke / "results-smoke/round2/instance/pred_target_train.h5").exists()
             continue
-        assert "r=3" in wildcards or "run=round3" in wildcards, (rule, wildcards)
+        assert "run=round3" in wildcards, (rule, wildcards)
 
 
 def test_changing_semantic_selftraining_reruns_the_rounds_never_pretraining(smoke):
@@ -246,7 +246,7 @@ def test_changing_instance_selftraining_leaves_round1_semantic_alone(smoke):
     assert not rules & {"pretrain_semantic", "pretrain_instance"}
     # round 2's semantic pseudo-labels are guided by round 1's instances, so round 2 reruns whole
     semantic = [w for rule, w in jobs if rule in ("selftrain_semantic", "pseudo_label_semantic")]
-    assert semantic and all("r=2" in w for w in semantic)
+    assert semantic and all("run=round2" in w for w in semantic)
 
 
 def test_pseudo_label_audit_grades_against_ground_truth(smoke):
