@@ -16,8 +16,8 @@ from selfpanoptic.config import validate_config
 from selfpanoptic.formats.cityscapes_ids import cityscapes_categories
 from selfpanoptic.formats.panoptic_png import panoptic_document, read_panoptic_png
 from selfpanoptic.fusion import clean_instance_masks, fuse_panoptic
-from selfpanoptic.panoptic import Fusion, Morphology, fuse, write_panoptic_files
-from selfpanoptic.stages._panoptic import fusion_settings
+from selfpanoptic.panoptic import fuse, write_panoptic_files
+from selfpanoptic.settings import FusionSettings, MorphologySettings
 
 ROAD, CAR = class_id("road"), class_id("car")
 
@@ -35,14 +35,14 @@ def scene() -> tuple[np.ndarray, np.ndarray]:
 
 def test_fuse_cleans_the_instances_only_when_asked():
     semantic, instances = scene()
-    plain_ids, plain_segments = fuse(semantic, instances, Fusion())
+    plain_ids, plain_segments = fuse(semantic, instances, FusionSettings())
     expected_ids, expected_segments = fuse_panoptic(semantic, instances)
     np.testing.assert_array_equal(plain_ids, expected_ids)
     assert plain_segments == expected_segments
     assert (plain_ids == 26001).sum() == 1  # the speck is a car of its own
 
-    morphology = Morphology(opening_radius=0, closing_radius=0, min_size=2)
-    ids, segments = fuse(semantic, instances, Fusion(stuff_min_area=3, morphology=morphology))
+    morphology = MorphologySettings(opening_radius=0, closing_radius=0, min_size=2)
+    ids, segments = fuse(semantic, instances, FusionSettings(stuff_min_area=3, morphology=morphology))
     cleaned = clean_instance_masks(instances, 0, 0, 2)
     expected_ids, expected_segments = fuse_panoptic(semantic, cleaned, 3)
     np.testing.assert_array_equal(ids, expected_ids)
@@ -62,17 +62,17 @@ def test_panoptic_files_are_written_image_by_image_then_the_json(tmp_path):
             if written:  # the previous image's PNG is on disk before the next image is fused
                 assert (tmp_path / "panoptic" / f"{written[-1]}_panoptic.png").is_file()
             written.append(image["id"])
-            yield image["id"], *fuse(semantic, instances, Fusion())
+            yield image["id"], *fuse(semantic, instances, FusionSettings())
 
     annotations = write_panoptic_files(tmp_path, fused(), images, cityscapes_categories())
     document = json.loads((tmp_path / "panoptic.json").read_text())
     assert document == {"images": images, "annotations": annotations, "categories": cityscapes_categories()}
     assert [a["file_name"] for a in annotations] == ["x_000000_000001_panoptic.png", "x_000000_000002_panoptic.png"]
     np.testing.assert_array_equal(read_panoptic_png(tmp_path / "panoptic" / annotations[1]["file_name"]),
-                                  fuse(semantic, instances, Fusion())[0])
+                                  fuse(semantic, instances, FusionSettings())[0])
 
     with pytest.raises(ValueError, match="annotation for unknown image id 'other'"):
-        write_panoptic_files(tmp_path / "again", [("other", *fuse(semantic, instances, Fusion()))], images, [])
+        write_panoptic_files(tmp_path / "again", [("other", *fuse(semantic, instances, FusionSettings()))], images, [])
 
 
 def test_panoptic_document_refuses_repeated_images_and_annotations():
@@ -87,9 +87,9 @@ def test_panoptic_document_refuses_repeated_images_and_annotations():
 def test_fusion_settings_read_the_validated_panoptic_section():
     section = validate_config({"panoptic": {"stuff_min_area": 7, "morphology": {
         "opening_radius": 2, "closing_radius": 3, "min_size": 11}}})["panoptic"]
-    assert fusion_settings(section) == Fusion(7, Morphology(2, 3, 11))
+    assert FusionSettings.from_config(section) == FusionSettings(7, MorphologySettings(2, 3, 11))
     section["morphology"]["enabled"] = False
-    assert fusion_settings(section) == Fusion(7, None)
+    assert FusionSettings.from_config(section) == FusionSettings(7, None)
 
 
 def test_the_synthia_subset_as_label_ids():

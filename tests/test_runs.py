@@ -15,7 +15,7 @@ def plan(oracle=True, **config):
 def test_default_plan_is_round0_the_rounds_and_the_oracle():
     p = plan()
     assert list(p.runs) == ["round0", "oracle", "round1", "round2"]
-    assert p.main.runs == {"round0": "round0", "round1": "round1", "round2": "round2", "oracle": "oracle"}
+    assert p.main.folder_of == {"round0": "round0", "round1": "round1", "round2": "round2", "oracle": "oracle"}
     assert p.run("round1").start == "round0" and p.run("round2").start == "round1"
     assert p.run("round0").start is None and p.run("round0").pretraining and not p.run("round2").pretraining
     assert [p.run(f).round for f in p.runs] == [0, None, 1, 2]
@@ -26,14 +26,14 @@ def test_default_plan_is_round0_the_rounds_and_the_oracle():
 
 def test_no_oracle_without_train_labels_and_rounds_follow_selftrain_rounds():
     p = plan(oracle=False, selftrain={"rounds": 3})
-    assert list(p.main.runs) == ["round0", "round1", "round2", "round3"]
+    assert list(p.main.folder_of) == ["round0", "round1", "round2", "round3"]
 
 
 def test_selftrain_experiment_shares_round0_and_oracle_of_its_seed():
     p = plan(seeds=[0, 1], experiments={"no_guidance": {"selftrain": {"guidance": {"from_round": 0}}}})
     tree = next(t for t in p.trees if t.seed == 1 and t.experiment == "no_guidance")
     assert tree.prefix == "seed1/experiments/no_guidance/"
-    assert tree.runs == {"round0": "seed1/round0", "round1": "seed1/experiments/no_guidance/round1",
+    assert tree.folder_of == {"round0": "seed1/round0", "round1": "seed1/experiments/no_guidance/round1",
                          "round2": "seed1/experiments/no_guidance/round2", "oracle": "seed1/oracle"}
     assert p.run("seed1/experiments/no_guidance/round1").start == "seed1/round0"
     assert not any(f.startswith("experiments/") or "/experiments/" in f for f in p.folders(pretraining=True))
@@ -46,12 +46,12 @@ def test_selftrain_experiment_shares_round0_and_oracle_of_its_seed():
 def test_pretraining_experiment_plans_its_own_round0_and_oracle():
     p = plan(experiments={"co": {"semantic": {"co_learning": {"enabled": True}}}})
     tree = p.trees[1]
-    assert tree.runs == {name: f"experiments/co/{name}" for name in ("round0", "round1", "round2", "oracle")}
+    assert tree.folder_of == {name: f"experiments/co/{name}" for name in ("round0", "round1", "round2", "oracle")}
     assert p.run("experiments/co/round1").start == "experiments/co/round0"
     assert p.run("experiments/co/round0").config["semantic"]["co_learning"]["enabled"]
     assert not p.run("round0").config["semantic"]["co_learning"]["enabled"]
     # the main runs are untouched by the experiment
-    assert p.main.runs["round0"] == "round0"
+    assert p.main.folder_of["round0"] == "round0"
 
 
 def test_seeds_offset_every_training_seed_of_their_runs():
@@ -64,9 +64,9 @@ def test_seeds_offset_every_training_seed_of_their_runs():
 
 def test_translated_run_and_self_training_from_it():
     p = plan(mixing={"translated": 0.5}, translation={"selftrain_from": "translated", "labels_from": "round0"})
-    assert p.main.runs["translated"] == "translated"
+    assert p.main.folder_of["translated"] == "translated"
     assert p.run("round1").start == "translated"
-    assert list(p.main.runs) == ["round0", "round1", "round2", "translated", "oracle"]
+    assert list(p.main.folder_of) == ["round0", "round1", "round2", "translated", "oracle"]
 
 
 def test_protocol_forced_settings_reach_every_experiment():

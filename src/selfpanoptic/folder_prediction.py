@@ -28,7 +28,8 @@ from .formats.cityscapes_ids import cityscapes_categories
 from .formats.instance_files import write_instance_prediction
 from .formats.semantic_png import write_semantic_prediction
 from .overlays import panoptic_overlay, semantic_overlay
-from .panoptic import Fusion, Predictor, fuse, write_panoptic_files
+from .panoptic import Predictor, fuse, write_panoptic_files
+from .settings import FusionSettings
 from .pngio import image_size, read_rgb, write_png
 
 __all__ = ["image_entries", "predict_image_folder"]
@@ -63,7 +64,7 @@ def image_entries(images: list[tuple[str, Path]]) -> list[dict]:
 
 def predict_image_folder(
     images: list[tuple[str, Path]], root: Path, entries: list[dict], out: Path, predictor: Predictor,
-    fusion: Fusion, show_progress: bool = False,
+    fusion: FusionSettings, show_progress: bool = False,
 ) -> int | None:
     """Write every output of the images below ``root`` into the existing folder ``out``.
 
@@ -79,7 +80,7 @@ def predict_image_folder(
         The output folder (the module docstring lists what it receives).
     predictor : Predictor
         The run's models and how they run.
-    fusion : Fusion
+    fusion : FusionSettings
         The clean-up and fusion of the panoptic maps.
     show_progress : bool
         Whether to show a progress bar.
@@ -104,7 +105,7 @@ def predict_image_folder(
     return sum(found)
 
 
-def _fused(images, root: Path, out: Path, predictor: Predictor, fusion: Fusion, found: list[int]):
+def _fused(images, root: Path, out: Path, predictor: Predictor, fusion: FusionSettings, found: list[int]):
     """``(image id, panoptic ids, segments)`` per image for :func:`write_panoptic_files`; the image's
     semantic, instance and overlay files are written on the way, its instance count appended to ``found``."""
     for image_id, path in images:

@@ -7,7 +7,7 @@ Every panoptic prediction of the package is made by these steps, in this order:
    instances (each class group's embeddings clustered inside the predicted thing masks), both
    by :mod:`selfpanoptic.inference`;
 2. :func:`fuse`: the instance masks cleaned (:func:`selfpanoptic.fusion.clean_instance_masks`,
-   when :class:`Fusion` asks for it) and fused with the labels
+   when :class:`FusionSettings` asks for it) and fused with the labels
    (:func:`selfpanoptic.fusion.fuse_panoptic`);
 3. :func:`write_panoptic_files`: ``panoptic/<image id>_panoptic.png`` per image and
    ``panoptic.json``, the files ``evalPanopticSemanticLabeling`` reads.
@@ -29,8 +29,9 @@ import numpy as np
 
 from .formats.panoptic_png import panoptic_document, write_panoptic_prediction
 from .fusion import clean_instance_masks, fuse_panoptic
+from .settings import FusionSettings
 
-__all__ = ["Fusion", "ImagePrediction", "Morphology", "PANOPTIC_FOLDER", "PANOPTIC_JSON", "Predictor", "fuse",
+__all__ = ["ImagePrediction", "PANOPTIC_FOLDER", "PANOPTIC_JSON", "Predictor", "fuse",
            "write_panoptic_files"]
 
 PANOPTIC_FOLDER = "panoptic"
@@ -40,32 +41,7 @@ PANOPTIC_JSON = "panoptic.json"
 """The COCO-panoptic JSON beside :data:`PANOPTIC_FOLDER`."""
 
 
-@dataclass(frozen=True)
-class Morphology:
-    """The clean-up of instance masks before fusion (:func:`selfpanoptic.fusion.clean_instance_masks`).
-
-    ``opening_radius``, ``closing_radius``: radii in pixels of the opening and closing disks
-    (0 skips that step); ``min_size``: instances with fewer pixels after the clean-up are removed.
-    """
-
-    opening_radius: int
-    closing_radius: int
-    min_size: int
-
-
-@dataclass(frozen=True)
-class Fusion:
-    """How an instance map and a semantic map become one panoptic map.
-
-    ``stuff_min_area``: stuff segments with fewer pixels become void; ``morphology``: the
-    clean-up of the instance masks, None for none.
-    """
-
-    stuff_min_area: int = 0
-    morphology: Morphology | None = None
-
-
-def fuse(semantic: np.ndarray, instances: np.ndarray, fusion: Fusion) -> tuple[np.ndarray, list[dict]]:
+def fuse(semantic: np.ndarray, instances: np.ndarray, fusion: FusionSettings) -> tuple[np.ndarray, list[dict]]:
     """One image's panoptic map: its instances cleaned up as ``fusion`` says, then fused.
 
     Parameters
@@ -74,7 +50,7 @@ def fuse(semantic: np.ndarray, instances: np.ndarray, fusion: Fusion) -> tuple[n
         trainIds 0..18, 255 = no prediction.
     instances : numpy.ndarray of int, shape (H, W)
         Instance ids, 0 = no instance (before the clean-up).
-    fusion : Fusion
+    fusion : FusionSettings
         The clean-up and the smallest stuff segment.
 
     Returns

@@ -81,7 +81,7 @@ class Run:
 class Tree:
     """The runs of one (seed, experiment) pair, own and shared.
 
-    ``runs`` maps each run name of the tree (in the metrics table's order: round 0, the rounds,
+    ``folder_of`` maps each run name of the tree (in the metrics table's order: round 0, the rounds,
     translated, oracle) to the folder that holds it: its own, or its seed's main tree's for the
     pretraining runs an experiment shares.
     """
@@ -89,7 +89,7 @@ class Tree:
     seed: int
     experiment: str | None
     prefix: str
-    runs: dict[str, str]
+    folder_of: dict[str, str]
 
     @property
     def label(self) -> str:

@@ -1,6 +1,6 @@
 """Typed settings: the validated config sections the library reads, as frozen dataclasses.
 
-Most of the config schema's key names end here (fusion's are read in ``stages/_panoptic.py``).
+The config schema's key names end here.
 Each class is built from its validated section (defaults filled in,
 :func:`selfpanoptic.config.section_settings`) by ``from_config``, which the
 stage commands call; the library (training steps, pseudo-labels, dense inference) takes these
@@ -382,5 +382,38 @@ class TranslationSettings:
     def from_config(cls, section: Section) -> TranslationSettings:
         loss = section["loss"]
         return cls(TrainSettings.from_config(section["train"]),
-                   DiscriminatorSettings.from_config(section["discriminator"]), section["generator"]["spectral_norm"], loss["adversarial"], loss["feature_matching"],
-                   loss["reconstruction"], loss["pyramid_levels"])
+                   DiscriminatorSettings.from_config(section["discriminator"]), section["generator"]["spectral_norm"],
+                   loss["adversarial"], loss["feature_matching"], loss["reconstruction"], loss["pyramid_levels"])
+
+
+@dataclass(frozen=True)
+class MorphologySettings:
+    """The clean-up of instance masks before fusion (:func:`selfpanoptic.fusion.clean_instance_masks`).
+
+    ``opening_radius``, ``closing_radius``: radii in pixels of the opening and closing disks
+    (0 skips that step); ``min_size``: instances with fewer pixels after the clean-up are removed.
+    """
+
+    opening_radius: int
+    closing_radius: int
+    min_size: int
+
+
+@dataclass(frozen=True)
+class FusionSettings:
+    """How an instance map and a semantic map become one panoptic map.
+
+    ``stuff_min_area``: stuff segments with fewer pixels become void; ``morphology``: the
+    clean-up of the instance masks, None for none.
+    """
+
+    stuff_min_area: int = 0
+    morphology: MorphologySettings | None = None
+
+    @classmethod
+    def from_config(cls, section: Section) -> FusionSettings:
+        """From a validated ``panoptic`` section: ``morphology`` only when ``morphology.enabled``."""
+        morphology = section["morphology"]
+        names = _names(MorphologySettings)
+        cleanup = MorphologySettings(**{name: morphology[name] for name in names}) if morphology["enabled"] else None
+        return cls(section["stuff_min_area"], cleanup)

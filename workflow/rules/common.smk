@@ -37,8 +37,8 @@ DATASET_FORMATS = {"synthia": "synthia", "gta": "gta5", "target": TARGET["format
 TRAIN_SPLIT, VAL_SPLIT = TARGET["train_split"], TARGET["val_split"]
 TARGET_SPLITS = [TRAIN_SPLIT, VAL_SPLIT]
 TRANSLATED, TRANSLATION = config["mixing"]["translated"] > 0, config["translation"]
-ORACLE, GROUPS = "oracle" in PLAN.main.runs, list(config["instance"]["groups"])
-RUNS = list(PLAN.main.runs.values())  # the first seed's main runs: metrics table and report
+ORACLE, GROUPS = "oracle" in PLAN.main.folder_of, list(config["instance"]["groups"])
+RUNS = list(PLAN.main.folder_of.values())  # the first seed's main runs: metrics table and report
 TASKS = ("semantic", "instance", "panoptic") if INSTANCES else ("semantic",)
 
 
@@ -148,7 +148,7 @@ def report_runs(wildcards):
 def ablation_entries():
     """(experiment, seed, metrics CSV) of every run of every tree, shared runs included."""
     return [(tree.label, tree.seed, f"{RESULTS}/{folder}/eval/{task}.csv")
-            for tree in PLAN.trees for folder in tree.runs.values() for task in TASKS]
+            for tree in PLAN.trees for folder in tree.folder_of.values() for task in TASKS]
 
 
 def final_outputs():

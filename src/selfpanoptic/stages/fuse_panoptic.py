@@ -36,9 +36,9 @@ def run(args: argparse.Namespace) -> None:
     from ..errors import InputError
     from ..intermediates import InstancePrediction, SemanticPrediction
     from ..panoptic import fuse, write_panoptic_files
-    from ._panoptic import fusion_settings
+    from ..settings import FusionSettings
 
-    fusion = fusion_settings(settings(args, "panoptic"))
+    fusion = FusionSettings.from_config(settings(args, "panoptic"))
     gt_json_file = Path(args.gt_json_file)
     if not gt_json_file.is_file():
         raise InputError("panoptic ground-truth JSON does not exist", gt_json_file,

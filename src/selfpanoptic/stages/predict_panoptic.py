@@ -33,12 +33,11 @@ def run(args: argparse.Namespace) -> None:
     from ..folder_prediction import image_entries, predict_image_folder
     from ..models import model_from_file
     from ..panoptic import Predictor
-    from ..settings import InferenceSettings
+    from ..settings import FusionSettings, InferenceSettings
     from ._instances import load_instance_groups, prediction_clustering
-    from ._panoptic import fusion_settings
 
     data, instance, inference = settings(args, "data"), settings(args, "instance"), settings(args, "inference")
-    fusion, run_dir = fusion_settings(settings(args, "panoptic")), Path(args.run)
+    fusion, run_dir = FusionSettings.from_config(settings(args, "panoptic")), Path(args.run)
     if not run_dir.is_dir():
         raise InputError("run folder does not exist", run_dir,
                          "give a folder the workflow trained, e.g. results/round2 (semantic/model.pt inside)")
