@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from selfpanoptic.cli import main
 from selfpanoptic.config import validate_config
@@ -57,6 +60,23 @@ def files(tmp_path_factory) -> dict[str, Path]:
     out["no_groups"].write_text("instance: {groups: {}}\n")
     out["file"] = root / "a-file"
     out["file"].write_text("x")
+    out["run"] = root / "results" / "round0"
+    (out["run"] / "semantic").mkdir(parents=True)
+    shutil.copy(out["semantic"], out["run"] / "semantic" / "model.pt")
+    out["images"] = root / "images"
+    out["images"].mkdir()
+    for name, size in (("a.png", (32, 64)), ("b.png", (32, 64)), ("c.png", (24, 64))):
+        Image.fromarray(np.zeros((*size, 3), np.uint8)).save(out["images"] / name)
+    out["float_images"] = root / "float-images"
+    out["float_images"].mkdir()
+    Image.fromarray(np.zeros((8, 8), np.float32)).save(out["float_images"] / "depth.tif")  # not a photo format
+    out["mine"] = root / "my-folder"
+    out["mine"].mkdir()
+    (out["mine"] / "thesis.tex").write_text("a user's file")
+    out["no_mask"] = root / "instance-pred"
+    out["no_mask"].mkdir()
+    for line in out["manifest"].read_text().splitlines()[1:]:
+        (out["no_mask"] / f"{line.split(',')[4]}.txt").write_text("masks/gone.png 26 0.9\n")
     return out
 
 
@@ -126,10 +146,35 @@ def cases(f: dict[str, Path], tmp: Path) -> list[tuple[list[str], str, Path | No
         (["score-panoptic", "--prediction", str(f["text"]), "--gt-json-file", str(f["text"]), "--gt-folder", str(tmp),
           "--run", "round0", "--out", str(tmp / "e.csv")], "--prediction must be the folder fuse-panoptic writes", tmp / "e.csv"),
         (["config", str(f["no_groups"])], "config key 'instance.groups'", None),
+        *output_cases(f, tmp),
     ]
 
 
-N_CASES = 36
+def output_cases(f: dict[str, Path], tmp: Path) -> list[tuple[list[str], str, Path | None]]:
+    """Outputs that would replace an input or a user's files, runs and images that are not what they seem."""
+    panoptic = ["predict-panoptic", "--run", str(f["run"]), "--images", str(f["images"]), *CPU]
+    semantic = ["predict-semantic", "--model", str(f["semantic"]), "--data", str(f["cache"]), *CPU]
+    return [
+        (panoptic + ["--out", str(f["mine"])], "--out exists and holds files selfpanoptic did not write (thesis.tex)", None),
+        (panoptic + ["--out", str(f["run"])], "--out is also the input --run", None),
+        (panoptic + ["--out", str(f["root"] / "results")], "--out holds the input --run", None),
+        (panoptic + ["--out", str(f["images"])], "--out is also the input --images", None),
+        (["predict-panoptic", "--run", str(f["root"] / "results"), "--images", str(f["images"]), "--out",
+          str(tmp / "p"), *CPU], "is a folder of runs (round0), not a run", tmp / "p"),
+        (["predict-panoptic", "--run", str(f["run"]), "--images", str(f["float_images"]), "--out", str(tmp / "p"), *CPU],
+         "no images (*.png, *.jpg, *.jpeg)", tmp / "p"),
+        (semantic + ["--out", str(f["mine"])], "--out is an existing folder, but this output is a file", None),
+        (semantic + ["--out", str(f["cache"])], "--out is also the input --data", None),
+        (["export-semantic", "--prediction", str(f["val_prediction"]), "--manifest", str(f["manifest"]),
+          "--out", str(f["mine"])], "--out exists and holds files selfpanoptic did not write", None),
+        (["evaluate", "instance", "--gt-folder", str(f["root"] / "cityscapes" / "gtFine" / "val"),
+          "--prediction-folder", str(f["no_mask"])], "masks/gone.png, does not exist", None),
+        (["index", "--name", "target", "--format", "images", "--root", str(f["images"]), "--split", "val",
+          "--one-size", "--quiet", "--out", str(tmp / "i.csv")], "differ in size: 64x32 (2 images, e.g. a.png), 64x24", tmp / "i.csv"),
+    ]
+
+
+N_CASES = 47
 
 
 def test_the_matrix_has_every_case(files, tmp_path):
@@ -139,6 +184,7 @@ def test_the_matrix_has_every_case(files, tmp_path):
 @pytest.mark.parametrize("index", range(N_CASES))
 def test_bad_input_gives_one_message_and_writes_nothing(files, tmp_path, capsys, index):
     argv, expected, output = cases(files, tmp_path)[index]
+    before = _snapshot(files["root"])
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2, err
@@ -148,6 +194,12 @@ def test_bad_input_gives_one_message_and_writes_nothing(files, tmp_path, capsys,
     if output is not None:
         assert not output.exists()
     assert not list(tmp_path.rglob("*.tmp-*")), "a temporary file was left behind"
+    assert _snapshot(files["root"]) == before, "an input or a user's file was changed or deleted"
+
+
+def _snapshot(folder: Path) -> dict[str, float]:
+    """Every file below ``folder`` and its modification time."""
+    return {str(p): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
 
 
 def test_cuda_asked_for_without_cuda_stops_before_any_work(files, tmp_path, capsys, monkeypatch):

@@ -185,3 +185,15 @@ def test_synthia_and_cityscapes_policies_name_their_own_dataset(synthia_root, ci
     assert_refused(code, err, out)
     assert "images without their label file (1):" in err and "_gtFine_instanceIds.png" in err
     assert "`datasets.target.unpaired: skip`" in err
+
+
+def test_one_size_refuses_a_split_of_several_sizes_before_writing(tmp_path, capsys):
+    """The workflow asks --one-size of the target's val split, predicted at its files' resolution."""
+    for name, size in (("a.png", (4, 8)), ("b.png", (4, 8)), ("c.jpg", (6, 8))):
+        save_rgb(tmp_path / "val" / name, np.zeros((*size, 3), np.uint8))
+    args = ["--name", "target", "--format", "images", "--root", str(tmp_path), "--split", "val", "--glob", "val/*.*"]
+    code, _, err = index(capsys, *args, "--out", str(tmp_path / "one.csv"), "--one-size")
+    assert_refused(code, err, tmp_path / "one.csv")
+    assert "the images of this split differ in size: 8x4 (2 images, e.g. a.png), 8x6 (1 image, e.g. c.jpg)" in err
+    code, out, _ = index(capsys, *args, "--out", str(tmp_path / "any.csv"))
+    assert code == 0 and "indexed 3 images" in out

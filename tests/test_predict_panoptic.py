@@ -83,7 +83,7 @@ def test_every_output_at_each_image_size(run_dir, images, tmp_path, capsys):
     out = tmp_path / "out"
     assert predict(run_dir, images, out) == 0
     summary = capsys.readouterr().out.strip().splitlines()[-1]
-    assert summary.startswith("predict-panoptic: 4 images, ") and str(out) in summary
+    assert summary.startswith("predict-panoptic: 4 images at 32x64, ") and str(out) in summary
 
     model = model_from_file(run_dir / "semantic" / "model.pt", "semantic")
     prediction = json.loads((out / "panoptic.json").read_text())
@@ -168,7 +168,7 @@ def test_a_run_without_instance_models_writes_semantic_outputs_only(run_dir, ima
     assert predict(run, images, out) == 0
     printed = capsys.readouterr().out
     assert printed.count("no instance models") == 1 and "semantic only" in printed
-    assert sorted(p.name for p in out.iterdir()) == ["overlays", "semantic"]
+    assert sorted(p.name for p in out.iterdir()) == [".selfpanoptic-output.json", "overlays", "semantic"]
     assert Image.open(out / "overlays" / "city" / "c.png").size == (80, 40)
 
 
@@ -203,8 +203,52 @@ def test_a_missing_run_folder_or_model_is_named(images, tmp_path, capsys):
     assert "round9: run folder does not exist" in capsys.readouterr().err
     (tmp_path / "round9").mkdir()
     assert predict(tmp_path / "round9", images, tmp_path / "out") == 2
-    assert f"{Path('round9', 'semantic', 'model.pt')}: model file does not exist" in capsys.readouterr().err
+    assert "round9: holds no semantic/model.pt, so it is not a trained run" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_results_folder_is_answered_with_its_runs(run_dir, images, tmp_path, capsys):
+    assert main(["predict-panoptic", "--run", str(run_dir.parent), "--images", str(images),
+                 "--out", str(tmp_path / "out"), *CPU]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder of runs (round1), not a run" in err and f"--run {run_dir}" in err
+
+
+def test_the_working_size_comes_from_the_model_file_unless_told(run_dir, images, tmp_path, capsys):
+    """The models were trained at 32x64; the schema's default working size is another."""
+    default = validate_config({})["data"]
+    assert (default["height"], default["width"]) != (32, 64)
+    assert main(["predict-panoptic", "--run", str(run_dir), "--images", str(images), "--out", str(tmp_path / "a"),
+                 *CPU]) == 0
+    assert "4 images at 32x64," in capsys.readouterr().out
+    assert main(["predict-panoptic", "--run", str(run_dir), "--images", str(images), "--out", str(tmp_path / "b"),
+                 "--data-settings", json.dumps({"height": 16, "width": 32}), *CPU]) == 0
+    assert "4 images at 16x32," in capsys.readouterr().out
+
+
+def test_outputs_never_replace_what_the_tool_did_not_write(run_dir, images, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert predict(run_dir, images, out) == 0
+    first = sorted(p.relative_to(out) for p in out.rglob("*"))
+    assert predict(run_dir, images, out) == 0, "its own earlier output is replaced"
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == first
+    (out / "overlays" / "mine.txt").write_text("a user's file")
+    capsys.readouterr()
+    assert predict(run_dir, images, out) == 2
+    err = capsys.readouterr().err
+    assert "--out exists and holds files selfpanoptic did not write (overlays/mine.txt)" in err
+    assert (out / "overlays" / "mine.txt").read_text() == "a user's file"
+    for target, expected in ((run_dir, "--out is also the input --run"), (run_dir.parent, "--out holds the input --"),
+                             (images, "--out is also the input --images")):
+        before = sorted(target.rglob("*"))
+        assert predict(run_dir, images, target) == 2
+        err = capsys.readouterr().err
+        assert expected in err and "Traceback" not in err and err.count("error:") == 1
+        assert sorted(target.rglob("*")) == before
+    inside = images / "predictions"  # below the input folder: allowed, and not read as images
+    assert predict(run_dir, images, inside) == 0
+    assert predict(run_dir, images, inside) == 0
+    assert "4 images at" in capsys.readouterr().out
 
 
 def test_image_folder_ids(tmp_path):

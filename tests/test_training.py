@@ -60,6 +60,22 @@ def test_non_finite_loss_stops_with_the_step(tmp_path):
         train(model, step, TrainSettings.from_config(settings), tmp_path, "id", torch.device("cpu"), progress=False)
 
 
+def test_an_overflowing_update_and_infinite_weights_stop_with_a_message(tmp_path):
+    """Adam's first step size overflows float32 at lr 1e38; SGD's huge update leaves infinite
+    weights after the last step, where no later loss would show them."""
+    base = validate_config({})["semantic"]["train"] | {"steps": 1}
+
+    def step(net, rng, index):
+        return net(torch.ones(1, 2)).sum() * 1e30, {}, 1
+
+    adam = TrainSettings.from_config(base | {"optimizer": "adam", "lr": 1e38})
+    with pytest.raises(NonFiniteLossError, match="the weight update overflowed at step 0"):
+        train(torch.nn.Linear(2, 1), step, adam, tmp_path / "a", "id", torch.device("cpu"), progress=False)
+    sgd = TrainSettings.from_config(base | {"optimizer": "sgd", "lr": 1e30})
+    with pytest.raises(NonFiniteLossError, match=r"after step 1 the weights are NaN or infinite \(weight, bias\)"):
+        train(torch.nn.Linear(2, 1), step, sgd, tmp_path / "s", "id", torch.device("cpu"), progress=False)
+
+
 def _pretrain(cache: Path, out: Path, work: Path, settings: dict) -> subprocess.Popen:
     return subprocess.Popen(
         [str(BIN / "selfpanoptic"), "pretrain-semantic", "--data", str(cache), "--out", str(out),

@@ -103,7 +103,7 @@ def test_link_or_copy_keeps_the_bytes(tmp_path):
 
 
 def test_a_translator_of_another_label_set_or_size_is_refused():
-    saved = {"classes": list(CLASS_NAMES), "size": [32, 64]}
+    saved = {"classes": list(CLASS_NAMES), "working_size": [32, 64]}
     check_translator(saved, "t.pt", (32, 64))
     with pytest.raises(InputError, match="another label set"):
         check_translator({**saved, "classes": ["road", "car"]}, "t.pt", (32, 64))
@@ -184,7 +184,7 @@ def translator(caches) -> Path:
 
 def test_train_translator_writes_a_generator_with_its_label_set_and_size(translator):
     saved = load_model_file(translator, "translator")
-    assert saved["classes"] == list(CLASS_NAMES) and saved["size"] == [32, 64]
+    assert saved["classes"] == list(CLASS_NAMES) and saved["working_size"] == [32, 64]
     generator = model_from_file(translator, "translator")
     images = translate_labels(generator, np.zeros((2, 32, 64), np.uint8), torch.device("cpu"))
     assert images.shape == (2, 32, 64, 3) and images.dtype == np.uint8

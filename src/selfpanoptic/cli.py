@@ -26,6 +26,10 @@ COMMANDS = [
     "predict-panoptic", "report", "summarize", "ablation", "audit", "config",
 ]
 """Every command, in workflow order; ``selfpanoptic.stages.<name with _>`` implements it."""
+OUTPUT_OPTIONS = ("out", "out_folder", "out_json", "out_manifest", "colour_out", "grid", "stats",
+                  "stats_md", "synthia_root", "gta_root", "target_root")
+"""Argument names (``dest``) of outputs written whole (a file, or a folder a stage module lists in
+its ``FOLDER_OUTPUTS``); ``report --out-dir`` is not one: it only adds its own files to the folder."""
 
 
 def stage_module(command: str):
@@ -63,6 +67,21 @@ def _user_paths(args: argparse.Namespace) -> list[Path]:
     return [Path(v) for v in values if isinstance(v, str) and v and not v.startswith(("{", "["))]
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse outputs that would replace an input or a folder selfpanoptic did not write, before any work."""
+    from .atomic import check_output_paths
+
+    folders = getattr(stage_module(args.command), "FOLDER_OUTPUTS", ())
+    outputs, inputs = {}, {}
+    for name, value in vars(args).items():
+        option = "--" + name.replace("_", "-")
+        if name in OUTPUT_OPTIONS and isinstance(value, str) and value:
+            outputs[option] = (Path(value), name in folders)
+        elif name not in ("command", "func"):
+            inputs[option] = _user_paths(argparse.Namespace(value=value))
+    check_output_paths(outputs, inputs)
+
+
 def _is_user_path(filename, args: argparse.Namespace) -> bool:
     """Whether an OSError's file is one the user named, lies below one, or is a temporary file beside one."""
     if not filename:
@@ -88,6 +107,7 @@ def _describe_os_error(err: OSError) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_outputs(args)
         with _device_claim(args):
             args.func(args)
     except SelfPanopticError as err:

@@ -35,9 +35,9 @@ def check_translator(saved: dict[str, Any], path: str | Path, size: tuple[int, i
     """Refuse a translator file made for another label set or another working resolution.
 
     ``saved``: the file as :func:`~selfpanoptic.models.load_model_file` returns it (``classes``,
-    ``size`` besides the weights); ``size``: ``(H, W)`` of the label maps it is to render.
+    ``working_size`` besides the weights); ``size``: ``(H, W)`` of the label maps it is to render.
     """
-    classes, trained = list(saved.get("classes", [])), tuple(saved.get("size", ()))
+    classes, trained = list(saved.get("classes", [])), tuple(saved.get("working_size", ()))
     if classes != list(CLASS_NAMES):
         raise InputError(
             f"the translator was trained on another label set ({len(classes)} classes: "

@@ -9,7 +9,7 @@ import sys
 from snakemake.common.configfile import load_configfile
 from snakemake.exceptions import WorkflowError
 
-from selfpanoptic.config import guidance_mode, source_datasets
+from selfpanoptic.config import guidance_mode, read_config_file, source_datasets
 from selfpanoptic.errors import InputError
 from selfpanoptic.gpus import JOBS_PER_GPU_VARIABLE
 from selfpanoptic.provenance import stage_code_hash
@@ -18,9 +18,17 @@ from selfpanoptic.workflow import setup_workflow, validates
 
 # Snakemake merged config.yaml, each --configfile and --config key by key; maps whose keys the
 # user chooses (instance.groups, experiments) must come whole from the last layer that sets them.
-_layers = [load_configfile(str(f)) for f in workflow.config_settings.configfiles]
+# Every config file read (config.yaml, the Snakefile's configfile, and each --configfile) is read
+# strictly first: a key written twice, or an unquoted `off:` key, is an error, not a silent loss.
+_read_files = [*getattr(workflow, "configfiles", []), *workflow.config_settings.configfiles,
+               os.path.join(workflow.basedir, "config.yaml")]
 try:
-    SETUP = setup_workflow(config, [*_layers, dict(workflow.config_settings.config)])
+    for _file in dict.fromkeys(os.path.abspath(str(f)) for f in _read_files):
+        if os.path.exists(_file):
+            _shown = os.path.relpath(_file)
+            read_config_file(_file if _shown.startswith("..") else _shown)
+    _layers = [load_configfile(str(f)) for f in workflow.config_settings.configfiles]
+    SETUP = setup_workflow(config, _layers, dict(workflow.config_settings.config))
 except InputError as err:
     raise WorkflowError(str(err))
 for _note in SETUP.notes:
@@ -141,8 +149,8 @@ def co_learning_figures():
 
 def report_runs(wildcards):
     """--run options of the report: label, semantic prediction and panoptic folder of each main run."""
-    return " ".join(f"--run {run} {RESULTS}/{run}/semantic/pred_target_{VAL_SPLIT}.h5"
-                    + (f" {RESULTS}/{run}/panoptic" if INSTANCES else "") for run in RUNS)
+    return " ".join(f"--run {run} {shlex.quote(f'{RESULTS}/{run}/semantic/pred_target_{VAL_SPLIT}.h5')}"
+                    + (f" {shlex.quote(f'{RESULTS}/{run}/panoptic')}" if INSTANCES else "") for run in RUNS)
 
 
 def ablation_entries():

@@ -36,6 +36,8 @@ rule index_dataset:
         **stage_params("index"),
         format=lambda wildcards: DATASET_FORMATS[wildcards.dataset],
         split=lambda wildcards: "" if wildcards.split == "all" else f"--split {wildcards.split}",
+        # the target's val split is predicted and scored at its files' resolution, one size for all
+        one_size=lambda wildcards: "--one-size" if (wildcards.dataset, wildcards.split) == ("target", VAL_SPLIT) else "",
         reader=reader_options,
         # Per dataset, so that changing one dataset's policy re-indexes that dataset only.
         unpaired=lambda wildcards: config["datasets"][wildcards.dataset]["unpaired"],
@@ -49,7 +51,7 @@ rule index_dataset:
         ENV
     shell:
         "selfpanoptic index --name {wildcards.dataset} --format {params.format}"
-        " --root {input.root:q} {params.split} {params.reader} --unpaired {params.unpaired}"
+        " --root {input.root:q} {params.split} {params.reader} {params.one_size} --unpaired {params.unpaired}"
         " --size-mismatch {params.size_mismatch} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 

@@ -88,12 +88,15 @@ def uniform_size(manifest: pd.DataFrame, path: str | Path) -> tuple[int, int]:
     Raises
     ------
     InputError
-        When the samples differ in size: a split's predictions are stored as one stack.
+        When the samples differ in size: a split's predictions at its files' resolution are
+        stored as one stack. The message lists each size with its count and one of its files.
     """
-    sizes = manifest[["height", "width"]].drop_duplicates()
-    if len(sizes) != 1:
-        shown = ", ".join(f"{w}x{h}" for h, w in sizes.itertuples(index=False))
-        raise InputError(f"the images of this split differ in size ({shown})", path,
-                         "use splits whose images share one size (as Cityscapes' do)")
-    height, width = sizes.iloc[0]
+    groups = manifest.groupby(["height", "width"], sort=False)
+    if groups.ngroups != 1:
+        shown = ", ".join(f"{w}x{h} ({len(rows)} image{'s' * (len(rows) > 1)}, e.g. {Path(rows['image_path'].iloc[0]).name})"
+                          for (h, w), rows in sorted(groups, key=lambda item: -len(item[1]))[:4])
+        raise InputError(f"the images of this split differ in size: {shown}", path,
+                         "give this split images of one size (as Cityscapes' are): it is predicted and scored at "
+                         "its files' resolution; predict-panoptic takes images of any size")
+    height, width = manifest[["height", "width"]].iloc[0]
     return int(height), int(width)

@@ -43,6 +43,9 @@ def _predictions(txt: Path, shape: tuple[int, int]) -> tuple[list[np.ndarray], l
         parts = line.split()
         if len(parts) != 3:
             raise ValueError(f"{txt}:{number}: expected '<mask PNG> <labelId> <score>', got {line!r}")
+        if not (txt.parent / parts[0]).is_file():  # paths in the txt are relative to it (official format)
+            raise ValueError(f"{txt}:{number}: the mask file it lists, {txt.parent / parts[0]}, does not exist "
+                             "(mask paths are relative to the txt's folder)")
         mask = pngio.read_single_channel(txt.parent / parts[0]) != 0
         if mask.shape != shape:
             raise ValueError(f"{txt.parent / parts[0]}: mask is {mask.shape[1]}x{mask.shape[0]}, "

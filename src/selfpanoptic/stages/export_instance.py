@@ -14,6 +14,7 @@ from .common import QUIET, progress
 
 HELP = "write an instance prediction as official txt + mask PNG files"
 PARENTS = [QUIET]
+FOLDER_OUTPUTS = ("out",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -15,6 +15,7 @@ from .common import QUIET, progress
 
 HELP = "write a semantic prediction as official labelIds PNGs (and colour PNGs)"
 PARENTS = [QUIET]
+FOLDER_OUTPUTS = ("out", "colour_out")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

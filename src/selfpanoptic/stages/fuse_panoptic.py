@@ -17,6 +17,7 @@ from .common import QUIET, progress, settings, settings_parent
 
 HELP = "fuse a run's predictions into official Cityscapes panoptic and instance files"
 PARENTS = [settings_parent("panoptic"), QUIET]
+FOLDER_OUTPUTS = ("out",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", help="images format: folder of the split's <id>_gtFine_labelIds.png and "
                         "_gtFine_instanceIds.png (none: the split is unlabelled)")
     parser.add_argument("--out", required=True, help="manifest CSV to write")
+    parser.add_argument("--one-size", action="store_true",
+                        help="refuse a split whose images differ in size (the workflow asks it of the target's "
+                             "val split, which is predicted and scored at its files' resolution)")
     parser.add_argument(
         "--unpaired", choices=["error", "skip"], default="error",
         help="an image without its label file(s), or a label file without its image: error (default) "
@@ -74,6 +77,7 @@ def reader_options(args: argparse.Namespace) -> dict | None:
 
 def run(args: argparse.Namespace) -> None:
     from ..atomic import atomic_write_text
+    from ..data.ground_truth import uniform_size
     from ..data.manifest import build_manifest
     from ..data.problems import warning_lines
 
@@ -82,6 +86,8 @@ def run(args: argparse.Namespace) -> None:
         args.name, args.format, args.root, args.split, threads=args.threads, progress=progress(args),
         unpaired=args.unpaired, size_mismatch=args.size_mismatch, options=reader_options(args),
     )
+    if args.one_size and len(manifest):
+        uniform_size(manifest, args.root)
     if warnings:
         policies = {"unpaired": args.unpaired, "size_mismatch": args.size_mismatch}
         lines = warning_lines(repr(args.name), warnings, policies, args.name)

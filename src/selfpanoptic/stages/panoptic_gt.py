@@ -15,6 +15,7 @@ from .common import QUIET
 
 HELP = "Cityscapes panoptic ground truth (JSON + PNG folder) of an indexed split with labels"
 PARENTS = [QUIET]
+FOLDER_OUTPUTS = ("out_folder",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

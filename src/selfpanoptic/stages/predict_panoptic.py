@@ -3,6 +3,10 @@
 ``--run`` (``results/round2``: ``semantic/model.pt``, any ``instance/<group>/model.pt``) predicts every
 image below ``--images`` (ids: :mod:`selfpanoptic.data.images`) at its own size, fused as ``fuse-panoptic``
 does (:mod:`selfpanoptic.panoptic`), into ``--out`` (:mod:`selfpanoptic.folder_prediction`), complete or absent.
+The models see each image resized to the working size they were trained at, which their files
+record; ``--config`` or ``--data-settings`` choose another (``data.height``, ``data.width``).
+``--out`` is a new folder, an empty one, or one this command wrote before (replaced whole): a
+folder holding anything else, or holding an input, is refused before any work.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from .common import COMPUTE, progress, settings, settings_parent, torch_setup
 
 HELP = "a trained run's semantic, instance and panoptic predictions on a folder of images"
 PARENTS = [settings_parent("data", "inference", "instance", "panoptic"), *COMPUTE]
+FOLDER_OUTPUTS = ("out",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,24 +34,22 @@ def run(args: argparse.Namespace) -> None:
 
     from ..atomic import atomic_output
     from ..data.images import image_folder
-    from ..errors import InputError
     from ..folder_prediction import image_entries, predict_image_folder
     from ..models import model_from_file
     from ..panoptic import Predictor
     from ..settings import FusionSettings, InferenceSettings
     from ._instances import load_instance_groups, prediction_clustering
 
-    data, instance, inference = settings(args, "data"), settings(args, "instance"), settings(args, "inference")
+    instance, inference = settings(args, "instance"), settings(args, "inference")
     fusion, run_dir = FusionSettings.from_config(settings(args, "panoptic")), Path(args.run)
-    if not run_dir.is_dir():
-        raise InputError("run folder does not exist", run_dir,
-                         "give a folder the workflow trained, e.g. results/round2 (semantic/model.pt inside)")
+    semantic = _semantic_model_file(run_dir)
+    size = _working_size(args, semantic)
     images = image_folder(args.images, exclude=args.out)
     entries = image_entries(images)  # an unreadable image stops the command before any model work
     device = torch_setup(args)
-    predictor = Predictor(model_from_file(run_dir / "semantic" / "model.pt", "semantic").to(device),
+    predictor = Predictor(model_from_file(semantic, "semantic").to(device),
                           load_instance_groups(sorted(run_dir.glob("instance/*/model.pt")), device),
-                          (data["height"], data["width"]), device, InferenceSettings.from_config(inference),
+                          size, device, InferenceSettings.from_config(inference),
                           lambda area_ratio: prediction_clustering(instance, device, area_ratio))
     if not predictor.groups:
         print(f"{run_dir}: no instance models (instance/<group>/model.pt): semantic predictions only", flush=True)
@@ -55,4 +58,40 @@ def run(args: argparse.Namespace) -> None:
         found = predict_image_folder(images, Path(args.images), entries, out, predictor, fusion, progress(args))
     what, folders = ("semantic only", "semantic/, overlays/") if found is None else \
         (f"{found} instances", "semantic/, instance/, panoptic/, panoptic.json, overlays/")
-    print(f"predict-panoptic: {len(images)} images, {what}, predictions -> {args.out} ({folders})")
+    print(f"predict-panoptic: {len(images)} images at {size[0]}x{size[1]}, {what}, predictions -> {args.out} ({folders})")
+
+
+def _semantic_model_file(run_dir):
+    """``<run>/semantic/model.pt``, or an error that says which folder to give instead."""
+    from ..errors import InputError
+
+    model = run_dir / "semantic" / "model.pt"
+    if model.is_file():
+        return model
+    if not run_dir.is_dir():
+        raise InputError("run folder does not exist", run_dir,
+                         "give a folder the workflow trained, e.g. results/round2 (semantic/model.pt inside)")
+    runs = sorted(p.parent.parent.relative_to(run_dir) for p in run_dir.glob("*/semantic/model.pt"))
+    if runs:
+        raise InputError(f"is a folder of runs ({', '.join(map(str, runs[:4]))}), not a run", run_dir,
+                         f"give one of its runs, e.g. --run {run_dir / runs[-1]}")
+    raise InputError("holds no semantic/model.pt, so it is not a trained run", run_dir,
+                     "give a run folder the workflow trained, e.g. results/round2; train it first with "
+                     "`snakemake --cores all`")
+
+
+def _working_size(args: argparse.Namespace, semantic) -> tuple[int, int]:
+    """(height, width) the images are resized to: ``data`` from ``--data-settings``/``--config`` when
+    given, else the size the semantic model was trained at (its file records it)."""
+    from ..models import load_model_file
+
+    if args.data_settings or args.config:
+        data = settings(args, "data")
+        return data["height"], data["width"]
+    recorded = load_model_file(semantic, "semantic").get("working_size")
+    if recorded is not None:
+        return int(recorded[0]), int(recorded[1])
+    data = settings(args, "data")
+    print(f"{semantic}: the model file records no working size; predicting at the default "
+          f"{data['height']}x{data['width']} (pass --config with the run's config to choose)", flush=True)
+    return data["height"], data["width"]

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> None:
                     "translated": [str(args.translated), args.translated_share] if translated else None}
         result = train(model, step, train_settings, args.work_dir, identity, device, args.desc, progress(args),
                        data_workers=data_workers(args, device), validate=validate)
-    save_model_file(args.out, model, "instance", spec, {
+    save_model_file(args.out, model, "instance", spec, (cache.height, cache.width), {
         "group": args.group, "classes": classes, "delta_v": loss.delta_v, "delta_d": loss.delta_d,
         "train_seconds": result.seconds, "images_per_second": result.images_per_second,
     })

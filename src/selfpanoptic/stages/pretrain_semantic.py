@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> None:
                        extra_state=extra_state, data_workers=data_workers(args, device), validate=validate)
         if co_learning is not None:
             co_learning.write_samples(model, target or cache, co_learning_samples_path(args.out), train_settings.seed)
-    save_model_file(args.out, segmenter_of(model), "semantic", spec,
+    save_model_file(args.out, segmenter_of(model), "semantic", spec, (cache.height, cache.width),
                     {"train_seconds": result.seconds, "images_per_second": result.images_per_second})
     finish(args.work_dir)
     print(f"{args.desc}: {result.summary()} -> {args.out}")

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> None:
         result = train(student, step, instance_settings.train, args.work_dir, identity, device, args.desc,
                        progress(args), extra_state={"ema": ema}, data_workers=data_workers(args, device), validate=validate)
     extra = {key: saved[key] for key in ("group", "classes", "delta_v", "delta_d") if key in saved}
-    save_model_file(args.out, student, "instance", saved["spec"], {
+    save_model_file(args.out, student, "instance", saved["spec"], (target.height, target.width), {
         **extra, "round": args.round, "train_seconds": result.seconds, "images_per_second": result.images_per_second,
         **({"objectness": fitted} if fitted else {}),
     })

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> None:
                        validate=validate)
         if co_learning is not None:
             co_learning.write_samples(student, target, co_learning_samples_path(args.out), sem.train.seed)
-    save_model_file(args.out, segmenter_of(student), "semantic", spec, {
+    save_model_file(args.out, segmenter_of(student), "semantic", spec, (target.height, target.width), {
         "round": args.round, "prior": prior.value, "train_seconds": result.seconds,
         "images_per_second": result.images_per_second,
     })

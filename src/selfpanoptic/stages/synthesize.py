@@ -8,6 +8,7 @@ from .common import QUIET, THREADS, progress, settings, settings_parent
 
 HELP = "generate the toy domains in the Synthia, GTA5 and Cityscapes formats"
 PARENTS = [settings_parent("toy"), THREADS, QUIET]
+FOLDER_OUTPUTS = ("synthia_root", "gta_root", "target_root")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

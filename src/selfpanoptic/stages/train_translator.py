@@ -69,9 +69,9 @@ def run(args: argparse.Namespace) -> None:
         identity = {"settings": section, "images": str(args.images), "labels": str(args.labels)}
         result = train(generator, step, translation.train, args.work_dir, identity, device, args.desc, progress(args),
                        extra_state={"discriminator": discriminator}, data_workers=data_workers(args, device))
-        size = [cache.height, cache.width]
-    save_model_file(args.out, generator, "translator", section["generator"], {
-        "classes": list(CLASS_NAMES), "size": size, "labels_from": section["labels_from"],
+        size = (cache.height, cache.width)
+    save_model_file(args.out, generator, "translator", section["generator"], size, {
+        "classes": list(CLASS_NAMES), "labels_from": section["labels_from"],
         "labels": section["labels"], "train_seconds": result.seconds, "images_per_second": result.images_per_second,
     })
     finish(args.work_dir)

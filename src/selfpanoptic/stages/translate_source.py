@@ -14,6 +14,7 @@ from .common import COMPUTE, progress, settings, settings_parent, torch_setup
 
 HELP = "render every source label map in the target's look with the trained translator"
 PARENTS = [settings_parent("translation"), *COMPUTE]
+FOLDER_OUTPUTS = ("out",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

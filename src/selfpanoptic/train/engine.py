@@ -361,6 +361,7 @@ def _train(model, step: TrainingStep, settings, work_dir: Path, identity, device
                 save_checkpoint(checkpoint_path, model, optimizer, done, run_hash, scaler, extra_state)
             waited = time.perf_counter()
     bar.close()
+    _check_finite_weights(model, desc, total)
     seconds = time.perf_counter() - began
     return TrainResult(total, start, seconds, images_seen / max(seconds, 1e-9))
 
@@ -390,8 +391,29 @@ def _compute_and_step(model: nn.Module, step: TrainingStep, batch: Any, rng: np.
             f"{desc}: the loss became {loss_value} at step {index} (parts: {parts}); "
             "lower the learning rate or check the inputs"
         )
-    optimizer_step(loss, optimizer, scaler)
+    try:
+        optimizer_step(loss, optimizer, scaler)
+    except RuntimeError as exc:
+        # Adam's step size lr / (1 - beta1^t) can exceed float32 before any weight is touched
+        if "overflow" not in str(exc):
+            raise
+        raise NonFiniteLossError(
+            f"{desc}: the weight update overflowed at step {index} (learning rate "
+            f"{optimizer.param_groups[0]['lr']:.3g}: {exc}); lower the learning rate"
+        ) from None
     return loss_value, parts, batch_images, visualise
+
+
+def _check_finite_weights(model: nn.Module, desc: str, steps: int) -> None:
+    """Raise :class:`NonFiniteLossError` if the last update left a weight NaN or infinite (no later
+    loss would show it, and the model file must not hold it)."""
+    bad = [name for name, tensor in model.state_dict().items()
+           if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    if bad:
+        raise NonFiniteLossError(
+            f"{desc}: after step {steps} the weights are NaN or infinite ({', '.join(bad[:3])}"
+            f"{' ...' if len(bad) > 3 else ''}); lower the learning rate or check the inputs"
+        )
 
 
 class _MetricsLog:
@@ -418,9 +440,15 @@ def _validate(model: nn.Module, validate: Callable[[nn.Module], dict[str, float]
     sys.stdout.flush()
 
 
-def save_model_file(path: str | Path, model: nn.Module, kind: str, spec: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
-    """Write the trained model (weights + the model spec to rebuild it) atomically."""
-    state = {"kind": kind, "spec": spec, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+def save_model_file(path: str | Path, model: nn.Module, kind: str, spec: dict[str, Any], working_size: tuple[int, int],
+                    extra: dict[str, Any] | None = None) -> None:
+    """Write the trained model (weights + the model spec to rebuild it) atomically.
+
+    ``working_size``: (height, width) in pixels of the images it was trained on, the cache's
+    size, so that a prediction on new images resizes them the same way (``predict-panoptic``).
+    """
+    state = {"kind": kind, "spec": spec, "working_size": [int(working_size[0]), int(working_size[1])],
+             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     state.update(extra or {})
     with atomic_output(path) as tmp:
         torch.save(state, tmp)
