@@ -48,6 +48,10 @@ def image_of(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 
 # Synthia ids: 3 road, 10 pedestrian, 8 car, 18 truck (void in semantic, instance kept), 22 lanemarking.
+SMOKE_RUNS: list[Path] = []
+"""Folders where ``configs/smoke.yaml`` ran to the end locally (the SLURM tests' reference run): the
+workflow tests start from a copy of one instead of running the same jobs again."""
+
 SYNTHIA_CLASSES = np.array([[3, 3, 10, 10], [8, 8, 0, 22]])
 SYNTHIA_INSTANCES = np.array([[0, 0, 4, 4], [9, 9, 12, 0]])
 SYNTHIA_EXPECTED_TRAIN_IDS = np.array([[0, 0, 11, 11], [13, 13, 255, 255]], dtype=np.uint8)

@@ -75,6 +75,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
     (out["mine"] / "thesis.tex").write_text("a user's file")
     out["no_mask"] = root / "instance-pred"
     out["no_mask"].mkdir()
+    for name, text in CONFIGS.items():
+        (root / name).write_text(text)
     for line in out["manifest"].read_text().splitlines()[1:]:
         (out["no_mask"] / f"{line.split(',')[4]}.txt").write_text("masks/gone.png 26 0.9\n")
     return out
@@ -147,7 +149,32 @@ def cases(f: dict[str, Path], tmp: Path) -> list[tuple[list[str], str, Path | No
           "--run", "round0", "--out", str(tmp / "e.csv")], "--prediction must be the folder fuse-panoptic writes", tmp / "e.csv"),
         (["config", str(f["no_groups"])], "config key 'instance.groups'", None),
         *output_cases(f, tmp),
+        *config_cases(f),
     ]
+
+
+CONFIGS = {
+    "twice.yaml": "selftrain:\n  rounds: 3\noracle: false\nselftrain:\n  rounds: 1\n",
+    "off.yaml": "experiments:\n  off:\n    selftrain: {guidance: {from_round: 0}}\n",
+    "lr.yaml": "semantic: {train: {lr: 1.0e+38}}\n",
+    "seed.yaml": "instance: {train: {seed: 18446744073709551616}}\n",
+    "glob.yaml": "datasets: {target: {format: images, root: /data/city, train_glob: /data/city/train/*.png}}\n",
+    "scales.yaml": "inference: {scales: [1.0, 0.01]}\n",
+}
+"""Config files that YAML or the schema alone would let through."""
+
+
+def config_cases(f: dict[str, Path]) -> list[tuple[list[str], str, Path | None]]:
+    """``selfpanoptic config FILE`` on each of :data:`CONFIGS`: the message the workflow also gives."""
+    expected = {
+        "twice.yaml": "key 'selftrain' appears twice (lines 1 and 4)",
+        "off.yaml": "key 'off' under experiments (line 2) is read by YAML as the boolean False",
+        "lr.yaml": "config key 'semantic.train.lr': 1e+38 is greater than the maximum",
+        "seed.yaml": "config key 'instance.train.seed': 18446744073709551616 is greater than the maximum",
+        "glob.yaml": "datasets.target.train_glob '/data/city/train/*.png' is an absolute path",
+        "scales.yaml": "inference.scales has 0.01, which makes the",
+    }
+    return [(["config", str(f["root"] / name)], text, None) for name, text in expected.items()]
 
 
 def output_cases(f: dict[str, Path], tmp: Path) -> list[tuple[list[str], str, Path | None]]:
@@ -174,7 +201,7 @@ def output_cases(f: dict[str, Path], tmp: Path) -> list[tuple[list[str], str, Pa
     ]
 
 
-N_CASES = 47
+N_CASES = 53
 
 
 def test_the_matrix_has_every_case(files, tmp_path):

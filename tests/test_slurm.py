@@ -29,6 +29,8 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import SMOKE_RUNS
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SCRIPTS = ROOT / "scripts" / "slurm"
@@ -171,6 +173,7 @@ def runs(slurm_cluster, tmp_path_factory) -> Runs:
         slurm_run = finish(slurm, top / "slurm", "the SLURM run")
         jobs = scontrol_jobs(slurm_run.workdir)  # right away: SLURM forgets jobs MinJobAge after they end
         local_run = finish(local, top / "local", "the local run")
+        SMOKE_RUNS.append(local_run.workdir)
     finally:
         for waiter in (slurm, local):  # after a failure: no Snakemake left running
             if waiter.process.poll() is None:

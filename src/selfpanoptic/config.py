@@ -18,6 +18,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from .config_sources import read_config_file, type_hint, yaml_reading
 from .errors import InputError
 
 SCHEMA_RESOURCE = "schemas/config.schema.yaml"
@@ -63,17 +64,39 @@ def _explain(error: jsonschema.ValidationError, schema: dict[str, Any]) -> str:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             parts.append(f"unknown config key {full!r}{hint}; known keys here: {', '.join(known)}")
         return "; ".join(parts)
-    return f"config key {where!r}: {error.message}"
+    return f"config key {where!r}: {error.message}{type_hint(error)}"
 
 
-def validate_config(config: dict[str, Any] | None, source: str | Path = "config") -> dict[str, Any]:
+def _check_key_names(value: Any, path: str, source: str | Path) -> None:
+    """Every key of every map must be a string: YAML 1.1 reads unquoted ``off``, ``on``, ``yes``,
+    ``no`` as booleans (an experiment ``off:`` would be named False) and digits as numbers."""
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_key_names(item, f"{path}.{index}" if path else str(index), source)
+    if not isinstance(value, dict):
+        return
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise InputError(
+                f"invalid config: {path or 'the config'} has a key that YAML read as {yaml_reading(key)}, not as a "
+                "name (unquoted off, on, yes, no, true and false are booleans, digits are numbers)", source,
+                "quote the key as it is written in the file, e.g. 'off':")
+        _check_key_names(item, f"{path}.{key}" if path else key, source)
+
+
+def validate_config(config: dict[str, Any] | None, source: str | Path = "config",
+                    sections_only: bool = False) -> dict[str, Any]:
     """Validate ``config`` against the schema and return a copy with every default filled in.
 
     Raises :class:`InputError` naming ``source`` and listing every violation by key path.
+    ``sections_only``: ``config`` holds some sections alone (a stage's inline settings), so the
+    checks that weigh one section against another (``inference.scales`` against ``data``) are
+    left to the validation of the whole config.
     """
     config = copy.deepcopy(config) if config is not None else {}
     if not isinstance(config, dict):
         raise InputError("the config must be a mapping of keys to values", source)
+    _check_key_names(config, "", source)
     errors = sorted(_Validator(load_schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [_explain(error, load_schema()) for error in errors]
@@ -84,6 +107,10 @@ def validate_config(config: dict[str, Any] | None, source: str | Path = "config"
         )
     _check_groups(config, source)
     _check_inference(config, source)
+    if not sections_only:
+        _check_scales(config, source)
+    _check_globs(config, source)
+    _check_seeds(config, source)
     _check_protocol(config, source)
     _check_translation(config, source)
     _check_experiments(config, source)
@@ -221,6 +248,104 @@ def _check_inference(config: dict[str, Any], source: str | Path) -> None:
             )
 
 
+INSTANCE_OUTPUT_STRIDE = 32
+"""Output stride of the instance model's encoder (:class:`~selfpanoptic.models.unet.EmbeddingUNet`)."""
+
+
+def smallest_scale(config: dict[str, Any]) -> tuple[float, int, str]:
+    """The smallest ``inference.scales`` entry a validated config's models can run at.
+
+    A scale must leave each side of the working image (``data.height`` x ``data.width``) at least
+    the output stride of the models that predict (``semantic.model.output_stride``; 32, the
+    instance model's, with instance stages), or the whole side when it is shorter: below that the
+    deepest features cover less than one cell per side. Returns ``(scale, stride, model)``.
+    """
+    height, width = config["data"]["height"], config["data"]["width"]
+    stride, model = config["semantic"]["model"]["output_stride"], "the semantic model's (semantic.model.output_stride)"
+    if has_instances(config) and INSTANCE_OUTPUT_STRIDE > stride:
+        stride, model = INSTANCE_OUTPUT_STRIDE, "the instance model's"
+    return max(min(stride, height) / height, min(stride, width) / width), stride, model
+
+
+def _check_scales(config: dict[str, Any], source: str | Path) -> None:
+    """Refuse ``inference.scales`` that shrink the working image below the models' output stride
+    (see :func:`smallest_scale`); predictions are upsampled to their output size afterwards, so a
+    full-resolution output does not change what the models see."""
+    height, width = config["data"]["height"], config["data"]["width"]
+    smallest, stride, model = smallest_scale(config)
+    for scale in config["inference"]["scales"]:
+        scaled = (round(height * scale), round(width * scale))
+        if scaled[0] >= min(stride, height) and scaled[1] >= min(stride, width):
+            continue
+        raise InputError(
+            f"invalid config: inference.scales has {scale}, which makes the {height}x{width} working image "
+            f"(data.height x data.width) {scaled[0]}x{scaled[1]} pixels, under {stride} pixels a side, "
+            f"{model} output stride",
+            source, f"use scales of at least {smallest:.4g} for a {height}x{width} working image, "
+                    "or raise data.height and data.width",
+        )
+
+
+def _check_globs(config: dict[str, Any], source: str | Path) -> None:
+    """``datasets.target.train_glob`` / ``val_glob`` are matched below ``datasets.target.root``:
+    they must be relative (pathlib refuses absolute patterns) and not empty."""
+    target = config["datasets"]["target"]
+    for key in ("train_glob", "val_glob"):
+        pattern, name = target[key], f"datasets.target.{key}"
+        example = "train/**/*.png" if key == "train_glob" else "val/**/*.png"
+        if not pattern.strip():
+            raise InputError(f"invalid config: {name} is empty", source,
+                             f"give a glob relative to datasets.target.root, e.g. {example!r}")
+        if not (Path(pattern).is_absolute() or pattern.startswith(("/", "\\"))):
+            continue
+        root = Path(target["root"])
+        relative = None
+        for base in (root, root.absolute()):
+            try:
+                relative = Path(pattern).relative_to(base).as_posix()
+                break
+            except ValueError:
+                pass
+        fix = (f"write it relative to datasets.target.root ({target['root']}): {relative!r}" if relative else
+               f"write it relative to datasets.target.root ({target['root']}), e.g. {example!r}, and set "
+               "datasets.target.root to the folder the images are under")
+        raise InputError(f"invalid config: {name} {pattern!r} is an absolute path; it is matched below "
+                         "datasets.target.root", source, fix)
+
+
+MAX_SEED = 2**31 - 1
+"""The largest training seed (``train.seed`` plus an entry of ``seeds``): a signed 32-bit integer,
+which every random generator seeded from it (torch, numpy, Python) accepts."""
+
+SEEDED_SECTIONS: tuple[str, ...] = ("semantic", "instance", "selftrain")
+"""Sections whose ``train.seed`` values are offset by a tree's seed (:func:`seeded`)."""
+
+
+def _train_seeds(section: Any, path: str) -> list[tuple[str, int]]:
+    """``(key path, seed)`` of every ``train.seed`` in a section, as :func:`seeded` finds them."""
+    if not isinstance(section, dict):
+        return []
+    found = []
+    for key, value in section.items():
+        if key == "train" and isinstance(value, dict) and "seed" in value:
+            found.append((f"{path}.train.seed", value["seed"]))
+        found += _train_seeds(value, f"{path}.{key}")
+    return found
+
+
+def _check_seeds(config: dict[str, Any], source: str | Path) -> None:
+    """Each run's seed (``train.seed`` + its entry of ``seeds``) must stay at most :data:`MAX_SEED`."""
+    largest = max(config["seeds"])
+    for section in SEEDED_SECTIONS:
+        for key, seed in _train_seeds(config[section], section):
+            if seed + largest > MAX_SEED:
+                raise InputError(
+                    f"invalid config: {key} {seed} plus the largest entry of seeds, {largest}, is {seed + largest}, "
+                    f"above {MAX_SEED}, the largest seed (each repeat trains with train.seed + its entry of seeds)",
+                    source, f"lower {key} or the entries of seeds so that their sum stays at most {MAX_SEED}",
+                )
+
+
 def _check_groups(config: dict[str, Any], source: str | Path) -> None:
     """Each thing class may belong to one instance group at most (their predictions are merged)."""
     owner: dict[str, str] = {}
@@ -354,19 +479,8 @@ def guidance_mode(guidance: dict[str, Any], round_index: int) -> str:
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML (or JSON) config file and validate it, defaults filled in."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise InputError("config file does not exist", path) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(f"config file is not valid YAML: {problem}{where}", path,
-                         "fix the YAML syntax (indentation, brackets, quotes)") from None
-    return validate_config(data, path)
+    """Read a YAML (or JSON) config file (:func:`read_config_file`) and validate it, defaults filled in."""
+    return validate_config(read_config_file(path), path)
 
 
 def section_settings(section: str, config_path: str | None, settings_json: str | None) -> dict[str, Any]:
@@ -383,7 +497,7 @@ def section_settings(section: str, config_path: str | None, settings_json: str |
         except json.JSONDecodeError as exc:
             raise InputError(f"{flag} is not valid JSON ({exc})",
                              fix=f"write the `{section}` section as a JSON object, or pass --config FILE") from None
-        return validate_config({section: section_value}, f"{flag} ({section})")[section]
+        return validate_config({section: section_value}, f"{flag} ({section})", sections_only=True)[section]
     if config_path:
         return load_config(config_path)[section]
-    return validate_config({})[section]
+    return validate_config({}, sections_only=True)[section]

@@ -26,12 +26,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import EXPERIMENT_SECTIONS, PRETRAINING_SECTIONS, overlay, protocol_config, seeded
+from .config import EXPERIMENT_SECTIONS, PRETRAINING_SECTIONS, SEEDED_SECTIONS, overlay, protocol_config, seeded
 
-__all__ = ["EXPERIMENT_SECTIONS", "PRETRAINING_SECTIONS", "Run", "RunPlan", "Tree", "plan_runs", "run_config"]
-
-SEEDED_SECTIONS: tuple[str, ...] = ("semantic", "instance", "selftrain")
-"""Sections whose ``train.seed`` values are offset by a tree's seed."""
+__all__ = ["EXPERIMENT_SECTIONS", "PRETRAINING_SECTIONS", "SEEDED_SECTIONS", "Run", "RunPlan", "Tree", "plan_runs",
+           "run_config"]
 
 PRETRAINING_RUNS: tuple[str, ...] = ("round0", "translated", "oracle")
 """Names of the runs trained from scratch (the others self-train from a run before them)."""

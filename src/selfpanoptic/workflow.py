@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import compose_configs, has_instances, protocol_config, validate_config
+from .config import compose_configs, has_instances, load_schema, overlay, protocol_config, validate_config
+from .config_sources import command_line_config
 from .data.labelled import target_split_labelled
 from .data.required import check_required_dataset_files
 from .errors import InputError
@@ -47,8 +48,17 @@ class WorkflowSetup:
     notes: list[str] = field(default_factory=list)
 
 
-def setup_workflow(merged: dict[str, Any], layers: list[dict[str, Any]]) -> WorkflowSetup:
-    """Validate and plan the config Snakemake merged from ``layers`` (see :func:`compose_configs`)."""
+def setup_workflow(merged: dict[str, Any], layers: list[dict[str, Any]],
+                   command_line: dict[str, Any] | None = None) -> WorkflowSetup:
+    """Validate and plan the config Snakemake merged from ``layers`` (see :func:`compose_configs`).
+
+    ``command_line``: the ``--config`` values as Snakemake parsed them, its last layer; they are
+    typed by the schema (:func:`~selfpanoptic.config_sources.command_line_config`: ``seeds=[0,1]``
+    arrives as text) and laid over ``merged`` again.
+    """
+    if command_line is not None:
+        command_line = command_line_config(command_line, load_schema())
+        merged, layers = overlay(merged, command_line), [*layers, command_line]
     config = validate_config(compose_configs(merged, layers), SOURCE)
     check_toy_roots(config)
     check_required_dataset_files(config)

@@ -9,7 +9,8 @@ import sys
 from snakemake.common.configfile import load_configfile
 from snakemake.exceptions import WorkflowError
 
-from selfpanoptic.config import guidance_mode, read_config_file, source_datasets
+from selfpanoptic.config import guidance_mode, source_datasets
+from selfpanoptic.config_sources import read_config_file
 from selfpanoptic.errors import InputError
 from selfpanoptic.gpus import JOBS_PER_GPU_VARIABLE
 from selfpanoptic.provenance import stage_code_hash
