@@ -227,6 +227,10 @@ def test_gta_only_protocol_plans_no_instance_work_in_any_experiment(tmp_path):
     merged, layers = _toy_layers(tmp_path, "configs/method-ablation.yaml", "configs/protocols/gta.yaml")
     setup = setup_workflow(merged, layers)
     assert not setup.instances and any("no instance labels" in note for note in setup.notes)
+    # guidance is forced off, so no_guidance's runs are the main runs (the others' configs still differ)
+    assert "selfpanoptic: experiment(s) no_guidance change nothing under this config" in "\n".join(setup.notes)
+    assert not any("change nothing" in note for note in setup_workflow(*_toy_layers(
+        tmp_path, "configs/method-ablation.yaml")).notes)
     assert {tree.label for tree in setup.plan.trees} == {"main", "no_alignment", "no_guidance", "unguarded_guidance",
                                                          "no_objectness"}
     assert {tree.seed for tree in setup.plan.trees} == {0, 1}

@@ -59,12 +59,16 @@ def _device_claim(args: argparse.Namespace):
     return claim_gpu()
 
 
+def _paths_in(value) -> list[Path]:
+    """The path-like strings of one option's value (a string, a list, or a list of lists); inline
+    JSON settings are not paths."""
+    items = [value] if not isinstance(value, list) else [v for item in value for v in (item if isinstance(item, list) else [item])]
+    return [Path(v) for v in items if isinstance(v, str) and v and not v.startswith(("{", "["))]
+
+
 def _user_paths(args: argparse.Namespace) -> list[Path]:
     """Every path-like value the user gave on the command line."""
-    values = []
-    for value in vars(args).values():
-        values += value if isinstance(value, list) else [value]
-    return [Path(v) for v in values if isinstance(v, str) and v and not v.startswith(("{", "["))]
+    return [path for value in vars(args).values() for path in _paths_in(value)]
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -78,7 +82,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
         if name in OUTPUT_OPTIONS and isinstance(value, str) and value:
             outputs[option] = (Path(value), name in folders)
         elif name not in ("command", "func"):
-            inputs[option] = _user_paths(argparse.Namespace(value=value))
+            inputs[option] = _paths_in(value)
     check_output_paths(outputs, inputs)
 
 

@@ -203,3 +203,18 @@ def plan_runs(config: dict[str, Any], oracle: bool) -> RunPlan:
 def folder_pattern(folders: list[str]) -> str:
     """A regular expression matching exactly ``folders`` (matching nothing when empty)."""
     return "|".join(re.escape(folder) for folder in folders) if folders else "(?!)"
+
+
+def experiments_like_main(plan: RunPlan) -> list[str]:
+    """The experiments whose every run has its seed's main run's config (a protocol that forces
+    the settings they change, or an entry that repeats the defaults): their rows repeat the main ones."""
+    main = {tree.seed: tree for tree in plan.trees if tree.experiment is None}
+    alike = []
+    for tree in plan.trees:
+        if tree.experiment is None or tree.experiment in alike:
+            continue
+        reference = main[tree.seed].folder_of
+        if all(name in reference and plan.run(folder).config == plan.run(reference[name]).config
+               for name, folder in tree.folder_of.items()):
+            alike.append(tree.experiment)
+    return alike

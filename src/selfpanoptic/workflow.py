@@ -16,7 +16,7 @@ from .config_sources import command_line_config
 from .data.labelled import target_split_labelled
 from .data.required import check_required_dataset_files
 from .errors import InputError
-from .runs import RunPlan, plan_runs
+from .runs import RunPlan, experiments_like_main, plan_runs
 from .toy.domains import check_toy_roots
 
 SOURCE = "config (config.yaml, --configfile and --config)"
@@ -78,6 +78,9 @@ def setup_workflow(merged: dict[str, Any], layers: list[dict[str, Any]],
         notes.append("selfpanoptic: the target val split has no labels: models predict on it, but evaluation, "
                      "metrics and the report are skipped (labels: datasets.target.val_labels or gtFine/<val_split>)")
     plan = plan_runs(config, config["oracle"] and train_labelled)
+    if alike := experiments_like_main(plan):
+        notes.append(f"selfpanoptic: experiment(s) {', '.join(alike)} change nothing under this config (the settings "
+                     "they change are forced or already the main runs'): their runs train the main runs again")
     for keys in (("semantic",), ("instance",), ("selftrain", "semantic"), ("selftrain", "instance")):
         if not val_labelled and any(validates(run.config, keys) for run in plan.runs.values()):
             raise InputError(f"{'.'.join(keys)}.train.validate_every > 0 validates on the target val labels, which "
