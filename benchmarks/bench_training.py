@@ -58,7 +58,8 @@ from selfpanoptic.pseudo.thresholds import ClassPrior, initial_prior
 from selfpanoptic.stages._guidance import source_shares
 from selfpanoptic.settings import (InstanceLossSettings, SelfInstanceSettings, SelfSemanticSettings,
                                    TrainSettings)
-from selfpanoptic.train.engine import autocast_dtype, build_optimizer, optimizer_step, prepare_model, train
+from selfpanoptic.train.engine import autocast_dtype, optimizer_step, prepare_model, train
+from selfpanoptic.train.optim import build_optimizer
 from selfpanoptic.train.instance import instance_step
 from selfpanoptic.train.self_instance import SelfInstanceData, self_instance_step
 from selfpanoptic.train.self_semantic import SelfSemanticData, self_semantic_step

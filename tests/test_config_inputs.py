@@ -250,3 +250,17 @@ def test_gta_only_protocol_forces_every_experiment_even_one_that_asks_for_guidan
     with pytest.raises(InputError, match="gt_instance_fraction"):
         validate_config({"mixing": {"sources": ["gta"]},
                          "experiments": {"gt": {"selftrain": {"guidance": {"gt_instance_fraction": 0.5}}}}})
+
+
+def test_a_warm_up_longer_than_its_training_is_refused_naming_the_section():
+    assert "selftrain.semantic.train.warmup_steps 300 exceeds selftrain.semantic.train.steps 200" in refused(
+        {"selftrain": {"semantic": {"train": {"steps": 200, "warmup_steps": 300}}}})
+    validate_config({"semantic": {"train": {"steps": 20, "warmup_steps": 20}}})
+
+
+def test_transformer_backbones_set_the_smallest_scale_and_resnets_refuse_drop_path():
+    gta = {"mixing": {"sources": ["gta"]}}
+    assert smallest_scale(validate_config({**gta, "semantic": {"model": {"backbone": "mit_b0"}}}))[:2] == (0.5, 32)
+    assert "semantic.model.drop_path is 0.1, but semantic.model.backbone resnet18 has no stochastic depth" in refused(
+        {"semantic": {"model": {"drop_path": 0.1}}})
+    validate_config({"instance": {"model": {"backbone": "mit_b0", "drop_path": 0.1}}})

@@ -18,7 +18,8 @@ import torch
 from selfpanoptic.config import validate_config
 from selfpanoptic.h5io import atomic_h5, create_stack, write_strings
 from selfpanoptic.settings import TrainSettings
-from selfpanoptic.train.engine import NonFiniteLossError, learning_rate_factor, train
+from selfpanoptic.train.engine import NonFiniteLossError, train
+from selfpanoptic.train.optim import learning_rate_factor
 
 BIN = Path(sys.executable).parent
 

@@ -106,11 +106,13 @@ def validate_config(config: dict[str, Any] | None, source: str | Path = "config"
             "every key, its type and default is documented in workflow/schemas/config.schema.yaml",
         )
     _check_groups(config, source)
+    _check_models(config, source)
     _check_inference(config, source)
     if not sections_only:
         _check_scales(config, source)
     _check_globs(config, source)
     _check_seeds(config, source)
+    _check_warmup(config, source)
     _check_protocol(config, source)
     _check_translation(config, source)
     _check_experiments(config, source)
@@ -248,6 +250,27 @@ def _check_inference(config: dict[str, Any], source: str | Path) -> None:
             )
 
 
+TRANSFORMER_OUTPUT_STRIDE = 32
+"""Output stride of every transformer encoder (``mit_b*``, ``dinov2_*``): they are not dilated."""
+
+
+def _is_resnet(backbone: str) -> bool:
+    """Whether a ``model.backbone`` is a ResNet (dilatable, no stochastic depth) rather than a transformer."""
+    return backbone.startswith("resnet")
+
+
+def _check_models(config: dict[str, Any], source: str | Path) -> None:
+    """``model.drop_path`` (stochastic depth) exists in transformer encoders only."""
+    for section in ("semantic", "instance"):
+        model = config[section]["model"]
+        if model.get("drop_path", 0) > 0 and _is_resnet(model["backbone"]):
+            raise InputError(
+                f"invalid config: {section}.model.drop_path is {model['drop_path']}, but {section}.model.backbone "
+                f"{model['backbone']} has no stochastic depth", source,
+                f"set {section}.model.drop_path to 0, or choose a transformer backbone (mit_b0 ... mit_b5, dinov2_vits14, "
+                "dinov2_vitb14)")
+
+
 INSTANCE_OUTPUT_STRIDE = 32
 """Output stride of the instance model's encoder (:class:`~selfpanoptic.models.unet.EmbeddingUNet`)."""
 
@@ -262,6 +285,8 @@ def smallest_scale(config: dict[str, Any]) -> tuple[float, int, str]:
     """
     height, width = config["data"]["height"], config["data"]["width"]
     stride, model = config["semantic"]["model"]["output_stride"], "the semantic model's (semantic.model.output_stride)"
+    if not _is_resnet(config["semantic"]["model"]["backbone"]):
+        stride, model = TRANSFORMER_OUTPUT_STRIDE, f"the {config['semantic']['model']['backbone']} encoder's"
     if has_instances(config) and INSTANCE_OUTPUT_STRIDE > stride:
         stride, model = INSTANCE_OUTPUT_STRIDE, "the instance model's"
     return max(min(stride, height) / height, min(stride, width) / width), stride, model
@@ -321,15 +346,15 @@ SEEDED_SECTIONS: tuple[str, ...] = ("semantic", "instance", "selftrain")
 """Sections whose ``train.seed`` values are offset by a tree's seed (:func:`seeded`)."""
 
 
-def _train_seeds(section: Any, path: str) -> list[tuple[str, int]]:
-    """``(key path, seed)`` of every ``train.seed`` in a section, as :func:`seeded` finds them."""
+def _train_sections(section: Any, path: str) -> list[tuple[str, dict[str, Any]]]:
+    """``(key path, train section)`` of every ``train`` map below a config section, as :func:`seeded` finds them."""
     if not isinstance(section, dict):
         return []
     found = []
     for key, value in section.items():
-        if key == "train" and isinstance(value, dict) and "seed" in value:
-            found.append((f"{path}.train.seed", value["seed"]))
-        found += _train_seeds(value, f"{path}.{key}")
+        if key == "train" and isinstance(value, dict):
+            found.append((f"{path}.train", value))
+        found += _train_sections(value, f"{path}.{key}")
     return found
 
 
@@ -337,13 +362,24 @@ def _check_seeds(config: dict[str, Any], source: str | Path) -> None:
     """Each run's seed (``train.seed`` + its entry of ``seeds``) must stay at most :data:`MAX_SEED`."""
     largest = max(config["seeds"])
     for section in SEEDED_SECTIONS:
-        for key, seed in _train_seeds(config[section], section):
+        for key, train in _train_sections(config[section], section):
+            seed = train.get("seed", 0)
             if seed + largest > MAX_SEED:
                 raise InputError(
-                    f"invalid config: {key} {seed} plus the largest entry of seeds, {largest}, is {seed + largest}, "
+                    f"invalid config: {key}.seed {seed} plus the largest entry of seeds, {largest}, is {seed + largest}, "
                     f"above {MAX_SEED}, the largest seed (each repeat trains with train.seed + its entry of seeds)",
-                    source, f"lower {key} or the entries of seeds so that their sum stays at most {MAX_SEED}",
+                    source, f"lower {key}.seed or the entries of seeds so that their sum stays at most {MAX_SEED}",
                 )
+
+
+def _check_warmup(config: dict[str, Any], source: str | Path) -> None:
+    """A learning-rate warm-up fits in its training: ``warmup_steps`` at most ``steps``, in every train section."""
+    for section in (*SEEDED_SECTIONS, "translation"):
+        for key, train in _train_sections(config.get(section), section):
+            if train.get("warmup_steps", 0) > train.get("steps", 0):
+                raise InputError(
+                    f"invalid config: {key}.warmup_steps {train['warmup_steps']} exceeds {key}.steps {train['steps']}",
+                    source, f"set {key}.warmup_steps to at most {key}.steps (0: no warm-up)")
 
 
 def _check_groups(config: dict[str, Any], source: str | Path) -> None:

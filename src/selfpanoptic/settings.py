@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
+from .errors import InputError
+
 Section = Mapping[str, Any]
 """A validated config section (defaults filled in)."""
 
@@ -32,8 +34,8 @@ class TrainSettings:
 
     ``crop``: (height, width) pixels of each random training crop; ``jitter``: colour jitter
     strength (0 = off); ``adam_betas``: only in ``translation.train``, else None. The rest
-    (optimiser, schedule, checkpoints, mixed precision, logging, validation) is what the
-    training engine reads.
+    (optimiser, weight decay of norms and biases, schedule and warm-up, checkpoints, mixed
+    precision, logging, validation) is what the training engine reads.
     """
 
     steps: int
@@ -46,8 +48,11 @@ class TrainSettings:
     head_lr_mult: float
     momentum: float
     weight_decay: float
+    decay_norms_and_biases: bool
     schedule: str
     poly_power: float
+    warmup_steps: int
+    warmup_ratio: float
     checkpoint_every: int
     seed: int
     amp: bool
@@ -61,7 +66,27 @@ class TrainSettings:
     adam_betas: tuple[float, float] | None = None
 
     @classmethod
-    def from_config(cls, section: Section) -> TrainSettings:
+    def from_config(cls, section: Section, where: str = "train") -> TrainSettings:
+        """The settings of a validated ``train`` section.
+
+        Parameters
+        ----------
+        section:
+            The section, defaults filled in.
+        where:
+            Its key path in the config (``semantic.train``), for the error message.
+
+        Raises
+        ------
+        InputError
+            ``warmup_steps`` is above ``steps`` (a relation the schema cannot state).
+        """
+        if section["warmup_steps"] > section["steps"]:
+            raise InputError(
+                f"invalid config: {where}.warmup_steps {section['warmup_steps']} is above {where}.steps "
+                f"{section['steps']}: the learning rate would never reach its full value",
+                fix=f"lower {where}.warmup_steps to at most {where}.steps (0 = no warm-up)",
+            )
         names = [f.name for f in fields(cls) if f.name not in ("crop", "adam_betas")]
         betas = section.get("adam_betas")  # translation.train only
         return cls(crop=tuple(section["crop"]), adam_betas=tuple(betas) if betas is not None else None,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,30 +15,71 @@ from torch import nn
 from ..classes import NUM_CLASSES
 from ..errors import InputError
 from .backbones import ResNetEncoder
-from .deeplab import DeepLab
+from .deeplab import HEADS, DeepLab
+from .encoders import ENCODERS, TRANSFORMERS, build_encoder
 from .spade import SPADEGenerator
 from .unet import EmbeddingUNet
 
 
-def _encoder_weights(init: str) -> str:
-    return "imagenet" if init == "imagenet" else "none"
+def _check_drop_path(spec: dict[str, Any], section: str) -> None:
+    """A ResNet has no stochastic depth: refuse ``drop_path`` > 0 naming the config key."""
+    rate = spec.get("drop_path", 0.0)
+    if rate > 0 and spec["backbone"] not in TRANSFORMERS:
+        raise InputError(f"invalid config: {section}.model.drop_path is {rate}, but backbone {spec['backbone']} "
+                         "has no stochastic depth", None,
+                         f"set {section}.model.drop_path to 0, or choose a transformer backbone "
+                         f"({', '.join(TRANSFORMERS)})")
+
+
+def _encoder_weights(spec: dict[str, Any], section: str) -> str:
+    """``weights`` for :func:`build_encoder` from ``init``: an encoder weight file goes to the
+    encoder; a selfpanoptic model file is applied later by :func:`init_from_checkpoint`."""
+    init = spec["init"]
+    if init in ("none", "imagenet"):
+        return init
+    return init if _init_kind(init, f"{section}.model.init") == "encoder" else "none"
+
+
+@contextlib.contextmanager
+def _naming_init(spec: dict[str, Any], section: str) -> Iterator[None]:
+    """Add the config key to an error about the ``init`` file raised while building (the
+    encoder's loader knows the file, not the key)."""
+    try:
+        yield
+    except InputError as exc:
+        init = spec["init"]
+        if init in ("none", "imagenet") or exc.path is None or exc.path.resolve() != Path(init).resolve():
+            raise
+        raise InputError(f"{exc.problem} (the config's {section}.model.init)", exc.path, exc.fix) from None
 
 
 def build_semantic_model(spec: dict[str, Any]) -> DeepLab:
-    """A DeepLab from the config's ``semantic.model`` section (init from a checkpoint is not applied here)."""
-    return DeepLab(
-        num_classes=NUM_CLASSES, head=spec["head"], backbone=spec["backbone"],
-        output_stride=spec["output_stride"], aspp_rates=tuple(spec["aspp_rates"]),
-        channels=spec["channels"], weights=_encoder_weights(spec["init"]),
-    )
+    """A DeepLab from the config's ``semantic.model`` section.
+
+    ``init`` ``imagenet`` or an encoder weight file initialises the encoder here; a selfpanoptic
+    model file is not applied here (:func:`init_from_checkpoint` does it). Keys that model files
+    written before they existed lack take their defaults.
+    """
+    _check_drop_path(spec, "semantic")
+    with _naming_init(spec, "semantic"):
+        return DeepLab(
+            num_classes=NUM_CLASSES, head=spec["head"], backbone=spec["backbone"],
+            output_stride=spec["output_stride"], aspp_rates=tuple(spec["aspp_rates"]),
+            channels=spec["channels"], weights=_encoder_weights(spec, "semantic"),
+            drop_path=spec.get("drop_path", 0.0), embed_channels=spec.get("embed_channels", 256),
+        )
 
 
 def build_instance_model(spec: dict[str, Any]) -> EmbeddingUNet:
-    """An embedding U-Net from the config's ``instance.model`` section."""
-    return EmbeddingUNet(
-        embedding_dim=spec["embedding_dim"], backbone=spec["backbone"],
-        decoder_channels=spec["decoder_channels"], weights=_encoder_weights(spec["init"]),
-    )
+    """An embedding U-Net from the config's ``instance.model`` section (``init`` as in
+    :func:`build_semantic_model`)."""
+    _check_drop_path(spec, "instance")
+    with _naming_init(spec, "instance"):
+        return EmbeddingUNet(
+            embedding_dim=spec["embedding_dim"], backbone=spec["backbone"],
+            decoder_channels=spec["decoder_channels"], weights=_encoder_weights(spec, "instance"),
+            drop_path=spec.get("drop_path", 0.0),
+        )
 
 
 LABEL_CHANNELS = NUM_CLASSES + 1
@@ -52,6 +96,34 @@ MODEL_KINDS = ("semantic", "instance", "translator")
 _MODEL_FIX = "give a model file written by selfpanoptic's training (pretrain-* or selftrain-*)"
 
 
+def _read_torch_file(path: Path, fix: str, mmap: bool = False) -> Any:
+    """``torch.load`` of a weights-only file; an unreadable or unsafe one raises :class:`InputError`.
+
+    ``mmap``: map the tensors instead of reading them (cheap when only the keys are wanted;
+    zip-format files only, so a legacy-format file is read whole).
+    """
+    try:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except RuntimeError as exc:
+            if not mmap or "mmap" not in str(exc):
+                raise
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's own text suggests weights_only=False, which would run the file's code: never say so
+        if "Unsupported global" in str(exc):
+            raise InputError("file holds pickled Python objects besides tensors; they are not loaded, for safety",
+                             path, fix) from None
+        raise InputError("not a readable torch model file (not a torch save file, or truncated)", path, fix) from None
+    except Exception as exc:  # torch raises RuntimeError, EOFError, IndexError, ... for foreign files
+        raise InputError(f"not a readable torch model file ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
+                         path, fix) from None
+
+
+def _is_model_file(saved: Any) -> bool:
+    return isinstance(saved, dict) and {"kind", "spec", "state_dict"} <= set(saved)
+
+
 def load_model_file(path: str | Path, kind: str | None = None) -> dict[str, Any]:
     """Read a model file written by training: ``{"kind", "spec", "state_dict", ...}``.
 
@@ -62,19 +134,8 @@ def load_model_file(path: str | Path, kind: str | None = None) -> dict[str, Any]
     path = Path(path)
     if not path.is_file():
         raise InputError("model file does not exist", path, "run the training stage that writes it first")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # torch's own text suggests weights_only=False, which would run the file's code: never say so
-        if "Unsupported global" in str(exc):
-            raise InputError("file holds pickled Python objects besides tensors; they are not loaded, for safety",
-                             path, _MODEL_FIX) from None
-        raise InputError("not a readable torch model file (not a torch save file, or truncated)", path,
-                         _MODEL_FIX) from None
-    except Exception as exc:  # torch raises RuntimeError, EOFError, IndexError, ... for foreign files
-        raise InputError(f"not a readable torch model file ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
-                         path, _MODEL_FIX) from None
-    if not isinstance(saved, dict) or not {"kind", "spec", "state_dict"} <= set(saved):
+    saved = _read_torch_file(path, _MODEL_FIX)
+    if not _is_model_file(saved):
         found = sorted(saved)[:6] if isinstance(saved, dict) else type(saved).__name__
         raise InputError(f"not a selfpanoptic model file (holds {found})", path, _MODEL_FIX)
     if saved["kind"] not in MODEL_KINDS:
@@ -110,18 +171,52 @@ def model_from_file(path: str | Path, kind: str | None = None) -> nn.Module:
     return model.eval()
 
 
-def init_from_checkpoint(model: nn.Module, init: str, kind: str) -> None:
-    """Apply ``init`` when it is a path to a model file: load its weights (of a ``kind`` model) into ``model``."""
+def _init_fix(key: str) -> str:
+    return (f"set {key} to none, imagenet, a model file written by selfpanoptic's training (pretrain-* or "
+            "selftrain-*) or an encoder weight file (e.g. SegFormer's mit_b0.pth, a DINOv2 or torchvision .pth)")
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_kind(path: str, mtime_ns: int, size: int) -> str:
+    # keyed on the file's time and size so that a rewritten file is looked at again
+    try:
+        saved = _read_torch_file(Path(path), _MODEL_FIX, mmap=True)
+    except InputError:
+        # selfpanoptic writes its model files with torch.save, weights only: anything else (a
+        # .safetensors file, a foreign pickle) is for the encoder's loader, whose errors name it
+        return "encoder"
+    return "model" if _is_model_file(saved) else "encoder"
+
+
+def _init_kind(init: str, key: str) -> str:
+    """What the config's ``init`` (at ``key``, e.g. ``semantic.model.init``) names: ``"none"``,
+    ``"imagenet"``, ``"model"`` (a selfpanoptic model file: whole-model initialisation) or
+    ``"encoder"`` (any other weight file, for the encoder). The file's keys are read once (its
+    tensors memory-mapped); a missing file raises :class:`InputError` naming ``key``."""
     if init in ("none", "imagenet"):
+        return init
+    path = Path(init)
+    if not path.is_file():
+        raise InputError(f"model file does not exist (the config's {key})", path, _init_fix(key))
+    stat = path.stat()
+    return _cached_kind(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+def init_from_checkpoint(model: nn.Module, init: str, kind: str) -> None:
+    """Apply ``init`` when it names a selfpanoptic model file: load its weights (of a ``kind`` model)
+    into ``model``. ``none``, ``imagenet`` and encoder weight files were applied when the model
+    was built (:func:`build_semantic_model`), so nothing is done for them."""
+    if _init_kind(init, f"{kind}.model.init") != "model":
         return
     saved = load_model_file(init, kind)
     _load_weights(model, saved["state_dict"], init, f"the model that `{kind}.model` describes",
                   f"`{kind}.model.init` needs a model file of the same architecture as `{kind}.model` "
-                  f"(backbone, head, widths): match them, or use init: none / imagenet")
+                  f"(backbone, head, widths): match them, or use init: none / imagenet / an encoder weight file")
 
 
 __all__ = [
-    "LABEL_CHANNELS", "MODEL_KINDS", "DeepLab", "EmbeddingUNet", "ResNetEncoder", "SPADEGenerator",
-    "build_instance_model", "build_semantic_model", "build_translator",
+    "ENCODERS", "HEADS", "LABEL_CHANNELS", "MODEL_KINDS", "TRANSFORMERS",
+    "DeepLab", "EmbeddingUNet", "ResNetEncoder", "SPADEGenerator",
+    "build_encoder", "build_instance_model", "build_semantic_model", "build_translator",
     "init_from_checkpoint", "load_model_file", "model_from_file",
 ]

@@ -1,11 +1,18 @@
-"""DeepLab semantic segmentation heads (V2, V3, V3+) on a dilated ResNet encoder.
+"""The semantic segmentation model: an encoder and a head.
 
-- V2: ASPP as parallel 3x3 convolutions with rates (6, 12, 18, 24) straight to class scores, summed.
-- V3: ASPP with a 1x1 branch, 3x3 branches at the rates and image pooling, concatenated,
-  projected, then a 3x3 convolution and the classifier.
-- V3+: the V3 ASPP plus a decoder that fuses stride-4 low-level features before classifying.
+:class:`DeepLab` keeps its name from its first heads but hosts any of them:
 
-All return logits (B, C, H, W) at the input resolution (bilinear upsampling).
+- ``deeplabv2``: ASPP as parallel 3x3 convolutions with rates (6, 12, 18, 24) straight to class
+  scores, summed (on layer4).
+- ``deeplabv3``: ASPP with a 1x1 branch, 3x3 branches at the rates and image pooling,
+  concatenated, projected, then a 3x3 convolution and the classifier (on layer4).
+- ``deeplabv3plus``: the V3 ASPP plus a decoder that fuses stride-4 low-level features (layer1)
+  before classifying.
+- ``daformer``: DAFormer's multi-level decoder (:class:`~selfpanoptic.models.heads.DAFormerHead`).
+- ``segformer``: SegFormer's all-MLP decoder (:class:`~selfpanoptic.models.heads.SegFormerHead`).
+
+The encoder is any of :func:`~selfpanoptic.models.encoders.build_encoder`'s (ResNets, MiT,
+DINOv2). All return logits (B, C, H, W) at the input resolution (bilinear upsampling).
 """
 
 from __future__ import annotations
@@ -15,74 +22,72 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
-from .backbones import ResNetEncoder
+from .encoders import TRANSFORMERS, build_encoder
+from .heads import ASPP, ASPPSum, DAFormerHead, SegFormerHead, _conv_bn_relu
 
+HEADS = ("deeplabv2", "deeplabv3", "deeplabv3plus", "daformer", "segformer")
+"""Names of the semantic heads (``semantic.model.head``)."""
 
-def _conv_bn_relu(cin: int, cout: int, kernel: int = 3, dilation: int = 1) -> nn.Sequential:
-    padding = dilation * (kernel // 2)
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, kernel, padding=padding, dilation=dilation, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )
-
-
-class ASPPSum(nn.Module):
-    """DeepLabV2's classifier: one dilated 3x3 conv per rate, outputs summed. (B,Cin,h,w) -> (B,C,h,w)."""
-
-    def __init__(self, cin: int, num_classes: int, rates: list[int]):
-        super().__init__()
-        self.branches = nn.ModuleList(nn.Conv2d(cin, num_classes, 3, padding=r, dilation=r) for r in rates)
-        for conv in self.branches:
-            nn.init.normal_(conv.weight, 0, 0.01)
-            nn.init.zeros_(conv.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return sum(branch(x) for branch in self.branches)
-
-
-class ASPP(nn.Module):
-    """DeepLabV3's ASPP: 1x1, dilated 3x3 per rate and image pooling, concatenated and projected."""
-
-    def __init__(self, cin: int, cout: int, rates: list[int]):
-        super().__init__()
-        self.branches = nn.ModuleList([_conv_bn_relu(cin, cout, 1)] + [_conv_bn_relu(cin, cout, 3, r) for r in rates])
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cin, cout, 1, bias=False), nn.ReLU(inplace=True))
-        self.project = _conv_bn_relu(cout * (len(rates) + 2), cout, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outs = [branch(x) for branch in self.branches]
-        outs.append(self.pool(x).expand(-1, -1, *x.shape[-2:]))
-        return self.project(torch.cat(outs, dim=1))
+_MULTI_LEVEL = {"daformer": DAFormerHead, "segformer": SegFormerHead}
 
 
 class DeepLab(nn.Module):
-    """A DeepLab model; ``head`` is "deeplabv2", "deeplabv3" or "deeplabv3plus".
+    """A semantic segmentation model: ``encoder`` (any backbone) and one of :data:`HEADS`.
 
     forward(x: (B, 3, H, W) normalised image) -> logits (B, num_classes, H, W).
+
+    Parameters
+    ----------
+    num_classes:
+        Output channels.
+    head:
+        One of :data:`HEADS`.
+    backbone:
+        Any name of :data:`~selfpanoptic.models.encoders.ENCODERS`.
+    output_stride:
+        8 or 16 dilate a ResNet; transformer backbones always run at 32 and ignore it.
+    aspp_rates:
+        Dilations of the DeepLab heads' ASPP (the DAFormer head has its own, fixed).
+    channels:
+        Width of the V3/V3+ ASPP and decoder.
+    weights:
+        The encoder's initial weights: ``"none"``, ``"imagenet"`` or an encoder weight file.
+    drop_path:
+        Stochastic-depth rate of a transformer encoder (0 for a ResNet).
+    embed_channels:
+        Width of the DAFormer and SegFormer heads' embeddings and fusion.
     """
 
     def __init__(
         self, num_classes: int = 19, head: str = "deeplabv2", backbone: str = "resnet18",
         output_stride: int = 16, aspp_rates: tuple[int, ...] = (6, 12, 18, 24), channels: int = 128,
-        weights: str = "none",
+        weights: str = "none", drop_path: float = 0.0, embed_channels: int = 256,
     ):
         super().__init__()
-        self.encoder = ResNetEncoder(backbone, output_stride, weights)
-        feat = self.encoder.channels["layer4"]
+        if head not in HEADS:
+            raise InputError(f"unknown semantic head {head!r}; choose one of {', '.join(HEADS)}")
+        # transformers have a fixed stride-32 pyramid: the config's output_stride is for ResNets
+        stride = 32 if backbone in TRANSFORMERS else output_stride
+        self.encoder = build_encoder(backbone, stride, weights, drop_path)
         self.head_name = head
-        if head == "deeplabv2":
-            self.head = ASPPSum(feat, num_classes, list(aspp_rates))
-        elif head in ("deeplabv3", "deeplabv3plus"):
-            self.aspp = ASPP(feat, channels, list(aspp_rates))
-            if head == "deeplabv3plus":
-                self.low_level = _conv_bn_relu(self.encoder.channels["layer1"], 48, 1)
-                self.decoder = nn.Sequential(_conv_bn_relu(channels + 48, channels), _conv_bn_relu(channels, channels))
-            else:
-                self.decoder = _conv_bn_relu(channels, channels)
-            self.head = nn.Conv2d(channels, num_classes, 1)
+        if head in _MULTI_LEVEL:
+            self.head = _MULTI_LEVEL[head](self.encoder.channels, num_classes, embed_channels)
         else:
-            raise InputError(f"unknown semantic head {head!r}; choose deeplabv2, deeplabv3 or deeplabv3plus")
+            self._build_deeplab_head(num_classes, list(aspp_rates), channels)
+
+    def _build_deeplab_head(self, num_classes: int, rates: list[int], channels: int) -> None:
+        """The V2/V3/V3+ modules, under the attribute names older model files hold."""
+        feat = self.encoder.channels["layer4"]
+        if self.head_name == "deeplabv2":
+            self.head = ASPPSum(feat, num_classes, rates)
+            return
+        self.aspp = ASPP(feat, channels, rates)
+        if self.head_name == "deeplabv3plus":
+            self.low_level = _conv_bn_relu(self.encoder.channels["layer1"], 48, 1)
+            self.decoder = nn.Sequential(_conv_bn_relu(channels + 48, channels), _conv_bn_relu(channels, channels))
+        else:
+            self.decoder = _conv_bn_relu(channels, channels)
+        self.head = nn.Conv2d(channels, num_classes, 1)
 
     def head_parameters(self) -> list[nn.Parameter]:
         """Parameters outside the encoder (trained with a larger learning rate)."""
@@ -95,7 +100,9 @@ class DeepLab(nn.Module):
     def classify(self, feats: dict[str, torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
         """Logits (B, num_classes, *size) from the encoder's feature maps (what :meth:`forward` runs
         after the encoder; apart so that co-learning can share the encoder pass)."""
-        if self.head_name == "deeplabv2":
+        if self.head_name in _MULTI_LEVEL:
+            logits = self.head(feats)
+        elif self.head_name == "deeplabv2":
             logits = self.head(feats["layer4"])
         else:
             y = self.aspp(feats["layer4"])
@@ -105,3 +112,6 @@ class DeepLab(nn.Module):
                 y = torch.cat([y, low], dim=1)
             logits = self.head(self.decoder(y))
         return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+
+__all__ = ["ASPP", "ASPPSum", "HEADS", "DeepLab", "_conv_bn_relu"]

@@ -49,6 +49,7 @@ from ..errors import SelfPanopticError
 from ..h5io import config_hash
 from ..settings import TrainSettings
 from .checkpoints import resume, save_checkpoint, truncate_log
+from .optim import build_optimizer, learning_rate_factor
 from .tensorboard import TrainingBoard
 
 StepFn = Callable[[nn.Module, np.random.Generator, int], tuple[torch.Tensor, dict[str, Any], int]]
@@ -222,33 +223,6 @@ def prepare_model(model: nn.Module, settings: TrainSettings, device: torch.devic
     return model
 
 
-def build_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
-    """SGD (with momentum) or Adam; head parameters get ``lr * head_lr_mult``."""
-    head = model.head_parameters() if hasattr(model, "head_parameters") else []
-    head_ids = {id(p) for p in head}
-    base = [p for p in model.parameters() if id(p) not in head_ids and p.requires_grad]
-    lr = settings.lr
-    groups = [{"params": base, "lr": lr, "initial_lr": lr}]
-    if head:
-        head_lr = lr * settings.head_lr_mult
-        groups.append({"params": [p for p in head if p.requires_grad], "lr": head_lr, "initial_lr": head_lr})
-    if settings.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
-    # adam_betas: only the translator's section has it (GANs train with a short momentum)
-    betas = settings.adam_betas if settings.adam_betas is not None else (0.9, 0.999)
-    return torch.optim.Adam(groups, lr=lr, betas=betas, weight_decay=settings.weight_decay)
-
-
-def learning_rate_factor(schedule: str, step: int, total: int, power: float = 0.9) -> float:
-    """Multiplier of the initial learning rate at ``step`` of ``total``: constant, poly or cosine."""
-    progress = min(step / max(total, 1), 1.0)
-    if schedule == "poly":
-        return (1.0 - progress) ** power
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-    return 1.0
-
-
 def train(
     model: nn.Module,
     step_fn: TrainingStep | StepFn,
@@ -367,8 +341,14 @@ def _train(model, step: TrainingStep, settings, work_dir: Path, identity, device
 
 
 def _set_learning_rate(optimizer: torch.optim.Optimizer, settings: TrainSettings, index: int, total: int) -> None:
-    """Every parameter group's learning rate at step ``index``: its initial rate times the schedule's factor."""
-    factor = learning_rate_factor(settings.schedule, index, total, settings.poly_power)
+    """Set every parameter group's learning rate for step ``index`` of ``total``.
+
+    Each group's ``initial_lr`` times :func:`learning_rate_factor` (schedule, ``poly_power``,
+    ``warmup_steps``, ``warmup_ratio`` of ``settings``). Computed from the step alone, never from
+    the previous rate, so a resumed run sets the very rates of an uninterrupted one.
+    """
+    factor = learning_rate_factor(settings.schedule, index, total, settings.poly_power, settings.warmup_steps,
+                                  settings.warmup_ratio)
     for group in optimizer.param_groups:
         group["lr"] = group["initial_lr"] * factor
 
