@@ -62,3 +62,29 @@ def test_co_learning_in_the_main_runs_and_off_in_an_experiment(tmp_path):
     assert jobs["selftrain_semantic_co_learning"] == {"round1", "round2"}
     assert jobs["pretrain_semantic"] == {"experiments/plain/round0", "experiments/plain/oracle"}
     assert jobs["selftrain_semantic"] == {"experiments/plain/round1", "experiments/plain/round2"}
+
+
+def test_every_preset_is_a_valid_config():
+    from selfpanoptic.config import load_config
+
+    presets = sorted((ROOT / "configs").rglob("*.yaml"))
+    assert len(presets) >= 14
+    for path in presets:
+        load_config(path)
+
+
+def test_encoders_preset_gives_the_transformer_its_own_pretraining(tmp_path):
+    jobs = planned_runs("--configfile", "configs/encoders.yaml", results=tmp_path / "results")
+    for seed in ("", "seed1/", "seed2/"):
+        assert {f"{seed}round0", f"{seed}experiments/mit_b0/round0"} <= jobs["pretrain_semantic"]
+        assert {f"{seed}round2", f"{seed}experiments/mit_b0/round2"} <= jobs["selftrain_semantic"]
+
+
+def test_daformer_preset_plans_up_to_the_dataset_check():
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    result = subprocess.run(["snakemake", "-n", "--nolock", "--configfile", "configs/daformer-synthia-cityscapes.yaml"],
+                            cwd=ROOT, env=env, capture_output=True, text=True)
+    printed = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "synthia root (datasets.synthia.root): /data/synthia/RAND_CITYSCAPES" in printed
+    assert "target root (datasets.target.root): /data/cityscapes" in printed
