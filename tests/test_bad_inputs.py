@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import struct
+import zlib
 from pathlib import Path
 
 import h5py
@@ -73,13 +75,33 @@ def files(tmp_path_factory) -> dict[str, Path]:
     out["mine"] = root / "my-folder"
     out["mine"].mkdir()
     (out["mine"] / "thesis.tex").write_text("a user's file")
-    out["no_mask"] = root / "instance-pred"
-    out["no_mask"].mkdir()
     for name, text in CONFIGS.items():
         (root / name).write_text(text)
-    for line in out["manifest"].read_text().splitlines()[1:]:
-        (out["no_mask"] / f"{line.split(',')[4]}.txt").write_text("masks/gone.png 26 0.9\n")
+    for name, text in METRICS.items():
+        (root / name).write_text("run,task,metric,class,value\n" + text)
+    predictions = {"no_mask": "masks/gone.png 26 0.9", "label_999": "m.png 999 0.9", "label_26.5": "m.png 26.5 0.9",
+                   "score_nan": "m.png 26 nan"}
+    for name, line in predictions.items():
+        out[name] = root / name
+        out[name].mkdir(exist_ok=True)
+        for row in out["manifest"].read_text().splitlines()[1:]:
+            (out[name] / f"{row.split(',')[4]}.txt").write_text(line + "\n")
+    out["empty_model"] = root / "empty.pt"
+    out["empty_model"].write_bytes(b"")
+    out["binary_yaml"] = root / "binary.yaml"
+    out["binary_yaml"].write_bytes(b"\xff\xfe\x00b")
+    out["big_images"] = root / "big-images"
+    out["big_images"].mkdir()
+    (out["big_images"] / "huge.png").write_bytes(png_header(15000, 15000))
     return out
+
+
+def png_header(width: int, height: int) -> bytes:
+    """An RGB PNG of ``width`` x ``height`` without pixel data: enough for Pillow to judge its size."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
 
 
 def cases(f: dict[str, Path], tmp: Path) -> list[tuple[list[str], str, Path | None]]:
@@ -100,7 +122,9 @@ def cases(f: dict[str, Path], tmp: Path) -> list[tuple[list[str], str, Path | No
         (predict + ["--model", str(tmp / "gone.pt")], "gone.pt: model file does not exist", o),
         (inst + ["--models", str(f["semantic"])], "needs an instance model", o),
         (inst + ["--models", str(f["instance"]), str(f["instance"])], "class 'car' is predicted by this model and by", o),
-        (pretrain + ["--semantic-settings", json.dumps(bad_init)], "notes.txt: not a readable torch model file", tmp / "m.pt"),
+        (pretrain + ["--semantic-settings", json.dumps(bad_init)],
+         "notes.txt: not a readable torch model or weight file (not a torch save file, or truncated) (the config's "
+         "semantic.model.init)", tmp / "m.pt"),
         (pretrain + ["--semantic-settings", json.dumps(wrong_init)], "needs a semantic model", tmp / "m.pt"),
         (pretrain + ["--semantic-settings", '{"train": {"stpes": 3}}'], "'semantic.train.stpes' (did you mean 'steps'?)",
          tmp / "m.pt"),
@@ -148,8 +172,49 @@ def cases(f: dict[str, Path], tmp: Path) -> list[tuple[list[str], str, Path | No
         (["score-panoptic", "--prediction", str(f["text"]), "--gt-json-file", str(f["text"]), "--gt-folder", str(tmp),
           "--run", "round0", "--out", str(tmp / "e.csv")], "--prediction must be the folder fuse-panoptic writes", tmp / "e.csv"),
         (["config", str(f["no_groups"])], "config key 'instance.groups'", None),
+        (predict + ["--model", str(f["empty_model"])], "empty.pt: not a readable torch model file (EOFError", o),
+        (["cache", "--manifest", str(f["cache"]), "--out", str(tmp / "c.h5"), "--quiet"],
+         "cache.h5: not a dataset manifest: not a CSV file", tmp / "c.h5"),
+        (["config", str(f["binary_yaml"])], "binary.yaml: config file is not UTF-8 text (byte 0xff at position 0)", None),
+        *instance_cases(f),
+        *metrics_cases(f, tmp),
         *output_cases(f, tmp),
         *config_cases(f),
+    ]
+
+
+def instance_cases(f: dict[str, Path]) -> list[tuple[list[str], str, Path | None]]:
+    """``evaluate instance`` of prediction txt lines with a bad labelId or score."""
+    gt = ["evaluate", "instance", "--gt-folder", str(f["root"] / "cityscapes" / "gtFine" / "val"), "--prediction-folder"]
+    return [
+        (gt + [str(f["label_999"])], ".txt:1: the labelId 999 is not a Cityscapes labelId (0..33", None),
+        (gt + [str(f["label_26.5"])], ".txt:1: the labelId '26.5' is not an integer Cityscapes labelId", None),
+        (gt + [str(f["score_nan"])], ".txt:1: the score 'nan' is not a finite number", None),
+    ]
+
+
+METRICS = {
+    "metrics.csv": "round0,semantic,mIoU,all,40.0\noracle,semantic,mIoU,all,60.0\n",
+    "run-name.csv": "round0,semantic,mIoU,all,40.0\nbest,semantic,mIoU,all,41.0\n",
+    "text-value.csv": "round0,semantic,mIoU,all,forty\n",
+    "twice.csv": "round0,semantic,mIoU,all,40.0\nround0,semantic,mIoU,all,41.0\n",
+}
+"""Metrics tables (after the header) that summarize and report cannot order, plot or tell apart."""
+
+
+def metrics_cases(f: dict[str, Path], tmp: Path) -> list[tuple[list[str], str, Path | None]]:
+    """``summarize`` and ``report`` of the tables of :data:`METRICS`."""
+    summarize = ["summarize", "--out", str(tmp / "s.csv")]
+    return [
+        (summarize + [str(f["root"] / "run-name.csv")],
+         "run-name.csv: line 3 of the metrics table: run 'best' is not round<N> (round0, round1, ...), translated or oracle",
+         tmp / "s.csv"),
+        (summarize + [str(f["root"] / "text-value.csv")], "line 2 of the metrics table: value 'forty' is not a number",
+         tmp / "s.csv"),
+        (summarize + [str(f["root"] / "metrics.csv")] * 2, "scores run round0, task semantic, metric mIoU, class all "
+         "again", tmp / "s.csv"),
+        (["report", "--metrics", str(f["root"] / "twice.csv"), "--data", str(f["cache"]), "--out-dir", str(tmp / "rep")],
+         "twice.csv: lines 2 and 3 of the metrics table both score run round0, task semantic", tmp / "rep"),
     ]
 
 
@@ -160,6 +225,16 @@ CONFIGS = {
     "seed.yaml": "instance: {train: {seed: 18446744073709551616}}\n",
     "glob.yaml": "datasets: {target: {format: images, root: /data/city, train_glob: /data/city/train/*.png}}\n",
     "scales.yaml": "inference: {scales: [1.0, 0.01]}\n",
+    "nan-scale.yaml": "inference: {scales: [.nan]}\n",
+    "nan-lr.yaml": "semantic: {train: {lr: .nan}}\n",
+    "inf-fraction.yaml": "selftrain: {guidance: {gt_instance_fraction: .inf}}\n",
+    "big-scale.yaml": "inference: {scales: [1.0, 16.0]}\n",
+    "float-rounds.yaml": "selftrain: {rounds: 2.0}\n",
+    "float-seeds.yaml": "seeds: [0, 1.0]\n",
+    "exponent.yaml": "semantic: {train: {lr: 1e-3}}\n",
+    "quoted.yaml": "selftrain: {rounds: '2'}\n",
+    "empty-results.yaml": "results: ''\n",
+    "root-results.yaml": "results: /\n",
 }
 """Config files that YAML or the schema alone would let through."""
 
@@ -173,6 +248,17 @@ def config_cases(f: dict[str, Path]) -> list[tuple[list[str], str, Path | None]]
         "seed.yaml": "config key 'instance.train.seed': 18446744073709551616 is greater than the maximum",
         "glob.yaml": "datasets.target.train_glob '/data/city/train/*.png' is an absolute path",
         "scales.yaml": "inference.scales has 0.01, which makes the",
+        "nan-scale.yaml": "config key 'inference.scales.0' is nan, not a finite number",
+        "nan-lr.yaml": "config key 'semantic.train.lr' is nan, not a finite number",
+        "inf-fraction.yaml": "config key 'selftrain.guidance.gt_instance_fraction' is inf, not a finite number",
+        "big-scale.yaml": "config key 'inference.scales.1': 16.0 is greater than the maximum of 8",
+        "float-rounds.yaml": "config key 'selftrain.rounds': 2.0 is not of type 'integer'; write 2",
+        "float-seeds.yaml": "config key 'seeds.1': 1.0 is not of type 'integer'; write 1",
+        "exponent.yaml": "config key 'semantic.train.lr': '1e-3' is not of type 'number'; YAML reads 1e-3 as text: "
+                         "write 1.0e-3 (or 0.001)",
+        "quoted.yaml": "it is the text '2': write it without quotes (in a --config map, set selftrain.rounds in a config",
+        "empty-results.yaml": "invalid config: results is empty",
+        "root-results.yaml": "invalid config: results is '/', the root of a file system",
     }
     return [(["config", str(f["root"] / name)], text, None) for name, text in expected.items()]
 
@@ -181,6 +267,8 @@ def output_cases(f: dict[str, Path], tmp: Path) -> list[tuple[list[str], str, Pa
     """Outputs that would replace an input or a user's files, runs and images that are not what they seem."""
     panoptic = ["predict-panoptic", "--run", str(f["run"]), "--images", str(f["images"]), *CPU]
     semantic = ["predict-semantic", "--model", str(f["semantic"]), "--data", str(f["cache"]), *CPU]
+    gt = f["root"] / "cityscapes" / "gtFine" / "val"
+    gt_file = sorted(gt.rglob("*_gtFine_labelIds.png"))[0]
     return [
         (panoptic + ["--out", str(f["mine"])], "--out exists and holds files selfpanoptic did not write (thesis.tex)", None),
         (panoptic + ["--out", str(f["run"])], "--out is also the input --run", None),
@@ -198,10 +286,27 @@ def output_cases(f: dict[str, Path], tmp: Path) -> list[tuple[list[str], str, Pa
           "--prediction-folder", str(f["no_mask"])], "masks/gone.png, does not exist", None),
         (["index", "--name", "target", "--format", "images", "--root", str(f["images"]), "--split", "val",
           "--one-size", "--quiet", "--out", str(tmp / "i.csv")], "differ in size: 64x32 (2 images, e.g. a.png), 64x24", tmp / "i.csv"),
+        (["evaluate", "semantic", "--gt-folder", str(gt), "--prediction-folder", str(f["images"]), "--out", str(gt_file)],
+         f"--out would replace {gt_file}, a file of the input --gt-folder", None),
+        (["index", "--name", "target", "--format", "images", "--root", str(f["images"]), "--quiet",
+          "--out", str(f["images"] / "a.png")], "a.png, a file of the input --root", None),
+        (["index", "--name", "target", "--format", "images", "--root", str(f["images"]), "--glob",
+          str(f["images"] / "*.png"), "--out", str(tmp / "i.csv")], "is an absolute path; it is matched below --root",
+         tmp / "i.csv"),
+        (panoptic + ["--out", ""], "--out is empty", None),
+        (["predict-panoptic", "--run", str(f["run"]), "--images", "", "--out", str(tmp / "p"), *CPU], "--images is empty",
+         tmp / "p"),
+        (["predict-panoptic", "--run", str(f["run"] / "semantic" / "model.pt"), "--images", str(f["images"]), "--out",
+          str(tmp / "p"), *CPU], f"--run is a file, but it must be a run folder (semantic/model.pt inside)\n  fix: give "
+         f"its run folder: --run {f['run']}", tmp / "p"),
+        (["evaluate", "semantic", "--gt-folder", str(gt_file), "--prediction-folder", str(f["images"])],
+         "the ground-truth folder is a file, not a folder", None),
+        (["predict-panoptic", "--run", str(f["run"]), "--images", str(f["big_images"]), "--out", str(tmp / "p"), *CPU],
+         "huge.png: image too large: 225000000 pixels, over the limit of", tmp / "p"),
     ]
 
 
-N_CASES = 53
+N_CASES = 81
 
 
 def test_the_matrix_has_every_case(files, tmp_path):
@@ -227,6 +332,16 @@ def test_bad_input_gives_one_message_and_writes_nothing(files, tmp_path, capsys,
 def _snapshot(folder: Path) -> dict[str, float]:
     """Every file below ``folder`` and its modification time."""
     return {str(p): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("threads", ["0", "-3"])
+def test_threads_below_one_are_an_argparse_error(tmp_path, capsys, threads):
+    with pytest.raises(SystemExit) as info:
+        main(["index", "--name", "t", "--format", "images", "--root", str(tmp_path), "--out", str(tmp_path / "i.csv"),
+              "--threads", threads])
+    assert info.value.code == 2
+    assert f"selfpanoptic index: error: argument --threads: must be at least 1, got {threads}" in capsys.readouterr().err
+    assert not (tmp_path / "i.csv").exists()
 
 
 def test_cuda_asked_for_without_cuda_stops_before_any_work(files, tmp_path, capsys, monkeypatch):

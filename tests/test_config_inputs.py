@@ -113,7 +113,25 @@ def test_a_seeds_value_that_is_no_list_says_how_to_write_one(value, hint):
 def test_nested_lists_and_text_say_where_to_write_them():
     assert "write a list in a config file: mixing: {sources: [gta]}" in refused({"mixing": {"sources": "gta"}})
     message = refused({"resources": {"jobs_per_gpu": "4"}})
-    assert "'resources.jobs_per_gpu'" in message and "values inside a --config map reach the config as text" in message
+    assert "'resources.jobs_per_gpu'" in message and "it is the text '4': write it without quotes (in a --config map, " \
+        "set resources.jobs_per_gpu in a config file instead)" in message
+
+
+@pytest.mark.parametrize(("config", "hint"), [
+    ({"semantic": {"train": {"lr": "1e-3"}}}, "YAML reads 1e-3 as text: write 1.0e-3 (or 0.001)"),
+    ({"semantic": {"train": {"lr": "2.5e3"}}}, "YAML reads 2.5e3 as text: write 2.5e+3 (or 2500)"),
+    ({"semantic": {"train": {"steps": "1e3"}}}, "YAML reads 1e3 as text: write 1000"),
+    ({"semantic": {"train": {"steps": 10.0}}}, "'semantic.train.steps': 10.0 is not of type 'integer'; write 10"),
+    ({"semantic": {"train": {"batch_size": 8.0}}}, "'semantic.train.batch_size': 8.0 is not of type 'integer'; write 8"),
+])
+def test_numbers_yaml_reads_as_text_or_floats_for_integers_say_how_to_write_them(config, hint):
+    assert hint in refused(config)
+
+
+def test_every_non_finite_number_is_refused_by_its_key_path():
+    assert "config key 'experiments.x.semantic.train.lr' is inf" in refused(
+        {"experiments": {"x": {"semantic": {"train": {"lr": float("inf")}}}}})
+    assert "config key 'inference.scales.1' is nan" in refused({"inference": {"scales": [1.0, float("nan")]}})
 
 
 def test_setup_workflow_types_the_command_line_layer(tmp_path):
@@ -264,3 +282,35 @@ def test_transformer_backbones_set_the_smallest_scale_and_resnets_refuse_drop_pa
     assert "semantic.model.drop_path is 0.1, but semantic.model.backbone resnet18 has no stochastic depth" in refused(
         {"semantic": {"model": {"drop_path": 0.1}}})
     validate_config({"instance": {"model": {"backbone": "mit_b0", "drop_path": 0.1}}})
+
+
+# --- the results folder and ground-truth guidance without train labels -------------------------------
+
+def test_results_naming_a_file_is_refused_before_any_job(tmp_path):
+    merged, layers = _toy_layers(tmp_path)
+    (tmp_path / "file").write_text("mine")
+    change = {"results": str(tmp_path / "file")}
+    with pytest.raises(InputError) as info:
+        setup_workflow(overlay(merged, change), [*layers, change])
+    assert f"results '{tmp_path / 'file'}' is an existing file, but it must be the folder" in str(info.value)
+    assert "fix: set results to a folder" in str(info.value) and (tmp_path / "file").read_text() == "mine"
+
+
+@pytest.mark.parametrize("results", ["", " ", "/", "/tmp/.."])
+def test_results_empty_or_a_root_is_refused(results):
+    message = refused({"results": results})
+    assert "results is empty" in message or "the root of a file system" in message
+
+
+@pytest.mark.parametrize(("change", "key"), [
+    ({"selftrain": {"guidance": {"gt_instance_fraction": 0.5}}}, "selftrain.guidance.gt_instance_fraction"),
+    ({"experiments": {"gt": {"selftrain": {"guidance": {"gt_instance_fraction": 0.5}}}}},
+     "experiments.gt.selftrain.guidance.gt_instance_fraction"),
+])
+def test_ground_truth_guidance_without_target_train_labels_is_refused(tmp_path, change, key):
+    merged, layers = _toy_layers(tmp_path)
+    change = overlay({"datasets": {"target": {"format": "images"}}}, change)  # an image folder: no train labels
+    with pytest.raises(InputError) as info:
+        setup_workflow(overlay(merged, change), [*layers, change])
+    assert f"{key} is 0.5: guidance by ground-truth instances, but the target train split has no labels" in str(info.value)
+    assert f"fix: set {key}: 0" in str(info.value)

@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+from selfpanoptic.atomic import MARKER
 from selfpanoptic.classes import train_ids_to_label_ids
 from selfpanoptic.cli import main
 from selfpanoptic.config import validate_config
@@ -249,11 +250,13 @@ def test_outputs_never_replace_what_the_tool_did_not_write(run_dir, images, tmp_
     assert predict(run_dir, images, inside) == 0
     assert predict(run_dir, images, inside) == 0
     assert "4 images at" in capsys.readouterr().out
+    assert predict(run_dir, images, images / "second") == 0  # the first output's overlays are no images
+    assert "4 images at" in capsys.readouterr().out
 
 
 def test_image_folder_ids(tmp_path):
     for name in ("b.PNG", "a b.jpeg", "sub/c.jpg", "lindau/lindau_000000_000019_leftImg8bit.png", "out/old.png",
-                 "notes.txt"):
+                 "notes.txt", f"earlier/{MARKER}", "earlier/overlays/b.png"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     assert image_folder(tmp_path, exclude=tmp_path / "out") == [

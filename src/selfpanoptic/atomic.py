@@ -117,7 +117,8 @@ def check_output_paths(outputs: dict[str, tuple[Path, bool]], inputs: dict[str, 
     ------
     InputError
         Naming the output option and path: when it resolves to an input, when it is a folder
-        holding an input (``--out .``, ``--out results`` with ``--run results/round2``), or when
+        holding an input (``--out .``, ``--out results`` with ``--run results/round2``), when it
+        is an existing file below an input folder (a new file there is fine), or when
         :func:`check_replaceable` refuses it.
     """
     existing = [(option, given, given.resolve()) for option, paths in inputs.items() for given in paths
@@ -131,6 +132,9 @@ def check_output_paths(outputs: dict[str, tuple[Path, bool]], inputs: dict[str, 
             if out in source.parents:
                 raise InputError(f"{option} holds the input {source_option} ({given}); writing it would replace that input",
                                  path, "choose an output folder that does not contain the inputs")
+            if source in out.parents and out.is_file():
+                raise InputError(f"{option} would replace {path}, a file of the input {source_option} ({given})",
+                                 fix="choose an output path outside the input folder, or a new file name")
         check_replaceable(path, folder, option)
 
 

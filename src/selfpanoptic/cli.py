@@ -71,10 +71,33 @@ def _user_paths(args: argparse.Namespace) -> list[Path]:
     return [path for value in vars(args).values() for path in _paths_in(value)]
 
 
+def _argument_name(command: str, dest: str) -> str:
+    """How the user names an argument of ``command``: ``--out``, or a positional's metavar (``FILE``)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    stage_module(command).add_arguments(parser)
+    positional = {action.dest: action.metavar or action.dest.upper() for action in parser._actions
+                  if not action.option_strings}
+    return positional.get(dest, "--" + dest.replace("_", "-"))
+
+
+def _check_not_empty(args: argparse.Namespace) -> None:
+    """Refuse an argument given as an empty string: as a path it would silently be the current folder."""
+    from .errors import InputError
+
+    for name, value in vars(args).items():
+        items = value if isinstance(value, list) else [value]
+        if "" in [v for item in items for v in (item if isinstance(item, list) else [item])]:
+            what = "has an empty entry" if isinstance(value, list) else "is empty"
+            raise InputError(f"{_argument_name(args.command, name)} {what}", None,
+                             "give it a value (an empty path would be read as the current folder)")
+
+
 def _check_outputs(args: argparse.Namespace) -> None:
-    """Refuse outputs that would replace an input or a folder selfpanoptic did not write, before any work."""
+    """Refuse empty arguments, and outputs that would replace an input or a folder selfpanoptic did not
+    write, before any work."""
     from .atomic import check_output_paths
 
+    _check_not_empty(args)
     folders = getattr(stage_module(args.command), "FOLDER_OUTPUTS", ())
     outputs, inputs = {}, {}
     for name, value in vars(args).items():

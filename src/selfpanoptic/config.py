@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import math
+import os
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -31,8 +33,14 @@ def load_schema() -> dict[str, Any]:
     return yaml.safe_load(text)
 
 
+def _is_integer(checker, instance: Any) -> bool:
+    """JSON schema's ``integer``, but Python ints only: jsonschema takes 2.0 (and True is an int)."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
 def _with_defaults(validator_class):
-    """A validator that also fills in ``default`` values, recursing into nested objects."""
+    """A validator that also fills in ``default`` values, recursing into nested objects, and whose
+    ``integer`` is a Python int (a whole float would reach the code as a float: ``seed1.0``)."""
     validate_properties = validator_class.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):
@@ -42,7 +50,8 @@ def _with_defaults(validator_class):
                     instance[name] = copy.deepcopy(subschema["default"])
         yield from validate_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults},
+                                        type_checker=validator_class.TYPE_CHECKER.redefine("integer", _is_integer))
 
 
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
@@ -84,6 +93,17 @@ def _check_key_names(value: Any, path: str, source: str | Path) -> None:
         _check_key_names(item, f"{path}.{key}" if path else key, source)
 
 
+def _check_finite(value: Any, path: str, source: str | Path) -> None:
+    """Every number must be finite: YAML reads ``.nan`` and ``.inf`` (JSON ``NaN``), and NaN passes
+    every ``minimum`` and ``maximum`` of the schema (each comparison with it is false)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(f"invalid config: config key {path or '(top level)'!r} is {value}, not a finite number", source,
+                         "write a finite number (YAML reads .nan, .inf and -.inf as not-a-number and infinity)")
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        _check_finite(item, f"{path}.{key}" if path else str(key), source)
+
+
 def validate_config(config: dict[str, Any] | None, source: str | Path = "config",
                     sections_only: bool = False) -> dict[str, Any]:
     """Validate ``config`` against the schema and return a copy with every default filled in.
@@ -97,6 +117,7 @@ def validate_config(config: dict[str, Any] | None, source: str | Path = "config"
     if not isinstance(config, dict):
         raise InputError("the config must be a mapping of keys to values", source)
     _check_key_names(config, "", source)
+    _check_finite(config, "", source)
     errors = sorted(_Validator(load_schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [_explain(error, load_schema()) for error in errors]
@@ -111,6 +132,7 @@ def validate_config(config: dict[str, Any] | None, source: str | Path = "config"
     if not sections_only:
         _check_scales(config, source)
     _check_globs(config, source)
+    _check_results(config, source)
     _check_seeds(config, source)
     _check_warmup(config, source)
     _check_protocol(config, source)
@@ -336,6 +358,19 @@ def _check_globs(config: dict[str, Any], source: str | Path) -> None:
                "datasets.target.root to the folder the images are under")
         raise InputError(f"invalid config: {name} {pattern!r} is an absolute path; it is matched below "
                          "datasets.target.root", source, fix)
+
+
+def _check_results(config: dict[str, Any], source: str | Path) -> None:
+    """``results`` receives every output and the workflow deletes outputs in it: it must name a
+    folder of its own, neither empty (the current folder) nor the root of a file system."""
+    results = config["results"]
+    if not results.strip():
+        raise InputError("invalid config: results is empty", source,
+                         "name the folder that receives every output, e.g. results: results")
+    absolute = Path(os.path.abspath(results))
+    if absolute == absolute.parent:
+        raise InputError(f"invalid config: results is {results!r}, the root of a file system", source,
+                         "name a folder of its own for every output, e.g. results: results")
 
 
 MAX_SEED = 2**31 - 1

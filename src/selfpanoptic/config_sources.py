@@ -9,6 +9,7 @@ as the types the schema wants (``seeds=[0,1]`` as a list of integers).
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -101,14 +102,18 @@ class StrictLoader(yaml.SafeLoader):
 def read_config_file(path: str | Path) -> Any:
     """The data of a YAML (or JSON) config file, read with :class:`StrictLoader`.
 
-    Raises :class:`InputError` naming the file for a missing file, invalid YAML, a key that
-    appears twice in one map or a key that YAML reads as something else than a string.
+    Raises :class:`InputError` naming the file for a missing file, a file that is not UTF-8 text,
+    invalid YAML, a key that appears twice in one map or a key that YAML reads as something else
+    than a string.
     """
     path = Path(path)
     try:
         return yaml.load(path.read_text(), Loader=StrictLoader)
     except FileNotFoundError:
         raise InputError("config file does not exist", path) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"config file is not UTF-8 text (byte {exc.object[exc.start]:#04x} at position {exc.start})",
+                         path, "give a YAML or JSON config file, saved as UTF-8") from None
     except _KeyProblem as exc:
         raise InputError(exc.problem, path, exc.fix) from None
     except yaml.YAMLError as exc:
@@ -130,8 +135,9 @@ def type_hint(error: jsonschema.ValidationError) -> str:
     """How to write a value of the wanted type, after a ``type`` error (empty otherwise).
 
     Lists on the command line need brackets and shell quotes (``--config 'seeds=[0,1]'``);
-    text where a number or boolean belongs is usually a quoted value in a file, or a value inside a
-    ``--config`` map, which Snakemake passes as text.
+    a whole float where an integer belongs is written without its ``.0``; text where a number or
+    boolean belongs is usually a quoted value in a file, a value inside a ``--config`` map, which
+    Snakemake passes as text, or an exponent YAML 1.1 reads as text (``1e-3``).
     """
     if error.validator != "type":
         return ""
@@ -146,18 +152,45 @@ def type_hint(error: jsonschema.ValidationError) -> str:
         for key in reversed(path[1:]):
             nested = f"{{{key}: {nested}}}"
         return f"; write a list in a config file: {path[0]}: {nested}"
+    if isinstance(error.instance, float) and error.instance.is_integer() and "integer" in wanted:
+        return f"; write {int(error.instance)}"
     if not isinstance(error.instance, str) or not path:
         return ""
     try:
         parsed = yaml.safe_load(error.instance)
     except yaml.YAMLError:
         return ""
+    if isinstance(parsed, str) and wanted & {"number", "integer"}:
+        return _number_text_hint(error.instance, wanted)
     if not value_fits(parsed, wanted):
         return ""
     if len(path) == 1:
         return f"; it is the text {error.instance!r}: write it without quotes"
-    return (f"; it is the text {error.instance!r}: values inside a --config map reach the config as text, so "
-            f"set {'.'.join(path)} in a config file, without quotes")
+    return (f"; it is the text {error.instance!r}: write it without quotes (in a --config map, set "
+            f"{'.'.join(path)} in a config file instead)")
+
+
+def _number_text_hint(text: str, wanted: set[str]) -> str:
+    """How to write a number YAML 1.1 read as text (empty when ``text`` is no number).
+
+    YAML 1.1 reads an exponent as a number only with a dot in the mantissa and a signed exponent
+    (``1.0e-3``, ``1.0e+3``): ``1e-3`` and ``1.0e3`` are text.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        return ""
+    if not math.isfinite(value) or ("number" not in wanted and not value.is_integer()):
+        return ""
+    plain = format(value, "f").rstrip("0").rstrip(".")
+    if "number" not in wanted:
+        return f"; YAML reads {text} as text: write {plain}"
+    mantissa, _, exponent = text.strip().lower().partition("e")
+    mantissa += "" if "." in mantissa else ".0"
+    scientific = f"{mantissa}e{exponent if exponent[:1] in ('+', '-') else '+' + exponent}"
+    if exponent and isinstance(yaml.safe_load(scientific), float):
+        return f"; YAML reads {text} as text: write {scientific} (or {plain})"
+    return f"; YAML reads {text} as text: write {plain}"
 
 
 def _json_types(value: Any) -> set[str]:
@@ -165,8 +198,8 @@ def _json_types(value: Any) -> set[str]:
         return {"boolean"}
     if isinstance(value, int):
         return {"integer", "number"}
-    if isinstance(value, float):
-        return {"number", "integer"} if value.is_integer() else {"number"}
+    if isinstance(value, float):  # 2.0 is no integer: the config's validator wants ints (config._Validator)
+        return {"number"}
     names = {type(None): "null", str: "string", list: "array", dict: "object"}
     return {name for kind, name in names.items() if isinstance(value, kind)}
 

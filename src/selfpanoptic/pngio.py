@@ -20,6 +20,7 @@ Photos (:func:`read_rgb`, :func:`image_size`) are the picture as a viewer shows 
 
 from __future__ import annotations
 
+import re
 import zlib
 from pathlib import Path
 
@@ -32,9 +33,20 @@ from .errors import InputError
 _CORRUPT_FIX = "re-export or re-download this file (it is truncated or not a PNG)"
 
 
+_OPEN_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError)
+"""What Pillow raises for a file it cannot open or decode."""
+
+
 def _open_error(path: Path, exc: Exception) -> InputError:
     if isinstance(exc, FileNotFoundError) or not path.exists():
         return InputError("file does not exist", path, "check the dataset root in the config")
+    if isinstance(exc, Image.DecompressionBombError):
+        # Pillow refuses images over 2 * MAX_IMAGE_PIXELS before decoding them; its message has the count
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = f"{found.group(1)} pixels" if found else str(exc)
+        limit = 2 * Image.MAX_IMAGE_PIXELS
+        return InputError(f"image too large: {pixels}, over the limit of {limit} pixels (Pillow's guard against "
+                          "decompression bombs)", path, f"resize it to at most {limit} pixels (width x height)")
     return InputError(f"cannot decode image ({exc.__class__.__name__}: {exc})", path, _CORRUPT_FIX)
 
 
@@ -99,7 +111,8 @@ def read_rgb(path: str | Path) -> np.ndarray:
     Raises
     ------
     InputError
-        Naming the file: it does not exist, cannot be decoded (truncated, not an image), or is a
+        Naming the file: it does not exist, cannot be decoded (truncated, not an image), is over
+        Pillow's size limit (``2 * Image.MAX_IMAGE_PIXELS``), or is a
         32-bit integer or float image (no meaning as an 8-bit photo) or of a mode Pillow cannot
         convert to RGB.
     """
@@ -109,7 +122,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
             orientation = _orientation(im)  # before load(): see _orientation
             im.load()
             rgb = _to_rgb(im, path)
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+    except _OPEN_ERRORS as exc:
         raise _open_error(path, exc) from exc
     if orientation in _TRANSPOSE:
         rgb = rgb.transpose(_TRANSPOSE[orientation])
@@ -131,7 +144,7 @@ def read_single_channel(path: str | Path) -> np.ndarray:
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 return np.asarray(im).astype(np.int32)
             mode = im.mode
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+    except _OPEN_ERRORS as exc:
         raise _open_error(path, exc) from exc
     raise InputError(
         f"expected a single-channel label PNG, found mode {mode}",
@@ -157,14 +170,15 @@ def image_size(path: str | Path) -> tuple[int, int]:
     Raises
     ------
     InputError
-        Naming the file: it does not exist or its header cannot be read.
+        Naming the file: it does not exist, its header cannot be read, or it is over Pillow's
+        size limit.
     """
     path = Path(path)
     try:
         with Image.open(path) as im:
             width, height = im.size
             orientation = _orientation(im)
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+    except _OPEN_ERRORS as exc:
         raise _open_error(path, exc) from exc
     # 5-8 transpose or turn the picture by 90 degrees, which swaps its sides.
     return (width, height) if orientation >= 5 else (height, width)

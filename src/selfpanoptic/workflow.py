@@ -9,6 +9,7 @@ the user must fix, so the workflow stops before the first job; ``notes`` are wha
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .config import compose_configs, has_instances, load_schema, overlay, protocol_config, validate_config
@@ -60,6 +61,9 @@ def setup_workflow(merged: dict[str, Any], layers: list[dict[str, Any]],
         command_line = command_line_config(command_line, load_schema())
         merged, layers = overlay(merged, command_line), [*layers, command_line]
     config = validate_config(compose_configs(merged, layers), SOURCE)
+    if Path(config["results"]).is_file():
+        raise InputError(f"results {config['results']!r} is an existing file, but it must be the folder that receives "
+                         "every output", SOURCE, "set results to a folder (a new one is created), or move the file away")
     check_toy_roots(config)
     check_required_dataset_files(config)
     config, note = protocol_config(config)
@@ -78,6 +82,8 @@ def setup_workflow(merged: dict[str, Any], layers: list[dict[str, Any]],
         notes.append("selfpanoptic: the target val split has no labels: models predict on it, but evaluation, "
                      "metrics and the report are skipped (labels: datasets.target.val_labels or gtFine/<val_split>)")
     plan = plan_runs(config, config["oracle"] and train_labelled)
+    if not train_labelled:
+        _check_no_ground_truth_guidance(plan)
     if alike := experiments_like_main(plan):
         notes.append(f"selfpanoptic: experiment(s) {', '.join(alike)} change nothing under this config (the settings "
                      "they change are forced or already the main runs'): their runs train the main runs again")
@@ -86,6 +92,19 @@ def setup_workflow(merged: dict[str, Any], layers: list[dict[str, Any]],
             raise InputError(f"{'.'.join(keys)}.train.validate_every > 0 validates on the target val labels, which "
                              "this target lacks", SOURCE, "set it to 0 (in experiments too), or give the val split labels")
     return WorkflowSetup(config, plan, has_instances(config), train_labelled, val_labelled, notes)
+
+
+def _check_no_ground_truth_guidance(plan: RunPlan) -> None:
+    """Refuse ground-truth instance guidance (``gt_instance_fraction`` > 0) in any run of ``plan``,
+    whose target train split has no labels: it would silently guide nothing."""
+    for run in plan.runs.values():
+        fraction = run.config["selftrain"]["guidance"]["gt_instance_fraction"]
+        if fraction > 0:
+            where = f"experiments.{run.experiment}.selftrain" if run.experiment else "selftrain"
+            raise InputError(f"{where}.guidance.gt_instance_fraction is {fraction}: guidance by ground-truth instances, "
+                             "but the target train split has no labels", SOURCE,
+                             f"set {where}.guidance.gt_instance_fraction: 0, or give the target train split labels "
+                             "(a cityscapes target with gtFine/<train_split>)")
 
 
 def validates(config: dict[str, Any], keys: tuple[str, ...]) -> bool:

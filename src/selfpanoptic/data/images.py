@@ -38,6 +38,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..atomic import MARKER
 from ..errors import InputError
 from .base import DatasetReader, SampleFiles
 from .cityscapes import decode_gtfine
@@ -172,7 +173,9 @@ def image_folder(folder: str | Path, exclude: str | Path | None = None) -> list[
         :data:`IMAGE_SUFFIXES` (any letter case) is an image.
     exclude : str or pathlib.Path, optional
         A path whose files are not images of the folder even when they lie below it (an output
-        folder inside the input folder, so that a rerun does not read its own overlays).
+        folder inside the input folder, so that a rerun does not read its own overlays). Every
+        folder below ``folder`` that holds :data:`~selfpanoptic.atomic.MARKER` (a finished
+        selfpanoptic output) is left out too.
 
     Returns
     -------
@@ -191,12 +194,15 @@ def image_folder(folder: str | Path, exclude: str | Path | None = None) -> list[
         raise InputError("image folder does not exist", folder, "give the folder holding your images")
     if not folder.is_dir():
         raise InputError("is a file, not a folder of images", folder, "give the folder that holds the image")
-    excluded = None if exclude is None else Path(exclude).absolute()
+    # earlier outputs inside the folder (predict-panoptic --out img/pred1) hold overlays, not images
+    excluded = {marker.parent.absolute() for marker in folder.rglob(MARKER) if marker.parent != folder}
+    if exclude is not None:
+        excluded.add(Path(exclude).absolute())
     files = []
     for path in folder.rglob("*"):
         if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
             continue
-        if excluded is not None and (path.absolute() == excluded or excluded in path.absolute().parents):
+        if path.absolute() in excluded or excluded.intersection(path.absolute().parents):
             continue
         files.append(path)
     if not files:

@@ -208,12 +208,20 @@ def _manifest_frame(rows: list[dict], name: str, fmt: str, root: str | Path, spl
 
 
 def read_manifest(path: str | Path) -> pd.DataFrame:
-    """Read a manifest CSV written by :func:`build_manifest` (or by mixing)."""
+    """Read a manifest CSV written by :func:`build_manifest` (or by mixing).
+
+    Raises :class:`InputError` naming the file when it is missing, not a CSV text file, or lacks
+    a manifest's columns.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError("manifest does not exist", path, "run `selfpanoptic index` (the index_dataset rule) first")
-    frame = pd.read_csv(path, keep_default_na=False,
-                        dtype={"image_id": str, "label_path": str, "instance_path": str, "reader_options": str})
+    try:
+        frame = pd.read_csv(path, keep_default_na=False,
+                            dtype={"image_id": str, "label_path": str, "instance_path": str, "reader_options": str})
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(f"not a dataset manifest: not a CSV file ({type(exc).__name__})", path,
+                         "give the manifest CSV `selfpanoptic index` (or mix) writes") from None
     for column, value in READER_COLUMNS.items():
         if column not in frame.columns:
             frame[column] = value

@@ -7,15 +7,22 @@ import os
 from pathlib import Path
 
 
+def check_folder(folder: Path, what: str) -> None:
+    """Raise ``ValueError`` naming ``folder`` unless it is a folder (``what``: ``ground-truth folder``)."""
+    if folder.is_file():
+        raise ValueError(f"{folder}: the {what} is a file, not a folder (give the folder that holds the files)")
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: {what} does not exist")
+
+
 def ground_truth_files(folder: str | os.PathLike, suffix: str) -> list[tuple[str, Path]]:
     """``(image id, path)`` of every ``*<suffix>`` file under ``folder`` (recursively), sorted by id.
 
     ``suffix`` is e.g. ``_gtFine_labelIds.png``; the image id is the file name without it.
-    Raises ``ValueError`` naming the folder when it holds none.
+    Raises ``ValueError`` naming the folder when it is not a folder or holds none.
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise ValueError(f"{folder}: ground-truth folder does not exist")
+    check_folder(folder, "ground-truth folder")
     found = sorted((p.name[: -len(suffix)], p) for p in folder.rglob(f"*{suffix}"))
     if not found:
         raise ValueError(f"{folder}: no *{suffix} file in this folder or below")
@@ -28,8 +35,7 @@ class PredictionFinder:
 
     def __init__(self, folder: str | os.PathLike, extension: str):
         self.folder = Path(folder)
-        if not self.folder.is_dir():
-            raise ValueError(f"{self.folder}: prediction folder does not exist")
+        check_folder(self.folder, "prediction folder")
         self.extension = extension
         self._walk = [(root, files) for root, _, files in os.walk(self.folder)]
 

@@ -9,13 +9,14 @@ counting is :class:`~selfpanoptic.metrics.instance.InstanceEvaluator`'s.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 
 from .. import pngio
-from ..classes import THING_TRAIN_IDS, label_ids_to_train_ids
+from ..classes import MAX_LABEL_ID, THING_TRAIN_IDS, label_ids_to_train_ids
 from ..formats.cityscapes_ids import decode_instance_ids
 from ._matching import PredictionFinder, ground_truth_files
 from .instance import InstanceEvaluator
@@ -34,6 +35,26 @@ def _ground_truth(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return labels, instances
 
 
+def _label_and_score(txt: Path, number: int, parts: list[str]) -> tuple[int, float]:
+    """The labelId (an integer 0..:data:`MAX_LABEL_ID`) and finite score of a prediction line, else ValueError."""
+    where = f"{txt}:{number}"
+    try:
+        label_id = int(parts[1])
+    except ValueError:
+        raise ValueError(f"{where}: the labelId {parts[1]!r} is not an integer Cityscapes labelId (0..{MAX_LABEL_ID}, "
+                         "e.g. 26 for car)") from None
+    if not 0 <= label_id <= MAX_LABEL_ID:
+        raise ValueError(f"{where}: the labelId {label_id} is not a Cityscapes labelId (0..{MAX_LABEL_ID}, "
+                         "e.g. 26 for car)")
+    try:
+        score = float(parts[2])
+    except ValueError:
+        score = float("nan")
+    if not math.isfinite(score):
+        raise ValueError(f"{where}: the score {parts[2]!r} is not a finite number")
+    return label_id, score
+
+
 def _predictions(txt: Path, shape: tuple[int, int]) -> tuple[list[np.ndarray], list[int], list[float]]:
     """``(masks, trainIds, scores)`` listed by one prediction txt."""
     masks, classes, scores = [], [], []
@@ -43,6 +64,7 @@ def _predictions(txt: Path, shape: tuple[int, int]) -> tuple[list[np.ndarray], l
         parts = line.split()
         if len(parts) != 3:
             raise ValueError(f"{txt}:{number}: expected '<mask PNG> <labelId> <score>', got {line!r}")
+        label_id, score = _label_and_score(txt, number, parts)
         if not (txt.parent / parts[0]).is_file():  # paths in the txt are relative to it (official format)
             raise ValueError(f"{txt}:{number}: the mask file it lists, {txt.parent / parts[0]}, does not exist "
                              "(mask paths are relative to the txt's folder)")
@@ -51,8 +73,8 @@ def _predictions(txt: Path, shape: tuple[int, int]) -> tuple[list[np.ndarray], l
             raise ValueError(f"{txt.parent / parts[0]}: mask is {mask.shape[1]}x{mask.shape[0]}, "
                              f"its ground truth {shape[1]}x{shape[0]}")
         masks.append(mask)
-        classes.append(int(label_ids_to_train_ids(np.array([int(parts[1])]))[0]))
-        scores.append(float(parts[2]))
+        classes.append(int(label_ids_to_train_ids(np.array([label_id]))[0]))
+        scores.append(score)
     return masks, classes, scores
 
 

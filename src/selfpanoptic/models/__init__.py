@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import pickle
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from ..classes import NUM_CLASSES
@@ -17,6 +15,7 @@ from ..errors import InputError
 from .backbones import ResNetEncoder
 from .deeplab import HEADS, DeepLab
 from .encoders import ENCODERS, TRANSFORMERS, build_encoder
+from .pretrained import read_torch_file
 from .spade import SPADEGenerator
 from .unet import EmbeddingUNet
 
@@ -96,30 +95,6 @@ MODEL_KINDS = ("semantic", "instance", "translator")
 _MODEL_FIX = "give a model file written by selfpanoptic's training (pretrain-* or selftrain-*)"
 
 
-def _read_torch_file(path: Path, fix: str, mmap: bool = False) -> Any:
-    """``torch.load`` of a weights-only file; an unreadable or unsafe one raises :class:`InputError`.
-
-    ``mmap``: map the tensors instead of reading them (cheap when only the keys are wanted;
-    zip-format files only, so a legacy-format file is read whole).
-    """
-    try:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-        except RuntimeError as exc:
-            if not mmap or "mmap" not in str(exc):
-                raise
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # torch's own text suggests weights_only=False, which would run the file's code: never say so
-        if "Unsupported global" in str(exc):
-            raise InputError("file holds pickled Python objects besides tensors; they are not loaded, for safety",
-                             path, fix) from None
-        raise InputError("not a readable torch model file (not a torch save file, or truncated)", path, fix) from None
-    except Exception as exc:  # torch raises RuntimeError, EOFError, IndexError, ... for foreign files
-        raise InputError(f"not a readable torch model file ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
-                         path, fix) from None
-
-
 def _is_model_file(saved: Any) -> bool:
     return isinstance(saved, dict) and {"kind", "spec", "state_dict"} <= set(saved)
 
@@ -134,7 +109,7 @@ def load_model_file(path: str | Path, kind: str | None = None) -> dict[str, Any]
     path = Path(path)
     if not path.is_file():
         raise InputError("model file does not exist", path, "run the training stage that writes it first")
-    saved = _read_torch_file(path, _MODEL_FIX)
+    saved = read_torch_file(path, "torch model file", _MODEL_FIX)
     if not _is_model_file(saved):
         found = sorted(saved)[:6] if isinstance(saved, dict) else type(saved).__name__
         raise InputError(f"not a selfpanoptic model file (holds {found})", path, _MODEL_FIX)
@@ -179,12 +154,9 @@ def _init_fix(key: str) -> str:
 @functools.lru_cache(maxsize=16)
 def _cached_kind(path: str, mtime_ns: int, size: int) -> str:
     # keyed on the file's time and size so that a rewritten file is looked at again
-    try:
-        saved = _read_torch_file(Path(path), _MODEL_FIX, mmap=True)
-    except InputError:
-        # selfpanoptic writes its model files with torch.save, weights only: anything else (a
-        # .safetensors file, a foreign pickle) is for the encoder's loader, whose errors name it
+    if Path(path).suffix == ".safetensors":  # selfpanoptic writes its model files with torch.save
         return "encoder"
+    saved = read_torch_file(Path(path), "torch model or weight file", _MODEL_FIX, mmap=True)
     return "model" if _is_model_file(saved) else "encoder"
 
 

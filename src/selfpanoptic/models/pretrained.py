@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -97,6 +97,46 @@ def resolve_weights(name: str, weights: str | Path) -> Path | None:
     return path
 
 
+def read_torch_file(path: Path, what: str, fix: str, mmap: bool = False) -> Any:
+    """``torch.load`` of a weights-only file; an unreadable or unsafe one raises :class:`InputError`.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A torch save file.
+    what : str
+        What the file should be, for the message (``torch model file``, ``weight file``).
+    fix : str
+        The message's fix.
+    mmap : bool
+        Map the tensors instead of reading them (cheap when only the keys are wanted; zip-format
+        files only, so a legacy-format file is read whole).
+
+    Raises
+    ------
+    InputError
+        Naming the file: it holds pickled Python objects besides tensors (never loaded: nothing
+        in a file runs), or it is not a torch save file (text, truncated, another format).
+    """
+    try:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except RuntimeError as exc:
+            if not mmap or "mmap" not in str(exc):
+                raise
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's own text suggests weights_only=False, which would run the file's code: never say so
+        if "Unsupported global" in str(exc):
+            raise InputError("file holds pickled Python objects besides tensors; they are not loaded, for safety",
+                             path, fix) from None
+        raise InputError(f"not a readable {what} (not a torch save file, or truncated)", path, fix) from None
+    except Exception as exc:  # torch raises RuntimeError, EOFError, IndexError, ... for foreign files
+        first = (str(exc).splitlines() or [""])[0][:120]
+        raise InputError(f"not a readable {what} ({type(exc).__name__}{': ' + first if first else ''})",
+                         path, fix) from None
+
+
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a weight file (torch save file or ``.safetensors``), unwrapped from ``state_dict``/``model``.
 
@@ -105,18 +145,16 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     Weights only: a torch file holding pickled Python objects is refused (nothing in it runs).
     """
     fix = "give a backbone weight file (a state dict of tensors), or use `imagenet` / `none`"
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
 
+        try:
             state = load_file(str(path), device="cpu")
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise InputError("not a weights-only torch file (it holds pickled Python objects)", path, fix) from None
-    except Exception as exc:  # torch / safetensors raise many types for foreign or truncated files
-        raise InputError(f"not a readable weight file ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
-                         path, fix) from None
+        except Exception as exc:  # safetensors raises its own error types for foreign or truncated files
+            first = (str(exc).splitlines() or [""])[0][:120]
+            raise InputError(f"not a readable weight file ({type(exc).__name__}: {first})", path, fix) from None
+    else:
+        state = read_torch_file(path, "weight file", fix)
     for wrapper in ("state_dict", "model"):  # training checkpoints nest the weights
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]

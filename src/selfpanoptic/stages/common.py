@@ -42,9 +42,20 @@ def selftrain_settings(args: argparse.Namespace) -> dict[str, Any]:
     return section
 
 
+def positive_int(text: str) -> int:
+    """An argparse ``type``: a whole number of at least 1, else argparse's usage error (exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _threads() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--threads", type=int, default=1, help="worker processes/threads (default 1)")
+    parent.add_argument("--threads", type=positive_int, default=1, help="worker processes/threads (default 1)")
     return parent
 
 

@@ -66,6 +66,14 @@ def check_options(args: argparse.Namespace) -> None:
             f"--glob and --labels are options of --format images, not {args.format}", None,
             "drop them, or use --format images for a folder of images",
         )
+    if args.glob and (Path(args.glob).is_absolute() or args.glob.startswith(("/", "\\"))):
+        inside = Path(args.glob).is_relative_to(root.absolute())
+        example = Path(args.glob).relative_to(root.absolute()).as_posix() if inside else "**/*.png"
+        raise InputError(
+            f"--glob {args.glob!r} is an absolute path; it is matched below --root", None,
+            f"write it relative to --root ({root}): {example!r} (datasets.{args.name}.train_glob / val_glob "
+            "in the config)",
+        )
 
 
 def reader_options(args: argparse.Namespace) -> dict | None:

@@ -68,6 +68,11 @@ def _semantic_model_file(run_dir):
     model = run_dir / "semantic" / "model.pt"
     if model.is_file():
         return model
+    if run_dir.is_file():
+        run = next((p for p in run_dir.parents if (p / "semantic" / "model.pt").is_file()), None)
+        raise InputError("--run is a file, but it must be a run folder (semantic/model.pt inside)", run_dir,
+                         f"give its run folder: --run {run}" if run else
+                         "give the run folder the workflow trained, e.g. results/round2")
     if not run_dir.is_dir():
         raise InputError("run folder does not exist", run_dir,
                          "give a folder the workflow trained, e.g. results/round2 (semantic/model.pt inside)")
