@@ -2,6 +2,7 @@
 
     python benchmarks/bench_training.py                              # toy default, this machine's device
     python benchmarks/bench_training.py --preset real --steps 20     # the real-data preset's models, 512x1024
+    python benchmarks/bench_training.py --preset daformer --steps 20 # MiT-B5 + DAFormer head, 512x1024
     python benchmarks/bench_training.py --stages pretrain_semantic --workers 0 4 --json out.json
 
 For every stage (pretrain_semantic, pretrain_instance, selftrain_semantic, selftrain_instance,
@@ -71,11 +72,16 @@ PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10"
 """Dense bf16/fp16 tensor-core peak in TFLOP/s (vendor data sheets, without sparsity), by device-name substring."""
 
 
+REAL_PRESETS = {"real": "synthia-gta-cityscapes.yaml", "daformer": "daformer-synthia-cityscapes.yaml"}
+"""``--preset`` -> the real-data preset in configs/ laid over config.yaml (models, optimisers, crops)."""
+
+
 def load_preset(name: str) -> dict:
-    """The validated config of a preset: ``toy`` (config.yaml) or ``real`` (its real-data preset on top)."""
+    """The validated config of a preset: ``toy`` (config.yaml), or a real-data preset of :data:`REAL_PRESETS`
+    on top of it at 512x1024."""
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    if name == "real":
-        preset = yaml.safe_load((ROOT / "configs" / "synthia-gta-cityscapes.yaml").read_text())
+    if name in REAL_PRESETS:
+        preset = yaml.safe_load((ROOT / "configs" / REAL_PRESETS[name]).read_text())
         for key, value in preset.items():
             if isinstance(value, dict) and isinstance(config.get(key), dict):
                 config[key] = {**config[key], **value}
@@ -314,8 +320,10 @@ class Bench:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", choices=["toy", "real"], default="toy",
-                        help="toy: config.yaml's models and sizes; real: configs/synthia-gta-cityscapes.yaml's at 512x1024")
+    parser.add_argument("--preset", choices=["toy", *REAL_PRESETS], default="toy",
+                        help="toy: config.yaml's models and sizes; real: configs/synthia-gta-cityscapes.yaml's at 512x1024 "
+                        "(ResNet-101 DeepLabV2, ResNet-50 U-Net); daformer: configs/daformer-synthia-cityscapes.yaml's "
+                        "(MiT-B5 with DAFormer's head and AdamW schedule)")
     parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
     parser.add_argument("--steps", type=int, default=10, help="measured steps per loop (default 10)")
     parser.add_argument("--warmup", type=int, default=3, help="steps not measured (default 3)")

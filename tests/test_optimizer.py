@@ -241,10 +241,14 @@ def _shipped_train_sections() -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def test_shipped_configs_build_the_optimizers_and_rates_of_before():
+    """Every shipped train section that uses none of AdamW, the no-decay groups and warm-up (the
+    DAFormer preset uses them all) builds exactly the optimiser and rates of before."""
     checked = 0
     for where, section in _shipped_train_sections():
         typed = TrainSettings.from_config(section, where)
-        assert typed.decay_norms_and_biases and typed.warmup_steps == 0 and typed.optimizer != "adamw", where
+        if not typed.decay_norms_and_biases or typed.warmup_steps or typed.optimizer == "adamw":
+            assert where.startswith("daformer-"), where
+            continue
         model = Tiny()
         _same_optimizer(build_optimizer(model, typed), _legacy_optimizer(model, typed))
         for step in (0, 1, typed.steps // 2, typed.steps - 1):
@@ -252,7 +256,7 @@ def test_shipped_configs_build_the_optimizers_and_rates_of_before():
                                          typed.warmup_ratio)
                     == _legacy_factor(typed.schedule, step, typed.steps, typed.poly_power)), where
         checked += 1
-    assert checked >= 5 * len(SHIPPED)  # semantic, instance, selftrain.semantic, selftrain.instance, translation
+    assert checked >= 5 * (len(SHIPPED) - 1)  # semantic, instance, selftrain.semantic, selftrain.instance, translation
 
 
 def test_default_models_keep_their_two_groups():
