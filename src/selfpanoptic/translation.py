@@ -37,7 +37,8 @@ def check_translator(saved: dict[str, Any], path: str | Path, size: tuple[int, i
     ``saved``: the file as :func:`~selfpanoptic.models.load_model_file` returns it (``classes``,
     ``working_size`` besides the weights); ``size``: ``(H, W)`` of the label maps it is to render.
     """
-    classes, trained = list(saved.get("classes", [])), tuple(saved.get("working_size", ()))
+    # translator files written before model files recorded ``working_size`` call it ``size``
+    classes, trained = list(saved.get("classes", [])), tuple(saved.get("working_size", saved.get("size", ())))
     if classes != list(CLASS_NAMES):
         raise InputError(
             f"the translator was trained on another label set ({len(classes)} classes: "
