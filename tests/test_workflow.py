@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -370,8 +371,11 @@ def gta_only(smoke) -> tuple[Path, subprocess.CompletedProcess]:
 @pytest.fixture(scope="module")
 def synthia_only(smoke) -> tuple[Path, subprocess.CompletedProcess]:
     groups = {"all": ["person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle"]}
-    # a space in the results folder: every path the workflow puts on a command line is quoted
-    return protocol_run(smoke, "synthia", results="results synthia", instance={**SMOKE["instance"], "groups": groups})
+    # a space in the results folder: every path the workflow puts on a command line is quoted;
+    # the transformer models (MiT-B0, DAFormer's head) through every stage
+    return protocol_run(smoke, "synthia", results="results synthia",
+                        semantic={**SMOKE["semantic"], "model": {"backbone": "mit_b0", "head": "daformer"}},
+                        instance={**SMOKE["instance"], "groups": groups, "model": {"backbone": "mit_b0"}})
 
 
 def test_gta_only_is_semantic_only_and_says_so_once(gta_only, smoke):
@@ -397,7 +401,9 @@ def test_gta_only_is_semantic_only_and_says_so_once(gta_only, smoke):
 
 
 def test_synthia_only_is_panoptic(synthia_only):
+    """On MiT-B0 models, into a results folder with a space."""
     results, result = synthia_only
+    assert torch.load(results / "round1/semantic/model.pt", weights_only=True)["spec"]["backbone"] == "mit_b0"
     assert GTA_NOTE not in result.stdout + result.stderr
     assert set(pd.read_csv(results / "data/mixed_source.csv").dataset) == {"synthia"}
     assert not (results / "data/index/gta_all.csv").exists()

@@ -10,8 +10,6 @@ from __future__ import annotations
 import copy
 import difflib
 import json
-import math
-import os
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -20,7 +18,9 @@ from typing import Any
 import jsonschema
 import yaml
 
-from .config_sources import read_config_file, type_hint, yaml_reading
+from .config_checks import (TRANSFORMER_OUTPUT_STRIDE, check_finite, check_globs, check_inference, check_key_names,
+                            check_models, check_results, check_warmup, is_resnet, train_sections)
+from .config_sources import read_config_file, type_hint
 from .errors import InputError
 
 SCHEMA_RESOURCE = "schemas/config.schema.yaml"
@@ -76,34 +76,6 @@ def _explain(error: jsonschema.ValidationError, schema: dict[str, Any]) -> str:
     return f"config key {where!r}: {error.message}{type_hint(error)}"
 
 
-def _check_key_names(value: Any, path: str, source: str | Path) -> None:
-    """Every key of every map must be a string: YAML 1.1 reads unquoted ``off``, ``on``, ``yes``,
-    ``no`` as booleans (an experiment ``off:`` would be named False) and digits as numbers."""
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_key_names(item, f"{path}.{index}" if path else str(index), source)
-    if not isinstance(value, dict):
-        return
-    for key, item in value.items():
-        if not isinstance(key, str):
-            raise InputError(
-                f"invalid config: {path or 'the config'} has a key that YAML read as {yaml_reading(key)}, not as a "
-                "name (unquoted off, on, yes, no, true and false are booleans, digits are numbers)", source,
-                "quote the key as it is written in the file, e.g. 'off':")
-        _check_key_names(item, f"{path}.{key}" if path else key, source)
-
-
-def _check_finite(value: Any, path: str, source: str | Path) -> None:
-    """Every number must be finite: YAML reads ``.nan`` and ``.inf`` (JSON ``NaN``), and NaN passes
-    every ``minimum`` and ``maximum`` of the schema (each comparison with it is false)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise InputError(f"invalid config: config key {path or '(top level)'!r} is {value}, not a finite number", source,
-                         "write a finite number (YAML reads .nan, .inf and -.inf as not-a-number and infinity)")
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        _check_finite(item, f"{path}.{key}" if path else str(key), source)
-
-
 def validate_config(config: dict[str, Any] | None, source: str | Path = "config",
                     sections_only: bool = False) -> dict[str, Any]:
     """Validate ``config`` against the schema and return a copy with every default filled in.
@@ -116,8 +88,8 @@ def validate_config(config: dict[str, Any] | None, source: str | Path = "config"
     config = copy.deepcopy(config) if config is not None else {}
     if not isinstance(config, dict):
         raise InputError("the config must be a mapping of keys to values", source)
-    _check_key_names(config, "", source)
-    _check_finite(config, "", source)
+    check_key_names(config, "", source)
+    check_finite(config, "", source)
     errors = sorted(_Validator(load_schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [_explain(error, load_schema()) for error in errors]
@@ -127,14 +99,14 @@ def validate_config(config: dict[str, Any] | None, source: str | Path = "config"
             "every key, its type and default is documented in workflow/schemas/config.schema.yaml",
         )
     _check_groups(config, source)
-    _check_models(config, source)
-    _check_inference(config, source)
+    check_models(config, source)
+    check_inference(config, source)
     if not sections_only:
         _check_scales(config, source)
-    _check_globs(config, source)
-    _check_results(config, source)
+    check_globs(config, source)
+    check_results(config, source)
     _check_seeds(config, source)
-    _check_warmup(config, source)
+    check_warmup(config, source)
     _check_protocol(config, source)
     _check_translation(config, source)
     _check_experiments(config, source)
@@ -257,42 +229,6 @@ def _check_translation(config: dict[str, Any], source: str | Path) -> None:
         )
 
 
-def _check_inference(config: dict[str, Any], source: str | Path) -> None:
-    """Sliding windows must not leave gaps: ``inference.stride`` at most ``inference.crop`` in
-    each dimension (checked in any mode, so switching to slide cannot fail later)."""
-    section = config.get("inference")
-    if not section:
-        return
-    for axis, stride, crop in zip(("height", "width"), section["stride"], section["crop"]):
-        if stride > crop:
-            raise InputError(
-                f"invalid config: inference.stride {section['stride']} exceeds inference.crop {section['crop']} "
-                f"in {axis} ({stride} > {crop}): sliding windows would skip pixels",
-                source, "set inference.stride to at most inference.crop in each dimension",
-            )
-
-
-TRANSFORMER_OUTPUT_STRIDE = 32
-"""Output stride of every transformer encoder (``mit_b*``, ``dinov2_*``): they are not dilated."""
-
-
-def _is_resnet(backbone: str) -> bool:
-    """Whether a ``model.backbone`` is a ResNet (dilatable, no stochastic depth) rather than a transformer."""
-    return backbone.startswith("resnet")
-
-
-def _check_models(config: dict[str, Any], source: str | Path) -> None:
-    """``model.drop_path`` (stochastic depth) exists in transformer encoders only."""
-    for section in ("semantic", "instance"):
-        model = config[section]["model"]
-        if model.get("drop_path", 0) > 0 and _is_resnet(model["backbone"]):
-            raise InputError(
-                f"invalid config: {section}.model.drop_path is {model['drop_path']}, but {section}.model.backbone "
-                f"{model['backbone']} has no stochastic depth", source,
-                f"set {section}.model.drop_path to 0, or choose a transformer backbone (mit_b0 ... mit_b5, dinov2_vits14, "
-                "dinov2_vitb14)")
-
-
 INSTANCE_OUTPUT_STRIDE = 32
 """Output stride of the instance model's encoder (:class:`~selfpanoptic.models.unet.EmbeddingUNet`)."""
 
@@ -307,7 +243,7 @@ def smallest_scale(config: dict[str, Any]) -> tuple[float, int, str]:
     """
     height, width = config["data"]["height"], config["data"]["width"]
     stride, model = config["semantic"]["model"]["output_stride"], "the semantic model's (semantic.model.output_stride)"
-    if not _is_resnet(config["semantic"]["model"]["backbone"]):
+    if not is_resnet(config["semantic"]["model"]["backbone"]):
         stride, model = TRANSFORMER_OUTPUT_STRIDE, f"the {config['semantic']['model']['backbone']} encoder's"
     if has_instances(config) and INSTANCE_OUTPUT_STRIDE > stride:
         stride, model = INSTANCE_OUTPUT_STRIDE, "the instance model's"
@@ -333,46 +269,6 @@ def _check_scales(config: dict[str, Any], source: str | Path) -> None:
         )
 
 
-def _check_globs(config: dict[str, Any], source: str | Path) -> None:
-    """``datasets.target.train_glob`` / ``val_glob`` are matched below ``datasets.target.root``:
-    they must be relative (pathlib refuses absolute patterns) and not empty."""
-    target = config["datasets"]["target"]
-    for key in ("train_glob", "val_glob"):
-        pattern, name = target[key], f"datasets.target.{key}"
-        example = "train/**/*.png" if key == "train_glob" else "val/**/*.png"
-        if not pattern.strip():
-            raise InputError(f"invalid config: {name} is empty", source,
-                             f"give a glob relative to datasets.target.root, e.g. {example!r}")
-        if not (Path(pattern).is_absolute() or pattern.startswith(("/", "\\"))):
-            continue
-        root = Path(target["root"])
-        relative = None
-        for base in (root, root.absolute()):
-            try:
-                relative = Path(pattern).relative_to(base).as_posix()
-                break
-            except ValueError:
-                pass
-        fix = (f"write it relative to datasets.target.root ({target['root']}): {relative!r}" if relative else
-               f"write it relative to datasets.target.root ({target['root']}), e.g. {example!r}, and set "
-               "datasets.target.root to the folder the images are under")
-        raise InputError(f"invalid config: {name} {pattern!r} is an absolute path; it is matched below "
-                         "datasets.target.root", source, fix)
-
-
-def _check_results(config: dict[str, Any], source: str | Path) -> None:
-    """``results`` receives every output and the workflow deletes outputs in it: it must name a
-    folder of its own, neither empty (the current folder) nor the root of a file system."""
-    results = config["results"]
-    if not results.strip():
-        raise InputError("invalid config: results is empty", source,
-                         "name the folder that receives every output, e.g. results: results")
-    absolute = Path(os.path.abspath(results))
-    if absolute == absolute.parent:
-        raise InputError(f"invalid config: results is {results!r}, the root of a file system", source,
-                         "name a folder of its own for every output, e.g. results: results")
-
-
 MAX_SEED = 2**31 - 1
 """The largest training seed (``train.seed`` plus an entry of ``seeds``): a signed 32-bit integer,
 which every random generator seeded from it (torch, numpy, Python) accepts."""
@@ -381,23 +277,11 @@ SEEDED_SECTIONS: tuple[str, ...] = ("semantic", "instance", "selftrain")
 """Sections whose ``train.seed`` values are offset by a tree's seed (:func:`seeded`)."""
 
 
-def _train_sections(section: Any, path: str) -> list[tuple[str, dict[str, Any]]]:
-    """``(key path, train section)`` of every ``train`` map below a config section, as :func:`seeded` finds them."""
-    if not isinstance(section, dict):
-        return []
-    found = []
-    for key, value in section.items():
-        if key == "train" and isinstance(value, dict):
-            found.append((f"{path}.train", value))
-        found += _train_sections(value, f"{path}.{key}")
-    return found
-
-
 def _check_seeds(config: dict[str, Any], source: str | Path) -> None:
     """Each run's seed (``train.seed`` + its entry of ``seeds``) must stay at most :data:`MAX_SEED`."""
     largest = max(config["seeds"])
     for section in SEEDED_SECTIONS:
-        for key, train in _train_sections(config[section], section):
+        for key, train in train_sections(config[section], section):
             seed = train.get("seed", 0)
             if seed + largest > MAX_SEED:
                 raise InputError(
@@ -405,16 +289,6 @@ def _check_seeds(config: dict[str, Any], source: str | Path) -> None:
                     f"above {MAX_SEED}, the largest seed (each repeat trains with train.seed + its entry of seeds)",
                     source, f"lower {key}.seed or the entries of seeds so that their sum stays at most {MAX_SEED}",
                 )
-
-
-def _check_warmup(config: dict[str, Any], source: str | Path) -> None:
-    """A learning-rate warm-up fits in its training: ``warmup_steps`` at most ``steps``, in every train section."""
-    for section in (*SEEDED_SECTIONS, "translation"):
-        for key, train in _train_sections(config.get(section), section):
-            if train.get("warmup_steps", 0) > train.get("steps", 0):
-                raise InputError(
-                    f"invalid config: {key}.warmup_steps {train['warmup_steps']} exceeds {key}.steps {train['steps']}",
-                    source, f"set {key}.warmup_steps to at most {key}.steps (0: no warm-up)")
 
 
 def _check_groups(config: dict[str, Any], source: str | Path) -> None:

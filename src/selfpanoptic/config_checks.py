@@ -1,0 +1,148 @@
+"""Checks of a config's values that its schema cannot express, each raising one
+:class:`~selfpanoptic.errors.InputError` that names the key and the fix.
+
+:func:`selfpanoptic.config.validate_config` runs them: keys YAML read as booleans or numbers,
+NaN and infinity, sliding-window gaps, stochastic depth on a ResNet, absolute globs, a ``results``
+folder that is no folder of its own, warm-ups longer than their training.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from .config_sources import yaml_reading
+from .errors import InputError
+
+__all__ = ["TRANSFORMER_OUTPUT_STRIDE", "check_finite", "check_globs", "check_inference", "check_key_names",
+           "check_models", "check_results", "check_warmup", "is_resnet", "train_sections"]
+
+
+def check_key_names(value: Any, path: str, source: str | Path) -> None:
+    """Every key of every map must be a string: YAML 1.1 reads unquoted ``off``, ``on``, ``yes``,
+    ``no`` as booleans (an experiment ``off:`` would be named False) and digits as numbers."""
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            check_key_names(item, f"{path}.{index}" if path else str(index), source)
+    if not isinstance(value, dict):
+        return
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise InputError(
+                f"invalid config: {path or 'the config'} has a key that YAML read as {yaml_reading(key)}, not as a "
+                "name (unquoted off, on, yes, no, true and false are booleans, digits are numbers)", source,
+                "quote the key as it is written in the file, e.g. 'off':")
+        check_key_names(item, f"{path}.{key}" if path else key, source)
+
+
+def check_finite(value: Any, path: str, source: str | Path) -> None:
+    """Every number must be finite: YAML reads ``.nan`` and ``.inf`` (JSON ``NaN``), and NaN passes
+    every ``minimum`` and ``maximum`` of the schema (each comparison with it is false)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(f"invalid config: config key {path or '(top level)'!r} is {value}, not a finite number", source,
+                         "write a finite number (YAML reads .nan, .inf and -.inf as not-a-number and infinity)")
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        check_finite(item, f"{path}.{key}" if path else str(key), source)
+
+
+def check_inference(config: dict[str, Any], source: str | Path) -> None:
+    """Sliding windows must not leave gaps: ``inference.stride`` at most ``inference.crop`` in
+    each dimension (checked in any mode, so switching to slide cannot fail later)."""
+    section = config.get("inference")
+    if not section:
+        return
+    for axis, stride, crop in zip(("height", "width"), section["stride"], section["crop"]):
+        if stride > crop:
+            raise InputError(
+                f"invalid config: inference.stride {section['stride']} exceeds inference.crop {section['crop']} "
+                f"in {axis} ({stride} > {crop}): sliding windows would skip pixels",
+                source, "set inference.stride to at most inference.crop in each dimension",
+            )
+
+
+TRANSFORMER_OUTPUT_STRIDE = 32
+"""Output stride of every transformer encoder (``mit_b*``, ``dinov2_*``): they are not dilated."""
+
+
+def is_resnet(backbone: str) -> bool:
+    """Whether a ``model.backbone`` is a ResNet (dilatable, no stochastic depth) rather than a transformer."""
+    return backbone.startswith("resnet")
+
+
+def check_models(config: dict[str, Any], source: str | Path) -> None:
+    """``model.drop_path`` (stochastic depth) exists in transformer encoders only."""
+    for section in ("semantic", "instance"):
+        model = config[section]["model"]
+        if model.get("drop_path", 0) > 0 and is_resnet(model["backbone"]):
+            raise InputError(
+                f"invalid config: {section}.model.drop_path is {model['drop_path']}, but {section}.model.backbone "
+                f"{model['backbone']} has no stochastic depth", source,
+                f"set {section}.model.drop_path to 0, or choose a transformer backbone (mit_b0 ... mit_b5, dinov2_vits14, "
+                "dinov2_vitb14)")
+
+
+def check_globs(config: dict[str, Any], source: str | Path) -> None:
+    """``datasets.target.train_glob`` / ``val_glob`` are matched below ``datasets.target.root``:
+    they must be relative (pathlib refuses absolute patterns) and not empty."""
+    target = config["datasets"]["target"]
+    for key in ("train_glob", "val_glob"):
+        pattern, name = target[key], f"datasets.target.{key}"
+        example = "train/**/*.png" if key == "train_glob" else "val/**/*.png"
+        if not pattern.strip():
+            raise InputError(f"invalid config: {name} is empty", source,
+                             f"give a glob relative to datasets.target.root, e.g. {example!r}")
+        if not (Path(pattern).is_absolute() or pattern.startswith(("/", "\\"))):
+            continue
+        root = Path(target["root"])
+        relative = None
+        for base in (root, root.absolute()):
+            try:
+                relative = Path(pattern).relative_to(base).as_posix()
+                break
+            except ValueError:
+                pass
+        fix = (f"write it relative to datasets.target.root ({target['root']}): {relative!r}" if relative else
+               f"write it relative to datasets.target.root ({target['root']}), e.g. {example!r}, and set "
+               "datasets.target.root to the folder the images are under")
+        raise InputError(f"invalid config: {name} {pattern!r} is an absolute path; it is matched below "
+                         "datasets.target.root", source, fix)
+
+
+def check_results(config: dict[str, Any], source: str | Path) -> None:
+    """``results`` receives every output and the workflow deletes outputs in it: it must name a
+    folder of its own, neither empty (the current folder) nor the root of a file system."""
+    results = config["results"]
+    if not results.strip():
+        raise InputError("invalid config: results is empty", source,
+                         "name the folder that receives every output, e.g. results: results")
+    absolute = Path(os.path.abspath(results))
+    if absolute == absolute.parent:
+        raise InputError(f"invalid config: results is {results!r}, the root of a file system", source,
+                         "name a folder of its own for every output, e.g. results: results")
+
+
+def train_sections(section: Any, path: str) -> list[tuple[str, dict[str, Any]]]:
+    """``(key path, train section)`` of every ``train`` map below a config section."""
+    if not isinstance(section, dict):
+        return []
+    found = []
+    for key, value in section.items():
+        if key == "train" and isinstance(value, dict):
+            found.append((f"{path}.train", value))
+        found += train_sections(value, f"{path}.{key}")
+    return found
+
+
+def check_warmup(config: dict[str, Any], source: str | Path) -> None:
+    """A learning-rate warm-up fits in its training: ``warmup_steps`` at most ``steps``, in every train section."""
+    for section, value in config.items():
+        if section == "experiments":  # partial sections: each experiment's whole config is checked apart
+            continue
+        for key, train in train_sections(value, section):
+            if train.get("warmup_steps", 0) > train.get("steps", 0):
+                raise InputError(
+                    f"invalid config: {key}.warmup_steps {train['warmup_steps']} exceeds {key}.steps {train['steps']}",
+                    source, f"set {key}.warmup_steps to at most {key}.steps (0: no warm-up)")
