@@ -195,3 +195,22 @@ def test_init_with_a_torchvision_resnet_file_and_a_foreign_file(tmp_path):
     with pytest.raises(InputError, match=r"semantic\.model\.init") as info:
         build_semantic_model(_semantic_spec(init=str(tmp_path / "other.pth")))
     assert "other.pth" in str(info.value)
+
+
+def test_default_models_draw_their_initial_weights_in_the_published_order():
+    """Modules draw their initial weights in creation order: building the default models in another
+    order (e.g. the ASPP's dilated branches before its 1x1 branch) changes every published number.
+    These sums are those of the models the docs' tables were measured with (seed 0)."""
+    from selfpanoptic.config import validate_config
+    from selfpanoptic.models import build_instance_model, build_semantic_model
+
+    config = validate_config({})
+    torch.manual_seed(0)
+    semantic = build_semantic_model(config["semantic"]["model"]).state_dict()
+    torch.manual_seed(0)
+    instance = build_instance_model(config["instance"]["model"]).state_dict()
+    expected = {"aspp.branches.0.0.weight": 1448.219429027998, "aspp.branches.1.0.weight": 4343.331194944802,
+                "head.weight": 106.49333428024875}
+    for key, total in expected.items():
+        assert float(semantic[key].double().abs().sum()) == pytest.approx(total, rel=1e-9), key
+    assert float(instance["up3.convs.0.0.weight"].double().abs().sum()) == pytest.approx(5317.358974615714, rel=1e-9)

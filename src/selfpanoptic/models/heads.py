@@ -82,8 +82,11 @@ class ASPP(nn.Module):
     def __init__(self, cin: int, cout: int, rates: list[int], separable: bool = False, pool: bool = True,
                  project_kernel: int = 1):
         super().__init__()
+        # the 1x1 branch first: modules draw their initial weights in creation order, and this is
+        # the order the published tables' models were initialised in
+        first = _conv_bn_relu(cin, cout, 1)
         dilated = [_separable_conv(cin, cout, r) if separable else _conv_bn_relu(cin, cout, 3, r) for r in rates]
-        self.branches = nn.ModuleList([_conv_bn_relu(cin, cout, 1)] + dilated)
+        self.branches = nn.ModuleList([first] + dilated)
         # no BatchNorm on the pooled branch: on a 1x1 map it fails for a batch of one image
         self.pool = (nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cin, cout, 1, bias=False), nn.ReLU(inplace=True))
                      if pool else None)
