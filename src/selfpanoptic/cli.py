@@ -62,7 +62,8 @@ def _device_claim(args: argparse.Namespace):
 def _paths_in(value) -> list[Path]:
     """The path-like strings of one option's value (a string, a list, or a list of lists); inline
     JSON settings are not paths."""
-    items = [value] if not isinstance(value, list) else [v for item in value for v in (item if isinstance(item, list) else [item])]
+    items = value if isinstance(value, list) else [value]
+    items = [v for item in items for v in (item if isinstance(item, list) else [item])]
     return [Path(v) for v in items if isinstance(v, str) and v and not v.startswith(("{", "["))]
 
 
