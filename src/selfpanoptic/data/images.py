@@ -195,16 +195,15 @@ def image_folder(folder: str | Path, exclude: str | Path | None = None) -> list[
     if not folder.is_dir():
         raise InputError("is a file, not a folder of images", folder, "give the folder that holds the image")
     # earlier outputs inside the folder (predict-panoptic --out img/pred1) hold overlays, not images
-    excluded = {marker.parent.absolute() for marker in folder.rglob(MARKER) if marker.parent != folder}
-    if exclude is not None:
-        excluded.add(Path(exclude).absolute())
-    files = []
-    for path in folder.rglob("*"):
-        if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
-            continue
-        if path.absolute() in excluded or excluded.intersection(path.absolute().parents):
-            continue
-        files.append(path)
+    excluded = {Path(exclude).absolute()} if exclude is not None else set()
+    candidates = []
+    for path in folder.rglob("*"):  # one walk: the markers and the images
+        if path.name == MARKER and path.parent != folder:
+            excluded.add(path.parent.absolute())
+        elif path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+            candidates.append(path)
+    files = [path for path in candidates
+             if path.absolute() not in excluded and not excluded.intersection(path.absolute().parents)]
     if not files:
         raise InputError(f"no images ({kinds}) in this folder or below it", folder,
                          "give the folder holding your images")

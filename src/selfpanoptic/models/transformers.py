@@ -70,14 +70,20 @@ def feature_sizes(height: int, width: int) -> dict[str, tuple[int, int]]:
     return {level: (math.ceil(height / s), math.ceil(width / s)) for level, s in zip(LEVELS, STRIDES)}
 
 
-def check_transformer_args(name: str, output_stride: int, drop_path: float) -> None:
-    """Refuse an output stride other than 32 and a drop-path rate outside [0, 1) with an InputError."""
+def checked_weights(name: str, known: dict, family: str, output_stride: int, weights: str | Path,
+                    drop_path: float) -> Path | None:
+    """What both transformer encoders check before building: a known ``name``, output stride 32, a
+    drop-path rate in [0, 1); returns the weight file ``weights`` names (None for ``none``), found
+    first so that a missing file fails before any network is built. Raises InputError otherwise."""
+    if name not in known:
+        raise InputError(f"unknown {family} backbone {name!r}; choose one of {', '.join(known)}")
     if output_stride != 32:
         raise InputError(f"the {name} encoder has output stride 32 only, not {output_stride}", None,
                          "set `semantic.model.output_stride: 32` for transformer backbones (they are not dilated)")
     if not 0.0 <= drop_path < 1.0:
         raise InputError(f"drop_path must be in [0, 1), not {drop_path}", None,
                          "use 0 (off) or a small rate such as 0.1")
+    return resolve_weights(name, weights)
 
 
 class MiTEncoder(nn.Module):
@@ -102,10 +108,7 @@ class MiTEncoder(nn.Module):
     def __init__(self, name: str = "mit_b0", output_stride: int = 32, weights: str | Path = "none",
                  drop_path: float = 0.0):
         super().__init__()
-        if name not in MIT_CONFIGS:
-            raise InputError(f"unknown MiT backbone {name!r}; choose one of {', '.join(MIT_CONFIGS)}")
-        check_transformer_args(name, output_stride, drop_path)
-        path = resolve_weights(name, weights)  # before building: a missing file fails at once
+        path = checked_weights(name, MIT_CONFIGS, "MiT", output_stride, weights, drop_path)
         config = MIT_CONFIGS[name]
         self.model = pvt_v2.PyramidVisionTransformerV2(num_classes=0, drop_path_rate=drop_path, **config, **MIT_SHARED)
         if path is not None:
@@ -190,10 +193,7 @@ class DINOv2Encoder(nn.Module):
     def __init__(self, name: str = "dinov2_vits14", output_stride: int = 32, weights: str | Path = "none",
                  drop_path: float = 0.0):
         super().__init__()
-        if name not in DINOV2_CONFIGS:
-            raise InputError(f"unknown DINOv2 backbone {name!r}; choose one of {', '.join(DINOV2_CONFIGS)}")
-        check_transformer_args(name, output_stride, drop_path)
-        path = resolve_weights(name, weights)  # before building: a missing file fails at once
+        path = checked_weights(name, DINOV2_CONFIGS, "DINOv2", output_stride, weights, drop_path)
         # pretrained=False: timm builds the network only; the weights come from the local file
         self.model = timm.create_model(DINOV2_CONFIGS[name], pretrained=False, num_classes=0, dynamic_img_size=True,
                                        dynamic_img_pad=True, drop_path_rate=drop_path)
