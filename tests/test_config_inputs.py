@@ -189,13 +189,42 @@ def test_every_integer_and_learning_rate_of_the_schema_has_a_maximum():
 
 # --- globs -------------------------------------------------------------------------------------------
 
+def images_target(**keys) -> dict:
+    return {"datasets": {"target": {"format": "images", **keys}}}
+
+
 def test_an_absolute_glob_is_refused_with_the_relative_one():
-    message = refused({"datasets": {"target": {"root": "/data/mine", "train_glob": "/data/mine/train/*.png"}}})
+    message = refused(images_target(root="/data/mine", train_glob="/data/mine/train/*.png"))
     assert "datasets.target.train_glob '/data/mine/train/*.png' is an absolute path" in message
     assert "fix: write it relative to datasets.target.root (/data/mine): 'train/*.png'" in message
-    message = refused({"datasets": {"target": {"val_glob": "/elsewhere/*.jpg"}}})
+    message = refused(images_target(val_glob="/elsewhere/*.jpg"))
     assert "datasets.target.val_glob" in message and "e.g. 'val/**/*.png'" in message
-    assert "datasets.target.val_glob is empty" in refused({"datasets": {"target": {"val_glob": ""}}})
+    assert "datasets.target.val_glob is empty" in refused(images_target(val_glob=""))
+
+
+@pytest.mark.parametrize("keys", [{"train_glob": "leftImg8bit/train/*/*.png"}, {"val_glob": "/abs/*.png"},
+                                  {"val_labels": "gtFine/val"}, {"val_glob": "v/*.png", "val_labels": "labels"}])
+def test_image_folder_keys_on_a_cityscapes_target_are_refused(keys):
+    """A cityscapes target finds its files itself: a glob or labels folder given to it would be ignored."""
+    message = refused({"datasets": {"target": {"format": "cityscapes", **keys}}})
+    named = " and ".join(f"datasets.target.{key} ({value!r})" for key, value in keys.items())
+    assert f"invalid config: {named} {'is' if len(keys) == 1 else 'are'} set, but datasets.target.format " \
+           "cityscapes finds its files itself (leftImg8bit/<split>/ and gtFine/<split>/" in message
+    assert f"fix: remove {' and '.join(f'datasets.target.{key}' for key in keys)}, or set datasets.target.format: " \
+           "images to choose the files by glob" in message
+    validate_config(images_target(**{**keys, "val_glob": "v/*.png"}))  # what the images format is for
+
+
+def test_the_defaults_of_the_image_folder_keys_are_no_choice_on_a_cityscapes_target():
+    defaults = validate_config({})["datasets"]["target"]
+    validate_config({"datasets": {"target": {key: defaults[key] for key in ("train_glob", "val_glob", "val_labels")}}})
+
+
+def test_an_image_folder_target_cannot_name_both_splits_alike():
+    message = refused(images_target(train_split="all", val_split="all"))
+    assert "datasets.target.train_split and datasets.target.val_split are both 'all'; with format images" in message
+    assert "fix: give them different names" in message
+    validate_config({"datasets": {"target": {"train_split": "val", "val_split": "val"}}})  # cityscapes: a warning
 
 
 # --- inference scales --------------------------------------------------------------------------------
@@ -239,6 +268,23 @@ def _toy_layers(tmp_path, *files):
              "results": str(tmp_path / "results")}
     layers = [*(read_config_file(ROOT / f) for f in files), roots]
     return reduce(overlay, layers, read_config_file(ROOT / "config.yaml")), layers
+
+
+@pytest.mark.parametrize(("target", "keys"), [
+    ({"train_split": "val"}, "datasets.target.train_split and datasets.target.val_split are both 'val'"),
+    ({"format": "images", "train_glob": "x/*.png", "val_glob": "x/*.png"},
+     "datasets.target.train_glob and datasets.target.val_glob are both 'x/*.png'"),
+])
+def test_self_training_on_the_scored_images_is_a_warning(tmp_path, target, keys):
+    """Allowed (transductive adaptation), but said at workflow start: its scores are not held-out."""
+    merged, layers = _toy_layers(tmp_path)
+    for name in ("synthia", "gta", "target"):
+        (tmp_path / name).mkdir()
+    change = {"toy": {"enabled": False}, "datasets": {"target": target}}
+    notes = "\n".join(setup_workflow(overlay(merged, change), [*layers, change]).notes)
+    assert f"selfpanoptic: warning: {keys}: self-training learns from the very images it is scored on" in notes
+    assert "so the scores are not held-out" in notes
+    assert "held-out" not in "\n".join(setup_workflow(merged, layers).notes)
 
 
 def test_gta_only_protocol_plans_no_instance_work_in_any_experiment(tmp_path):

@@ -198,6 +198,37 @@ def test_bad_image_folders_stop_with_one_message(run_dir, tmp_path, capsys, prob
     assert not out.exists() and not list(tmp_path.glob("out.tmp-*"))
 
 
+def test_a_broken_image_link_is_refused_as_an_unreadable_image(run_dir, images, tmp_path, capsys):
+    (images / "city" / "e.png").symlink_to(tmp_path / "moved" / "e.png")
+    (images / "loop.jpg").symlink_to("loop.jpg")
+    out = tmp_path / "out"
+    assert predict(run_dir, images, out) == 2
+    err = capsys.readouterr().err
+    assert f"{images}: 2 image link(s) below this folder point to no file:" in err
+    assert f"  {images / 'city' / 'e.png'} -> {tmp_path / 'moved' / 'e.png'}" in err and "loop.jpg -> loop.jpg" in err
+    assert "fix: restore the files they point to, or remove the links" in err
+    assert "Traceback" not in err and err.count("error:") == 1 and not out.exists()
+
+
+@pytest.mark.parametrize("config", [True, False])
+def test_inline_inference_scales_are_checked_against_the_working_size(run_dir, images, tmp_path, capsys, config):
+    """The inline section is validated alone; the scales are judged against the run's models and
+    the working size it predicts at (--config's, or the model file's)."""
+    extra = ["--inference-settings", json.dumps({"scales": [0.5, 1.0]})]
+    out = tmp_path / "out"
+    if config:
+        assert predict(run_dir, images, out, *extra) == 2
+    else:
+        assert main(["predict-panoptic", "--run", str(run_dir), "--images", str(images), "--out", str(out),
+                     *extra, *CPU]) == 2
+    err = capsys.readouterr().err
+    size_from = "data.height x data.width" if config else f"recorded in {run_dir / 'semantic' / 'model.pt'}"
+    assert (f"--inference-settings (inference): invalid config: inference.scales has 0.5, which makes the 32x64 "
+            f"working image ({size_from}) 16x32 pixels, under 32 pixels a side, the instance model's output stride") in err
+    assert "fix: use scales of at least 1 for a 32x64 working image, or predict at a larger working size" in err
+    assert "Traceback" not in err and err.count("error:") == 1 and not out.exists()
+
+
 def test_a_missing_run_folder_or_model_is_named(images, tmp_path, capsys):
     (tmp_path / "config.yaml").write_text("{}")
     assert predict(tmp_path / "round9", images, tmp_path / "out") == 2

@@ -177,3 +177,86 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     """Write a text file (CSV, Markdown, JSON) atomically."""
     with atomic_output(path) as tmp:
         tmp.write_text(text)
+
+
+def _manifest_files(path: Path) -> set[str] | None:
+    """The file names a file-set manifest lists; None without a readable one."""
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    listed = content.get("files") if isinstance(content, dict) and content.get("written_by") == "selfpanoptic" else None
+    return set(listed) if isinstance(listed, list) else None
+
+
+def check_files_replaceable(folder: str | Path, names: list[str], manifest: str, option: str = "output") -> None:
+    """Refuse a set of files to add to a shared ``folder`` when one would replace what selfpanoptic did not write.
+
+    Unlike a folder output, the folder may hold anything else; only the files ``names`` are
+    checked. An existing one is replaced only when the set's ``manifest`` (a file in the folder
+    that lists, like :data:`MARKER`, the files an earlier run of the same writer wrote) lists it.
+
+    Raises
+    ------
+    InputError
+        When ``folder`` is a file or a folder output of another command (it has a :data:`MARKER`),
+        when ``manifest`` exists but is not one selfpanoptic wrote, or when one of ``names`` exists
+        and is a folder or is not listed in ``manifest``.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{option} must be a folder, but this is a file", folder,
+                         "give a folder (it is created if missing), or remove the file yourself")
+    if not folder.exists():
+        return
+    if (folder / MARKER).exists():
+        raise InputError(f"{option} is a folder another selfpanoptic command writes whole ({MARKER}); "
+                         "files added to it would be lost or block that command", folder, "give another folder")
+    listed = _manifest_files(folder / manifest)
+    if listed is None and (folder / manifest).exists():
+        raise InputError(f"{option} holds {manifest}, which is not a list selfpanoptic wrote", folder / manifest,
+                         "move or delete it yourself")
+    present = [n for n in names if (folder / n).is_symlink() or (folder / n).exists()]
+    foreign = [n for n in present if ((folder / n).is_dir() and not (folder / n).is_symlink()) or n not in (listed or ())]
+    if foreign:
+        shown = ", ".join(foreign[:SHOWN]) + (f" and {len(foreign) - SHOWN} more" if len(foreign) > SHOWN else "")
+        raise InputError(f"{option} holds {shown}, which selfpanoptic did not write there; it would be replaced",
+                         folder, "give another folder, or move those files away (or delete them) yourself")
+
+
+@contextlib.contextmanager
+def atomic_files(folder: str | Path, names: list[str], manifest: str, option: str = "output") -> Iterator[dict[str, Path]]:
+    """Yield ``{name: temporary path}`` to write the files ``names`` of ``folder`` to; move them all into place
+    only when every one was written.
+
+    :func:`check_files_replaceable` is checked before and again after the writing (files may have
+    appeared meanwhile). The ``manifest`` is written before the renames and lists the new files
+    and those an earlier run wrote that still exist, so an interrupted rename never leaves a file
+    a rerun may not replace. On any exception the temporaries, and ``folder`` if this made it
+    and it is empty, are removed.
+    """
+    folder = Path(folder)
+    check_files_replaceable(folder, names, manifest, option)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    temporaries = {name: temporary_sibling(folder / name) for name in names}
+    try:
+        yield temporaries
+        missing = [name for name, tmp in temporaries.items() if not tmp.is_file()]
+        if missing:
+            raise RuntimeError(f"atomic_files: nothing was written to {missing}")
+        check_files_replaceable(folder, names, manifest, option)
+        earlier = {n for n in _manifest_files(folder / manifest) or () if (folder / n).exists()}
+        atomic_write_text(folder / manifest, json.dumps({"written_by": "selfpanoptic",
+                                                         "files": sorted(earlier | set(names))}, indent=0) + "\n")
+        for name, tmp in temporaries.items():
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, folder / name)
+    except BaseException:
+        for tmp in temporaries.values():
+            _remove(tmp)
+        if created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise

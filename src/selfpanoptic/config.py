@@ -19,7 +19,8 @@ import jsonschema
 import yaml
 
 from .config_checks import (TRANSFORMER_OUTPUT_STRIDE, check_finite, check_globs, check_inference, check_key_names,
-                            check_models, check_results, check_warmup, is_resnet, train_sections)
+                            check_layout_keys, check_models, check_results, check_scales, check_splits, check_warmup,
+                            is_resnet, train_sections)
 from .config_sources import read_config_file, type_hint
 from .errors import InputError
 
@@ -103,6 +104,8 @@ def validate_config(config: dict[str, Any] | None, source: str | Path = "config"
     check_inference(config, source)
     if not sections_only:
         _check_scales(config, source)
+    check_layout_keys(config, source, load_schema())  # before check_globs: an ignored glob needs no fixing
+    check_splits(config, source)
     check_globs(config, source)
     check_results(config, source)
     _check_seeds(config, source)
@@ -233,20 +236,28 @@ INSTANCE_OUTPUT_STRIDE = 32
 """Output stride of the instance model's encoder (:class:`~selfpanoptic.models.unet.EmbeddingUNet`)."""
 
 
+def model_stride(semantic_model: dict[str, Any], instances: bool) -> tuple[int, str]:
+    """The output stride of the models that predict, and which model's it is: the semantic
+    model's (``semantic_model``: a ``semantic.model`` section, or a model file's spec), or 32, the
+    instance model's, when ``instances`` (instance models predict too) and it is larger."""
+    stride, model = semantic_model["output_stride"], "the semantic model's (semantic.model.output_stride)"
+    if not is_resnet(semantic_model["backbone"]):
+        stride, model = TRANSFORMER_OUTPUT_STRIDE, f"the {semantic_model['backbone']} encoder's"
+    if instances and INSTANCE_OUTPUT_STRIDE > stride:
+        stride, model = INSTANCE_OUTPUT_STRIDE, "the instance model's"
+    return stride, model
+
+
 def smallest_scale(config: dict[str, Any]) -> tuple[float, int, str]:
     """The smallest ``inference.scales`` entry a validated config's models can run at.
 
     A scale must leave each side of the working image (``data.height`` x ``data.width``) at least
-    the output stride of the models that predict (``semantic.model.output_stride``; 32, the
-    instance model's, with instance stages), or the whole side when it is shorter: below that the
-    deepest features cover less than one cell per side. Returns ``(scale, stride, model)``.
+    the output stride of the models that predict (:func:`model_stride`), or the whole side when it
+    is shorter: below that the deepest features cover less than one cell per side. Returns
+    ``(scale, stride, model)``.
     """
     height, width = config["data"]["height"], config["data"]["width"]
-    stride, model = config["semantic"]["model"]["output_stride"], "the semantic model's (semantic.model.output_stride)"
-    if not is_resnet(config["semantic"]["model"]["backbone"]):
-        stride, model = TRANSFORMER_OUTPUT_STRIDE, f"the {config['semantic']['model']['backbone']} encoder's"
-    if has_instances(config) and INSTANCE_OUTPUT_STRIDE > stride:
-        stride, model = INSTANCE_OUTPUT_STRIDE, "the instance model's"
+    stride, model = model_stride(config["semantic"]["model"], has_instances(config))
     return max(min(stride, height) / height, min(stride, width) / width), stride, model
 
 
@@ -254,19 +265,9 @@ def _check_scales(config: dict[str, Any], source: str | Path) -> None:
     """Refuse ``inference.scales`` that shrink the working image below the models' output stride
     (see :func:`smallest_scale`); predictions are upsampled to their output size afterwards, so a
     full-resolution output does not change what the models see."""
-    height, width = config["data"]["height"], config["data"]["width"]
-    smallest, stride, model = smallest_scale(config)
-    for scale in config["inference"]["scales"]:
-        scaled = (round(height * scale), round(width * scale))
-        if scaled[0] >= min(stride, height) and scaled[1] >= min(stride, width):
-            continue
-        raise InputError(
-            f"invalid config: inference.scales has {scale}, which makes the {height}x{width} working image "
-            f"(data.height x data.width) {scaled[0]}x{scaled[1]} pixels, under {stride} pixels a side, "
-            f"{model} output stride",
-            source, f"use scales of at least {smallest:.4g} for a {height}x{width} working image, "
-                    "or raise data.height and data.width",
-        )
+    stride, model = model_stride(config["semantic"]["model"], has_instances(config))
+    check_scales(config["inference"]["scales"], (config["data"]["height"], config["data"]["width"]), stride, model,
+                 source)
 
 
 MAX_SEED = 2**31 - 1

@@ -2,8 +2,10 @@
 :class:`~selfpanoptic.errors.InputError` that names the key and the fix.
 
 :func:`selfpanoptic.config.validate_config` runs them: keys YAML read as booleans or numbers,
-NaN and infinity, sliding-window gaps, stochastic depth on a ResNet, absolute globs, a ``results``
-folder that is no folder of its own, warm-ups longer than their training.
+NaN and infinity, sliding-window gaps, inference scales under the models' output stride,
+stochastic depth on a ResNet, image-folder keys on a fixed-layout dataset, absolute globs, split
+names an image-folder target shares, a ``results`` folder that is no folder of its own, warm-ups
+longer than their training.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from typing import Any
 from .config_sources import yaml_reading
 from .errors import InputError
 
-__all__ = ["TRANSFORMER_OUTPUT_STRIDE", "check_finite", "check_globs", "check_inference", "check_key_names",
-           "check_models", "check_results", "check_warmup", "is_resnet", "train_sections"]
+__all__ = ["IMAGE_FOLDER_KEYS", "TRANSFORMER_OUTPUT_STRIDE", "check_finite", "check_globs", "check_inference",
+           "check_key_names", "check_layout_keys", "check_models", "check_results", "check_scales", "check_splits",
+           "check_warmup", "is_resnet", "train_sections"]
 
 
 def check_key_names(value: Any, path: str, source: str | Path) -> None:
@@ -63,6 +66,25 @@ def check_inference(config: dict[str, Any], source: str | Path) -> None:
             )
 
 
+def check_scales(scales: list[float], size: tuple[int, int], stride: int, model: str, source: str | Path,
+                 size_from: str = "data.height x data.width", larger: str = "raise data.height and data.width") -> None:
+    """Refuse ``inference.scales`` that shrink the ``size`` working image below ``stride``, the
+    output stride of ``model`` (or below the whole side when it is shorter): the deepest features
+    would cover less than one cell per side. ``size_from`` says where the size comes from,
+    ``larger`` how to raise it."""
+    height, width = size
+    for scale in scales:
+        scaled = (round(height * scale), round(width * scale))
+        if scaled[0] >= min(stride, height) and scaled[1] >= min(stride, width):
+            continue
+        smallest = max(min(stride, height) / height, min(stride, width) / width)
+        raise InputError(
+            f"invalid config: inference.scales has {scale}, which makes the {height}x{width} working image "
+            f"({size_from}) {scaled[0]}x{scaled[1]} pixels, under {stride} pixels a side, {model} output stride",
+            source, f"use scales of at least {smallest:.4g} for a {height}x{width} working image, or {larger}",
+        )
+
+
 TRANSFORMER_OUTPUT_STRIDE = 32
 """Output stride of every transformer encoder (``mit_b*``, ``dinov2_*``): they are not dilated."""
 
@@ -82,6 +104,50 @@ def check_models(config: dict[str, Any], source: str | Path) -> None:
                 f"{model['backbone']} has no stochastic depth", source,
                 f"set {section}.model.drop_path to 0, or choose a transformer backbone (mit_b0 ... mit_b5, dinov2_vits14, "
                 "dinov2_vitb14)")
+
+
+IMAGE_FOLDER_KEYS: tuple[str, ...] = ("train_glob", "val_glob", "val_labels")
+"""Keys that choose the files of a dataset of format ``images``; the other formats ignore them."""
+
+LAYOUTS = {"cityscapes": "leftImg8bit/<split>/ and gtFine/<split>/ below its root"}
+"""Where a fixed-layout format finds its files, for messages."""
+
+
+def check_layout_keys(config: dict[str, Any], source: str | Path, schema: dict[str, Any]) -> None:
+    """A fixed-layout dataset (``format: cityscapes``) finds its files itself: refuse the
+    :data:`IMAGE_FOLDER_KEYS` it would silently ignore. Only values other than the schema's
+    defaults (``schema``: the config schema) count as set, so that the defaults stay valid."""
+    for name, dataset in config["datasets"].items():
+        fmt = dataset.get("format")
+        if fmt in (None, "images"):  # synthia and gta: one layout, and none of these keys
+            continue
+        defaults = schema["properties"]["datasets"]["properties"][name]["properties"]
+        given = [key for key in IMAGE_FOLDER_KEYS if key in dataset and dataset[key] != defaults[key].get("default")]
+        if not given:
+            continue
+        keys = " and ".join(f"datasets.{name}.{key} ({dataset[key]!r})" for key in given)
+        layout = LAYOUTS.get(fmt, "its fixed layout below its root")
+        raise InputError(
+            f"invalid config: {keys} {'is' if len(given) == 1 else 'are'} set, but datasets.{name}.format {fmt} finds "
+            f"its files itself ({layout}; splits by train_split and val_split), so {'it' if len(given) == 1 else 'they'} "
+            "would be ignored", source,
+            f"remove {' and '.join(f'datasets.{name}.{key}' for key in given)}, or set datasets.{name}.format: images "
+            "to choose the files by glob")
+
+
+def check_splits(config: dict[str, Any], source: str | Path) -> None:
+    """An ``images`` target's ``train_split`` and ``val_split`` name the index and cache of
+    ``train_glob`` and ``val_glob``: one name for both would read the train glob for both splits
+    and silently drop ``val_glob`` and ``val_labels``."""
+    target = config["datasets"]["target"]
+    if target["format"] != "images" or target["train_split"] != target["val_split"]:
+        return
+    raise InputError(
+        f"invalid config: datasets.target.train_split and datasets.target.val_split are both "
+        f"{target['train_split']!r}; with format images they name the results of train_glob and val_glob, "
+        "which would share one index and cache", source,
+        "give them different names, e.g. train and val (to self-train on the val images, set "
+        "datasets.target.train_glob to datasets.target.val_glob)")
 
 
 def check_globs(config: dict[str, Any], source: str | Path) -> None:

@@ -24,6 +24,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .atomic import MARKER
+from .data.images import IMAGE_SUFFIXES
+from .errors import InputError
 from .formats.cityscapes_ids import cityscapes_categories
 from .formats.instance_files import write_instance_prediction
 from .formats.semantic_png import write_semantic_prediction
@@ -32,7 +35,39 @@ from .panoptic import Predictor, fuse, write_panoptic_files
 from .settings import FusionSettings
 from .pngio import image_size, read_rgb, write_png
 
-__all__ = ["image_entries", "predict_image_folder"]
+__all__ = ["check_image_links", "image_entries", "predict_image_folder"]
+
+SHOWN_LINKS = 5
+"""Broken links listed in a message."""
+
+
+def check_image_links(folder: str | Path, exclude: str | Path | None = None) -> None:
+    """Refuse image links below ``folder`` that point to no file (dangling, or a loop).
+
+    :func:`selfpanoptic.data.images.image_folder` lists files only, so such a link would be left
+    out silently, while an image file that cannot be read stops the command: a broken link is
+    refused as an unreadable image is. Links below ``exclude`` or below a finished output (its
+    :data:`~selfpanoptic.atomic.MARKER`) are left out, as ``image_folder`` leaves them.
+
+    Raises
+    ------
+    InputError
+        Naming the links (the first few) and where each points.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return  # image_folder says what is wrong with it
+    broken = sorted(path for path in folder.rglob("*")
+                    if path.suffix.lower() in IMAGE_SUFFIXES and path.is_symlink() and not path.exists())
+    skipped = {Path(exclude).absolute()} if exclude is not None else set()
+    broken = [path for path in broken if not skipped.intersection([path.absolute(), *path.absolute().parents])
+              and not any((folder / sub / MARKER).is_file() for sub in path.relative_to(folder).parents[:-1])]
+    if not broken:
+        return
+    shown = "\n".join(f"  {path} -> {path.readlink()}" for path in broken[:SHOWN_LINKS])
+    more = f"\n  ... and {len(broken) - SHOWN_LINKS} more" if len(broken) > SHOWN_LINKS else ""
+    raise InputError(f"{len(broken)} image link(s) below this folder point to no file:\n{shown}{more}", folder,
+                     "restore the files they point to, or remove the links")
 
 
 def image_entries(images: list[tuple[str, Path]]) -> list[dict]:

@@ -6,7 +6,8 @@ round, the oracle as a dashed line), ``iou_per_class.png`` (per-class IoU bars b
 ``overlays_<run>.png`` per run (image, ground truth, semantic prediction, panoptic prediction) and,
 from the ablation table, ``ablation_by_round.png`` (:mod:`selfpanoptic.report_ablation`).
 A semantic-only run (``mixing.sources: [gta]``: no instance or panoptic tables, no panoptic
-folders) gets the semantic parts alone.
+folders) gets the semantic parts alone. The folder is shared with other outputs: the report adds
+its files all at once, and replaces only files an earlier report wrote (:data:`MANIFEST`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from .atomic import atomic_output, atomic_write_text  # noqa: E402
+from .atomic import atomic_files, atomic_output, check_files_replaceable, check_output_paths  # noqa: E402
 from .classes import CLASS_NAMES, THING_TRAIN_IDS  # noqa: E402
 from .colours import colourise  # noqa: E402
 from .errors import InputError  # noqa: E402
@@ -34,6 +35,10 @@ from .translation import FIDELITY_COLUMNS  # noqa: E402
 from .metrics.ablation import read_ablation  # noqa: E402
 from .metrics.table import NAMED_RUNS, read_metrics, round_index, round_title, run_order  # noqa: E402
 from .report_ablation import ablation_section, plot_ablation_by_round  # noqa: E402
+
+MANIFEST = ".selfpanoptic-report.json"
+"""The list, in the report's folder, of the files the report wrote there: a later report may
+replace exactly those. The folder is shared with other outputs, so it gets no folder MARKER."""
 
 
 def _runs(table: pd.DataFrame) -> list[str]:
@@ -231,47 +236,88 @@ def write_report(table: pd.DataFrame, out_dir: Path, overlay_files: dict[str, st
     return "\n".join(parts)
 
 
-def build_report(
-    metrics_csv: str | Path, out_dir: str | Path, cache_path: str | Path, runs: dict[str, tuple[str, str | None]],
-    overlays: int, generated: dict[str, str] | None = None, translation: tuple[str, str] | None = None,
-    ablation_csv: str | Path | None = None,
-) -> None:
-    """Everything under ``out_dir``; ``runs`` maps a run label to (semantic prediction, panoptic folder
-    or None for a semantic-only run), ``generated`` a run label to its co-learning figure
-    (``co_learning.png``), linked from the page; ``translation``: (label-fidelity CSV, sample
-    grid PNG) of label-to-image translation, or None; ``ablation_csv``: the ablation table
-    (``selfpanoptic ablation``), or None."""
-    out_dir = Path(out_dir)
-    table = read_metrics(metrics_csv)  # checked before anything is written
-    ablation = read_ablation(ablation_csv) if ablation_csv is not None else None
-    translation_lines = None
-    if translation is not None:
-        table_path, grid = translation
-        for path in (table_path, grid):
-            if not Path(path).is_file():
-                raise InputError("translation output does not exist", path, "run the label_fidelity rule that writes it")
-        fidelity = pd.read_csv(table_path)
-        if list(fidelity.columns) != FIDELITY_COLUMNS:
-            raise InputError("not a label-fidelity table", table_path, "give the CSV that label-fidelity writes")
-        translation_lines = translation_section(fidelity, os.path.relpath(grid, out_dir))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    plot_metrics_by_round(table, out_dir / "metrics_by_round.png")
-    plot_iou_per_class(table, out_dir / "iou_per_class.png")
-    ablation_lines = None
-    if ablation is not None:
-        plot_ablation_by_round(ablation, out_dir / "ablation_by_round.png")
-        ablation_lines = ablation_section(ablation, "ablation_by_round.png")
-    overlay_files = {}
-    for run, (semantic, panoptic) in runs.items():
+def report_files(runs: dict, ablation: bool) -> dict[str, str]:
+    """The files the report writes into its folder: ``{what: file name}``, what being a figure
+    name or ``overlays <run>``; refuses a run label that cannot be part of a file name."""
+    names = {"page": "report.md", "by_round": "metrics_by_round.png", "per_class": "iou_per_class.png"}
+    if ablation:
+        names["ablation"] = "ablation_by_round.png"
+    for run in runs:
         name = f"overlays_{run}.png"
-        panoptic_dir = None if panoptic is None else Path(panoptic)
-        overlay_figure(Path(cache_path), Path(semantic), panoptic_dir, overlays, out_dir / name, f"target val, {run}")
-        overlay_files[run] = name
+        if Path(name).name != name or "\\" in name:
+            raise InputError(f"the run label {run!r} cannot be part of a file name (overlays_<label>.png)", None,
+                             "give --run a label without '/' (round0, oracle, ...)")
+        names[f"overlays {run}"] = name
+    return names
+
+
+def _check_targets(out_dir: Path, names: list[str], inputs: dict[str, list]) -> None:
+    """Refuse, before any work, a report file that would replace an input or a file selfpanoptic did not write."""
+    given = {option: [Path(p) for p in paths if p is not None] for option, paths in inputs.items()}
+    check_files_replaceable(out_dir, names, MANIFEST, "--out-dir")
+    check_output_paths({f"--out-dir's {name}": (out_dir / name, False) for name in names}, given)
+
+
+def _translation_lines(translation: tuple[str, str] | None, out_dir: Path) -> list[str] | None:
+    """The translation section's lines from (label-fidelity CSV, sample grid), checked; None without."""
+    if translation is None:
+        return None
+    table_path, grid = translation
+    for path in (table_path, grid):
+        if not Path(path).is_file():
+            raise InputError("translation output does not exist", path, "run the label_fidelity rule that writes it")
+    fidelity = pd.read_csv(table_path)
+    if list(fidelity.columns) != FIDELITY_COLUMNS:
+        raise InputError("not a label-fidelity table", table_path, "give the CSV that label-fidelity writes")
+    return translation_section(fidelity, os.path.relpath(grid, out_dir))
+
+
+def _generated_figures(generated: dict[str, str] | None, out_dir: Path) -> dict[str, str]:
+    """The co-learning figures by run, as paths relative to ``out_dir``; each must exist."""
     figures = {}
     for run, figure in (generated or {}).items():
         if not Path(figure).is_file():
             raise InputError("co-learning figure does not exist", figure,
                              "run the training stage with co_learning enabled that writes it")
         figures[run] = os.path.relpath(figure, out_dir)
-    atomic_write_text(out_dir / "report.md", write_report(table, out_dir, overlay_files, figures, translation_lines,
-                                                            ablation_lines))
+    return figures
+
+
+def build_report(
+    metrics_csv: str | Path, out_dir: str | Path, cache_path: str | Path, runs: dict[str, tuple[str, str | None]],
+    overlays: int, generated: dict[str, str] | None = None, translation: tuple[str, str] | None = None,
+    ablation_csv: str | Path | None = None,
+) -> None:
+    """The files of :func:`report_files` in ``out_dir``; ``runs`` maps a run label to (semantic prediction, panoptic
+    folder or None for a semantic-only run), ``generated`` a run label to its co-learning figure
+    (``co_learning.png``), linked from the page; ``translation``: (label-fidelity CSV, sample
+    grid PNG) of label-to-image translation, or None; ``ablation_csv``: the ablation table
+    (``selfpanoptic ablation``), or None.
+
+    ``out_dir`` is shared with other outputs (results/summary), so the report adds its files all
+    at once or none (:func:`~selfpanoptic.atomic.atomic_files`) and replaces only files an earlier
+    report wrote (listed in :data:`MANIFEST`)."""
+    out_dir = Path(out_dir)
+    names = report_files(runs, ablation_csv is not None)
+    _check_targets(out_dir, list(names.values()), {
+        "--metrics": [metrics_csv], "--data": [cache_path], "--ablation": [ablation_csv],
+        "--run": [p for pair in runs.values() for p in pair], "--generated": list((generated or {}).values()),
+        "--translation": list(translation or ())})
+    table = read_metrics(metrics_csv)  # inputs are checked before anything is written
+    ablation = read_ablation(ablation_csv) if ablation_csv is not None else None
+    translation_lines = _translation_lines(translation, out_dir)
+    figures = _generated_figures(generated, out_dir)
+    with atomic_files(out_dir, list(names.values()), MANIFEST, "--out-dir") as tmp:
+        plot_metrics_by_round(table, tmp[names["by_round"]])
+        plot_iou_per_class(table, tmp[names["per_class"]])
+        ablation_lines = None
+        if ablation is not None:
+            plot_ablation_by_round(ablation, tmp[names["ablation"]])
+            ablation_lines = ablation_section(ablation, names["ablation"])
+        for run, (semantic, panoptic) in runs.items():
+            panoptic_dir = None if panoptic is None else Path(panoptic)
+            overlay_figure(Path(cache_path), Path(semantic), panoptic_dir, overlays, tmp[names[f"overlays {run}"]],
+                           f"target val, {run}")
+        overlay_files = {run: names[f"overlays {run}"] for run in runs}
+        tmp[names["page"]].write_text(write_report(table, out_dir, overlay_files, figures, translation_lines,
+                                                   ablation_lines))

@@ -71,6 +71,7 @@ def setup_workflow(merged: dict[str, Any], layers: list[dict[str, Any]],
     target, toy = config["datasets"]["target"], config["toy"]["enabled"]
     train_labelled = target_split_labelled(target, "train", toy)
     val_labelled = target_split_labelled(target, "val", toy)
+    notes += _same_images_notes(target, config["oracle"] and train_labelled)
     translation = config["translation"]
     if config["mixing"]["translated"] > 0 and translation["labels_from"] == "ground_truth" and not train_labelled:
         raise InputError("translation.labels_from is ground_truth, but the target train split has no labels", SOURCE,
@@ -92,6 +93,20 @@ def setup_workflow(merged: dict[str, Any], layers: list[dict[str, Any]],
             raise InputError(f"{'.'.join(keys)}.train.validate_every > 0 validates on the target val labels, which "
                              "this target lacks", SOURCE, "set it to 0 (in experiments too), or give the val split labels")
     return WorkflowSetup(config, plan, has_instances(config), train_labelled, val_labelled, notes)
+
+
+def _same_images_notes(target: dict[str, Any], oracle: bool) -> list[str]:
+    """A warning when the target's train and val images are the same (split names for cityscapes,
+    globs for an image folder): allowed, as transductive adaptation does it on purpose, but its
+    scores are then not held-out (nor the oracle's, when there is one)."""
+    keys = ("train_glob", "val_glob") if target["format"] == "images" else ("train_split", "val_split")
+    if target[keys[0]] != target[keys[1]]:
+        return []
+    also = " (and the oracle from their labels)" if oracle else ""
+    return [f"selfpanoptic: warning: datasets.target.{keys[0]} and datasets.target.{keys[1]} are both "
+            f"{target[keys[0]]!r}: self-training learns from the very images it is scored on{also}, so the scores "
+            f"are not held-out (transductive adaptation); give datasets.target.{keys[1]} other images for held-out "
+            "scores"]
 
 
 def _check_no_ground_truth_guidance(plan: RunPlan) -> None:

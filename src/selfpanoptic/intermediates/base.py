@@ -18,6 +18,28 @@ def _stage(h5: h5py.File) -> str:
     return stage.decode() if isinstance(stage, bytes) else str(stage)
 
 
+def _is_foreign(path: str | Path) -> bool:
+    """Whether ``path`` is an HDF5 file selfpanoptic did not write: neither a ``stage`` nor a
+    ``complete`` attribute (an interrupted write of selfpanoptic has both, ``complete`` False)."""
+    try:
+        with h5py.File(path, "r") as h5:
+            return "stage" not in h5.attrs and "complete" not in h5.attrs
+    except OSError:
+        return False
+
+
+def _open_h5(path: str | Path, fix: str) -> h5py.File:
+    """:func:`~selfpanoptic.h5io.open_intermediate`, telling a foreign HDF5 file (``fix``) from an incomplete one."""
+    try:
+        return open_intermediate(path)
+    except InputError:
+        # open_intermediate reads any file without complete=True as an interrupted write
+        if _is_foreign(path):
+            raise InputError("not a selfpanoptic file: it has no provenance attributes (stage, complete), so "
+                             "selfpanoptic did not write it", path, fix) from None
+        raise
+
+
 class Intermediate:
     """An open intermediate file of one kind; a subclass per kind sets the class attributes.
 
@@ -56,11 +78,12 @@ class Intermediate:
         ``expected_from`` (where those ids came from) and ``fix`` (default: :attr:`FIX`).
         ``options`` go to the subclass.
         """
-        h5 = open_intermediate(path)
+        h5 = _open_h5(path, f"give the {cls.KIND} this command expects (see its --help)")
         try:
             stage = _stage(h5)
             if cls.STAGE and stage != cls.STAGE:
-                raise InputError(f"is a {stage!r} file where a {cls.STAGE!r} file ({cls.KIND}) is needed",
+                what = f"is a {stage!r} file" if stage else "is no selfpanoptic file (no stage attribute)"
+                raise InputError(f"{what} where a {cls.STAGE!r} file ({cls.KIND}) is needed",
                                  path, f"give the {cls.KIND} this command expects (see its --help)")
             opened = cls(h5, path, **options)
             if expect_image_ids is not None and list(opened.image_ids) != list(expect_image_ids):
@@ -115,6 +138,10 @@ class Intermediate:
             yield h5
 
 
+AUDIT_FIX = ("audit the HDF5 files selfpanoptic writes: dataset caches (results/data/cache/*.h5), predictions "
+             "and pseudo-labels")
+
+
 def open_any(path: str | Path) -> Intermediate:
     """Open any intermediate (for the audit): the class of its stage, or the generic reader."""
     from .cache import DatasetCache
@@ -123,7 +150,7 @@ def open_any(path: str | Path) -> Intermediate:
 
     kinds = {k.STAGE: k for k in (DatasetCache, SemanticPrediction, InstancePrediction, InstancePseudoLabels,
                                    SemanticPseudoLabels)}
-    h5 = open_intermediate(path)
+    h5 = _open_h5(path, AUDIT_FIX)
     try:
         kind = kinds.get(_stage(h5), Intermediate)
         return kind(h5, path, **({"preload_mb": 0} if kind is DatasetCache else {}))

@@ -52,6 +52,10 @@ def run(args: argparse.Namespace) -> None:
 
     section = settings(args, "data")
     manifest = read_manifest(args.manifest)
+    if manifest.empty:  # an empty cache would only fail later, in training or prediction
+        raise InputError("manifest lists no images (a header but no rows), so the cache would be empty",
+                         args.manifest, "the index found no images: check the dataset root and globs in the config, "
+                         "then rerun `selfpanoptic index` (the index_dataset rule)")
     size = (int(section["height"]), int(section["width"]))
     readers = {}
     for (name, fmt, root, split, options), _ in manifest.groupby(

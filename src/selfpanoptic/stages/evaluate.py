@@ -12,6 +12,7 @@ scripts.
 from __future__ import annotations
 
 import argparse
+import math
 
 HELP = "evaluators of official-format files (semantic, instance, panoptic)"
 PARENTS: list = []
@@ -38,7 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     panoptic.add_argument("--classes", type=int, choices=[19, 16], default=19,
                           help="16: the Synthia protocol (no terrain, truck, train)")
     for task in (semantic, instance, panoptic):
-        task.add_argument("--out", help="JSON file for the results")
+        task.add_argument("--out", help="JSON file for the results; a score that is undefined (NaN, e.g. the IoU of "
+                          "a class in neither ground truth nor prediction, the AP of a class without instances) "
+                          "is written as null")
 
 
 def _min_region_size(value: str, gt_folder: str) -> int:
@@ -54,6 +57,21 @@ def _min_region_size(value: str, gt_folder: str) -> int:
             raise InputError(f"--min-region-size must be a number of pixels or 'scaled', got {value!r}")
         return int(value)
     return min_region_size_for(*pngio.image_size(ground_truth_files(gt_folder, GT_SUFFIX)[0][1]))
+
+
+def json_safe(value):
+    """``value`` with every NaN or infinite float in its nested dicts, lists and tuples made ``None``.
+
+    ``json.dumps`` would write them as ``NaN``/``Infinity``, which are not JSON: strict parsers
+    (e.g. JavaScript's ``JSON.parse``) refuse such a file. Tuples become lists.
+    """
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):  # np.float64 is a float too
+        return None
+    return value
 
 
 def _semantic_table(result: dict) -> str:
@@ -110,4 +128,5 @@ def run(args: argparse.Namespace) -> None:
         raise InputError(str(err), fix=fixes[args.evaluator]) from None
     print(table)
     if args.out:
-        atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
+        # allow_nan=False: a non-finite number json_safe missed (e.g. np.float32) is a bug, not a NaN in the file
+        atomic_write_text(args.out, json.dumps(json_safe(result), indent=2, allow_nan=False) + "\n")

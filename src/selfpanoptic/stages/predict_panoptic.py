@@ -4,7 +4,8 @@
 image below ``--images`` (ids: :mod:`selfpanoptic.data.images`) at its own size, fused as ``fuse-panoptic``
 does (:mod:`selfpanoptic.panoptic`), into ``--out`` (:mod:`selfpanoptic.folder_prediction`), complete or absent.
 The models see each image resized to the working size they were trained at, which their files
-record; ``--config`` or ``--data-settings`` choose another (``data.height``, ``data.width``).
+record; ``--config`` or ``--data-settings`` choose another (``data.height``, ``data.width``), and
+``inference.scales`` that shrink it below the run's models' output stride are refused before any work.
 ``--out`` is a new folder, an empty one, or one this command wrote before (replaced whole): a
 folder holding anything else, or holding an input, is refused before any work.
 """
@@ -34,8 +35,8 @@ def run(args: argparse.Namespace) -> None:
 
     from ..atomic import atomic_output
     from ..data.images import image_folder
-    from ..folder_prediction import image_entries, predict_image_folder
-    from ..models import model_from_file
+    from ..folder_prediction import check_image_links, image_entries, predict_image_folder
+    from ..models import load_model_file, model_from_file
     from ..panoptic import Predictor
     from ..settings import FusionSettings, InferenceSettings
     from ._instances import load_instance_groups, prediction_clustering
@@ -43,12 +44,15 @@ def run(args: argparse.Namespace) -> None:
     instance, inference = settings(args, "instance"), settings(args, "inference")
     fusion, run_dir = FusionSettings.from_config(settings(args, "panoptic")), Path(args.run)
     semantic = _semantic_model_file(run_dir)
-    size = _working_size(args, semantic)
+    saved, instance_files = load_model_file(semantic, "semantic"), sorted(run_dir.glob("instance/*/model.pt"))
+    size, size_from = _working_size(args, semantic, saved)
+    _check_scales(args, inference["scales"], size, size_from, saved["spec"], bool(instance_files))
+    check_image_links(args.images, exclude=args.out)
     images = image_folder(args.images, exclude=args.out)
     entries = image_entries(images)  # an unreadable image stops the command before any model work
     device = torch_setup(args)
     predictor = Predictor(model_from_file(semantic, "semantic").to(device),
-                          load_instance_groups(sorted(run_dir.glob("instance/*/model.pt")), device),
+                          load_instance_groups(instance_files, device),
                           size, device, InferenceSettings.from_config(inference),
                           lambda area_ratio: prediction_clustering(instance, device, area_ratio))
     if not predictor.groups:
@@ -85,18 +89,30 @@ def _semantic_model_file(run_dir):
                      "`snakemake --cores all`")
 
 
-def _working_size(args: argparse.Namespace, semantic) -> tuple[int, int]:
-    """(height, width) the images are resized to: ``data`` from ``--data-settings``/``--config`` when
-    given, else the size the semantic model was trained at (its file records it)."""
-    from ..models import load_model_file
-
+def _working_size(args: argparse.Namespace, semantic, saved) -> tuple[tuple[int, int], str]:
+    """(height, width) the images are resized to, and where it comes from: ``data`` from
+    ``--data-settings``/``--config`` when given, else the size the semantic model was trained at
+    (``saved``, its file's contents, records it)."""
     if args.data_settings or args.config:
         data = settings(args, "data")
-        return data["height"], data["width"]
-    recorded = load_model_file(semantic, "semantic").get("working_size")
+        return (data["height"], data["width"]), "data.height x data.width"
+    recorded = saved.get("working_size")
     if recorded is not None:
-        return int(recorded[0]), int(recorded[1])
+        return (int(recorded[0]), int(recorded[1])), f"recorded in {semantic}"
     data = settings(args, "data")
     print(f"{semantic}: the model file records no working size; predicting at the default "
           f"{data['height']}x{data['width']} (pass --config with the run's config to choose)", flush=True)
-    return data["height"], data["width"]
+    return (data["height"], data["width"]), "the default data.height x data.width"
+
+
+def _check_scales(args: argparse.Namespace, scales, size, size_from: str, spec, instances: bool) -> None:
+    """Refuse ``inference.scales`` that shrink the working size below the run's models' output
+    stride, as the validation of a whole config does: inline settings are validated alone, and
+    the working size may come from the model file, so neither is checked against the other."""
+    from ..config import model_stride
+    from ..config_checks import check_scales
+
+    stride, model = model_stride(spec, instances)
+    source = "--inference-settings (inference)" if args.inference_settings else args.config or "the default inference"
+    check_scales(scales, size, stride, model, source, size_from,
+                 "predict at a larger working size (--data-settings '{\"height\": H, \"width\": W}')")

@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--translation", nargs=2, metavar=("FIDELITY_CSV", "GRID_PNG"),
                         help="label-to-image translation: the label-fidelity table and the sample grid "
                         "(label-fidelity), shown in a section of their own")
-    parser.add_argument("--out-dir", required=True, help="folder for report.md and the figures")
+    parser.add_argument("--out-dir", required=True, help="folder for report.md and the figures; it may hold other "
+                        "files, but files of these names only when an earlier report wrote them")
 
 
 def run(args: argparse.Namespace) -> None:
