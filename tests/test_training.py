@@ -18,7 +18,7 @@ import torch
 from selfpanoptic.config import validate_config
 from selfpanoptic.h5io import atomic_h5, create_stack, write_strings
 from selfpanoptic.settings import TrainSettings
-from selfpanoptic.train.engine import NonFiniteLossError, train
+from selfpanoptic.train.engine import NonFiniteLossError, TrainResult, rate_text, train
 from selfpanoptic.train.optim import learning_rate_factor
 
 BIN = Path(sys.executable).parent
@@ -47,6 +47,13 @@ def test_learning_rate_schedules():
     assert learning_rate_factor("poly", 5, 10, power=1.0) == pytest.approx(0.5)
     assert learning_rate_factor("cosine", 5, 10) == pytest.approx(0.5)
     assert learning_rate_factor("cosine", 10, 10) == pytest.approx(0.0)
+
+
+
+def test_slow_throughput_is_logged_with_its_significant_digits():
+    """A real-resolution step on a CPU takes seconds: 0.0123 images/s must not print as 0.0."""
+    assert [rate_text(v) for v in (0.0123, 0.04, 1.5, 12.345, 1234.56)] == ["0.0123", "0.04", "1.5", "12.3", "1234.6"]
+    assert "(0.0123 images/s)" in TrainResult(3, 0, 240.0, 0.0123).summary()
 
 
 def test_non_finite_loss_stops_with_the_step(tmp_path):

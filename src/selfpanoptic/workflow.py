@@ -4,10 +4,14 @@
 source protocol, decides which runs exist (an oracle needs target train labels, scores need val
 labels) and plans them (:mod:`selfpanoptic.runs`). It raises :class:`InputError` for anything
 the user must fix, so the workflow stops before the first job; ``notes`` are what it should say.
+Given where the jobs run (:func:`jobs_host`), it also checks what they will need from the machines
+(:mod:`selfpanoptic.preflight`: CUDA for ``device: cuda``, the weight files ``init`` names) and
+lists every such problem, with any missing dataset file, in one error.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,7 @@ from .config_sources import command_line_config
 from .data.labelled import target_split_labelled
 from .data.required import check_required_dataset_files
 from .errors import InputError
+from .preflight import Problem, combined_error, cuda_available, preflight_problems
 from .runs import RunPlan, experiments_like_main, plan_runs
 from .toy.domains import check_toy_roots
 
@@ -50,12 +55,16 @@ class WorkflowSetup:
 
 
 def setup_workflow(merged: dict[str, Any], layers: list[dict[str, Any]],
-                   command_line: dict[str, Any] | None = None) -> WorkflowSetup:
+                   command_line: dict[str, Any] | None = None, jobs: str | None = None) -> WorkflowSetup:
     """Validate and plan the config Snakemake merged from ``layers`` (see :func:`compose_configs`).
 
     ``command_line``: the ``--config`` values as Snakemake parsed them, its last layer; they are
     typed by the schema (:func:`~selfpanoptic.config_sources.command_line_config`: ``seeds=[0,1]``
     arrives as text) and laid over ``merged`` again.
+
+    ``jobs``: where the jobs run, ``here``, ``submitted`` or ``unknown`` (:func:`jobs_host`), to
+    check what they need from the machines (:func:`~selfpanoptic.preflight.preflight_problems`);
+    None (a job's own Snakemake process, or a caller that only plans) skips those checks.
     """
     if command_line is not None:
         command_line = command_line_config(command_line, load_schema())
@@ -65,7 +74,16 @@ def setup_workflow(merged: dict[str, Any], layers: list[dict[str, Any]],
         raise InputError(f"results {config['results']!r} is an existing file, but it must be the folder that receives "
                          "every output", SOURCE, "set results to a folder (a new one is created), or move the file away")
     check_toy_roots(config)
-    check_required_dataset_files(config)
+    try:
+        check_required_dataset_files(config)
+    except InputError as missing:
+        # the datasets decide which runs exist (the oracle), not which models they build: the plan
+        # without oracle names every weight file, so that one message lists all that is missing
+        protocol = protocol_config(config)[0]
+        problems = _host_problems(protocol, plan_runs(protocol, False), jobs)
+        if problems:
+            raise combined_error([Problem.of(missing), *problems], SOURCE) from None
+        raise
     config, note = protocol_config(config)
     notes = [note] if note else []
     target, toy = config["datasets"]["target"], config["toy"]["enabled"]
@@ -92,7 +110,58 @@ def setup_workflow(merged: dict[str, Any], layers: list[dict[str, Any]],
         if not val_labelled and any(validates(run.config, keys) for run in plan.runs.values()):
             raise InputError(f"{'.'.join(keys)}.train.validate_every > 0 validates on the target val labels, which "
                              "this target lacks", SOURCE, "set it to 0 (in experiments too), or give the val split labels")
+    if problems := _host_problems(config, plan, jobs):
+        raise combined_error(problems, SOURCE)
+    if jobs == "unknown" and config["device"] == "cuda":
+        notes.append("selfpanoptic: cannot tell whether the jobs run on this machine or are submitted: device: cuda "
+                     "is not checked here (each job stops at its start without CUDA)")
     return WorkflowSetup(config, plan, has_instances(config), train_labelled, val_labelled, notes)
+
+
+def _host_problems(config: dict[str, Any], plan: RunPlan, jobs: str | None) -> list[Problem]:
+    """:func:`~selfpanoptic.preflight.preflight_problems` with this machine's facts (CUDA asked
+    for only when it matters: importing torch takes a second); none when ``jobs`` is None."""
+    if jobs is None:
+        return []
+    cuda = cuda_available() if jobs == "here" and config["device"] == "cuda" else None
+    return preflight_problems(config, plan, jobs=jobs, cuda=cuda)
+
+
+def jobs_host(workflow: Any) -> str | None:
+    """Where the jobs of the Snakemake ``workflow`` (the Snakefile's ``workflow`` object) run.
+
+    ``here`` (the local executor, dry runs of it included), ``submitted`` (an executor that sends
+    them to other machines: SLURM), ``unknown`` (Snakemake started from its Python API), or None in
+    a job's own Snakemake process (on a cluster node, or a local job's subprocess), which checks
+    nothing again. Snakemake parses the Snakefile before it hands over its executor
+    (``workflow.executor_plugin`` is still None here), so the executor's name is read from the
+    options its command line parsed (``--executor``, or a profile's ``executor:``): the arguments
+    of ``snakemake.cli.args_to_api``, up the call stack. Should a Snakemake release rename it, the
+    answer is ``unknown``: weights are still checked, CUDA is left to the jobs.
+    """
+    if not getattr(workflow, "is_main_process", True):
+        return None
+    name = _command_line_executor()
+    if name is None:
+        return "unknown"
+    try:
+        from snakemake_interface_executor_plugins.registry import ExecutorPluginRegistry
+
+        local = ExecutorPluginRegistry().get_plugin(name).common_settings.local_exec
+    except Exception:  # an executor the registry does not know: Snakemake itself refuses it next
+        return "unknown"
+    return "here" if local else "submitted"
+
+
+def _command_line_executor() -> str | None:
+    """``--executor`` as Snakemake's command line parsed it ("local" by default), None outside it."""
+    frame = inspect.currentframe()
+    while frame is not None:
+        if frame.f_code.co_name == "args_to_api" and frame.f_globals.get("__name__") == "snakemake.cli":
+            executor = getattr(frame.f_locals.get("args"), "executor", None)
+            return executor if isinstance(executor, str) else None
+        frame = frame.f_back
+    return None
 
 
 def _same_images_notes(target: dict[str, Any], oracle: bool) -> list[str]:

@@ -15,7 +15,7 @@ from selfpanoptic.errors import InputError
 from selfpanoptic.gpus import JOBS_PER_GPU_VARIABLE
 from selfpanoptic.provenance import stage_code_hash
 from selfpanoptic.runs import folder_pattern
-from selfpanoptic.workflow import setup_workflow, validates
+from selfpanoptic.workflow import jobs_host, setup_workflow, validates
 
 # Snakemake merged config.yaml, each --configfile and --config key by key; maps whose keys the
 # user chooses (instance.groups, experiments) must come whole from the last layer that sets them.
@@ -29,7 +29,9 @@ try:
             _shown = os.path.relpath(_file)
             read_config_file(_file if _shown.startswith("..") else _shown)
     _layers = [load_configfile(str(f)) for f in workflow.config_settings.configfiles]
-    SETUP = setup_workflow(config, _layers, dict(workflow.config_settings.config))
+    # jobs_host: whether the jobs run here (device: cuda needs CUDA here) or are submitted (SLURM);
+    # every weight file an `init` names is checked either way (shared file system)
+    SETUP = setup_workflow(config, _layers, dict(workflow.config_settings.config), jobs_host(workflow))
 except InputError as err:
     raise WorkflowError(str(err))
 for _note in SETUP.notes:

@@ -8,8 +8,6 @@ the same network DeepLab uses for ResNet-50/101.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import nn
 from torchvision import models as tv_models
@@ -49,10 +47,10 @@ class ResNetEncoder(nn.Module):
             raise InputError(f"unknown backbone {name!r}; choose one of {', '.join(RESNETS)}")
         if output_stride not in (8, 16, 32):
             raise InputError(f"output_stride must be 8, 16 or 32, not {output_stride}")
-        builder, imagenet = RESNETS[name]
+        builder, _ = RESNETS[name]
         net = builder(weights=None)
         if weights == "imagenet":
-            net.load_state_dict(load_imagenet_state(name, imagenet))
+            net.load_state_dict(load_imagenet_state(name))
         if output_stride <= 16:
             _dilate_stage(net.layer4, 2 if output_stride == 16 else 4)
         if output_stride == 8:
@@ -75,18 +73,12 @@ class ResNetEncoder(nn.Module):
         return feats
 
 
-def load_imagenet_state(name: str, weights_enum) -> dict:
-    """torchvision's ImageNet weights from the local torch hub cache; never downloads.
+def load_imagenet_state(name: str) -> dict:
+    """torchvision's ImageNet weights of ``name`` from the local torch hub cache; never downloads.
 
-    No network is assumed: if the file is not cached, raise an error saying where to put it.
+    No network is assumed: a file not in the cache raises the error of
+    :func:`~selfpanoptic.models.pretrained.find_imagenet_file`, saying where to get it and where to put it.
     """
-    url = weights_enum.url
-    cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
-    if not cache.is_file():
-        raise InputError(
-            f"ImageNet weights for {name} are not available offline",
-            cache,
-            f"download {url} on a machine with internet access and copy it to {cache} "
-            "(or set TORCH_HOME), or set the model's `init` to `none` or to a checkpoint path",
-        )
-    return torch.load(cache, map_location="cpu", weights_only=True)
+    from .pretrained import find_imagenet_file
+
+    return torch.load(find_imagenet_file(name), map_location="cpu", weights_only=True)

@@ -6,8 +6,11 @@ keeps its ResNet weights too); ``weights=<path>`` means that file. A missing fil
 file or weights that do not fit raise one :class:`~selfpanoptic.errors.InputError` naming the
 file and the fix.
 
-File names looked up for ``imagenet`` (the first that exists is used):
+File names looked up for ``imagenet`` (the first that exists is used; :func:`resolve_weights`
+tells which file an ``init`` names without reading it):
 
+- ``resnet18`` ... ``resnet101``: torchvision's ImageNet file, by the name torchvision caches it
+  under (e.g. ``resnet101-cd907fc2.pth``).
 - ``mit_b0`` ... ``mit_b5``: ``mit_b{N}.pth``, the SegFormer release (NVlabs/SegFormer, also
   what DAFormer uses; NVIDIA Source Code License, research / evaluation only). ``mit_b5`` also
   takes ``pvt_v2_b5.pth`` (the PVTv2 release, Apache-2.0): PVTv2-B5 has exactly MiT-B5's
@@ -53,29 +56,49 @@ def checkpoint_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
+def _resnet_url(name: str) -> str:
+    """The download address of torchvision's ImageNet weights of ResNet ``name`` (torchvision is
+    imported here, not at module import: only ResNet look-ups need it)."""
+    from .backbones import RESNETS
+
+    return RESNETS[name][1].url
+
+
+def imagenet_file_names(name: str) -> tuple[str, ...]:
+    """The file names ``imagenet`` looks for in :func:`checkpoint_dir`, in order: :data:`IMAGENET_FILES`
+    for a transformer, the name of torchvision's file (as torchvision caches it) for a ResNet."""
+    if name in IMAGENET_FILES:
+        return IMAGENET_FILES[name]
+    return (Path(_resnet_url(name)).name,)
+
+
 def _where_to_get(name: str, target: Path) -> str:
     """The fix of a missing ImageNet file: where to download it and where to put it."""
     if name.startswith("mit_"):
         source = f"{target.name} from {_SEGFORMER}"
         if name == "mit_b5":
             source += f", or the Apache-2.0 PVTv2-B5 file {_PVT_B5} (same network, same keys)"
-    else:
+    elif name.startswith("dinov2_"):
         source = _DINOV2.format(arch=name)
+    else:
+        source = f"{_resnet_url(name)} (torchvision's ImageNet weights)"
     return (f"download {source} on a machine with internet access and copy it to {target} (or set TORCH_HOME, "
             f"or give the file's path instead of `imagenet`), {_NONE}")
 
 
-def find_imagenet_file(name: str) -> Path:
-    """The local ImageNet (DINOv2: LVD-142M) weight file of backbone ``name``; never downloads.
+def find_imagenet_file(name: str, folder: Path | None = None) -> Path:
+    """The local ImageNet (DINOv2: LVD-142M) weight file of backbone ``name``; never downloads, never reads it.
+
+    ``folder``: where to look, :func:`checkpoint_dir` when None.
 
     Raises
     ------
     InputError
-        None of ``IMAGENET_FILES[name]`` is in :func:`checkpoint_dir`; the message names every
-        path looked at and where to get the file.
+        None of :func:`imagenet_file_names` is in ``folder``; the message names every path looked
+        at and where to get the file.
     """
-    folder = checkpoint_dir()
-    candidates = [folder / file_name for file_name in IMAGENET_FILES[name]]
+    folder = checkpoint_dir() if folder is None else Path(folder)
+    candidates = [folder / file_name for file_name in imagenet_file_names(name)]
     for path in candidates:
         if path.is_file():
             return path
@@ -84,16 +107,27 @@ def find_imagenet_file(name: str) -> Path:
                      candidates[0], _where_to_get(name, candidates[0]))
 
 
-def resolve_weights(name: str, weights: str | Path) -> Path | None:
-    """The file that ``weights`` ("none", "imagenet" or a path) names for backbone ``name``; None for "none"."""
+def resolve_weights(name: str, weights: str | Path, folder: Path | None = None) -> Path | None:
+    """The file that ``weights`` ("none", "imagenet" or a path) names for backbone ``name``; None for "none".
+
+    Answers "which file would this load, and where was it looked for" without reading it: the
+    workflow calls it at start for every ``init`` (:mod:`selfpanoptic.preflight`), the encoders
+    before building. ``folder``: where ``imagenet`` looks, :func:`checkpoint_dir` when None.
+
+    Raises
+    ------
+    InputError
+        The file is missing, naming every path looked at and where to get it.
+    """
     if str(weights) == "none":
         return None
     if str(weights) == "imagenet":
-        return find_imagenet_file(name)
+        return find_imagenet_file(name, folder)
     path = Path(weights)
     if not path.is_file():
+        where = folder if folder is not None else checkpoint_dir()
         raise InputError(f"weight file for the {name} encoder does not exist", path,
-                         f"give an existing file, `imagenet` (the released file in {checkpoint_dir()}), {_NONE}")
+                         f"give an existing file, `imagenet` (the released file in {where}), {_NONE}")
     return path
 
 

@@ -104,7 +104,14 @@ class TrainResult:
 
     def summary(self) -> str:
         """One line for the log: steps, wall time, throughput."""
-        return f"{self.steps} steps in {self.seconds:.1f} s ({self.images_per_second:.1f} images/s)"
+        return f"{self.steps} steps in {self.seconds:.1f} s ({rate_text(self.images_per_second)} images/s)"
+
+
+def rate_text(value: float) -> str:
+    """A throughput for the log, to at least 3 significant figures: ``1234.5``, ``12.3``, ``0.0123``
+    (one decimal printed 0.0 below 0.05 images/s, a real-resolution step on a CPU). metrics.csv
+    keeps the number itself."""
+    return f"{value:.1f}" if value >= 100 else f"{value:.3g}"
 
 
 def data_rng(seed: int, step: int) -> np.random.Generator:
@@ -321,7 +328,7 @@ def _train(model, step: TrainingStep, settings, work_dir: Path, identity, device
                    "images_per_s": batch_images / max(elapsed + data_seconds, 1e-9), "data_s": data_seconds}
             metrics.write(row)
             board.log(row)
-            bar.set_postfix(loss=f"{loss_value:.3f}", img_s=f"{row['images_per_s']:.1f}")
+            bar.set_postfix(loss=f"{loss_value:.3f}", img_s=rate_text(row["images_per_s"]))
             bar.update(1)
             done = index + 1
             if visualise and board.wants_images(done):
