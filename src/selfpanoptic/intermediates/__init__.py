@@ -7,6 +7,9 @@ refuses a file of another kind or of other images with one message naming the fi
 - :class:`~.cache.DatasetCache`: images, labels, instances at the working resolution;
 - :class:`~.predictions.SemanticPrediction`, :class:`~.predictions.InstancePrediction`;
 - :class:`~.pseudo_labels.SemanticPseudoLabels`, :class:`~.pseudo_labels.InstancePseudoLabels`.
+
+:class:`~.views.StackView` reads one of a file's stacks per image, like the whole-split array it
+replaces (:mod:`.views`).
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from .base import Intermediate, open_any
 from .cache import DatasetCache
 from .predictions import InstancePrediction, SemanticPrediction
 from .pseudo_labels import InstancePseudoLabels, SemanticPseudoLabels
+from .views import LazyStack, MappedStack, StackView, lazy_stacks
 
 __all__ = [
-    "DatasetCache", "InstancePrediction", "InstancePseudoLabels", "Intermediate", "SemanticPrediction",
-    "SemanticPseudoLabels", "open_any",
+    "DatasetCache", "InstancePrediction", "InstancePseudoLabels", "Intermediate", "LazyStack", "MappedStack",
+    "SemanticPrediction", "SemanticPseudoLabels", "StackView", "lazy_stacks", "open_any",
 ]

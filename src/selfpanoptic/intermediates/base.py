@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Sequence
 
@@ -64,6 +65,7 @@ class Intermediate:
     def __init__(self, h5: h5py.File, path: str | Path):
         self.h5 = h5
         self.path = Path(path)
+        self._pid = os.getpid()  # the process whose handle self.h5 is (see reopen)
         self.image_ids: list[str] = read_strings(h5, "image_ids") if "image_ids" in h5 else []
 
     # reading ---------------------------------------------------------------------------------
@@ -102,6 +104,20 @@ class Intermediate:
 
     def __contains__(self, name: str) -> bool:
         return name in self.h5
+
+    def read(self, key: str, index: int):
+        """One image's array of stack ``key`` (image ``index``): one chunk read from the file."""
+        return self.h5[key][index]
+
+    def reopen(self) -> None:
+        """Give this process its own HDF5 handle (a data-loading worker after a fork); once per process.
+
+        The inherited handle is dropped, not closed: closing it could touch state the parent
+        process still uses. A second call in the same process keeps the handle it has.
+        """
+        if self._pid != os.getpid():
+            self.h5 = h5py.File(self.path, "r")
+            self._pid = os.getpid()
 
     def close(self) -> None:
         self.h5.close()

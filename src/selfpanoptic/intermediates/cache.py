@@ -53,13 +53,9 @@ class DatasetCache(Intermediate):
             self._memory = {key: h5[key][()] for key in stacks}
 
     def reopen(self) -> None:
-        """Give this process its own HDF5 handle (a data-loading worker after a fork).
-
-        A preloaded cache needs none. The inherited handle is dropped, not closed: closing it
-        could touch state the parent process still uses.
-        """
+        """Give this process its own HDF5 handle (:meth:`.Intermediate.reopen`); a preloaded cache needs none."""
         if self._memory is None:
-            self.h5 = h5py.File(self.path, "r")
+            super().reopen()
 
     @property
     def labelled(self) -> bool:

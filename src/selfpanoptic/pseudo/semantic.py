@@ -15,6 +15,7 @@ import torch
 
 from ..augment.normalise import normalise_unit
 from ..augment.views import make_views, warp_to_reference
+from ..intermediates import MappedStack
 from ..settings import GuidanceSettings, PseudoLabelSettings
 from .guidance import refine_with_instances, sample_instances
 from .thresholds import PRIOR_INITIAL, align_to_reference, alignment_weights, class_thresholds, pseudo_labels_from_probs
@@ -114,22 +115,25 @@ def make_pseudo_labels(
     return PseudoLabels(labels, before, argmax, confidence, thresholds, views, probs)
 
 
-def guidance_instances(
-    mode: str, gt_instance_fraction: float, ground_truth: np.ndarray | None, predicted: np.ndarray | None, seed: int,
-) -> np.ndarray | None:
-    """Instance maps ``(N, H, W)`` int32 that guide a round's pseudo-labels, or None.
+def guidance_instances(mode: str, gt_instance_fraction: float, ground_truth, predicted, seed: int):
+    """The instance maps that guide a round's pseudo-labels, read per image, or None.
 
     ``mode``: the round's guidance (:func:`selfpanoptic.config.guidance_mode`): ``"none"``;
     ``"predicted"``: ``predicted``, round r-1's instance prediction on the images; or
     ``"ground_truth"``: their true instances ``ground_truth``, of which each image keeps
-    ``gt_instance_fraction``, drawn once per image from ``(seed, image index)``, so the same
-    annotations guide every step of the round.
+    ``gt_instance_fraction``, drawn from ``(seed, image index)`` alone, so the same annotations
+    guide every step of the round however often, and in whichever process, an image is read.
+    ``ground_truth`` and ``predicted`` are ``(N, H, W)`` arrays or per-image views of a file
+    (:class:`~selfpanoptic.intermediates.StackView`). Returns a
+    :class:`~selfpanoptic.intermediates.MappedStack` indexed like an ``(N, H, W)`` int32 array
+    (``guides[i]``, ``guides[a:b]``): each image is read and made when asked for, so only the
+    images of a batch are held, never the split.
     """
     if mode == "none":
         return None
     if mode == "ground_truth":
-        return np.stack([
-            sample_instances(ground_truth[i].astype(np.int32), gt_instance_fraction, np.random.default_rng([seed, i]))
-            for i in range(len(ground_truth))
-        ])
-    return predicted.astype(np.int32)
+        def keep_fraction(i: int, instances: np.ndarray) -> np.ndarray:
+            return sample_instances(instances.astype(np.int32), gt_instance_fraction, np.random.default_rng([seed, i]))
+
+        return MappedStack(ground_truth, keep_fraction, np.int32)
+    return MappedStack(predicted, lambda i, instances: instances.astype(np.int32), np.int32)

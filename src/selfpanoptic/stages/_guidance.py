@@ -36,16 +36,21 @@ def source_shares(alignment: float, path: str | None):
     return torch.from_numpy(counts / counts.sum()).float()
 
 
-def load_guidance(guidance: dict[str, Any], round_index: int, cache, path: str | None, seed: int):
-    """The guiding instance maps ``(N, H, W)`` int32 of round ``round_index`` on ``cache``'s images, or None.
+def load_guidance(guidance: dict[str, Any], round_index: int, cache, path: str | None, seed: int, stack):
+    """The guiding instance maps of round ``round_index`` on ``cache``'s images, or None.
 
+    Indexed like an ``(N, H, W)`` int32 array, read per image
+    (:func:`~selfpanoptic.pseudo.semantic.guidance_instances`): the split is never held whole.
     ``guidance``: the validated ``selftrain.guidance`` section; ``path``: round r-1's instance
-    prediction file, required when it says the round is guided by predicted instances; ``seed``:
-    the ground-truth ablation's draws.
+    prediction file, required when it says the round is guided by predicted instances, opened
+    on ``stack`` (a :class:`contextlib.ExitStack`, so it stays open while the maps are read);
+    ``seed``: the ground-truth ablation's draws.
     """
+    import numpy as np
+
     from ..config import guidance_mode
     from ..errors import InputError
-    from ..intermediates import InstancePrediction
+    from ..intermediates import InstancePrediction, StackView
     from ..pseudo.semantic import guidance_instances
 
     mode = guidance_mode(guidance, round_index)
@@ -56,10 +61,10 @@ def load_guidance(guidance: dict[str, Any], round_index: int, cache, path: str |
                 f"round {round_index} is guided by the previous round's instances, but none were given",
                 fix="pass --guidance-instances with round r-1's instance prediction on the target train split",
             )
-        with InstancePrediction.open(path, cache.image_ids, cache.path) as pred:
-            predicted = pred["instances"][()]
+        predicted = StackView(stack.enter_context(InstancePrediction.open(path, cache.image_ids, cache.path)),
+                              "instances", np.int32)
     elif mode == "ground_truth":
-        ground_truth = [cache.read("instances", i) for i in range(len(cache))]
+        ground_truth = StackView(cache, "instances", np.int32)
     return guidance_instances(mode, guidance["gt_instance_fraction"], ground_truth, predicted, seed)
 
 

@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, batch_size: int = 8) -> None:
+    import contextlib
+
     import numpy as np
     import torch
 
@@ -46,8 +48,9 @@ def run(args: argparse.Namespace, batch_size: int = 8) -> None:
     seed, views = sem.train.seed, sem.views
     teacher = model_from_file(args.model, "semantic").to(device)
     reference = source_shares(sem.pseudo.alignment, args.source)
-    with DatasetCache.open(args.data) as cache:
-        guide = load_guidance(guidance, args.round, cache, args.guidance_instances, seed)
+    with contextlib.ExitStack() as stack:  # the guiding instances are read per batch from their open file
+        cache = stack.enter_context(DatasetCache.open(args.data))
+        guide = load_guidance(guidance, args.round, cache, args.guidance_instances, seed, stack)
         n, shape = len(cache), (cache.height, cache.width)
 
         def batch(idx: range):
@@ -83,6 +86,7 @@ def _split_prior(teacher, batch, n: int, shape: tuple[int, int], batch_size: int
         images, affines = batch(idx)
         fused = warp_to_reference(teacher_views(teacher, images, affines)[1], affines)[0]
         prob_sum += fused.double().sum(dim=(0, 2, 3)).cpu()
+        del images, affines, fused  # not held while the next batch is made: one batch in memory at a time
     return (prob_sum / (n * shape[0] * shape[1])).float()
 
 
@@ -114,6 +118,8 @@ def _write_pseudo_labels(h5, teacher, batch, prior, device, settings, guide, rul
             h5["labels_before_guidance"][rows] = made.labels_before_guidance.cpu().numpy().astype(np.uint8)
         thresholds[rows] = made.thresholds.cpu().numpy()
         kept += int((labels != IGNORE).sum())
+        # the teacher's softmax of every view, (B*V, C, H, W), must not live on while the next batch is made
+        del made, labels
     h5.create_dataset("thresholds", data=thresholds).attrs["description"] = "class thresholds per image"
     h5.create_dataset("prior", data=prior.numpy()).attrs["description"] = "mean fused softmax per class over the split"
     return kept

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> None:
 
     from ..classes import class_id
     from ..errors import InputError
-    from ..intermediates import DatasetCache, SemanticPrediction
+    from ..intermediates import DatasetCache, SemanticPrediction, StackView
     from ..models import load_model_file, model_from_file
     from ..pseudo.teacher import frozen_copy
     from ..settings import InstanceLossSettings, SelfInstanceSettings
@@ -50,8 +50,9 @@ def run(args: argparse.Namespace) -> None:
     stats: dict[str, int] = {}
     with contextlib.ExitStack() as stack:
         target = stack.enter_context(DatasetCache.open(args.data))
-        with SemanticPrediction.open(args.semantic, target.image_ids, args.data) as pred:
-            semantic, confidence = pred["labels"][()], pred["confidence"][()].astype(np.float32)
+        # read per image by the steps (and their data workers), never the whole split
+        pred = stack.enter_context(SemanticPrediction.open(args.semantic, target.image_ids, args.data))
+        semantic, confidence = StackView(pred, "labels"), StackView(pred, "confidence", np.float32)
         source = stack.enter_context(DatasetCache.open(args.source)) if args.source else None
         objectness, fitted = round_objectness(section, loss, ema, args.source, classes, device)
         instance_settings = SelfInstanceSettings.from_config(section)

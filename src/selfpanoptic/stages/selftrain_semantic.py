@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> None:
     prior, target_probabilities = _starting_prior(args.pseudo_labels, sem.rare_class_temperature)
     with contextlib.ExitStack() as stack:
         target = stack.enter_context(DatasetCache.open(args.data))
-        guide = load_guidance(section["guidance"], args.round, target, args.guidance_instances, sem.train.seed)
+        guide = load_guidance(section["guidance"], args.round, target, args.guidance_instances, sem.train.seed,
+                              stack)
         source = None
         if args.source and sem.source_batch_size > 0:
             source = stack.enter_context(DatasetCache.open(args.source))

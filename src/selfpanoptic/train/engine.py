@@ -70,7 +70,8 @@ class TrainingStep:
     fourth element, ``visualise() -> {name: (N, 3, H, W) images in [0, 1]}`` over tensors it
     already has (:mod:`~selfpanoptic.train.visuals`); the engine calls it only on the steps that
     log images. caches: the
-    :class:`~selfpanoptic.intermediates.DatasetCache` objects ``prepare`` reads, reopened in each
+    :class:`~selfpanoptic.intermediates.DatasetCache` objects and per-image views
+    (:class:`~selfpanoptic.intermediates.StackView`) ``prepare`` reads, reopened in each
     worker (an HDF5 handle is not shared across a fork).
 
     Calling the object runs both halves in this process (tests, simple callers).
@@ -156,7 +157,8 @@ def _unchanged(item):
 
 
 def _reopen_caches(worker_id: int) -> None:
-    """Worker start: a thread for torch, and a fresh HDF5 handle for every cache read from disk."""
+    """Worker start: a thread for torch, and a fresh HDF5 handle for every cache (and view) read
+    from disk; a file behind several of them is reopened once."""
     torch.set_num_threads(1)
     info = torch.utils.data.get_worker_info()
     for cache in info.dataset.step.caches:

@@ -23,7 +23,7 @@ from torch import nn
 
 from ..augment.normalise import normalise
 from ..augment.views import rotate_maps, rotation_affines
-from ..intermediates import DatasetCache
+from ..intermediates import DatasetCache, LazyStack, lazy_stacks
 from ..losses import spoco_loss
 from ..losses.consistency import embedding_consistency_loss, sample_anchors
 from ..pseudo.masks import pseudo_instances_batch
@@ -42,12 +42,14 @@ class SelfInstanceData:
 
     ``target``: the target train cache (images only); ``semantic`` ``(N, H, W)`` uint8 trainIds
     and ``confidence`` ``(N, H, W)`` float32 softmax maximum: this round's semantic prediction on
-    ``target``; ``source``: labelled cache mixed into each batch, or None.
+    ``target``, as arrays or as per-image views of the prediction file
+    (:class:`~selfpanoptic.intermediates.StackView`, what the stage uses: a step reads only the
+    images it draws); ``source``: labelled cache mixed into each batch, or None.
     """
 
     target: DatasetCache
-    semantic: np.ndarray
-    confidence: np.ndarray
+    semantic: np.ndarray | LazyStack
+    confidence: np.ndarray | LazyStack
     source: DatasetCache | None = None
 
 
@@ -90,7 +92,8 @@ def self_instance_step(
     """
     step = _SelfInstanceStep(ema, classes, data, settings, loss, device, stats, objectness)
     source = (data.source,) if step.n_source else ()
-    return TrainingStep(step.prepare, step.compute, caches=(data.target,) + source)
+    return TrainingStep(step.prepare, step.compute,
+                        caches=(data.target,) + source + lazy_stacks(data.semantic, data.confidence))
 
 
 class _SelfInstanceStep:

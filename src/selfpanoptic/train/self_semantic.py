@@ -37,7 +37,7 @@ from ..augment.normalise import denormalise, normalise_unit, to_unit
 from ..augment.photometric import apply_photometric_noise, draw_photometric_noise
 from ..augment.views import labels_to_views, random_view_affines
 from ..classes import IGNORE
-from ..intermediates import DatasetCache
+from ..intermediates import DatasetCache, LazyStack, lazy_stacks
 from ..losses.focal import focal_confidence_ce
 from ..losses.self_correction import annealed_alpha, self_corrected_targets
 from ..pseudo.semantic import PseudoLabels, make_pseudo_labels
@@ -56,15 +56,17 @@ class SelfSemanticData:
 
     ``target``: the target train cache (images only); ``source``: labelled cache of the joint
     source loss, or None; ``guide``: ``(N, H, W)`` instance maps of the target images that guide
-    the pseudo-labels, or None; ``rules``: which of their instances may relabel which pixels
-    (required with ``guide``); ``reference``: ``(C,)`` float32 source class shares, needed when
-    ``pseudo.alignment`` > 0; ``target_probabilities``: ``(N,)`` chance of drawing each target
-    image (rare-class sampling, with replacement), or None for uniform draws.
+    the pseudo-labels (an array, or read per image: what
+    :func:`~selfpanoptic.stages._guidance.load_guidance` gives), or None; ``rules``: which of
+    their instances may relabel which pixels (required with ``guide``); ``reference``: ``(C,)``
+    float32 source class shares, needed when ``pseudo.alignment`` > 0; ``target_probabilities``:
+    ``(N,)`` chance of drawing each target image (rare-class sampling, with replacement), or None
+    for uniform draws.
     """
 
     target: DatasetCache
     source: DatasetCache | None = None
-    guide: np.ndarray | None = None
+    guide: np.ndarray | LazyStack | None = None
     rules: GuidanceSettings | None = None
     reference: torch.Tensor | None = None
     target_probabilities: np.ndarray | None = None
@@ -103,7 +105,7 @@ def self_semantic_step(
     """
     step = _SelfSemanticStep(teacher, prior, data, settings, device, co_learning, previous)
     source = (data.source,) if data.source is not None else ()
-    return TrainingStep(step.prepare, step.compute, caches=(data.target,) + source)
+    return TrainingStep(step.prepare, step.compute, caches=(data.target,) + source + lazy_stacks(data.guide))
 
 
 class _SelfSemanticStep:
