@@ -10,7 +10,7 @@ architectures; then it runs each stage command (``selfpanoptic <stage> ...``, on
 ``--steps`` training steps) in a fresh child process and reads the child's peak resident set size
 (``os.wait4``: ``ru_maxrss`` of the child and any worker it started). The growth per image is
 (peak at the larger split - peak at the smaller) / (difference in images); the last column is,
-for comparison, what the stage once held of the split per image (whole-split arrays: the guiding
+for comparison, what reading the split whole would hold per image (whole-split arrays: the guiding
 instance maps read and converted to int32, 8 bytes a pixel; the semantic labels, float16
 confidence and its float32 copy, 7 bytes a pixel).
 
@@ -47,7 +47,7 @@ BATCH = 8
 """Images per batch of the predicting stages (pseudo-semantic, predict-semantic, pseudo-instance)."""
 HELD_BEFORE = {"pseudo_semantic": 8, "pseudo_semantic_gt": 8, "selftrain_semantic": 8, "selftrain_instance": 7,
                "predict_semantic": 0, "pseudo_instance": 0}
-"""Bytes per pixel of the whole-split arrays each stage held before it streamed (see the module doc)."""
+"""Bytes per pixel of the whole-split arrays each stage would hold if it read the split whole (see the module doc)."""
 
 
 def write_inputs(folder: Path, count: int, height: int, width: int) -> dict[str, Path]:
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.threads} thread(s), {args.steps} training step(s), caches "
           f"{'preloaded under 1 GiB' if args.preload else 'read per image'}, "
           f"{'glibc default malloc' if args.default_malloc else 'MALLOC_MMAP_THRESHOLD_=128 KiB'}")
-    print(f"| stage | {small} images | {large} images | growth MiB/image | held whole before, MiB/image |")
+    print(f"| stage | {small} images | {large} images | growth MiB/image | whole-split read, MiB/image |")
     print("|---|---:|---:|---:|---:|")
     for stage, (low, high) in peaks.items():
         print(f"| {stage} | {low:.0f} | {high:.0f} | {(high - low) / (large - small):+.3f} "

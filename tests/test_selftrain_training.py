@@ -45,7 +45,7 @@ def round0(tmp_path_factory) -> dict[str, Path]:
 
 def selftrain_settings(**semantic) -> dict:
     settings = validate_config({"selftrain": {"semantic": {
-        "train": {"steps": 12, "batch_size": 2, "crop": [32, 64], "checkpoint_every": 3},
+        "train": {"steps": 6, "batch_size": 2, "crop": [32, 64], "checkpoint_every": 2},
         "source_batch_size": 1, "momentum_every": 2, "momentum": 0.5, **semantic,
     }}})["selftrain"]
     settings.pop("rounds")
@@ -82,7 +82,7 @@ def test_killed_selftraining_resumes_with_its_teacher_and_prior_and_matches(roun
     rerun = _selftrain(round0, tmp_path / "model.pt", work, settings)
     output = rerun.communicate(timeout=300)[0]
     assert rerun.returncode == 0, output
-    assert 0 < int(output.split("resuming from the checkpoint at step ")[1].split()[0]) < 12
+    assert 0 < int(output.split("resuming from the checkpoint at step ")[1].split()[0]) < 6
 
     ref = torch.load(tmp_path / "ref.pt", weights_only=True)
     got = torch.load(tmp_path / "model.pt", weights_only=True)

@@ -95,7 +95,7 @@ def _pretrain(cache: Path, out: Path, work: Path, settings: dict) -> subprocess.
 def test_sigkilled_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
     cache = tiny_cache(tmp_path / "cache.h5")
     settings = validate_config({"semantic": {"train": {
-        "steps": 40, "batch_size": 2, "crop": [32, 64], "checkpoint_every": 4, "optimizer": "adam", "lr": 0.001,
+        "steps": 16, "batch_size": 2, "crop": [32, 64], "checkpoint_every": 4, "optimizer": "adam", "lr": 0.001,
     }}})["semantic"]
 
     reference = _pretrain(cache, tmp_path / "ref.pt", tmp_path / "ref-work", settings)
@@ -115,7 +115,7 @@ def test_sigkilled_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
     output = rerun.communicate(timeout=300)[0]
     assert rerun.returncode == 0, output
     resumed_at = int(output.split("resuming from the checkpoint at step ")[1].split()[0])
-    assert 0 < resumed_at < 40
+    assert 0 < resumed_at < 16
     assert not (work / "checkpoint.pt").exists(), "the checkpoint is removed once the model is written"
 
     ref = torch.load(tmp_path / "ref.pt", weights_only=True)["state_dict"]
@@ -124,7 +124,7 @@ def test_sigkilled_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
     for key in ref:
         assert torch.equal(ref[key], got[key]), key
     steps_logged = [int(line.split(",")[0]) for line in (work / "metrics.csv").read_text().splitlines()[1:]]
-    assert steps_logged[-1] == 40 and steps_logged.count(40) == 1
+    assert steps_logged[-1] == 16 and steps_logged.count(16) == 1
 
 
 def test_a_second_trainer_of_one_work_folder_stops_with_a_message(tmp_path):
