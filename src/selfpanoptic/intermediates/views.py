@@ -1,7 +1,7 @@
 """Per-image views of a split's stacks: what a whole-split ``(N, H, W)`` array was, without holding one.
 
-A stage that once read a whole stack (``h5["instances"][()]``) and indexed it by image reads
-through a view instead: ``view[i]`` reads image ``i`` from the open file (one chunk) and converts
+A stage that indexes a stack by image reads it through a view rather than as a whole array
+(``h5["instances"][()]``): ``view[i]`` reads image ``i`` from the open file (one chunk) and converts
 it to the view's dtype, ``view[a:b]`` (or a sequence of indices) stacks those images, and
 ``len(view)`` is the number of images. Memory then depends on the images a batch touches, not
 on the number of images in the split. The values are those of the whole-array read (the same
