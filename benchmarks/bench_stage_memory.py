@@ -15,7 +15,9 @@ instance maps read and converted to int32, 8 bytes a pixel; the semantic labels,
 confidence and its float32 copy, 7 bytes a pixel).
 
 Stages: ``pseudo_semantic`` (guided by round r-1's predicted instances), ``pseudo_semantic_gt``
-(by half of the ground-truth instances), ``selftrain_semantic`` (predicted guidance),
+(by half of the ground-truth instances), ``pseudo_semantic_aligned`` (predicted guidance and
+``alignment`` 0.5 towards the target cache's class shares: its scratch file holds every class's
+fused probability, where the others keep only each pixel's maximum), ``selftrain_semantic`` (predicted guidance),
 ``selftrain_instance``, and, for comparison, ``predict_semantic`` and ``pseudo_instance``. No source
 cache and no objectness classifier (their memory is bounded by their own settings, not by the
 target split). Dataset caches under 1 GiB are held in memory by design (``DatasetCache``'s
@@ -41,12 +43,12 @@ from pathlib import Path
 import numpy as np
 
 STAGES = ("pseudo_semantic", "pseudo_semantic_gt", "selftrain_semantic", "selftrain_instance", "predict_semantic",
-          "pseudo_instance")
+          "pseudo_instance", "pseudo_semantic_aligned")
 DEFAULT_STAGES = STAGES[:4]
 BATCH = 8
 """Images per batch of the predicting stages (pseudo-semantic, predict-semantic, pseudo-instance)."""
-HELD_BEFORE = {"pseudo_semantic": 8, "pseudo_semantic_gt": 8, "selftrain_semantic": 8, "selftrain_instance": 7,
-               "predict_semantic": 0, "pseudo_instance": 0}
+HELD_BEFORE = {"pseudo_semantic": 8, "pseudo_semantic_gt": 8, "pseudo_semantic_aligned": 8, "selftrain_semantic": 8,
+               "selftrain_instance": 7, "predict_semantic": 0, "pseudo_instance": 0}
 """Bytes per pixel of the whole-split arrays each stage would hold if it read the split whole (see the module doc)."""
 
 
@@ -92,15 +94,16 @@ def write_models(folder: Path, height: int, width: int) -> dict[str, Path]:
     return paths
 
 
-def stage_settings(height: int, width: int, steps: int, gt_fraction: float) -> dict[str, str]:
-    """The stages' settings as JSON: a few steps on half-size crops, no source, no objectness."""
+def stage_settings(height: int, width: int, steps: int, gt_fraction: float, alignment: float = 0.0) -> dict[str, str]:
+    """The stages' settings as JSON: a few steps on half-size crops, no source, no objectness
+    (``alignment`` > 0: pseudo-semantic's class shares come from the target cache itself)."""
     from selfpanoptic.config import validate_config
 
     train = {"steps": steps, "batch_size": 2, "crop": [height // 2, width // 2], "checkpoint_every": steps + 1,
              "tensorboard": False, "log_images_every": 0}
     config = validate_config({
         "selftrain": {
-            "semantic": {"train": train, "source_batch_size": 0, "alignment": 0.0, "rare_class_temperature": 0.0},
+            "semantic": {"train": train, "source_batch_size": 0, "alignment": alignment, "rare_class_temperature": 0.0},
             "instance": {"train": train, "min_size": 4, "min_confidence": 0.0, "objectness": {"enabled": False}},
             "guidance": {"from_round": 2, "gt_instance_fraction": gt_fraction},
         },
@@ -112,11 +115,13 @@ def stage_settings(height: int, width: int, steps: int, gt_fraction: float) -> d
 
 def stage_command(stage: str, inputs: dict[str, Path], out: Path, settings: dict[str, dict[str, str]]) -> list[str]:
     """The ``selfpanoptic`` arguments of one measurement (``settings``: :func:`stage_settings` by guidance)."""
-    chosen = settings["ground_truth" if stage == "pseudo_semantic_gt" else "predicted"]
+    mode = {"pseudo_semantic_gt": "ground_truth", "pseudo_semantic_aligned": "aligned"}.get(stage, "predicted")
+    chosen = settings[mode]
     data = ["--data", str(inputs["cache"])]
     selftrain = ["--selftrain-settings", chosen["selftrain"]]
     if stage.startswith("pseudo_semantic"):
-        return ["pseudo-semantic", "--model", str(inputs["semantic_model"]), *data, "--round", "2",
+        source = ["--source", str(inputs["cache"])] if stage == "pseudo_semantic_aligned" else []
+        return ["pseudo-semantic", "--model", str(inputs["semantic_model"]), *data, "--round", "2", *source,
                 "--guidance-instances", str(inputs["instances"]), "--out", str(out / "pseudo.h5"), *selftrain]
     if stage == "selftrain_semantic":
         return ["selftrain-semantic", "--model", str(inputs["semantic_model"]), *data, "--round", "2",
@@ -159,8 +164,9 @@ def run_stage(argv: list[str]) -> int:
 def measure(args: argparse.Namespace, folder: Path) -> dict[str, list[float]]:
     """Peak MiB of every stage at every split size, ``{stage: [peak per size]}``."""
     models = write_models(folder, args.height, args.width)
-    settings = {mode: stage_settings(args.height, args.width, args.steps, fraction)
-                for mode, fraction in (("predicted", 0.0), ("ground_truth", 0.5))}
+    settings = {mode: stage_settings(args.height, args.width, args.steps, fraction, alignment)
+                for mode, fraction, alignment in (("predicted", 0.0, 0.0), ("ground_truth", 0.5, 0.0),
+                                                  ("aligned", 0.0, 0.5))}
     compute = ["--device", "cpu", "--threads", str(args.threads), "--quiet"]
     env = None if args.default_malloc else {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
     peaks: dict[str, list[float]] = {stage: [] for stage in args.stages}

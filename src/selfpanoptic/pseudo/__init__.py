@@ -25,8 +25,9 @@ momentum copy of itself (the *teacher*). One training iteration:
 
 Modules: :mod:`.semantic` (the semantic pseudo-labels of a batch, and the guiding instances),
 :mod:`.thresholds` (class-adaptive thresholds, moving class prior),
-:mod:`.teacher` (momentum / EMA teacher networks), :mod:`.guidance` (instance-guided refinement,
-the thesis' addition, and the ``gt_instance_fraction`` ablation), :mod:`.masks` (pseudo instance
+:mod:`.teacher` (momentum / EMA teacher networks), :mod:`.fused_store` (the ``pseudo-semantic``
+stage's per-image fused softmax, kept between its forward pass and its labels), :mod:`.guidance`
+(instance-guided refinement, the thesis' addition, and the ``gt_instance_fraction`` ablation), :mod:`.masks` (pseudo instance
 masks from clustered embeddings, :mod:`selfpanoptic.clustering`), :mod:`.objectness` (a small
 classifier of whole objects against fragments, fitted on the source), :mod:`.grading` (pseudo-labels
 graded against ground truth). Randomness comes from explicit generators, so a training loop can

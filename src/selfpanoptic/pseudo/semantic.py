@@ -1,9 +1,10 @@
 """The one way a round's semantic pseudo-labels are made: teacher views -> fusion -> thresholds -> guidance.
 
 :func:`make_pseudo_labels` is called by the training step of semantic self-training on every
-batch (random crops, the moving class prior) and by the ``pseudo-semantic`` stage on every whole
-target train image (the round-start teacher and the split's class prior), so the file a person
-audits is made by exactly the code the student learns from.
+batch (random crops, the moving class prior). The ``pseudo-semantic`` stage forwards every whole
+target train image once, keeps its fused softmax, and applies :func:`labels_from_fused` (the steps
+of :func:`make_pseudo_labels` after the fusion) once the split's class prior is known, so the file
+a person audits is made by exactly the code the student learns from.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class PseudoLabels:
     ``labels_before_guidance`` (B, H, W) int64 or None without guidance; ``argmax`` (B, H, W)
     int64 fused teacher argmax; ``confidence`` (B, H, W) float32 fused softmax maximum;
     ``thresholds`` (B, C) float32; ``views`` (B*V, 3, H, W) the clean views in [0, 1];
-    ``teacher_probs`` (B*V, C, H, W) the teacher's softmax of every view (for the moving prior).
+    ``teacher_probs`` (B*V, C, H, W) the teacher's softmax of every view (for the moving prior);
+    both None when made from an already fused map (:func:`labels_from_fused`).
     """
 
     labels: torch.Tensor
@@ -37,8 +39,8 @@ class PseudoLabels:
     argmax: torch.Tensor
     confidence: torch.Tensor
     thresholds: torch.Tensor
-    views: torch.Tensor
-    teacher_probs: torch.Tensor
+    views: torch.Tensor | None
+    teacher_probs: torch.Tensor | None
 
 
 @torch.no_grad()
@@ -69,9 +71,19 @@ def fuse_and_threshold(
     ``(labels (B, H, W) int64 with 255, confidence (B, H, W), argmax (B, H, W), thresholds (B, C))``.
     """
     fused, coverage = warp_to_reference(probs_views.detach(), affines)
+    return threshold_fused(fused, coverage > 0, prior, ratio, temperature, floor, quantile, class_weights)
+
+
+def threshold_fused(
+    fused: torch.Tensor, covered: torch.Tensor, prior: torch.Tensor, ratio: float = 0.75,
+    temperature: float = PRIOR_INITIAL, floor: float = 0.2, quantile: float = 0.0,
+    class_weights: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`fuse_and_threshold` after the fusion: ``fused`` (B, C, H, W) views' mean softmax in
+    the reference frame, ``covered`` (B, 1, H, W) bool, the pixels some view covers; the rest as there."""
     if class_weights is not None:
         fused = align_to_reference(fused, class_weights)
-    thresholds = class_thresholds(fused, prior, ratio, temperature, floor, valid=coverage > 0, quantile=quantile)
+    thresholds = class_thresholds(fused, prior, ratio, temperature, floor, valid=covered, quantile=quantile)
     labels, confidence = pseudo_labels_from_probs(fused, thresholds)
     argmax = fused.max(dim=1)[1]  # the same tie-breaking as the labels
     return labels, confidence, argmax, thresholds
@@ -96,13 +108,32 @@ def make_pseudo_labels(
     (:func:`~selfpanoptic.pseudo.thresholds.alignment_weights`).
     """
     views, probs = teacher_views(teacher, images, affines)
+    fused, coverage = warp_to_reference(probs, affines)
+    made = labels_from_fused(fused, coverage > 0, prior, settings, guides, rules, reference)
+    made.views, made.teacher_probs = views, probs
+    return made
+
+
+@torch.no_grad()
+def labels_from_fused(
+    fused: torch.Tensor, covered: torch.Tensor, prior: torch.Tensor, settings: PseudoLabelSettings,
+    guides: np.ndarray | None = None, rules: GuidanceSettings | None = None, reference: torch.Tensor | None = None,
+) -> PseudoLabels:
+    """:func:`make_pseudo_labels` from the views' fused softmax, for a caller that fused them
+    earlier (the ``pseudo-semantic`` stage, whose class prior is known only after every image).
+
+    ``fused`` (B, C, H, W) float32: the views' mean softmax in each image's frame
+    (:func:`~selfpanoptic.augment.views.warp_to_reference`); ``covered`` (B, 1, H, W) bool: the
+    pixels some view covers; the rest as in :func:`make_pseudo_labels`. The result's ``views``
+    and ``teacher_probs`` are None (no views are made here).
+    """
     weights = None
     if settings.alignment > 0:
         if reference is None:
             raise ValueError("selftrain.semantic.alignment > 0 needs the reference class shares")
         weights = alignment_weights(reference.to(prior), prior, settings.alignment)
-    labels, confidence, argmax, thresholds = fuse_and_threshold(
-        probs, affines, prior, settings.threshold_ratio, settings.prior_temperature, settings.threshold_floor,
+    labels, confidence, argmax, thresholds = threshold_fused(
+        fused, covered, prior, settings.threshold_ratio, settings.prior_temperature, settings.threshold_floor,
         settings.class_quantile, weights,
     )
     before = None
@@ -112,7 +143,7 @@ def make_pseudo_labels(
             refine_with_instances(labels[b], guides[b], rules.min_kept_share, rules.min_agreement, rules.fill_ignored)
             for b in range(len(labels))
         ])
-    return PseudoLabels(labels, before, argmax, confidence, thresholds, views, probs)
+    return PseudoLabels(labels, before, argmax, confidence, thresholds, None, None)
 
 
 def guidance_instances(mode: str, gt_instance_fraction: float, ground_truth, predicted, seed: int):
