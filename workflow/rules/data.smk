@@ -97,7 +97,7 @@ rule cache_dataset:
     conda:
         ENV
     shell:
-        "selfpanoptic cache {params.settings} --manifest {input:q} --out {output:q} > {log:q} 2>&1"
+        "selfpanoptic cache {params.settings} --manifest {input:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 
 if TARGET["format"] == "images":

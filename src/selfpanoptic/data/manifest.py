@@ -9,8 +9,8 @@ are all collected and reported together, grouped by kind (:mod:`.problems`). The
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from ..segments import instance_majority_classes
 from . import open_dataset
 from .. import pngio
 from .base import DatasetReader, fit_labels, size_mismatch_detail, unlabelled_arrays
+from .parallel import ordered_map
 from .problems import POLICIES, DatasetProblemsError, Problem, problem_from_error, warning_lines
 
 FILE_COLUMNS = ["dataset", "format", "root", "split", "image_id", "image_path", "label_path", "instance_path"]
@@ -128,7 +129,7 @@ def build_manifest(
     fmt, root, split:
         The dataset's format, root folder and split (formats of :data:`SPLIT_FORMATS` only).
     threads:
-        Samples decoded at once.
+        Worker processes checking samples (:func:`.parallel.ordered_map`); the result is the same.
     progress:
         Show a progress bar.
     unpaired:
@@ -180,13 +181,13 @@ def build_manifest(
 
 def _check_samples(reader: DatasetReader, size_mismatch: str, threads: int, desc: str, progress: bool,
                    errors: list[Problem], warnings: list[Problem]) -> list[dict]:
-    """Check every sample of ``reader`` (``threads`` at once); returns the rows of the samples kept.
+    """Check every sample of ``reader`` (in ``threads`` processes); returns the rows of the samples kept.
 
-    Their problems are appended to ``errors`` and ``warnings``, in sample order.
+    Their problems are appended to ``errors`` and ``warnings``, in sample order, whatever ``threads``.
     """
     rows = []
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        results = pool.map(lambda index: _check_sample(reader, index, size_mismatch), range(len(reader)))
+    check = partial(_check_sample, reader, size_mismatch=size_mismatch)
+    with ordered_map(check, range(len(reader)), threads) as results:
         for checked in tqdm(results, total=len(reader), desc=desc, disable=not progress, unit="img"):
             errors += checked.errors
             warnings += checked.warnings

@@ -1,4 +1,9 @@
-"""``selfpanoptic index``: decode and check every file of a dataset, write its manifest."""
+"""``selfpanoptic index``: decode and check every file of a dataset, write its manifest.
+
+With ``--threads N``, N worker processes decode and check the samples
+(:func:`selfpanoptic.data.parallel.ordered_map`); the manifest and the problems reported are the
+same whatever N.
+"""
 
 from __future__ import annotations
 
