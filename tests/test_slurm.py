@@ -30,12 +30,16 @@ import pytest
 import yaml
 
 from conftest import SMOKE_RUNS
+from selfpanoptic.config import overlay
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SCRIPTS = ROOT / "scripts" / "slurm"
 PROFILE = ROOT / "profiles" / "slurm"
 SMOKE_CONFIG = ROOT / "configs" / "smoke.yaml"
+# Training jobs as 2 data-parallel ranks on 2 (fake) GPUs: one SLURM task that starts the ranks itself.
+# Both runs train so, on the CPU (gloo), so their numbers still agree to the last digit.
+RANKS = {"resources": {"train": {"gpu": 2, "processes": 2}}}
 # The GPU rules and the section of the config's `resources` their GPU count comes from.
 GPU_RULES = {"pretrain_semantic": "train", "pretrain_instance": "train", "predict_semantic": "predict",
              "predict_instance": "predict", "selftrain_semantic": "train", "selftrain_instance": "train",
@@ -110,11 +114,18 @@ class Runs:
     slurm_jobs: list[dict[str, str]]  # `scontrol -d show job` records of the SLURM run's jobs
 
 
+def ranks_config(folder: Path) -> Path:
+    """The smoke config with :data:`RANKS` laid over it, written into ``folder``."""
+    path = folder / "smoke-ranks.yaml"
+    path.write_text(yaml.safe_dump(overlay(yaml.safe_load(SMOKE_CONFIG.read_text()), RANKS)))
+    return path
+
+
 def start_snakemake(workdir: Path, env: dict[str, str], *args: str, nice: int = 0) -> subprocess.Popen:
     workdir.mkdir(parents=True, exist_ok=True)
     cmd = [
         "nice", "-n", str(nice), str(BIN / "snakemake"), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-        "--configfile", str(SMOKE_CONFIG), *args,
+        "--configfile", str(ranks_config(workdir)), *args,
     ]
     return subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -212,17 +223,18 @@ def test_every_submitted_job_ran_through_slurm(runs):
         assert job["Partition"] == PARTITION
 
 
-def gpus_per_job() -> dict[str, int]:
-    """What each GPU rule asks for on the smoke config: `resources.<kind>.gpu`, defaults filled in."""
+def gpus_per_job(folder: Path) -> dict[str, int]:
+    """What each GPU rule asks for on the run's config: `resources.<kind>.gpu`, defaults filled in."""
     shown = subprocess.run(
-        [str(BIN / "selfpanoptic"), "config", str(SMOKE_CONFIG)], capture_output=True, text=True, check=True
+        [str(BIN / "selfpanoptic"), "config", str(ranks_config(folder))], capture_output=True, text=True, check=True
     ).stdout
     resources = yaml.safe_load(shown)["resources"]
     return {rule: resources[kind]["gpu"] for rule, kind in GPU_RULES.items()}
 
 
-def test_gpu_rules_requested_and_got_a_gpu(runs):
-    expected = gpus_per_job()
+def test_gpu_rules_requested_and_got_a_gpu(runs, tmp_path):
+    expected = gpus_per_job(tmp_path)
+    assert expected["pretrain_semantic"] == 2 and expected["predict_semantic"] == 1
     assert all(count >= 1 for count in expected.values()), f"the smoke config asks for no GPU: {expected}"
     gpu_jobs = [job for job in runs.slurm_jobs if rule_of(job) in GPU_RULES]
     assert {rule_of(job) for job in gpu_jobs} == set(GPU_RULES)
@@ -241,6 +253,16 @@ def test_cpu_rules_got_no_gpu(runs):
     assert cpu_jobs
     for job in cpu_jobs:
         assert "gpu" not in job.get("TresPerJob", "") and job.get("JOB_GRES") in (None, "(null)"), job["Comment"]
+
+
+def test_training_jobs_ran_two_ranks_in_one_task(runs):
+    logs = sorted((runs.slurm.workdir / "results-smoke" / "logs").glob("*train*/**/*.log"))
+    training = [log for log in logs if "pretrain_" in str(log) or "selftrain_" in str(log)]
+    assert training, logs
+    for log in training:
+        assert "starting 2 processes" in log.read_text(), log
+    jobs = [job for job in runs.slurm_jobs if rule_of(job).startswith(("pretrain_", "selftrain_"))]
+    assert jobs and all(job.get("NumTasks", "1") == "1" for job in jobs), [job.get("NumTasks") for job in jobs]
 
 
 def test_metrics_equal_the_local_run(runs):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import SelfPanopticError
+from .launch import started_as_rank
 
 COMMANDS = [
     "synthesize", "index", "mix", "cache", "panoptic-gt",
@@ -48,15 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
         module.add_arguments(p)
         p.set_defaults(func=module.run)
     return parser
-
-
-def _device_claim(args: argparse.Namespace):
-    """Commands that may use CUDA hold one GPU while they run."""
-    if getattr(args, "device", "cpu") == "cpu":
-        return contextlib.nullcontext()
-    from .gpus import claim_gpu
-
-    return claim_gpu()
 
 
 def _paths_in(value) -> list[Path]:
@@ -132,20 +124,56 @@ def _describe_os_error(err: OSError) -> str:
     return f"{path}: {err.strerror or err}\n  fix: check the path and its permissions"
 
 
+def _device_claim(args: argparse.Namespace):
+    """Commands that may use CUDA hold their GPUs while they run: one, or one per process."""
+    if getattr(args, "device", "cpu") == "cpu" or started_as_rank():
+        return contextlib.nullcontext()  # a rank's launcher or scheduler chose its GPU
+    from .gpus import claim_gpus
+
+    return claim_gpus(max(1, getattr(args, "processes", 1)))
+
+
+def _print_error(args: argparse.Namespace, message: str) -> None:
+    """Print a user error; a rank of ``--processes`` leaves it to the launcher, which prints it once."""
+    from .launch import report_rank_error
+
+    text = f"selfpanoptic {args.command}: error: {message}\n"
+    if not report_rank_error(text):
+        print(text, file=sys.stderr, end="")
+
+
+def _leave_process_group(clean: bool) -> None:
+    """A rank of a data-parallel job leaves its process group: after the other ranks when it
+    finished (``clean``), at once when it failed. Nothing to do for other commands."""
+    distributed = sys.modules.get(f"{__package__}.distributed")  # imported only by training commands
+    if distributed is not None and clean:
+        distributed.stop()
+    elif distributed is not None:
+        distributed.abandon()
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     try:
         _check_outputs(args)
         with _device_claim(args):
+            if getattr(args, "processes", 1) > 1 and not started_as_rank():
+                from .launch import launch
+
+                return launch(argv, args.processes, args.command)
             args.func(args)
+            _leave_process_group(clean=True)
     except SelfPanopticError as err:
-        print(f"selfpanoptic {args.command}: error: {err}", file=sys.stderr)
+        _print_error(args, str(err))
+        _leave_process_group(clean=False)
         return 2
     except OSError as err:
         # a path the user gave cannot be read or written: their input, not a bug (else: traceback)
         if not _is_user_path(err.filename, args) and not _is_user_path(err.filename2, args):
             raise
-        print(f"selfpanoptic {args.command}: error: {_describe_os_error(err)}", file=sys.stderr)
+        _print_error(args, _describe_os_error(err))
+        _leave_process_group(clean=False)
         return 2
     except KeyboardInterrupt:
         print(f"selfpanoptic {args.command}: interrupted; no output was completed", file=sys.stderr)

@@ -19,8 +19,8 @@ import jsonschema
 import yaml
 
 from .config_checks import (TRANSFORMER_OUTPUT_STRIDE, check_finite, check_globs, check_inference, check_key_names,
-                            check_layout_keys, check_models, check_results, check_scales, check_splits, check_warmup,
-                            is_resnet, train_sections)
+                            check_layout_keys, check_models, check_process_batches, check_results, check_scales,
+                            check_splits, check_warmup, is_resnet, train_sections)
 from .config_sources import read_config_file, type_hint
 from .errors import InputError
 
@@ -110,6 +110,7 @@ def validate_config(config: dict[str, Any] | None, source: str | Path = "config"
     check_results(config, source)
     _check_seeds(config, source)
     check_warmup(config, source)
+    check_process_batches(config, source)
     _check_protocol(config, source)
     _check_translation(config, source)
     _check_experiments(config, source)

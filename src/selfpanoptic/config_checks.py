@@ -19,7 +19,7 @@ from .config_sources import yaml_reading
 from .errors import InputError
 
 __all__ = ["IMAGE_FOLDER_KEYS", "TRANSFORMER_OUTPUT_STRIDE", "check_finite", "check_globs", "check_inference",
-           "check_key_names", "check_layout_keys", "check_models", "check_results", "check_scales", "check_splits",
+           "check_key_names", "check_layout_keys", "check_process_batches", "training_processes", "check_models", "check_results", "check_scales", "check_splits",
            "check_warmup", "is_resnet", "train_sections"]
 
 
@@ -212,3 +212,38 @@ def check_warmup(config: dict[str, Any], source: str | Path) -> None:
                 raise InputError(
                     f"invalid config: {key}.warmup_steps {train['warmup_steps']} exceeds {key}.steps {train['steps']}",
                     source, f"set {key}.warmup_steps to at most {key}.steps (0: no warm-up)")
+
+
+def training_processes(config: dict[str, Any]) -> int:
+    """Ranks of each training job: ``resources.train.processes``, or one per GPU of the job (at least 1)."""
+    train = config.get("resources", {}).get("train", {})
+    return train.get("processes") or max(1, train.get("gpu", 1))
+
+
+def check_process_batches(config: dict[str, Any], source: str | Path) -> None:
+    """Every batch size of a training section splits evenly over the ranks of a training job
+    (each rank computes an equal slice of the global batch)."""
+    processes = training_processes(config)
+    if processes == 1:
+        return
+    for section, value in config.items():
+        if section in ("experiments", "resources"):
+            continue
+        for path, holder in _batch_sizes(value, section):
+            if holder % processes:
+                raise InputError(
+                    f"invalid config: {path} is {holder}, which does not split evenly over the {processes} processes "
+                    "of a training job (resources.train)", source,
+                    f"make {path} a multiple of {processes}, or change resources.train.processes / gpu")
+
+
+def _batch_sizes(section: Any, path: str) -> list[tuple[str, int]]:
+    """``(key path, value)`` of every ``*batch_size`` key below a config section (0: none drawn)."""
+    if not isinstance(section, dict):
+        return []
+    found = []
+    for key, value in section.items():
+        if key.endswith("batch_size") and isinstance(value, int) and value > 0:
+            found.append((f"{path}.{key}", value))
+        found += _batch_sizes(value, f"{path}.{key}")
+    return found

@@ -103,6 +103,65 @@ def _take_slot(folder: Path, count: int, limit: int) -> tuple[int, IO[str]] | No
             return index, handle
 
 
+def _take_whole(folder: Path, count: int, wanted: int) -> list[tuple[int, IO[str]]] | None:
+    """Lock ``wanted`` devices that no job holds, each for this job alone: ``[(device, slot file)]``, or None."""
+    with open(folder / "allocator.lock", "a+") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        idle = [index for index in range(count) if not _holder_limits(folder, index)]
+        if len(idle) < wanted:
+            return None
+        taken = []
+        for index in idle[:wanted]:
+            handle = open(folder / f"gpu{index}.slot0.lock", "a+")
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # idle: no holder, so it is free
+            handle.seek(0)
+            handle.truncate()
+            handle.write("1")
+            handle.flush()
+            taken.append((index, handle))
+        return taken
+
+
+@contextlib.contextmanager
+def claim_gpus(wanted: int, count: int | None = None, lock_dir: str | Path | None = None,
+               poll_seconds: float = 0.5) -> Iterator[list[int] | None]:
+    """Hold ``wanted`` whole GPUs at once for the duration of the block (a data-parallel job).
+
+    ``wanted`` 1 is :func:`claim_gpu` (a GPU or a share of one, ``jobs_per_gpu``). For more, the
+    job waits until that many devices are idle and takes them all in one step (never some now and
+    the rest later: two such jobs would each hold half and wait for ever), each to itself, and
+    sets ``CUDA_VISIBLE_DEVICES`` to them. Yields their indices, or None when nothing is claimed
+    (``CUDA_VISIBLE_DEVICES`` already set, or no GPU). A machine with fewer GPUs than ``wanted``
+    is an :class:`~selfpanoptic.errors.InputError`.
+    """
+    if wanted <= 1:
+        with claim_gpu(count, lock_dir, poll_seconds) as index:
+            yield None if index is None else [index]
+        return
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "") != "":
+        yield None
+        return
+    count = gpu_count() if count is None else count
+    if count <= 0:
+        yield None
+        return
+    if count < wanted:
+        raise InputError(f"{wanted} GPUs were asked for, but this machine has {count}",
+                         fix="lower --processes (resources.train.gpu) to at most the GPUs of one machine")
+    folder = Path(lock_dir) if lock_dir else default_lock_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    while (taken := _take_whole(folder, count, wanted)) is None:
+        time.sleep(poll_seconds)
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(index) for index, _ in taken)
+    try:
+        yield [index for index, _ in taken]
+    finally:
+        del os.environ["CUDA_VISIBLE_DEVICES"]
+        for _, handle in taken:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+
 @contextlib.contextmanager
 def claim_gpu(count: int | None = None, lock_dir: str | Path | None = None, poll_seconds: float = 0.5,
               jobs_per_gpu: int | None = None) -> Iterator[int | None]:

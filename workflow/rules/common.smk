@@ -10,6 +10,7 @@ from snakemake.common.configfile import load_configfile
 from snakemake.exceptions import WorkflowError
 
 from selfpanoptic.config import guidance_mode, source_datasets
+from selfpanoptic.config_checks import training_processes
 from selfpanoptic.config_sources import read_config_file
 from selfpanoptic.errors import InputError
 from selfpanoptic.gpus import JOBS_PER_GPU_VARIABLE
@@ -73,8 +74,12 @@ PANOPTIC_GT_INPUT = [PANOPTIC_GT_JSON, PANOPTIC_GT_FOLDER] if TARGET["format"] =
 
 
 def job_resources(kind):
-    """Scheduler resources of a kind of job (train, predict, data); threads are separate."""
-    return {key: value for key, value in config["resources"][kind].items() if key != "threads"}
+    """Scheduler resources of a kind of job (train, predict, data); threads are separate. A
+    training job's ``processes`` is its number of ranks (0 in the config: one per GPU)."""
+    resources = {key: value for key, value in config["resources"][kind].items() if key != "threads"}
+    if kind == "train":
+        resources["processes"] = training_processes(config)
+    return resources
 
 
 def job_threads(kind):

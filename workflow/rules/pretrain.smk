@@ -32,7 +32,7 @@ rule pretrain_semantic:
         " {params.target} {params.val}"
         " --out {output.model:q}"
         " --work-dir {params.work_dir:q}"
-        " --data-workers {resources.data_workers} --device {params.device} --threads {threads}"
+        " --data-workers {resources.data_workers} --processes {resources.processes} --device {params.device} --threads {threads}"
         " --desc 'pretrain semantic [{wildcards.run}]' > {log:q} 2>&1"
 
 
@@ -66,7 +66,7 @@ rule pretrain_instance:
         "selfpanoptic pretrain-instance {params.settings} --data {input.data:q} {params.translated} {params.val}"
         " --group {wildcards.group}"
         " --out {output:q} --work-dir {params.work_dir:q}"
-        " --data-workers {resources.data_workers} --device {params.device} --threads {threads}"
+        " --data-workers {resources.data_workers} --processes {resources.processes} --device {params.device} --threads {threads}"
         " --desc 'pretrain instance [{wildcards.run}]' > {log:q} 2>&1"
 
 

@@ -62,7 +62,7 @@ rule selftrain_semantic:
         "selfpanoptic selftrain-semantic {params.settings} --model {input.model:q} --data {input.data:q}"
         " --source {input.source:q} --pseudo-labels {input.pseudo:q} {params.guidance} {params.val} --round {params.round}"
         " --out {output.model:q} --work-dir {params.work_dir:q}"
-        " --data-workers {resources.data_workers} --device {params.device} --threads {threads}"
+        " --data-workers {resources.data_workers} --processes {resources.processes} --device {params.device} --threads {threads}"
         " --desc 'self-train semantic [{wildcards.run}]' > {log:q} 2>&1"
 
 
@@ -99,7 +99,7 @@ rule selftrain_instance:
         "selfpanoptic selftrain-instance {params.settings}"
         " --model {input.model:q} --data {input.data:q} --semantic {input.semantic:q} --source {input.source:q} {params.val}"
         " --group {wildcards.group} --round {params.round} --out {output:q} --work-dir {params.work_dir:q}"
-        " --data-workers {resources.data_workers} --device {params.device} --threads {threads} --desc 'self-train instance [{wildcards.run}]'"
+        " --data-workers {resources.data_workers} --processes {resources.processes} --device {params.device} --threads {threads} --desc 'self-train instance [{wildcards.run}]'"
         " > {log:q} 2>&1"
 
 

@@ -32,7 +32,7 @@ if TRANSLATED:
         shell:
             "selfpanoptic train-translator {params.settings} --images {input.images:q} {params.labels}"
             " --out {output:q} --work-dir {params.work_dir:q}"
-            " --data-workers {resources.data_workers} --device {params.device} --threads {threads}"
+            " --data-workers {resources.data_workers} --processes {resources.processes} --device {params.device} --threads {threads}"
             " --desc 'train translator' > {log:q} 2>&1"
 
     rule translate_source:

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..classes import IGNORE
+from ..distributed import global_mean
 
 __all__ = ["focal_confidence_ce"]
 
@@ -34,7 +35,8 @@ def focal_confidence_ce(
     Each pixel is weighted by its *own* confidence (the reference multiplies a ``(N, 1, H, W)``
     confidence into an ``(N, H, W)`` loss, which broadcasts to ``(N, N, H, W)`` and mixes images;
     that bug is not reproduced). No gradient flows into ``confidence`` or ``prior``. Returns 0
-    (still attached to ``logits``) when every pixel is ignored.
+    (still attached to ``logits``) when every pixel is ignored. In a data-parallel job the count is
+    that of the global batch (:func:`~selfpanoptic.distributed.global_mean`).
 
     ``targets``: optional ``(N, C, H, W)`` soft targets (self-correction,
     :func:`~selfpanoptic.losses.self_correction.self_corrected_targets`). The pixels kept and their
@@ -60,4 +62,5 @@ def focal_confidence_ce(
         soft = -(targets.detach().to(logits) * F.log_softmax(logits, dim=1)).sum(dim=1)
         per_pixel = soft * weight[torch.where(valid, labels, 0)]
     total = (per_pixel * confidence.detach().to(logits) * valid).sum()
-    return total / valid.sum().clamp_min(1)
+    # over the global batch in a data-parallel job (the non-ignored pixels of every rank)
+    return global_mean(total, valid.sum(), minimum=1)

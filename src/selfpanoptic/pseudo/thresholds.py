@@ -9,6 +9,8 @@ loss (:mod:`selfpanoptic.losses.focal`), which it only uses or feeds.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from ..augment.views import _check_maps
@@ -181,6 +183,7 @@ def update_prior(
     probs: torch.Tensor,
     momentum: float = 0.99,
     initial: float = PRIOR_INITIAL,
+    batch_mean: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """One step of the moving class prior; returns a new ``(C,)`` tensor (input untouched).
 
@@ -189,12 +192,16 @@ def update_prior(
     for the first time: where ``prior[c]`` still equals ``initial`` exactly and ``mean[c] >
     initial``, the prior jumps straight to ``mean[c]`` (as in the reference implementation, so a
     class that appears late is not stuck with a tiny prior for hundreds of iterations). A class
-    whose mean stays at or below ``initial`` decays by the ordinary rule.
+    whose mean stays at or below ``initial`` decays by the ordinary rule. ``batch_mean``: applied to
+    ``mean`` before the update (a data-parallel job averages it over the ranks' equal slices,
+    :func:`~selfpanoptic.distributed.mean_over_ranks`, so every rank's prior is the global one).
     """
     _check_maps(probs, "probs")
     if prior.shape != (probs.shape[1],):
         raise ValueError(f"prior must be ({probs.shape[1]},), got {tuple(prior.shape)}")
     mean = probs.detach().mean(dim=(0, 2, 3)).to(prior)
+    if batch_mean is not None:
+        mean = batch_mean(mean)
     updated = momentum * prior + (1.0 - momentum) * mean
     first_seen = (prior == initial) & (mean > initial)
     return torch.where(first_seen, mean, updated)

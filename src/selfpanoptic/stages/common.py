@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from typing import Any
 
 from ..config import section_settings
@@ -81,27 +83,38 @@ def torch_setup(args: argparse.Namespace):
     """Set torch's CPU threads from ``--threads`` and return the device of ``--device``.
 
     ``cuda`` means CUDA or an error before any work (a node with a broken driver must not train
-    for days on the CPU); ``auto`` falls back to the CPU and says so in the log.
+    for days on the CPU); ``auto`` falls back to the CPU and says so in the log. In a rank of a
+    data-parallel job (``--processes``, torchrun) it also joins the process group: NCCL and the
+    rank's own GPU on CUDA, gloo on the CPU, the threads shared out among the ranks.
     """
     import torch
 
     from ..errors import InputError
+    from ..launch import started_as_rank
 
     torch.set_num_threads(max(1, args.threads))
-    if args.device == "cpu":
-        return torch.device("cpu")
-    if torch.cuda.is_available():
+    kind = "cpu"
+    if args.device != "cpu" and torch.cuda.is_available():
         # fixed crop sizes: let cuDNN pick the fastest convolution algorithms once
         torch.backends.cudnn.benchmark = True
-        return torch.device("cuda")
-    if args.device == "cuda":
+        kind = "cuda"
+    elif args.device == "cuda":
         raise InputError(
             "--device cuda was asked for, but CUDA is not available (torch.cuda.is_available() is False: "
             "no GPU on this node, no CUDA build of torch, or a driver problem)",
             fix="run on a GPU node with a working driver, or set device: auto (config) / --device auto to use the CPU",
         )
-    print("device auto: no CUDA device available, running on the CPU", flush=True)
-    return torch.device("cpu")
+    elif args.device == "auto":
+        print("device auto: no CUDA device available, running on the CPU", flush=True)
+    if not started_as_rank():
+        return torch.device(kind)
+    from .. import distributed
+
+    device = distributed.start(kind, args.threads)
+    if not distributed.is_main():
+        # rank 0 prints the progress and the log lines; errors and tracebacks still go to stderr
+        sys.stdout = open(os.devnull, "w")
+    return device
 
 
 def progress(args: argparse.Namespace) -> bool:
@@ -117,6 +130,10 @@ def add_training_outputs(parser: argparse.ArgumentParser, desc: str) -> None:
     parser.add_argument("--data-workers", type=int, default=4, metavar="N",
                         help="on CUDA: processes preparing batches ahead of the GPU, at most the usable CPUs "
                         "minus one (default 4; CPU runs prepare batches in the main process)")
+    parser.add_argument("--processes", type=positive_int, default=1, metavar="N",
+                        help="data-parallel training on N processes of this machine: one GPU each on CUDA (NCCL, "
+                        "SyncBatchNorm), gloo on the CPU; batch sizes stay global (default 1; config "
+                        "resources.train.gpu / processes)")
     parser.add_argument("--val-data", metavar="CACHE",
                         help="target val cache (HDF5) to validate on every train.validate_every steps "
                         "(its first train.validate_images images); without it, no validation")

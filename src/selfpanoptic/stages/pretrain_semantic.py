@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> None:
 
     import torch
 
+    from ..distributed import is_main
     from ..intermediates import DatasetCache
     from ..models import build_semantic_model, init_from_checkpoint
     from ..settings import CoLearningSettings, TrainSettings
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> None:
                     "translated": [str(args.translated), args.translated_share] if translated else None}
         result = train(model, step, train_settings, args.work_dir, identity, device, args.desc, progress(args),
                        extra_state=extra_state, data_workers=data_workers(args, device), validate=validate)
-        if co_learning is not None:
+        if co_learning is not None and is_main():  # rank 0 writes the files
             co_learning.write_samples(model, target or cache, co_learning_samples_path(args.out), train_settings.seed)
     save_model_file(args.out, segmenter_of(model), "semantic", spec, (cache.height, cache.width),
                     {"train_seconds": result.seconds, "images_per_second": result.images_per_second})

@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     import contextlib
 
+    from ..distributed import is_main
     from ..intermediates import DatasetCache
     from ..models import load_model_file, model_from_file
     from ..pseudo.teacher import frozen_copy
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> None:
         result = train(student, step, sem.train, args.work_dir, identity, device, args.desc,
                        progress(args), extra_state=extra_state, data_workers=data_workers(args, device),
                        validate=validate)
-        if co_learning is not None:
+        if co_learning is not None and is_main():  # rank 0 writes the files
             co_learning.write_samples(student, target, co_learning_samples_path(args.out), sem.train.seed)
     save_model_file(args.out, segmenter_of(student), "semantic", spec, (target.height, target.width), {
         "round": args.round, "prior": prior.value, "train_seconds": result.seconds,

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_output
+from ..distributed import world_size
 
 
 def _rng_states() -> dict[str, Any]:
@@ -37,6 +38,7 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
         "settings_hash": settings_hash, "rng": _rng_states(),
         "scaler": scaler.state_dict() if scaler is not None else {},
         "extra": {name: obj.state_dict() for name, obj in (extra_state or {}).items()},
+        "processes": world_size(),
     }
     with atomic_output(path) as tmp:
         torch.save(state, tmp)
@@ -97,4 +99,9 @@ def resume(checkpoint_path: Path, run_hash: str, model: nn.Module, optimizer: to
         obj.load_state_dict(checkpoint["extra"][name])
     start = int(checkpoint["step"])
     print(f"{desc}: resuming from the checkpoint at step {start} of {total}", flush=True)
+    made_by = int(checkpoint.get("processes", 1))
+    if made_by != world_size():
+        print(f"warning: {desc}: the checkpoint was made by {made_by} processes and this run has {world_size()}: "
+              "the batches stay the same, but sums over the batch are taken in another order, so the weights "
+              "will not be bit-identical to an uninterrupted run", flush=True)
     return start

@@ -25,6 +25,7 @@ from torch import nn
 from ..atomic import atomic_output
 from ..augment.normalise import normalise_unit
 from ..augment.photometric import photometric_noise
+from ..distributed import average_gradients
 from ..errors import InputError
 from ..intermediates import DatasetCache
 from ..losses.generation import (
@@ -154,6 +155,7 @@ class CoLearning:
                                         self.discriminator(inputs.float(), fake.detach()))
             self.d_optimizer.zero_grad(set_to_none=True)
             d_loss.backward()
+            average_gradients(self.discriminator.parameters())  # data-parallel: one discriminator on every rank
             self.d_optimizer.step()
             adversarial = generator_adversarial_loss(self.discriminator(inputs.float(), fake))
         parts.update(discriminator=float(d_loss.detach()), adversarial=float(adversarial.detach()))

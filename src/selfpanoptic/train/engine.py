@@ -22,6 +22,12 @@ The loop is deliberately plain (as in torchvision's reference scripts). What it 
   with pictures of the step every ``log_images_every`` steps (when ``compute`` offers them, see
   :class:`TrainingStep`) and, every ``validate_every`` steps, the scores of the stage's validator.
   Neither draws a random number or changes the model, so the weights stay those of a run without.
+- Data-parallel (``--processes N``, :mod:`selfpanoptic.distributed`): every rank prepares the
+  step's whole batch and computes its slice; gradients are averaged over the ranks, batch norm
+  spans the global batch, and the logged losses are the global ones. Rank 0 alone holds the work
+  folder's lock and writes the log, TensorBoard, checkpoints and the model; at every checkpoint
+  the ranks prove they hold the same state. A checkpoint resumes under another number of ranks
+  (the batches are the same; the sums are taken in another order), with a warning.
 """
 
 from __future__ import annotations
@@ -44,8 +50,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from .. import distributed
 from ..atomic import atomic_output
 from ..errors import SelfPanopticError
+from ..models.data_parallel import convert_for_data_parallel
 from ..h5io import config_hash
 from ..settings import TrainSettings
 from .checkpoints import resume, save_checkpoint, truncate_log
@@ -193,14 +201,17 @@ def prepared_batches(step: TrainingStep, seed: int, start: int, total: int, work
 
 
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
-    """Back-propagate ``loss`` and step ``optimizer``; through the gradient scaler when there is one (float16)."""
+    """Back-propagate ``loss`` and step ``optimizer``; through the gradient scaler when there is one
+    (float16). In a data-parallel job the gradients are averaged over the ranks in between."""
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()
+        distributed.average_gradients(p for group in optimizer.param_groups for p in group["params"])
         scaler.step(optimizer)
         scaler.update()
     else:
         loss.backward()
+        distributed.average_gradients(p for group in optimizer.param_groups for p in group["params"])
         optimizer.step()
 
 
@@ -259,7 +270,7 @@ def train(
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     workers = max(0, min(data_workers, usable_cpus() - 1))
-    with _work_dir_lock(work_dir, desc):
+    with _work_dir_lock(work_dir, desc) if distributed.is_main() else contextlib.nullcontext():
         return _train(model, as_training_step(step_fn), settings, work_dir, identity, device, desc, progress,
                       extra_state, workers, validate)
 
@@ -285,8 +296,9 @@ def _work_dir_lock(work_dir: Path, desc: str) -> Iterator[None]:
 def _host_values(loss: torch.Tensor, parts: dict[str, Any]) -> tuple[float, dict[str, float]]:
     """The loss and its parts as floats, read from the device in one transfer (one synchronisation)."""
     tensors = {k: v for k, v in parts.items() if isinstance(v, torch.Tensor)}
-    values = torch.stack([loss.detach().float().reshape(()),
-                          *(v.detach().float().reshape(()).to(loss.device) for v in tensors.values())]).tolist()
+    values = distributed.mean_over_ranks(torch.stack([
+        loss.detach().float().reshape(()), *(v.detach().float().reshape(()).to(loss.device) for v in tensors.values())
+    ])).tolist()
     read = dict(zip(tensors, values[1:]))
     return values[0], {k: read[k] if k in read else float(v) for k, v in parts.items()}
 
@@ -299,22 +311,25 @@ def _train(model, step: TrainingStep, settings, work_dir: Path, identity, device
     run_hash = config_hash(identity)
     total = settings.steps
     prepare_model(model, settings, device)
+    convert_for_data_parallel(model, device)
     optimizer = build_optimizer(model, settings)
     amp_dtype = autocast_dtype(settings, device)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     start = resume(checkpoint_path, run_hash, model, optimizer, scaler, extra_state, desc, total)
-    if start == 0:
+    main = distributed.is_main()
+    if main and start == 0:
         log_path.unlink(missing_ok=True)
-    else:
+    elif main:
         truncate_log(log_path, start)
 
     model.train()
-    began, images_seen = time.perf_counter(), 0
-    bar = tqdm(total=total, initial=start, desc=desc, disable=not progress, unit="step")
+    began, images_seen, ranks = time.perf_counter(), 0, distributed.world_size()
+    bar = tqdm(total=total, initial=start, desc=desc, disable=not (progress and main), unit="step")
     batches = prepared_batches(step, settings.seed, start, total, workers, pin_memory=device.type == "cuda")
     validate_every = settings.validate_every if validate is not None else 0
-    board = TrainingBoard(work_dir / "tensorboard", settings.tensorboard, settings.log_images_every, start)
-    with open(log_path, "a", newline="") as log_file, board:
+    board = TrainingBoard(work_dir / "tensorboard" if main else None, settings.tensorboard, settings.log_images_every,
+                          start)
+    with open(log_path if main else os.devnull, "a", newline="") as log_file, board:
         metrics = _MetricsLog(log_file, resumed=start > 0)
         waited = time.perf_counter()
         for index, batch, rng in batches:
@@ -323,7 +338,8 @@ def _train(model, step: TrainingStep, settings, work_dir: Path, identity, device
             step_rng(settings.seed, index)  # torch's and Python's RNG; numpy's comes with the batch
             tick = time.perf_counter()
             loss_value, parts, batch_images, visualise = _compute_and_step(
-                model, step, batch, rng, index, optimizer, scaler, device, amp_dtype, desc)
+                model, step, distributed.shard(batch), rng, index, optimizer, scaler, device, amp_dtype, desc)
+            batch_images *= ranks
             elapsed = time.perf_counter() - tick
             images_seen += batch_images
             row = {"step": index + 1, "loss": loss_value, **parts, "lr": optimizer.param_groups[0]["lr"],
@@ -333,20 +349,32 @@ def _train(model, step: TrainingStep, settings, work_dir: Path, identity, device
             bar.set_postfix(loss=f"{loss_value:.3f}", img_s=rate_text(row["images_per_s"]))
             bar.update(1)
             done = index + 1
-            if visualise and board.wants_images(done):
+            if visualise and main and board.wants_images(done):
                 board.images(visualise[0](), done)
             del visualise  # it holds the step's tensors
-            if validate_every and done % validate_every == 0:
+            if validate_every and main and done % validate_every == 0:
                 _validate(model, validate, board, bar, done, desc)
             if done % settings.checkpoint_every == 0 and done < total:
+                _check_ranks_agree(model, optimizer, extra_state, desc, done)
                 log_file.flush()
                 board.flush()
-                save_checkpoint(checkpoint_path, model, optimizer, done, run_hash, scaler, extra_state)
+                if main:
+                    save_checkpoint(checkpoint_path, model, optimizer, done, run_hash, scaler, extra_state)
             waited = time.perf_counter()
     bar.close()
+    _check_ranks_agree(model, optimizer, extra_state, desc, total)
     _check_finite_weights(model, desc, total)
     seconds = time.perf_counter() - began
     return TrainResult(total, start, seconds, images_seen / max(seconds, 1e-9))
+
+
+def _check_ranks_agree(model: nn.Module, optimizer: torch.optim.Optimizer, extra_state: dict[str, Any] | None,
+                       desc: str, step: int) -> None:
+    """In a data-parallel job: stop unless every rank holds the same model, optimiser and extra
+    state (teacher, prior, discriminator) after ``step`` steps."""
+    states = {"model": model.state_dict(), "optimizer": optimizer.state_dict()["state"],
+              **{name: obj.state_dict() for name, obj in (extra_state or {}).items()}}
+    distributed.check_same_state(states, desc, step)
 
 
 def _set_learning_rate(optimizer: torch.optim.Optimizer, settings: TrainSettings, index: int, total: int) -> None:
@@ -431,7 +459,8 @@ def _validate(model: nn.Module, validate: Callable[[nn.Module], dict[str, float]
 
 def save_model_file(path: str | Path, model: nn.Module, kind: str, spec: dict[str, Any], working_size: tuple[int, int],
                     extra: dict[str, Any] | None = None) -> None:
-    """Write the trained model (weights + the model spec to rebuild it) atomically.
+    """Write the trained model (weights + the model spec to rebuild it) atomically; in a
+    data-parallel job rank 0 writes it.
 
     ``working_size``: (height, width) in pixels of the images it was trained on, the cache's
     size, so that a prediction on new images resizes them the same way (``predict-panoptic``).
@@ -439,10 +468,13 @@ def save_model_file(path: str | Path, model: nn.Module, kind: str, spec: dict[st
     state = {"kind": kind, "spec": spec, "working_size": [int(working_size[0]), int(working_size[1])],
              "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     state.update(extra or {})
+    if not distributed.is_main():
+        return
     with atomic_output(path) as tmp:
         torch.save(state, tmp)
 
 
 def finish(work_dir: str | Path) -> None:
-    """Remove the checkpoint once the final model is written, so a later rerun starts fresh."""
-    (Path(work_dir) / "checkpoint.pt").unlink(missing_ok=True)
+    """Remove the checkpoint once the final model is written, so a later rerun starts fresh (rank 0)."""
+    if distributed.is_main():
+        (Path(work_dir) / "checkpoint.pt").unlink(missing_ok=True)

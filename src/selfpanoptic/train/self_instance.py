@@ -150,19 +150,21 @@ class _SelfInstanceStep:
             target_images = batch.target.images.to(device, non_blocking=True)
             images.append(target_images)
             instances.append(self._pseudo_instances(target_images, batch.target, parts))
+        # this process's share of the source crops (all of them in one process; a slice in a data-parallel job)
+        n_source = len(images[0]) if batch.source is not None else 0
         images, instances = torch.cat(images), torch.cat(instances)
         embeddings = net(images).float()
         loss, loss_parts = spoco_loss(embeddings, instances, **self.loss.spoco_arguments())
         parts.update({"spoco": loss.detach(), "dice": loss_parts["dice"].detach()})
         if batch.target is not None and settings.consistency_weight > 0:
-            consistency = self._consistency(embeddings[self.n_source:], target_images, batch.target.semantic, rng)
+            consistency = self._consistency(embeddings[n_source:], target_images, batch.target.semantic, rng)
             loss = loss + settings.consistency_weight * consistency
             parts["consistency"] = consistency.detach()
 
         def visualise():
             """Target crops first (their instances are pseudo instances, inside the round's semantic
             prediction), then source crops (ground-truth instances)."""
-            shown = [*range(self.n_source, len(images)), *range(self.n_source)][:MAX_IMAGES]
+            shown = [*range(n_source, len(images)), *range(n_source)][:MAX_IMAGES]
             pictures = {"input": normalised_images(images[shown]), "embedding": embedding_images(embeddings[shown]),
                         "instances": instance_images(instances[shown])}
             if batch.target is not None:

@@ -30,14 +30,15 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..augment.normalise import denormalise, normalise_unit, to_unit
 from ..augment.photometric import apply_photometric_noise, draw_photometric_noise
 from ..augment.views import labels_to_views, random_view_affines
 from ..classes import IGNORE
+from ..distributed import mean_over_ranks
 from ..intermediates import DatasetCache, LazyStack, lazy_stacks
+from ..losses.cross_entropy import labelled_cross_entropy
 from ..losses.focal import focal_confidence_ce
 from ..losses.self_correction import annealed_alpha, self_corrected_targets
 from ..pseudo.semantic import PseudoLabels, make_pseudo_labels
@@ -194,7 +195,8 @@ class _SelfSemanticStep:
         target_loss = focal_confidence_ce(logits, view_labels, view_confidence, self.prior.value.to(self.device),
                                           settings.focal_power, targets=soft_targets)
         # (C,) comes back to the host, not the maps
-        self.prior.value = update_prior(self.prior.value, made.teacher_probs, settings.prior_momentum)
+        self.prior.value = update_prior(self.prior.value, made.teacher_probs, settings.prior_momentum,
+                                        batch_mean=mean_over_ranks)
         parts.update(target=target_loss.detach(), kept=(view_labels != IGNORE).float().mean())
         return settings.lambda_target * target_loss, parts
 
@@ -208,8 +210,8 @@ class _SelfSemanticStep:
 
     def _source_loss(self, net: nn.Module, src: Batch, parts: dict) -> torch.Tensor:
         """``source_weight`` times the cross-entropy of the labelled source batch (logged in ``parts``)."""
-        source_loss = F.cross_entropy(net(src.images.to(self.device, non_blocking=True)).float(),
-                                      src.labels.to(self.device, non_blocking=True), ignore_index=IGNORE)
+        source_loss = labelled_cross_entropy(net(src.images.to(self.device, non_blocking=True)).float(),
+                                             src.labels.to(self.device, non_blocking=True))
         parts["source"] = source_loss.detach()
         return self.settings.source_weight * source_loss
 

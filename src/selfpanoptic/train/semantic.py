@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..augment.normalise import denormalise
-from ..classes import IGNORE
 from ..intermediates import DatasetCache
+from ..losses.cross_entropy import labelled_cross_entropy
 from ..settings import TrainSettings
 from .co_learning import CoLearning
 from .data import Batch, TranslatedImages, sample_batch
@@ -50,7 +49,7 @@ def semantic_step(cache: DatasetCache, settings: TrainSettings, device: torch.de
     def compute(net: torch.nn.Module, prepared: tuple[Batch, Batch | None], rng: np.random.Generator, index: int):
         batch, extra = prepared
         logits = net(batch.images.to(device, non_blocking=True))
-        loss = F.cross_entropy(logits.float(), batch.labels.to(device, non_blocking=True), ignore_index=IGNORE)
+        loss = labelled_cross_entropy(logits.float(), batch.labels.to(device, non_blocking=True))
         parts = {"ce": loss.detach()}
         images = len(batch.images)
 

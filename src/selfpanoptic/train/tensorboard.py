@@ -45,17 +45,18 @@ class TrainingBoard:
     """TensorBoard events of one training run, in ``folder``; a context manager that closes them.
 
     ``enabled``: write events at all; ``images_every``: steps between image grids (0: none);
-    ``start``: the step training starts from (0, or the resumed checkpoint's step).
+    ``start``: the step training starts from (0, or the resumed checkpoint's step). ``folder``
+    None: a board that writes and removes nothing (the other ranks of a data-parallel job).
     """
 
-    def __init__(self, folder: str | Path, enabled: bool, images_every: int, start: int):
-        self.folder = Path(folder)
-        self.enabled = enabled
+    def __init__(self, folder: str | Path | None, enabled: bool, images_every: int, start: int):
+        self.folder = Path(folder) if folder is not None else None
+        self.enabled = enabled and folder is not None
         self.images_every = images_every
         # the rows of steps 1..start came before the checkpoint and stay; later ones are purged
         self.purge_step = start + 1 if start else None
         self.writer = None
-        if start == 0:
+        if start == 0 and self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
 
     def _write(self):

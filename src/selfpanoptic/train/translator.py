@@ -21,6 +21,7 @@ from torch import nn
 
 from ..augment.normalise import to_unit
 from ..classes import NUM_CLASSES
+from ..distributed import average_gradients
 from ..models import LABEL_CHANNELS
 from ..intermediates import DatasetCache
 from ..losses.adversarial import (
@@ -50,6 +51,7 @@ class Discriminator:
         loss = hinge_discriminator_loss(self.net(segmap, real), self.net(segmap, fake.detach()))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        average_gradients(self.net.parameters())  # data-parallel: one discriminator on every rank
         self.optimizer.step()
         return loss.detach()
 
