@@ -226,15 +226,20 @@ def check_process_batches(config: dict[str, Any], source: str | Path) -> None:
     processes = training_processes(config)
     if processes == 1:
         return
-    for section, value in config.items():
-        if section in ("experiments", "resources"):
-            continue
-        for path, holder in _batch_sizes(value, section):
-            if holder % processes:
-                raise InputError(
-                    f"invalid config: {path} is {holder}, which does not split evenly over the {processes} processes "
-                    "of a training job (resources.train)", source,
-                    f"make {path} a multiple of {processes}, or change resources.train.processes / gpu")
+    sizes = [pair for section, value in config.items() if section not in ("experiments", "resources")
+             for pair in _batch_sizes(value, section)]
+    instance = config.get("selftrain", {}).get("instance", {})
+    if instance.get("train"):
+        # instance self-training splits its batch into source and target crops, each over the ranks
+        batch = instance["train"]["batch_size"]
+        crops = int(round(instance.get("source_fraction", 0.0) * batch))
+        sizes.append(("selftrain.instance.source_fraction x train.batch_size (rounded)", crops))
+    for path, value in sizes:
+        if value % processes:
+            raise InputError(
+                f"invalid config: {path} is {value}, which does not split evenly over the {processes} processes "
+                "of a training job (resources.train)", source,
+                f"make {path} a multiple of {processes}, or change resources.train.processes / gpu")
 
 
 def _batch_sizes(section: Any, path: str) -> list[tuple[str, int]]:

@@ -104,16 +104,16 @@ def torch_setup(args: argparse.Namespace):
             "no GPU on this node, no CUDA build of torch, or a driver problem)",
             fix="run on a GPU node with a working driver, or set device: auto (config) / --device auto to use the CPU",
         )
-    elif args.device == "auto":
-        print("device auto: no CUDA device available, running on the CPU", flush=True)
-    if not started_as_rank():
-        return torch.device(kind)
-    from .. import distributed
+    device = torch.device(kind)
+    if started_as_rank():
+        from .. import distributed
 
-    device = distributed.start(kind, args.threads)
-    if not distributed.is_main():
-        # rank 0 prints the progress and the log lines; errors and tracebacks still go to stderr
-        sys.stdout = open(os.devnull, "w")
+        device = distributed.start(kind, args.threads)
+        if not distributed.is_main():
+            # rank 0 prints the progress and the log lines; errors and tracebacks still go to stderr
+            sys.stdout = open(os.devnull, "w")
+    if args.device == "auto" and kind == "cpu":
+        print("device auto: no CUDA device available, running on the CPU", flush=True)
     return device
 
 

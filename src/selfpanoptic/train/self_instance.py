@@ -23,6 +23,7 @@ from torch import nn
 
 from ..augment.normalise import normalise
 from ..augment.views import rotate_maps, rotation_affines
+from ..distributed import shard
 from ..intermediates import DatasetCache, LazyStack, lazy_stacks
 from ..losses import spoco_loss
 from ..losses.consistency import embedding_consistency_loss, sample_anchors
@@ -194,7 +195,8 @@ class _SelfInstanceStep:
         rotated by a random angle (degrees), its embeddings are rotated back and compared with
         the student's ``embeddings`` ``(T, D, h, w)`` around anchors on the group's pixels."""
         settings = self.settings
-        angles = rng.uniform(0.0, settings.max_rotation, size=self.n_target)
+        # the angles of the whole batch's target crops, as one process draws them; this rank's share
+        angles = shard(rng.uniform(0.0, settings.max_rotation, size=self.n_target))
         height, width = images.shape[-2:]
         rotated, _ = rotate_maps(images, rotation_affines(angles, height, width))
         with torch.no_grad():
