@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -48,6 +49,12 @@ def image_of(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 
 # Synthia ids: 3 road, 10 pedestrian, 8 car, 18 truck (void in semantic, instance kept), 22 lanemarking.
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: one worker per core, at most 2 (each worker holds torch and models, about 1-2
+    GB, and the workflow tests start Snakemake with 2 cores of their own)."""
+    return max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
 SMOKE_RUNS: list[Path] = []
 """Folders where ``configs/smoke.yaml`` ran to the end locally (the SLURM tests' reference run): the
 workflow tests start from a copy of one instead of running the same jobs again."""

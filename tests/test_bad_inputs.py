@@ -376,3 +376,19 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
     monkeypatch.setattr(summarize, "run", broken)
     with pytest.raises(OSError, match="internal"):
         main(["summarize", "--out", "/tmp/never.csv", "x.csv"])
+
+
+def test_predict_commands_check_inline_scales_against_the_cache(files, tmp_path, capsys):
+    """Inline inference settings are validated alone; the scales are judged against the cache's
+    32x64 working size and the output stride of the models that predict."""
+    scales = ["--inference-settings", json.dumps({"scales": [0.25, 1.0]})]
+    assert main(["predict-semantic", "--model", str(files["semantic"]), "--data", str(files["cache"]),
+                 "--out", str(tmp_path / "sem.h5"), *scales, *CPU]) == 2
+    err = capsys.readouterr().err
+    assert "inference.scales has 0.25, which makes the 32x64 working image (the cache " in err
+    assert "semantic model's (semantic.model.output_stride)" in err and "Traceback" not in err
+    assert main(["predict-instance", "--models", str(files["instance"]), "--semantic", str(files["prediction"]),
+                 "--data", str(files["cache"]), "--out", str(tmp_path / "inst.h5"), *scales, *CPU]) == 2
+    err = capsys.readouterr().err
+    assert "under 32 pixels a side, the instance model's output stride" in err and err.count("error:") == 1
+    assert not (tmp_path / "sem.h5").exists() and not (tmp_path / "inst.h5").exists()

@@ -86,6 +86,21 @@ def test_a_prediction_with_an_unknown_id_is_refused(split, tmp_path, capsys, bad
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["pred"]
 
 
+def test_a_ground_truth_with_an_unknown_id_is_refused(split, tmp_path, capsys):
+    gt = tmp_path / "gt" / "lindau"
+    gt.mkdir(parents=True)
+    for path in (split["gt"] / "lindau").glob("*_gtFine_labelIds.png"):
+        labels = np.asarray(Image.open(path)).copy()
+        labels[1, 1] = 40  # a trainId map or a damaged file, not labelIds
+        Image.fromarray(labels).save(gt / path.name)
+    code = main(["evaluate", "semantic", "--gt-folder", str(gt.parent), "--prediction-folder",
+                 str(split["root"] / "perfect")])
+    err = _one_error(capsys, "evaluate")
+    assert code == 2
+    assert "_gtFine_labelIds.png: ground truth holds id(s) that are not Cityscapes labelIds: 40\n" in err, err
+    assert "fix: --gt-folder must hold Cityscapes *_gtFine_labelIds.png files" in err
+
+
 def test_a_16_bit_prediction_with_a_large_id_is_refused(split, tmp_path, capsys):
     pred = tmp_path / "pred"
     pred.mkdir()

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any, Sequence
 
-from .common import progress
+from .common import check_inference_scales, progress
 
 
 def add_instance_io(parser: argparse.ArgumentParser) -> None:
@@ -118,6 +118,8 @@ def write_instances(args: argparse.Namespace, kind, make_cluster, config: dict[s
             SemanticPrediction.open(args.semantic, cache.image_ids, args.data) as sem, \
             kind.create(args.out, cache.image_ids, sem["labels"].shape[1:], {**config, "inference": inference},
                         inputs) as h5:
+        check_inference_scales(args, inference["scales"], (cache.height, cache.width), f"the cache {args.data}", None,
+                               True, "cache the images at a larger working size (data.height, data.width)")
         out_height, out_width = sem["labels"].shape[1:]
         cluster = make_cluster(out_height * out_width / (cache.height * cache.width))
         rows, scores = [], []

@@ -201,3 +201,22 @@ def translated_images(args: argparse.Namespace, cache, stack):
         args.translated, cache.image_ids, cache.path,
         "translate the same source cache (rerun translate_source and cache_dataset for translated_source)"))
     return TranslatedImages(translated, args.translated_share)
+
+
+def check_inference_scales(args: argparse.Namespace, scales, size: tuple[int, int], size_from: str,
+                           semantic_spec: dict[str, Any] | None, instances: bool, larger: str) -> None:
+    """Refuse ``inference.scales`` that shrink the ``size`` working image below the output stride of
+    the models that predict, as the validation of a whole config does: a stage's inline settings are
+    validated alone, and its working size comes from a cache or a model file, so neither is checked
+    against the other there. ``semantic_spec``: the semantic model's spec (None: only instance
+    models predict); ``instances``: instance models predict too; ``size_from`` says where the size
+    comes from, ``larger`` how to raise it."""
+    from ..config import INSTANCE_OUTPUT_STRIDE, model_stride
+    from ..config_checks import check_scales
+
+    if semantic_spec is None:
+        stride, model = INSTANCE_OUTPUT_STRIDE, "the instance model's"
+    else:
+        stride, model = model_stride(semantic_spec, instances)
+    source = "--inference-settings (inference)" if args.inference_settings else args.config or "the default inference"
+    check_scales(scales, size, stride, model, source, size_from, larger)

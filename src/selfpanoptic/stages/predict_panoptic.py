@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import COMPUTE, progress, settings, settings_parent, torch_setup
+from .common import COMPUTE, check_inference_scales, progress, settings, settings_parent, torch_setup
 
 HELP = "a trained run's semantic, instance and panoptic predictions on a folder of images"
 PARENTS = [settings_parent("data", "inference", "instance", "panoptic"), *COMPUTE]
@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> None:
     semantic = _semantic_model_file(run_dir)
     saved, instance_files = load_model_file(semantic, "semantic"), sorted(run_dir.glob("instance/*/model.pt"))
     size, size_from = _working_size(args, semantic, saved)
-    _check_scales(args, inference["scales"], size, size_from, saved["spec"], bool(instance_files))
+    check_inference_scales(args, inference["scales"], size, size_from, saved["spec"], bool(instance_files),
+                           "predict at a larger working size (--data-settings '{\"height\": H, \"width\": W}')")
     check_image_links(args.images, exclude=args.out)
     images = image_folder(args.images, exclude=args.out)
     entries = image_entries(images)  # an unreadable image stops the command before any model work
@@ -103,16 +104,3 @@ def _working_size(args: argparse.Namespace, semantic, saved) -> tuple[tuple[int,
     print(f"{semantic}: the model file records no working size; predicting at the default "
           f"{data['height']}x{data['width']} (pass --config with the run's config to choose)", flush=True)
     return (data["height"], data["width"]), "the default data.height x data.width"
-
-
-def _check_scales(args: argparse.Namespace, scales, size, size_from: str, spec, instances: bool) -> None:
-    """Refuse ``inference.scales`` that shrink the working size below the run's models' output
-    stride, as the validation of a whole config does: inline settings are validated alone, and
-    the working size may come from the model file, so neither is checked against the other."""
-    from ..config import model_stride
-    from ..config_checks import check_scales
-
-    stride, model = model_stride(spec, instances)
-    source = "--inference-settings (inference)" if args.inference_settings else args.config or "the default inference"
-    check_scales(scales, size, stride, model, source, size_from,
-                 "predict at a larger working size (--data-settings '{\"height\": H, \"width\": W}')")

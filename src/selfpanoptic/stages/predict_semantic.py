@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from ._full_resolution import add_full_resolution, output_size
-from .common import COMPUTE, progress, settings, settings_parent, torch_setup
+from .common import COMPUTE, check_inference_scales, progress, settings, settings_parent, torch_setup
 
 HELP = "semantic labels and confidence of every image of a cache"
 PARENTS = [settings_parent("inference"), *COMPUTE]
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace, batch_size: int = 8) -> None:
 
     from ..inference import batches, predict_semantic_batch
     from ..intermediates import DatasetCache, SemanticPrediction
-    from ..models import model_from_file
+    from ..models import load_model_file, model_from_file
     from ..settings import InferenceSettings
 
     device = torch_setup(args)
@@ -40,6 +40,9 @@ def run(args: argparse.Namespace, batch_size: int = 8) -> None:
     inputs = [args.model, args.data] + ([args.full_resolution] if args.full_resolution else [])
     config = {"model": str(args.model), "inference": inference}
     with DatasetCache.open(args.data) as cache:
+        check_inference_scales(args, inference["scales"], (cache.height, cache.width), f"the cache {args.data}",
+                               load_model_file(args.model, "semantic")["spec"], False,
+                               "cache the images at a larger working size (data.height, data.width)")
         size = output_size(args, cache)
         with SemanticPrediction.create(args.out, cache.image_ids, size, config, inputs) as h5:
             for idx in tqdm(list(batches(len(cache), batch_size)), desc="predict semantic", disable=not progress(args)):
