@@ -392,3 +392,17 @@ def test_predict_commands_check_inline_scales_against_the_cache(files, tmp_path,
     err = capsys.readouterr().err
     assert "under 32 pixels a side, the instance model's output stride" in err and err.count("error:") == 1
     assert not (tmp_path / "sem.h5").exists() and not (tmp_path / "inst.h5").exists()
+
+
+def test_an_image_folder_link_to_no_file_is_refused(tmp_path, capsys):
+    root = tmp_path / "images"
+    root.mkdir()
+    Image.fromarray(np.zeros((8, 16, 3), np.uint8)).save(root / "a.png")
+    (root / "b.png").symlink_to(tmp_path / "gone.png")
+    out = tmp_path / "index.csv"
+    assert main(["index", "--name", "target", "--format", "images", "--root", str(root), "--split", "train",
+                 "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "1 image link(s) matched by '**/*.png' point to no file: b.png -> " in err and "gone.png" in err
+    assert "fix: restore the files the links point to, or remove the links" in err
+    assert not out.exists() and "Traceback" not in err

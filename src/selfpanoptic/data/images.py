@@ -32,6 +32,7 @@ Readers
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Callable
@@ -127,7 +128,16 @@ class ImageFolderDataset(DatasetReader):
         super().__init__(root, split, size)
 
     def list_files(self) -> tuple[list[SampleFiles], list[Problem]]:
-        images = sorted(p for p in self.root.glob(self.glob) if p.is_file())
+        matched = sorted(self.root.glob(self.glob))
+        # a link to no file is not a file: it would be left out of the split without a word
+        broken = [p for p in matched if p.is_symlink() and not p.exists()]
+        if broken:
+            shown = ", ".join(f"{p.relative_to(self.root)} -> {os.readlink(p)}" for p in broken[:3])
+            raise InputError(
+                f"{len(broken)} image link(s) matched by {self.glob!r} point to no file: {shown}"
+                f"{' ...' if len(broken) > 3 else ''}", self.root,
+                "restore the files the links point to, or remove the links")
+        images = [p for p in matched if p.is_file()]
         if not images:
             raise InputError(
                 f"no image matches {self.glob!r} below the image folder", self.root,
