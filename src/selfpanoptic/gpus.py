@@ -103,6 +103,15 @@ def _take_slot(folder: Path, count: int, limit: int) -> tuple[int, IO[str]] | No
             return index, handle
 
 
+def _claimable(count: int | None) -> int | None:
+    """The GPUs of the machine a job may claim from (``count``, default :func:`gpu_count`), or None
+    when it claims none: ``CUDA_VISIBLE_DEVICES`` is already set (a scheduler chose) or there is no GPU."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "") != "":
+        return None
+    count = gpu_count() if count is None else count
+    return count if count > 0 else None
+
+
 def _take_whole(folder: Path, count: int, wanted: int) -> list[tuple[int, IO[str]]] | None:
     """Lock ``wanted`` devices that no job holds, each for this job alone: ``[(device, slot file)]``, or None."""
     with open(folder / "allocator.lock", "a+") as guard:
@@ -138,11 +147,8 @@ def claim_gpus(wanted: int, count: int | None = None, lock_dir: str | Path | Non
         with claim_gpu(count, lock_dir, poll_seconds) as index:
             yield None if index is None else [index]
         return
-    if os.environ.get("CUDA_VISIBLE_DEVICES", "") != "":
-        yield None
-        return
-    count = gpu_count() if count is None else count
-    if count <= 0:
+    count = _claimable(count)
+    if count is None:
         yield None
         return
     if count < wanted:
@@ -187,11 +193,8 @@ def claim_gpu(count: int | None = None, lock_dir: str | Path | None = None, poll
         ``CUDA_VISIBLE_DEVICES`` was already set or there is no GPU. When no device has room,
         waits until one has.
     """
-    if os.environ.get("CUDA_VISIBLE_DEVICES", "") != "":
-        yield None
-        return
-    count = gpu_count() if count is None else count
-    if count <= 0:
+    count = _claimable(count)
+    if count is None:
         yield None
         return
     limit = jobs_per_gpu_setting() if jobs_per_gpu is None else jobs_per_gpu
