@@ -88,3 +88,31 @@ def test_daformer_preset_plans_up_to_the_dataset_check():
     assert result.returncode != 0
     assert "synthia root (datasets.synthia.root): /data/synthia/RAND_CITYSCAPES" in printed
     assert "target root (datasets.target.root): /data/cityscapes" in printed
+
+
+def test_rehearsal_preset_plans_every_stage_of_the_real_preset_at_the_real_sizes(tmp_path):
+    """configs/rehearsal.yaml: the real preset's models, batches and working resolution on toy domains
+    at the real datasets' sizes, a few steps, one round, on the CPU; a dry run plans every stage."""
+    from selfpanoptic.config import load_config
+
+    rehearsal, real = load_config(ROOT / "configs/rehearsal.yaml"), load_config(ROOT / "configs/synthia-gta-cityscapes.yaml")
+    toy = rehearsal["toy"]
+    assert toy["enabled"] and (toy["synthia_size"], toy["gta_size"], toy["target_size"]) == (
+        [760, 1280], [1052, 1914], [1024, 2048])
+    assert toy["gta_size_jitter"] > 0
+    assert rehearsal["data"] == real["data"] and rehearsal["mixing"] == real["mixing"]
+    assert rehearsal["device"] == "cpu" and rehearsal["selftrain"]["rounds"] == 1
+    for task in ("semantic", "instance"):
+        assert {**rehearsal[task]["model"], "init": "imagenet"} == real[task]["model"]
+        same = {key: value for key, value in rehearsal[task]["train"].items() if key != "steps"}
+        assert same == {key: value for key, value in real[task]["train"].items() if key != "steps"}
+        assert rehearsal[task]["train"]["steps"] <= 4
+        assert {k: v for k, v in rehearsal["selftrain"][task].items() if k != "train"} == {
+            k: v for k, v in real["selftrain"][task].items() if k != "train"}
+        assert rehearsal["selftrain"][task]["train"]["steps"] <= 4
+    assert rehearsal["inference"] == real["inference"] and rehearsal["evaluation"] == real["evaluation"]
+
+    jobs = planned_runs("--configfile", "configs/rehearsal.yaml", results=tmp_path / "results")
+    assert jobs["pretrain_semantic"] == jobs["pretrain_instance"] == {"round0", "oracle"}
+    assert jobs["selftrain_semantic"] == jobs["selftrain_instance"] == {"round1"}
+    assert jobs["score_panoptic"] == {"round0", "round1", "oracle"}

@@ -11,7 +11,9 @@
   ``disparity/`` files from the scene's geometry.
 
 Every image is drawn from its own seed ``(seed, domain, index)``, so the output does not depend
-on the number of worker processes. Each domain folder is written under a temporary name and
+on the number of worker processes. Each domain has its own image size (``toy.synthia_size``,
+``gta_size``, ``target_size``, else ``height`` x ``width``), and gta-like frames may vary in size
+(``gta_size_jitter``): :mod:`.sizes`. Each domain folder is written under a temporary name and
 renamed when complete; a marker file records what made it.
 """
 
@@ -34,6 +36,7 @@ from ..errors import InputError
 from .formats import write_cityscapes_sample, write_gta5_sample, write_synthia_sample
 from .render import STYLES, render_scene
 from .scenes import PROFILES, generate_scene
+from .sizes import frame_size, recorded_settings
 
 MARKER = ".selfpanoptic-toy.json"
 """File in each generated root; its presence marks a folder the generator may replace."""
@@ -48,11 +51,13 @@ DOMAIN_STYLE = {"synthia": "synthia", "gta": "gta", "target": "cityscapes"}
 
 @dataclass(frozen=True)
 class ImageJob:
-    """One image to generate: which domain, where, and whether a truck/train is forced."""
+    """One image to generate: which domain, where, its size, and whether a truck/train is forced."""
 
     domain: str
     index: int
     root: str
+    height: int
+    width: int
     split: str = ""
     city: str = ""
     include_truck: bool | None = None
@@ -77,26 +82,32 @@ def gta_truck_train_plan(count: int, fraction: float, seed: int) -> list[tuple[b
 
 def image_jobs(settings: dict[str, Any], roots: dict[str, str | Path]) -> list[ImageJob]:
     """Every image of the three domains, from the config's ``toy`` section."""
-    jobs = [ImageJob("synthia", i, str(roots["synthia"])) for i in range(settings["synthia_images"])]
-    plan = gta_truck_train_plan(settings["gta_images"], settings["gta_truck_and_train_fraction"], settings["seed"])
-    jobs += [ImageJob("gta", i, str(roots["gta"]), include_truck=t, include_train=r) for i, (t, r) in enumerate(plan)]
+    seed = settings["seed"]
+
+    def size(domain: str, index: int) -> tuple[int, int]:
+        return frame_size(settings, domain, index, seed, DOMAIN_SEEDS[domain])
+
+    jobs = [ImageJob("synthia", i, str(roots["synthia"]), *size("synthia", i)) for i in range(settings["synthia_images"])]
+    plan = gta_truck_train_plan(settings["gta_images"], settings["gta_truck_and_train_fraction"], seed)
+    jobs += [ImageJob("gta", i, str(roots["gta"]), *size("gta", i), include_truck=t, include_train=r)
+             for i, (t, r) in enumerate(plan)]
     for split, count, cities in (
         ("train", settings["target_train_images"], TRAIN_CITIES),
         ("val", settings["target_val_images"], VAL_CITIES),
     ):
         offset = 0 if split == "train" else settings["target_train_images"]
         jobs += [
-            ImageJob("target", offset + i, str(roots["target"]), split, cities[i % len(cities)])
+            ImageJob("target", offset + i, str(roots["target"]), *size("target", offset + i), split, cities[i % len(cities)])
             for i in range(count)
         ]
     return jobs
 
 
-def generate_image(job: ImageJob, height: int, width: int, seed: int) -> None:
+def generate_image(job: ImageJob, seed: int) -> None:
     """Generate, render and write one image with its labels."""
     rng = np.random.default_rng([seed, DOMAIN_SEEDS[job.domain], job.index])
     scene = generate_scene(
-        rng, height, width, PROFILES[DOMAIN_STYLE[job.domain]],
+        rng, job.height, job.width, PROFILES[DOMAIN_STYLE[job.domain]],
         include_truck=job.include_truck, include_train=job.include_train,
     )
     style = STYLES[DOMAIN_STYLE[job.domain]]
@@ -112,10 +123,10 @@ def generate_image(job: ImageJob, height: int, width: int, seed: int) -> None:
                                 scene.instance_classes, depth=scene.depth)
 
 
-def _generate_chunk(args: tuple[list[ImageJob], int, int, int]) -> int:
-    jobs, height, width, seed = args
+def _generate_chunk(args: tuple[list[ImageJob], int]) -> int:
+    jobs, seed = args
     for job in jobs:
-        generate_image(job, height, width, seed)
+        generate_image(job, seed)
     return len(jobs)
 
 
@@ -163,7 +174,7 @@ def synthesize_toy_domains(
     once the new ones are complete; a folder not made by this generator is never replaced.
     """
     check_toy_roots({"toy": {"enabled": True}, "datasets": {k: {"root": str(v)} for k, v in roots.items()}})
-    height, width, seed = settings["height"], settings["width"], settings["seed"]
+    seed = settings["seed"]
     with contextlib.ExitStack() as stack:
         tmp = {name: stack.enter_context(atomic_output(root)) for name, root in roots.items()}
         for folder in tmp.values():
@@ -173,13 +184,14 @@ def synthesize_toy_domains(
         bar = tqdm(total=len(jobs), desc="synthesize", unit="img", disable=not progress)
         if workers > 1:
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                for done in pool.map(_generate_chunk, [(c, height, width, seed) for c in chunks]):
+                for done in pool.map(_generate_chunk, [(c, seed) for c in chunks]):
                     bar.update(done)
         else:
             for chunk in chunks:
-                bar.update(_generate_chunk((chunk, height, width, seed)))
+                bar.update(_generate_chunk((chunk, seed)))
         bar.close()
         write_panoptic_ground_truth(tmp["target"], ["train", "val"])
         for name, folder in tmp.items():
-            marker = {"domain": name, "generator": "selfpanoptic synthesize", "version": __version__, "settings": settings}
+            marker = {"domain": name, "generator": "selfpanoptic synthesize", "version": __version__,
+                      "settings": recorded_settings(settings)}
             (folder / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
