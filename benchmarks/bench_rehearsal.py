@@ -3,6 +3,7 @@
     python benchmarks/bench_rehearsal.py /tmp/rehearsal                 # configs/rehearsal.yaml, --cores all
     python benchmarks/bench_rehearsal.py /tmp/rehearsal --report-only   # the table of a finished run again
     python benchmarks/bench_rehearsal.py /tmp/rehearsal --clean         # delete its data and results afterwards
+    python benchmarks/bench_rehearsal.py /tmp/rehearsal --resume        # finish a run that was interrupted
     python benchmarks/bench_rehearsal.py /tmp/rehearsal --configfile configs/rehearsal.yaml my-layer.yaml \
         --real-preset configs/daformer-synthia-cityscapes.yaml --target results-x/round1/semantic/model.pt
 
@@ -10,20 +11,23 @@ Runs `snakemake --cores all --configfile configs/rehearsal.yaml` in FOLDER (noth
 is touched) with a `selfpanoptic` first on PATH that runs the real command as its child and
 records, per job, the command line, wall time, CPU time (user + system) and peak resident set
 size (``os.wait4``: ``ru_maxrss`` of the command and of any worker process it waited for, the
-largest of them, not their sum) in FOLDER/.bench/jobs.jsonl. The workflow's rules all call
-`selfpanoptic`, so every job is measured, and nothing in the workflow changes.
+largest of them, not their sum: a data job with ``--threads N`` holds up to N + 1 times it) in
+FOLDER/.bench/jobs.jsonl. The workflow's rules all call `selfpanoptic`, so every job is measured,
+and nothing in the workflow changes.
 
 Each stage is then extrapolated to the real datasets by what it scales with:
 
 - images: indexing (every file of the dataset), caching (the cached images), prediction,
   pseudo-labels, export, fusion and scoring (the images of the split they read), the audit. Real
   counts: Synthia 9,400, GTA5 24,966, the thesis' mixed source 10,348 (Synthia + the 948 GTA5
-  images holding a truck and a train), Cityscapes train 2,975 and val 500. Time scales as
-  wall / toy images x real images (the command's start-up, about 3 s for model commands, is
-  counted in the time per image: a slight overestimate);
-- steps: training; time = the job's time outside its steps + the mean time of a step after the
-  first (from the stage's train/metrics.csv) x the real preset's steps
-  (configs/synthia-gta-cityscapes.yaml by default, `--real-preset`);
+  images holding a truck and a train; a one-source protocol caches all of its dataset),
+  Cityscapes train 2,975 and val 500. Time scales as time / toy images x real images (the
+  command's start-up, about 3 s for model commands, is counted in the time per image: a slight
+  overestimate);
+- steps: training; time = the job's time outside its training loop + the mean time of a step
+  after the first x the real preset's steps (configs/synthia-gta-cityscapes.yaml by default,
+  `--real-preset`). The loop's time is the job log's "N steps in X s", shared out over the steps
+  as the images/s of the stage's train/metrics.csv say;
 - nothing: the summary, the ablation table and the report (constant), and the toy generator
   (no real run has it).
 
@@ -32,7 +36,8 @@ memory per stage"); it grows with the image size, the batch and the model, which
 has at their real values. The extrapolated times are of this machine (a CPU); a GPU runs the
 model stages many times faster, the data and scoring stages (CPU work) about as fast.
 
-The machine's load during the run is reported too: the mean 1-minute load average and how much of
+Wall times are extrapolated, and CPU times in the same proportion. The machine's load during
+the run is reported too: the mean 1-minute load average and how much of
 the machine's CPU time went to other processes (from /proc/stat), since a shared machine slows
 the wall times (CPU times much less).
 """
@@ -114,12 +119,17 @@ class LoadSampler(threading.Thread):
             self.samples.append(os.getloadavg()[0])
 
 
-def run_workflow(folder: Path, configfiles: list[Path], cores: str, targets: list[str]) -> dict:
-    """Snakemake in ``folder`` with the measuring wrapper; returns what the run as a whole cost."""
+def run_workflow(folder: Path, configfiles: list[Path], cores: str, targets: list[str], resume: bool) -> dict:
+    """Snakemake in ``folder`` with the measuring wrapper; returns what the run as a whole cost.
+
+    ``resume``: keep the jobs measured by an earlier, interrupted run in ``folder``; Snakemake
+    runs the jobs that are left, and the table counts both runs."""
     bench = folder / ".bench"
     (bench / "bin").mkdir(parents=True, exist_ok=True)
     log = bench / "jobs.jsonl"
-    log.unlink(missing_ok=True)
+    if not resume:
+        for old in (log, bench / "runs.jsonl", bench / "run.json"):
+            old.unlink(missing_ok=True)
     real = shutil.which("selfpanoptic", path=str(Path(sys.executable).parent)) or shutil.which("selfpanoptic")
     if real is None:
         sys.exit("no selfpanoptic command next to this Python or on PATH: pip install -e . first")
@@ -132,7 +142,7 @@ def run_workflow(folder: Path, configfiles: list[Path], cores: str, targets: lis
            "--configfile", *map(str, configfiles), "--cores", cores, *targets]
     sampler = LoadSampler()
     busy0, total0 = cpu_ticks()
-    load0, began = os.getloadavg()[0], time.perf_counter()
+    load0, began, started = os.getloadavg()[0], time.perf_counter(), time.time()
     sampler.start()
     with open(bench / "snakemake.log", "w") as out:
         result = subprocess.run(cmd, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -141,10 +151,11 @@ def run_workflow(folder: Path, configfiles: list[Path], cores: str, targets: lis
     busy1, total1 = cpu_ticks()
     ticks = os.sysconf("SC_CLK_TCK")
     commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    run = {"command": shlex.join(cmd), "commit": commit, "wall_s": wall, "returncode": result.returncode, "cpus": os.cpu_count(),
+    run = {"command": shlex.join(cmd), "commit": commit, "began": started, "wall_s": wall, "returncode": result.returncode, "cpus": os.cpu_count(),
            "load_start": load0, "load_samples": sampler.samples, "machine_busy_cpu_s": (busy1 - busy0) / ticks,
            "machine_total_cpu_s": (total1 - total0) / ticks}
-    (bench / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+    with open(bench / "runs.jsonl", "a") as handle:
+        handle.write(json.dumps(run) + "\n")
     if result.returncode != 0:
         sys.exit(f"snakemake failed after {wall:.0f} s; see {bench / 'snakemake.log'}")
     return run
@@ -300,13 +311,21 @@ def table(folder: Path, configfiles: list[Path], real_preset: Path) -> str:
     lines.append(f"\nJobs: {len(records)}; their wall time {totals['wall'] / 60:.1f} min, CPU time "
                  f"{totals['cpu'] / 60:.1f} min; extrapolated to the real counts (these jobs, this CPU): "
                  f"{totals['real']:.0f} h wall, {totals['real_cpu']:.0f} CPU-h.")
-    run_file = folder / ".bench" / "run.json"
-    if run_file.is_file():
-        run = json.loads(run_file.read_text())
-        samples = run["load_samples"] or [run["load_start"]]
-        ours = totals["cpu"]
+    runs_file, legacy = folder / ".bench" / "runs.jsonl", folder / ".bench" / "run.json"
+    runs = ([json.loads(line) for line in runs_file.read_text().splitlines() if line] if runs_file.is_file()
+            else [json.loads(legacy.read_text())] if legacy.is_file() else [])
+    if runs:
+        run = {"commit": ", ".join(dict.fromkeys(r.get("commit", "?") for r in runs)), "cpus": runs[0]["cpus"],
+               **{key: sum(r[key] for r in runs) for key in ("wall_s", "machine_busy_cpu_s", "machine_total_cpu_s")}}
+        samples = [x for r in runs for x in (r["load_samples"] or [r["load_start"]])]
+        # the CPU time of the jobs that ran during the measured runs (a resumed run's first part
+        # may have ended without its record)
+        windows = [(r["began"], r["began"] + r["wall_s"]) for r in runs if "began" in r]
+        ours = (sum(r["user_s"] + r["system_s"] for r in records
+                    if any(start <= r["began"] <= end for start, end in windows)) if windows else totals["cpu"])
         other = max(0.0, run["machine_busy_cpu_s"] - ours)
-        lines.append(f"Run: commit {run.get('commit', '?')}, {run['wall_s'] / 60:.1f} min wall on {run['cpus']} CPUs; 1-minute load average "
+        parts = f" in {len(runs)} runs (resumed after an interruption)" if len(runs) > 1 else ""
+        lines.append(f"Run: commit {run['commit']}, {run['wall_s'] / 60:.1f} min wall{parts} on {run['cpus']} CPUs; 1-minute load average "
                      f"{sum(samples) / len(samples):.2f} mean, {max(samples):.2f} max; the machine's CPUs were busy "
                      f"{100 * run['machine_busy_cpu_s'] / max(run['machine_total_cpu_s'], 1e-9):.0f} % of the time, "
                      f"{other / 60:.1f} CPU-min of it other processes than the rehearsal's jobs "
@@ -324,13 +343,15 @@ def main() -> None:
     parser.add_argument("--cores", default="all")
     parser.add_argument("--target", nargs="*", default=[], help="files to make (default: the whole workflow)")
     parser.add_argument("--report-only", action="store_true", help="print the table of a finished run in FOLDER")
+    parser.add_argument("--resume", action="store_true",
+                        help="finish an interrupted run in FOLDER, keeping what its jobs measured")
     parser.add_argument("--clean", action="store_true", help="delete the run's data and results afterwards (keeps .bench/)")
     args = parser.parse_args()
     folder = Path(args.folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     configfiles = [Path(path).resolve() for path in args.configfile]
     if not args.report_only:
-        run_workflow(folder, configfiles, args.cores, args.target)
+        run_workflow(folder, configfiles, args.cores, args.target, args.resume)
     print(f"{' + '.join(path.name for path in configfiles)} in {folder}, --cores {args.cores}; "
           f"extrapolated with {Path(args.real_preset).name}\n")
     print(table(folder, configfiles, Path(args.real_preset).resolve()))
