@@ -277,7 +277,8 @@ class SelfSemanticSettings:
     ``source_weight``; ``lambda_target``: weight of the pseudo-label loss; ``momentum``,
     ``momentum_every``: the teacher's update; ``prior_momentum``: the moving class prior's;
     ``focal_power``: class weight exponent; ``rare_class_temperature``: rare-class sampling (0 =
-    uniform draws); ``freeze_bn``: keep the student's BatchNorm statistics.
+    uniform draws); ``freeze_bn``: keep the student's BatchNorm statistics; ``class_mix``:
+    cross-domain mixing of labelled source classes into the views.
     """
 
     train: TrainSettings
@@ -295,6 +296,7 @@ class SelfSemanticSettings:
     focal_power: float
     rare_class_temperature: float
     freeze_bn: bool
+    class_mix: bool
 
     @classmethod
     def from_config(cls, section: Section) -> SelfSemanticSettings:
@@ -351,7 +353,8 @@ class SelfInstanceSettings:
     ``source_fraction``: share of each batch from labelled source images; ``ema_momentum``: the
     EMA network's update; ``freeze_bn``: keep the student's BatchNorm statistics;
     ``consistency_weight``, ``max_rotation`` (degrees), ``consistency_anchors`` (per image): the
-    rotation-consistency term; ``min_size`` (pixels), ``min_confidence``: which pseudo instances stay.
+    rotation-consistency term; ``min_size`` (pixels), ``min_confidence``: which pseudo instances stay;
+    ``class_mix``: paste half of a source crop's instances of the group onto each target crop.
     """
 
     train: TrainSettings
@@ -364,6 +367,7 @@ class SelfInstanceSettings:
     consistency_anchors: int
     min_size: int
     min_confidence: float
+    class_mix: bool
 
     @classmethod
     def from_config(cls, section: Section) -> SelfInstanceSettings:

@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> None:
     import contextlib
 
     from ..distributed import is_main
+    from ..errors import InputError
     from ..intermediates import DatasetCache
     from ..models import load_model_file, model_from_file
     from ..pseudo.teacher import frozen_copy
@@ -53,7 +54,10 @@ def run(args: argparse.Namespace) -> None:
         guide = load_guidance(section["guidance"], args.round, target, args.guidance_instances, sem.train.seed,
                               stack)
         source = None
-        if args.source and sem.source_batch_size > 0:
+        if sem.class_mix and not args.source:
+            raise InputError("selftrain.semantic.class_mix pastes labelled source classes onto the target views, "
+                             "but no --source cache was given", fix="pass --source, or set class_mix to false")
+        if args.source and (sem.source_batch_size > 0 or sem.class_mix):
             source = stack.enter_context(DatasetCache.open(args.source))
         extra_state = {"teacher": teacher, "prior": prior}
         if co_learning is not None:

@@ -10,6 +10,11 @@ together, plus the rotation-consistency term: the EMA network sees the crop rota
 angle, its embeddings are rotated back and compared with the student's through soft masks
 around shared anchors (:func:`~selfpanoptic.losses.consistency.embedding_consistency_loss`). The
 EMA network follows the student every step and is checkpointed with it.
+
+With instance-level cross-domain mixing (``class_mix``), each target crop then gets half of the
+group's instances of a labelled source crop pasted onto it (:mod:`selfpanoptic.augment.class_mix`):
+the pasted instances keep their own (renumbered) ids, the pseudo instances lose the pixels the
+paste covers, and the student and the consistency term see the mixed crop.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..augment.class_mix import half_of_ids, paste
 from ..augment.normalise import normalise
 from ..augment.views import rotate_maps, rotation_affines
 from ..distributed import shard
@@ -71,12 +77,23 @@ class TargetCrops(NamedTuple):
     confidence: np.ndarray
 
 
+class MixCrops(NamedTuple):
+    """Labelled source crops pasted onto the target crops, one each: ``images`` ``(T, 3, h, w)``
+    float32 normalised, ``instances`` ``(T, h, w)`` int64 (the group's only), ``masks``
+    ``(T, h, w)`` bool: the pixels of half of each crop's instances."""
+
+    images: torch.Tensor
+    instances: torch.Tensor
+    masks: torch.Tensor
+
+
 class SelfInstanceBatch(NamedTuple):
     """What a step's ``prepare`` hands its ``compute``: the source and target crops (None when
-    the batch has none of them)."""
+    the batch has none of them) and the crops mixed into the target crops (or None)."""
 
     source: SourceCrops | None
     target: TargetCrops | None
+    mix: MixCrops | None = None
 
 
 def self_instance_step(
@@ -107,23 +124,37 @@ class _SelfInstanceStep:
         self.device, self.stats, self.objectness = device, stats, objectness
         batch = settings.train.batch_size
         n_source = int(round(settings.source_fraction * batch)) if data.source is not None else 0
-        self.members, self.source_indices = _group_members(data.source, classes) if n_source else ([], None)
+        wanted = data.source is not None and (n_source or settings.class_mix)
+        self.members, self.source_indices = _group_members(data.source, classes) if wanted else ([], None)
         self.n_source = n_source if n_source and len(self.source_indices) else 0
         self.n_target = batch - self.n_source
+        self.mixing = bool(settings.class_mix and wanted and len(self.source_indices))
         stats.setdefault("pseudo_instances", 0)
 
     # host side ---------------------------------------------------------------------------------
 
     def prepare(self, rng: np.random.Generator, index: int) -> SelfInstanceBatch:
-        """Source crops with an instance of the group (first), then target crops."""
-        train = self.settings.train
+        """Source crops with an instance of the group (first), then target crops, then the crops
+        mixed into the target crops and their chosen instances."""
         source = None
         if self.n_source:
-            chosen = choose_images(rng, self.source_indices, self.n_source)
-            images, _, instances, _ = sample_batch(self.data.source, rng, chosen, self.n_source, train.crop,
-                                                   train.hflip, train.jitter, shuffle=False)
-            source = SourceCrops(images, keep_instances(instances, [self.members[i] for i in chosen]))
-        return SelfInstanceBatch(source, self._target_crops(rng) if self.n_target else None)
+            source = SourceCrops(*self._group_crops(rng, self.n_source))
+        target = self._target_crops(rng) if self.n_target else None
+        mix = None
+        if self.mixing and target is not None:
+            images, instances = self._group_crops(rng, self.n_target, tuple(target.images.shape[-2:]))
+            mix = MixCrops(images, instances, torch.from_numpy(half_of_ids(instances.numpy(), rng, exclude=(0,))))
+        return SelfInstanceBatch(source, target, mix)
+
+    def _group_crops(self, rng: np.random.Generator, count: int,
+                     size: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``count`` crops (of ``size``, default the training crop) of source images holding an
+        instance of the group: normalised images and their group instances (others zeroed)."""
+        train = self.settings.train
+        chosen = choose_images(rng, self.source_indices, count)
+        images, _, instances, _ = sample_batch(self.data.source, rng, chosen, count, size or train.crop,
+                                               train.hflip, train.jitter, shuffle=False)
+        return images, keep_instances(instances, [self.members[i] for i in chosen])
 
     def _target_crops(self, rng: np.random.Generator) -> TargetCrops:
         data, train = self.data, self.settings.train
@@ -146,11 +177,15 @@ class _SelfInstanceStep:
             images.append(batch.source.images.to(device, non_blocking=True))
             instances.append(batch.source.instances.to(device, non_blocking=True))
         parts: dict[str, float] = {}
-        target_images = None
+        target_images = things = None
         if batch.target is not None:
             target_images = batch.target.images.to(device, non_blocking=True)
+            pseudo = self._pseudo_instances(target_images, batch.target, parts)
+            things = torch.from_numpy(np.isin(batch.target.semantic, self.classes)).to(device)
+            if batch.mix is not None:
+                target_images, pseudo, things = _mix_instances(target_images, pseudo, things, batch.mix, parts)
             images.append(target_images)
-            instances.append(self._pseudo_instances(target_images, batch.target, parts))
+            instances.append(pseudo)
         # this process's share of the source crops (all of them in one process; a slice in a data-parallel job)
         n_source = len(images[0]) if batch.source is not None else 0
         images, instances = torch.cat(images), torch.cat(instances)
@@ -158,7 +193,7 @@ class _SelfInstanceStep:
         loss, loss_parts = spoco_loss(embeddings, instances, **self.loss.spoco_arguments())
         parts.update({"spoco": loss.detach(), "dice": loss_parts["dice"].detach()})
         if batch.target is not None and settings.consistency_weight > 0:
-            consistency = self._consistency(embeddings[n_source:], target_images, batch.target.semantic, rng)
+            consistency = self._consistency(embeddings[n_source:], target_images, things, rng)
             loss = loss + settings.consistency_weight * consistency
             parts["consistency"] = consistency.detach()
 
@@ -189,11 +224,12 @@ class _SelfInstanceStep:
         parts["pseudo_per_image"] = float(np.mean([p.max() for p in pseudo]))
         return torch.from_numpy(np.stack(pseudo).astype(np.int64)).to(self.device, non_blocking=True)
 
-    def _consistency(self, embeddings: torch.Tensor, images: torch.Tensor, semantic: np.ndarray,
+    def _consistency(self, embeddings: torch.Tensor, images: torch.Tensor, things: torch.Tensor,
                      rng: np.random.Generator) -> torch.Tensor:
         """The rotation-consistency term of the target crops: the EMA network sees each crop
         rotated by a random angle (degrees), its embeddings are rotated back and compared with
-        the student's ``embeddings`` ``(T, D, h, w)`` around anchors on the group's pixels."""
+        the student's ``embeddings`` ``(T, D, h, w)`` around anchors on the group's pixels
+        ``things`` ``(T, h, w)`` bool."""
         settings = self.settings
         # the angles of the whole batch's target crops, as one process draws them; this rank's share
         angles = shard(rng.uniform(0.0, settings.max_rotation, size=self.n_target))
@@ -201,9 +237,22 @@ class _SelfInstanceStep:
         rotated, _ = rotate_maps(images, rotation_affines(angles, height, width))
         with torch.no_grad():
             back, valid = rotate_maps(self.ema(rotated).float(), rotation_affines(-angles, height, width))
-        things = torch.from_numpy(np.isin(semantic, self.classes)).to(self.device)
         anchors = sample_anchors(valid & things, settings.consistency_anchors, rng)
         return embedding_consistency_loss(embeddings, back, valid, anchors, self.loss.delta_v)
+
+
+def _mix_instances(images: torch.Tensor, pseudo: torch.Tensor, things: torch.Tensor, mix: MixCrops,
+                   parts: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Target crops with the mixing crops' chosen instances pasted on: ``(images, instances,
+    things)``. A pasted instance keeps its own id shifted above the crop's largest pseudo id, so
+    the two never share one."""
+    device = images.device
+    masks = mix.masks.to(device, non_blocking=True)
+    source_ids = mix.instances.to(device, non_blocking=True)
+    shifted = torch.where(source_ids > 0, source_ids + pseudo.flatten(1).amax(1).view(-1, 1, 1), source_ids)
+    parts["pasted"] = masks.float().mean()
+    return (paste(masks, mix.images.to(device, non_blocking=True).to(images.dtype), images),
+            paste(masks, shifted, pseudo), things | masks)
 
 
 def _group_members(source: DatasetCache, classes: list[int]) -> tuple[list[np.ndarray], np.ndarray]:

@@ -15,7 +15,9 @@ Each step:
    pseudo-label (:mod:`selfpanoptic.losses.self_correction`); the thresholds still choose the
    pixels and the focal and confidence weights still weigh them. With co-learning
    (``co_learning.enabled``) the generation loss of the target crops and the source batch is mixed
-   in (:mod:`selfpanoptic.train.co_learning`).
+   in (:mod:`selfpanoptic.train.co_learning`). With cross-domain mixing (``class_mix``) each view
+   first gets half of the classes of a labelled source crop pasted onto it
+   (:mod:`selfpanoptic.augment.class_mix`), trained on the source labels at full weight.
 4. The class prior follows the teacher's softmax; every ``momentum_every`` steps the teacher
    moves towards the student.
 
@@ -30,8 +32,10 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from ..augment.class_mix import half_of_ids, paste
 from ..augment.normalise import denormalise, normalise_unit, to_unit
 from ..augment.photometric import apply_photometric_noise, draw_photometric_noise
 from ..augment.views import labels_to_views, random_view_affines
@@ -56,7 +60,7 @@ class SelfSemanticData:
     """The images of a round of semantic self-training and what steers their pseudo-labels.
 
     ``target``: the target train cache (images only); ``source``: labelled cache of the joint
-    source loss, or None; ``guide``: ``(N, H, W)`` instance maps of the target images that guide
+    source loss and of cross-domain mixing, or None; ``guide``: ``(N, H, W)`` instance maps of the target images that guide
     the pseudo-labels (an array, or read per image: what
     :func:`~selfpanoptic.stages._guidance.load_guidance` gives), or None; ``rules``: which of
     their instances may relabel which pixels (required with ``guide``); ``reference``: ``(C,)``
@@ -73,6 +77,16 @@ class SelfSemanticData:
     target_probabilities: np.ndarray | None = None
 
 
+class ClassMixCrops(NamedTuple):
+    """One labelled source crop per view (image-major, as the views): ``images`` ``(B*V, 3, h, w)``
+    float32 in [0, 1], ``labels`` ``(B*V, h, w)`` int64 trainIds, ``masks`` ``(B*V, h, w)`` bool:
+    the pixels of half of each crop's classes, pasted onto its view."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    masks: torch.Tensor
+
+
 class SelfSemanticBatch(NamedTuple):
     """What a step's ``prepare`` hands its ``compute`` (host side; pinned by the engine's loader).
 
@@ -80,7 +94,8 @@ class SelfSemanticBatch(NamedTuple):
     instance maps of the crops, or None; ``inverse_depth``: ``(B, h, w)`` float32 in 1/m (NaN =
     unknown) of the crops with depth co-learning, else None; ``affines``: ``(B, V, 2, 3)`` the
     views' geometry; ``noise``: ``(B * V, 6)`` float64 photometric draws of the student's views;
-    ``source``: the labelled source :class:`~selfpanoptic.train.data.Batch`, or None.
+    ``source``: the labelled source :class:`~selfpanoptic.train.data.Batch`, or None; ``mix``:
+    the source crops pasted onto the views (cross-domain mixing), or None.
     """
 
     images: torch.Tensor
@@ -89,6 +104,8 @@ class SelfSemanticBatch(NamedTuple):
     affines: torch.Tensor
     noise: np.ndarray
     source: Batch | None
+    mix: ClassMixCrops | None = None
+
 
 
 def self_semantic_step(
@@ -122,18 +139,27 @@ class _SelfSemanticStep:
 
     def prepare(self, rng: np.random.Generator, index: int) -> SelfSemanticBatch:
         """The step's random crops and draws, in the order the step once made them inline:
-        target crops, views, noise, source batch."""
+        target crops, views, noise, source batch; then the mixing crops and their classes."""
         settings, train, noise = self.settings, self.settings.train, self.settings.noise
         images, guides, inverse_depth = self._sample_target(rng)
         views = settings.views
         affines = random_view_affines(len(images), views.views, rng, views.min_scale, views.max_scale, views.flip_p)
         drawn = draw_photometric_noise(len(images) * views.views, rng, noise.brightness, noise.contrast,
                                        noise.saturation, noise.grey_p, noise.blur_p, noise.blur_sigma)
-        src = None
-        if self.data.source is not None:
+        src = mix = None
+        if self.data.source is not None and settings.source_batch_size > 0:
             src = sample_batch(self.data.source, rng, np.arange(len(self.data.source)), settings.source_batch_size,
                                train.crop, train.hflip, train.jitter, depth=self.depth)
-        return SelfSemanticBatch(images, guides, inverse_depth, affines, drawn, src)
+        if settings.class_mix:
+            mix = self._mixing_crops(rng, len(images) * views.views, tuple(images.shape[-2:]))
+        return SelfSemanticBatch(images, guides, inverse_depth, affines, drawn, src, mix)
+
+    def _mixing_crops(self, rng: np.random.Generator, count: int, size: tuple[int, int]) -> ClassMixCrops:
+        """``count`` labelled source crops of the views' ``size`` and half of each one's classes."""
+        crops = sample_batch(self.data.source, rng, np.arange(len(self.data.source)), count, size,
+                             self.settings.train.hflip, self.settings.train.jitter)
+        masks = half_of_ids(crops.labels.numpy(), rng)
+        return ClassMixCrops(denormalise(crops.images), crops.labels, torch.from_numpy(masks))
 
     def _sample_target(self, rng: np.random.Generator) -> tuple[torch.Tensor, np.ndarray | None, torch.Tensor | None]:
         """Target crops ``(B, 3, h, w)`` in [0, 1], their guide maps and inverse depth (or None)."""
@@ -157,9 +183,13 @@ class _SelfSemanticStep:
                                   self.prior.value, self.settings.pseudo, batch.guides, self.data.rules,
                                   self.data.reference)
         view_labels, view_confidence = labels_to_views(made.labels, made.confidence, batch.affines)
-        noisy = apply_photometric_noise(made.views, batch.noise)
+        views, pasted = made.views, None
+        if batch.mix is not None:
+            views, view_labels, view_confidence, pasted = self._class_mix(views, view_labels, view_confidence,
+                                                                          batch.mix)
+        noisy = apply_photometric_noise(views, batch.noise)
         logits = net(normalise_unit(noisy)).float()
-        loss, parts = self._target_loss(logits, made, view_labels, view_confidence, index)
+        loss, parts = self._target_loss(logits, made, view_labels, view_confidence, index, pasted)
         batch_images = len(made.views)
         if batch.source is not None:
             loss = loss + self._source_loss(net, batch.source, parts)
@@ -181,17 +211,34 @@ class _SelfSemanticStep:
         if self.settings.freeze_bn:
             freeze_batchnorm(student)
 
+    def _class_mix(self, views: torch.Tensor, labels: torch.Tensor, confidence: torch.Tensor, mix: ClassMixCrops):
+        """The views with the mixing crops' chosen classes pasted on: ``(views, labels, confidence,
+        pasted)``; pasted pixels take the source label at confidence 1."""
+        device = views.device
+        pasted = mix.masks.to(device, non_blocking=True)
+        views = paste(pasted, mix.images.to(device, non_blocking=True).to(views.dtype), views)
+        labels = paste(pasted, mix.labels.to(device, non_blocking=True), labels)
+        confidence = paste(pasted, torch.ones_like(confidence), confidence)
+        return views, labels, confidence, pasted
+
     def _target_loss(self, logits: torch.Tensor, made: PseudoLabels, view_labels: torch.Tensor,
-                     view_confidence: torch.Tensor, index: int) -> tuple[torch.Tensor, dict]:
+                     view_confidence: torch.Tensor, index: int,
+                     pasted: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         """``lambda_target`` times the focal, confidence-weighted loss of the views (towards the
-        self-corrected soft targets when enabled), and its log parts; moves the class prior."""
+        self-corrected soft targets when enabled; pasted source pixels towards their true label),
+        and its log parts; moves the class prior."""
         settings, correction = self.settings, self.settings.self_correction
         soft_targets = None
         parts = {}
         if correction.enabled:
             alpha = annealed_alpha(correction.alpha_start, correction.alpha_end, index, settings.train.steps)
             soft_targets = self_corrected_targets(logits, self._ancillary_logits(made), alpha)
+            if pasted is not None:
+                true = F.one_hot(view_labels.clamp(0, logits.shape[1] - 1), logits.shape[1]).permute(0, 3, 1, 2)
+                soft_targets = paste(pasted, true.to(soft_targets.dtype), soft_targets)
             parts["alpha"] = alpha
+        if pasted is not None:
+            parts["pasted"] = pasted.float().mean()
         target_loss = focal_confidence_ce(logits, view_labels, view_confidence, self.prior.value.to(self.device),
                                           settings.focal_power, targets=soft_targets)
         # (C,) comes back to the host, not the maps
