@@ -11,7 +11,8 @@ from selfpanoptic.cli import main
 from selfpanoptic.config import seeded, validate_config
 from selfpanoptic.errors import InputError
 from selfpanoptic.metrics.ablation import ablation_by_run, collect_ablation, format_mean_std, gap_closed, read_ablation
-from selfpanoptic.report_ablation import ablation_section, plot_ablation_by_round
+from selfpanoptic.report_ablation import ablation_section, plot_ablation_by_round, seeds_headline
+from selfpanoptic.report_label_free import label_free_ablation_lines
 
 
 def test_experiments_are_filled_in_with_the_sections_they_change():
@@ -148,3 +149,24 @@ def test_ablation_command_writes_the_table_and_names_bad_input(tmp_path, capsys)
 
 def _ablation_entries(tmp_path):
     return _tables(tmp_path, "main", 0, {"round0": (10.0, 2.0, 5.0, 30.0), "round1": (20.0, 3.0, 6.0, 20.0)})
+
+
+def test_seeds_headline_gives_the_main_runs_mean_std_and_n(tmp_path):
+    table = _ablation(tmp_path)
+    lines = "\n".join(seeds_headline(table))
+    assert "## Headline over seeds (n = 2)" in lines
+    assert "| main | 2 | 11.0 ± 1.4 | 21.0 ± 1.4 | 29.0 ± 1.4 | 51.0 ± 1.4 | 45.0 ± 7.1 |" in lines
+    assert "no_guidance" not in lines
+    assert seeds_headline(table[table.seed == 0]) == []
+
+
+def test_label_free_lines_of_the_report(tmp_path):
+    table = _ablation(tmp_path)
+    label_free = table[(table.task == "semantic") & (table.metric == "mIoU") & (table["class"] == "all")].copy()
+    label_free["task"], label_free["metric"] = "label_free", "confidence"
+    label_free["value"] = label_free["value"] + 1.0  # ranks the runs as val mIoU does
+    lines = "\n".join(label_free_ablation_lines(pd.concat([table, label_free], ignore_index=True)))
+    # round 0 once per seed (2) and two rounds of two experiments in two seeds (8); the oracle left out
+    assert "| confidence | 10 | +1.00 |" in lines
+    assert "Choosing the round by each score" in lines
+    assert label_free_ablation_lines(table) == []

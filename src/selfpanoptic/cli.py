@@ -23,7 +23,8 @@ COMMANDS = [
     "train-translator", "translate-source", "label-fidelity",
     "pretrain-semantic", "pretrain-instance", "predict-semantic", "predict-instance",
     "pseudo-semantic", "selftrain-semantic", "selftrain-instance", "pseudo-instance",
-    "score-semantic", "score-instance", "export-semantic", "export-instance", "fuse-panoptic", "score-panoptic", "evaluate",
+    "score-semantic", "score-instance", "export-semantic", "export-instance", "fuse-panoptic", "score-panoptic", "score-label-free",
+    "evaluate",
     "predict-panoptic", "report", "summarize", "ablation", "audit", "config",
 ]
 """Every command, in workflow order; ``selfpanoptic.stages.<name with _>`` implements it."""

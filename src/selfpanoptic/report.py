@@ -34,7 +34,8 @@ from .overlays import colourise_panoptic  # noqa: E402
 from .translation import FIDELITY_COLUMNS  # noqa: E402
 from .metrics.ablation import read_ablation  # noqa: E402
 from .metrics.table import NAMED_RUNS, read_metrics, round_index, round_title, run_order  # noqa: E402
-from .report_ablation import ablation_section, plot_ablation_by_round  # noqa: E402
+from .report_ablation import ablation_section, plot_ablation_by_round, seeds_headline  # noqa: E402
+from .report_label_free import label_free_ablation_lines, label_free_lines  # noqa: E402
 
 MANIFEST = ".selfpanoptic-report.json"
 """The list, in the report's folder, of the files the report wrote there: a later report may
@@ -187,11 +188,12 @@ def translation_section(fidelity: pd.DataFrame, grid: str) -> list[str]:
 
 def write_report(table: pd.DataFrame, out_dir: Path, overlay_files: dict[str, str],
                  generated: dict[str, str] | None = None, translation: list[str] | None = None,
-                 ablation: list[str] | None = None) -> str:
+                 ablation: list[str] | None = None, over_seeds: list[str] | None = None) -> str:
     """The Markdown page; ``overlay_files`` maps run labels to overlay PNG names in ``out_dir``,
     ``generated`` run labels to co-learning figures (paths relative to ``out_dir``);
     ``translation``: the lines of :func:`translation_section`, ``ablation`` those of
-    :func:`~selfpanoptic.report_ablation.ablation_section`, or None."""
+    :func:`~selfpanoptic.report_ablation.ablation_section`, ``over_seeds`` those of
+    :func:`~selfpanoptic.report_ablation.seeds_headline`, or None."""
     things = [CLASS_NAMES[t] for t in THING_TRAIN_IDS]
     tasks = set(table.task)
     parts = [
@@ -200,6 +202,7 @@ def write_report(table: pd.DataFrame, out_dir: Path, overlay_files: dict[str, st
         "`oracle` is the same models trained on the target train labels."
         + (" `translated` is round 0's models trained with source images rendered in the target's look "
            "(section \"Label-to-image translation\")." if "translated" in set(table["run"]) else ""), "",
+        *(over_seeds or []),
         "## Headline", "", _markdown(headline(table), "metric"), "",
         "![metrics by round](metrics_by_round.png)", "",
         "## Semantic segmentation: IoU per class", "",
@@ -219,6 +222,7 @@ def write_report(table: pd.DataFrame, out_dir: Path, overlay_files: dict[str, st
             parts += [_markdown(_pivot(table, "panoptic", metric, ["all", "things", "stuff", "all16", "things16", "stuff16"]), metric), ""]
         parts += [_markdown(_pivot(table, "panoptic", "PQ_dagger", ["all", "all16"]), "PQ†"), ""]
         parts += [_markdown(_pivot(table, "panoptic", "PQ", list(CLASS_NAMES)), "PQ per class"), ""]
+    parts += label_free_lines(table)
     parts += ablation or []
     if not tasks & {"instance", "panoptic"}:
         parts += ["Semantic segmentation only: the source has no instance labels (mixing.sources: [gta]), "
@@ -310,14 +314,15 @@ def build_report(
     with atomic_files(out_dir, list(names.values()), MANIFEST, "--out-dir") as tmp:
         plot_metrics_by_round(table, tmp[names["by_round"]])
         plot_iou_per_class(table, tmp[names["per_class"]])
-        ablation_lines = None
+        ablation_lines = over_seeds = None
         if ablation is not None:
             plot_ablation_by_round(ablation, tmp[names["ablation"]])
-            ablation_lines = ablation_section(ablation, names["ablation"])
+            ablation_lines = ablation_section(ablation, names["ablation"]) + label_free_ablation_lines(ablation)
+            over_seeds = seeds_headline(ablation)
         for run, (semantic, panoptic) in runs.items():
             panoptic_dir = None if panoptic is None else Path(panoptic)
             overlay_figure(Path(cache_path), Path(semantic), panoptic_dir, overlays, tmp[names[f"overlays {run}"]],
                            f"target val, {run}")
         overlay_files = {run: names[f"overlays {run}"] for run in runs}
         tmp[names["page"]].write_text(write_report(table, out_dir, overlay_files, figures, translation_lines,
-                                                   ablation_lines))
+                                                   ablation_lines, over_seeds))

@@ -18,10 +18,10 @@ import pandas as pd  # noqa: E402
 
 from .atomic import atomic_output  # noqa: E402
 from .classes import CLASS_NAMES  # noqa: E402
-from .metrics.ablation import HEADLINE, ablation_by_run, format_mean_std, gap_closed  # noqa: E402
+from .metrics.ablation import HEADLINE, MAIN, ablation_by_run, format_mean_std, gap_closed  # noqa: E402
 from .metrics.table import NAMED_RUNS, round_index, round_title  # noqa: E402
 
-__all__ = ["ablation_section", "plot_ablation_by_round"]
+__all__ = ["ablation_section", "plot_ablation_by_round", "seeds_headline"]
 
 
 def _last_round(table: pd.DataFrame) -> str | None:
@@ -62,6 +62,22 @@ def _per_class(table: pd.DataFrame, last: str) -> list[str]:
         cells = [name, format_mean_std(base, float("nan"))]
         cells += [format_mean_std(means.get((e, last, name), float("nan")), float("nan")) for e in experiments]
         lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def seeds_headline(table: pd.DataFrame) -> list[str]:
+    """The report's headline over seeds: mIoU, AP50 and PQ of the main runs by round, mean ± std
+    over the seeds with their number n, and the share of the mIoU gap closed; none with one seed."""
+    seeds = sorted(table.loc[table["experiment"] == MAIN, "seed"].unique())
+    if len(seeds) < 2:
+        return []
+    main = table[table["experiment"] == MAIN]
+    lines = [f"## Headline over seeds (n = {len(seeds)})", "",
+             "The main runs of seeds " + ", ".join(str(s) for s in seeds) + ": mean ± sample standard deviation "
+             "over the seeds (the tables below are the first seed's). One seed proves nothing: floating-point "
+             "results differ between machines.", ""]
+    for task, metric in HEADLINE:
+        lines += _metric_table(main, task, metric, with_gap=metric == "mIoU")
     return lines
 
 

@@ -52,6 +52,8 @@ TRANSLATED, TRANSLATION = config["mixing"]["translated"] > 0, config["translatio
 ORACLE, GROUPS = "oracle" in PLAN.main.folder_of, list(config["instance"]["groups"])
 RUNS = list(PLAN.main.folder_of.values())  # the first seed's main runs: metrics table and report
 TASKS = ("semantic", "instance", "panoptic") if INSTANCES else ("semantic",)
+# the metric tables of a run: its scores on val, and the label-free scores on target train
+SCORED = TASKS + ("label_free",)
 
 
 def runs_where(select):
@@ -120,6 +122,12 @@ def instance_models(folder):
     return [f"{RESULTS}/{folder}/instance/{group}/model.pt" for group in GROUPS]
 
 
+def previous_prediction(wildcards):
+    """The prediction on the target train images of the run a self-training round starts from."""
+    start = PLAN.run(wildcards.run).start
+    return f"{RESULTS}/{start}/semantic/pred_target_{TRAIN_SPLIT}.h5" if start else []
+
+
 def guidance_input(wildcards):
     """The start run's instance prediction on the target train images, when it guides the round."""
     run = PLAN.run(wildcards.run)
@@ -164,7 +172,7 @@ def report_runs(wildcards):
 def ablation_entries():
     """(experiment, seed, metrics CSV) of every run of every tree, shared runs included."""
     return [(tree.label, tree.seed, f"{RESULTS}/{folder}/eval/{task}.csv")
-            for tree in PLAN.trees for folder in tree.folder_of.values() for task in TASKS]
+            for tree in PLAN.trees for folder in tree.folder_of.values() for task in SCORED]
 
 
 def final_outputs():

@@ -1,5 +1,6 @@
-# Scores on the target val split at the ground truth's resolution, the official-format exports
-# of each run's predictions, and the summary table of every run.
+# Scores on the target val split at the ground truth's resolution, the label-free scores on the
+# target train split, the official-format exports of each run's predictions, and the summary
+# table of every run.
 
 
 rule score_semantic:
@@ -38,6 +39,33 @@ rule score_instance:
         " --ground-truth {input.ground_truth:q} --run {params.run_name} --out {output:q} --quiet > {log:q} 2>&1"
 
 
+rule score_label_free:
+    input:
+        model=f"{RESULTS}/{{run}}/semantic/model.pt",
+        data=f"{RESULTS}/data/cache/target_{TRAIN_SPLIT}.h5",
+        source=f"{RESULTS}/data/cache/source.h5",
+        prediction=f"{RESULTS}/{{run}}/semantic/pred_target_{TRAIN_SPLIT}.h5",
+        previous=previous_prediction,
+    output:
+        f"{RESULTS}/{{run}}/eval/label_free.csv",
+    params:
+        **stage_params("score-label-free"),
+        run_name=lambda wildcards: PLAN.run(wildcards.run).name,
+        previous=optional("--previous", "previous"),
+        device=config["device"],
+    log:
+        f"{RESULTS}/logs/score_label_free/{{run}}.log",
+    threads: job_threads("predict")
+    resources:
+        **job_resources("predict"),
+    conda:
+        ENV
+    shell:
+        "selfpanoptic score-label-free --model {input.model:q} --data {input.data:q} --source {input.source:q}"
+        " --prediction {input.prediction:q} {params.previous} --run {params.run_name} --out {output:q}"
+        " --device {params.device} --threads {threads} --quiet > {log:q} 2>&1"
+
+
 rule export_semantic:
     input:
         prediction=f"{RESULTS}/{{run}}/semantic/pred_target_{VAL_SPLIT}.h5",
@@ -73,7 +101,7 @@ rule export_instance:
 
 rule summarize_metrics:
     input:
-        [f"{RESULTS}/{run}/eval/{task}.csv" for run in RUNS for task in TASKS],
+        [f"{RESULTS}/{run}/eval/{task}.csv" for run in RUNS for task in SCORED],
     output:
         report(
             f"{RESULTS}/summary/metrics.csv",
