@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -10,11 +11,15 @@ import pytest
 import torch
 
 from selfpanoptic.cli import main
+from selfpanoptic.config import validate_config
+from selfpanoptic.errors import InputError
 from selfpanoptic.metrics.label_free import (
     LabelFreeTally, class_distance, normalised_entropy, rank_correlation, round_selection, score_correlations,
     select_round,
 )
 from selfpanoptic.metrics.table import read_metrics
+from selfpanoptic.report_label_free import selected_round_lines
+from selfpanoptic.runs import plan_runs
 
 from test_selftrain_training import CPU, round0  # noqa: F401 (module fixture)
 
@@ -127,3 +132,39 @@ def test_stage_writes_a_metrics_table_and_compares_with_the_previous_round(round
                  "--out", str(tmp_path / "bad.csv"), *CPU]) == 2
     err = capsys.readouterr().err
     assert "--prediction" in err and "Traceback" not in err and not (tmp_path / "bad.csv").exists()
+
+
+def _label_free_csv(path, run: str, confidence: float) -> str:
+    pd.DataFrame([(run, "label_free", "confidence", "all", confidence), (run, "semantic", "mIoU", "all", 1.0)],
+                 columns=["run", "task", "metric", "class", "value"]).to_csv(path, index=False)
+    return str(path)
+
+
+def test_select_round_stage_writes_the_choice(tmp_path, capsys):
+    rounds = []
+    for r, value in enumerate([70.0, 80.0, 75.0, 90.0]):
+        rounds += ["--round", f"round{r}", _label_free_csv(tmp_path / f"r{r}.csv", f"round{r}", value)]
+    settings = json.dumps({"selection": {"score": "confidence", "patience": 1}})
+    out = tmp_path / "selected.json"
+    assert main(["select-round", "--selftrain-settings", settings, *rounds, "--out", str(out)]) in (0, None)
+    chosen = json.loads(out.read_text())
+    assert (chosen["chosen"], chosen["folder"], chosen["scores"]["round3"]) == ("round1", "round1", 90.0)
+    page = "\n".join(selected_round_lines(out))
+    assert "**round 1**" in page and "`confidence`" in page
+    # rounds out of order: one message naming the file
+    capsys.readouterr()
+    assert main(["select-round", "--selftrain-settings", settings, *rounds[3:6], "--out", str(tmp_path / "b.json")]) == 2
+    err = capsys.readouterr().err
+    assert "r1.csv" in err and "round0" in err and "Traceback" not in err
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_rounds_auto_plans_max_rounds_and_experiments_keep_the_selection():
+    config = validate_config({"selftrain": {"rounds": "auto", "selection": {"max_rounds": 3}}})
+    plan = plan_runs(config, oracle=True)
+    assert [name for name in plan.main.folder_of if name.startswith("round")] == ["round0", "round1", "round2",
+                                                                                  "round3"]
+    with pytest.raises(InputError, match="sets selection"):
+        validate_config({"experiments": {"x": {"selftrain": {"selection": {"patience": 2}}}}})
+    with pytest.raises(InputError, match="rounds"):
+        validate_config({"selftrain": {"rounds": "many"}})

@@ -24,7 +24,7 @@ COMMANDS = [
     "pretrain-semantic", "pretrain-instance", "predict-semantic", "predict-instance",
     "pseudo-semantic", "selftrain-semantic", "selftrain-instance", "pseudo-instance",
     "score-semantic", "score-instance", "export-semantic", "export-instance", "fuse-panoptic", "score-panoptic", "score-label-free",
-    "evaluate",
+    "select-round", "evaluate",
     "predict-panoptic", "report", "summarize", "ablation", "audit", "config",
 ]
 """Every command, in workflow order; ``selfpanoptic.stages.<name with _>`` implements it."""

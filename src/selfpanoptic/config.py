@@ -158,9 +158,10 @@ def _check_experiment_keys(name: str, change: Any, config: dict[str, Any], sourc
         raise InputError(f"invalid config: unknown section {where}.{key}; an experiment changes config sections "
                          f"({', '.join(EXPERIMENT_SECTIONS)})", source, hint)
     selftrain = change.get("selftrain", {})
-    if isinstance(selftrain, dict) and selftrain.get("rounds", config["selftrain"]["rounds"]) != config["selftrain"]["rounds"]:
-        raise InputError(f"invalid config: {where}.selftrain sets rounds; every experiment runs selftrain.rounds rounds",
-                         source, f"remove rounds from {where}.selftrain")
+    for key in ("rounds", "selection"):
+        if isinstance(selftrain, dict) and key in selftrain and selftrain[key] != config["selftrain"].get(key):
+            raise InputError(f"invalid config: {where}.selftrain sets {key}; every experiment runs the rounds of "
+                             f"selftrain.rounds and selftrain.selection", source, f"remove {key} from {where}.selftrain")
     groups = change.get("instance", {}).get("groups") if isinstance(change.get("instance"), dict) else None
     if groups is not None and groups != config["instance"]["groups"]:
         raise InputError(f"invalid config: {where}.instance sets groups; every run has the instance groups of "
@@ -204,12 +205,19 @@ def seeded(section: Any, offset: int) -> Any:
     return out
 
 
+def round_count(config: dict[str, Any]) -> int:
+    """The number of self-training rounds a validated config trains: ``selftrain.rounds``, or
+    ``selftrain.selection.max_rounds`` with ``rounds: auto``."""
+    selftrain = config["selftrain"]
+    return selftrain["selection"]["max_rounds"] if selftrain["rounds"] == "auto" else selftrain["rounds"]
+
+
 def _check_translation(config: dict[str, Any], source: str | Path) -> None:
     """With translation on (``mixing.translated`` > 0), ``translation.labels_from`` must name a
     round that exists and has the labels asked for (round 0 has predictions, no pseudo-labels)."""
     if not config.get("mixing", {}).get("translated") or "translation" not in config:
         return
-    section, rounds = config["translation"], config.get("selftrain", {}).get("rounds", 0)
+    section, rounds = config["translation"], round_count(config) if "selftrain" in config else 0
     chosen = section["labels_from"]
     if section["selftrain_from"] == "translated" and chosen not in ("round0", "ground_truth"):
         raise InputError(
@@ -223,7 +231,7 @@ def _check_translation(config: dict[str, Any], source: str | Path) -> None:
     if index > rounds:
         raise InputError(
             f"invalid config: translation.labels_from is {chosen}, but there is no such round to take labels from "
-            f"(selftrain.rounds is {rounds}: rounds 0..{rounds})",
+            f"(selftrain.rounds gives rounds 0..{rounds})",
             source, f"set translation.labels_from to one of round0..round{rounds}, or raise selftrain.rounds",
         )
     if section["labels"] == "pseudo" and index == 0:

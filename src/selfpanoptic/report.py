@@ -35,7 +35,7 @@ from .translation import FIDELITY_COLUMNS  # noqa: E402
 from .metrics.ablation import read_ablation  # noqa: E402
 from .metrics.table import NAMED_RUNS, read_metrics, round_index, round_title, run_order  # noqa: E402
 from .report_ablation import ablation_section, plot_ablation_by_round, seeds_headline  # noqa: E402
-from .report_label_free import label_free_ablation_lines, label_free_lines  # noqa: E402
+from .report_label_free import label_free_ablation_lines, label_free_lines, selected_round_lines  # noqa: E402
 
 MANIFEST = ".selfpanoptic-report.json"
 """The list, in the report's folder, of the files the report wrote there: a later report may
@@ -290,13 +290,14 @@ def _generated_figures(generated: dict[str, str] | None, out_dir: Path) -> dict[
 def build_report(
     metrics_csv: str | Path, out_dir: str | Path, cache_path: str | Path, runs: dict[str, tuple[str, str | None]],
     overlays: int, generated: dict[str, str] | None = None, translation: tuple[str, str] | None = None,
-    ablation_csv: str | Path | None = None,
+    ablation_csv: str | Path | None = None, selected_json: str | Path | None = None,
 ) -> None:
     """The files of :func:`report_files` in ``out_dir``; ``runs`` maps a run label to (semantic prediction, panoptic
     folder or None for a semantic-only run), ``generated`` a run label to its co-learning figure
     (``co_learning.png``), linked from the page; ``translation``: (label-fidelity CSV, sample
     grid PNG) of label-to-image translation, or None; ``ablation_csv``: the ablation table
-    (``selfpanoptic ablation``), or None.
+    (``selfpanoptic ablation``), or None; ``selected_json``: the round chosen without target labels
+    (``selfpanoptic select-round``), or None.
 
     ``out_dir`` is shared with other outputs (results/summary), so the report adds its files all
     at once or none (:func:`~selfpanoptic.atomic.atomic_files`) and replaces only files an earlier
@@ -306,10 +307,11 @@ def build_report(
     _check_targets(out_dir, list(names.values()), {
         "--metrics": [metrics_csv], "--data": [cache_path], "--ablation": [ablation_csv],
         "--run": [p for pair in runs.values() for p in pair], "--generated": list((generated or {}).values()),
-        "--translation": list(translation or ())})
+        "--translation": list(translation or ()), "--selected": [selected_json]})
     table = read_metrics(metrics_csv)  # inputs are checked before anything is written
     ablation = read_ablation(ablation_csv) if ablation_csv is not None else None
     translation_lines = _translation_lines(translation, out_dir)
+    selected = selected_round_lines(selected_json) if selected_json is not None else []
     figures = _generated_figures(generated, out_dir)
     with atomic_files(out_dir, list(names.values()), MANIFEST, "--out-dir") as tmp:
         plot_metrics_by_round(table, tmp[names["by_round"]])
@@ -325,4 +327,4 @@ def build_report(
                            f"target val, {run}")
         overlay_files = {run: names[f"overlays {run}"] for run in runs}
         tmp[names["page"]].write_text(write_report(table, out_dir, overlay_files, figures, translation_lines,
-                                                   ablation_lines, over_seeds))
+                                                   ablation_lines, [*selected, *(over_seeds or [])]))

@@ -4,13 +4,15 @@ gives (:mod:`selfpanoptic.metrics.label_free`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from .metrics.ablation import format_mean_std
 from .metrics.label_free import HIGHER_IS_BETTER, SCORES, round_selection, score_correlations
 from .metrics.table import round_title, run_order
 
-__all__ = ["label_free_lines", "label_free_ablation_lines"]
+__all__ = ["label_free_lines", "label_free_ablation_lines", "selected_round_lines"]
 
 
 def label_free_lines(table: pd.DataFrame) -> list[str]:
@@ -66,3 +68,23 @@ def _selection_lines(selection: pd.DataFrame, patience: int) -> list[str]:
                   for c in ("mIoU", "PQ", "last_mIoU", "last_PQ", "best_mIoU")]
         lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]
+
+
+def selected_round_lines(path) -> list[str]:
+    """Lines naming the round ``select-round`` chose (its JSON file ``path``); :class:`InputError`
+    naming the file when it is not one."""
+    import json
+
+    from .errors import InputError
+
+    try:
+        chosen = json.loads(Path(path).read_text())
+        scores = ", ".join(f"{round_title(run)} {value:.1f}" if value is not None else f"{round_title(run)} –"
+                           for run, value in chosen["scores"].items())
+        line = (f"**Round chosen without target labels** (`selftrain.rounds: auto`): **{round_title(chosen['chosen'])}**"
+                f" (`{chosen['folder']}`), by `{chosen['score']}` ({'higher' if chosen['higher_is_better'] else 'lower'}"
+                f" is better; patience {chosen['patience']}): {scores}.")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"not a round choice of select-round ({type(exc).__name__})", path,
+                         "give results/summary/selected_round.json as written by selfpanoptic select-round") from None
+    return [line, ""]

@@ -26,7 +26,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import EXPERIMENT_SECTIONS, PRETRAINING_SECTIONS, SEEDED_SECTIONS, overlay, protocol_config, seeded
+from .config import (EXPERIMENT_SECTIONS, PRETRAINING_SECTIONS, SEEDED_SECTIONS, overlay, protocol_config, round_count,
+                     seeded)
 
 __all__ = ["EXPERIMENT_SECTIONS", "PRETRAINING_SECTIONS", "SEEDED_SECTIONS", "Run", "RunPlan", "Tree", "plan_runs",
            "run_config"]
@@ -175,7 +176,7 @@ def plan_runs(config: dict[str, Any], oracle: bool) -> RunPlan:
         Trees in the order (seed, experiment) with seeds in config order and the main tree
         before the experiments; runs in each tree in the order round 0, rounds, translated, oracle.
     """
-    seeds, rounds = config["seeds"], config["selftrain"]["rounds"]
+    seeds, rounds = config["seeds"], round_count(config)
     pretraining = pretraining_run_names(config, oracle)
     start_name = "translated" if "translated" in pretraining and config["translation"]["selftrain_from"] == "translated" else "round0"
     runs: dict[str, Run] = {}

@@ -54,6 +54,7 @@ RUNS = list(PLAN.main.folder_of.values())  # the first seed's main runs: metrics
 TASKS = ("semantic", "instance", "panoptic") if INSTANCES else ("semantic",)
 # the metric tables of a run: its scores on val, and the label-free scores on target train
 SCORED = TASKS + ("label_free",)
+AUTO_ROUNDS = config["selftrain"]["rounds"] == "auto"  # a round chosen by a label-free score
 
 
 def runs_where(select):
@@ -187,7 +188,14 @@ def final_outputs():
         + ([f"{RESULTS}/{run}/instance/official" for run in RUNS] if INSTANCES else [])
         + [f"{RESULTS}/{run.folder}/pseudo/audit.txt" for run in PLAN.self_training_runs()]
         + ([f"{RESULTS}/translation/fidelity.csv"] if TRANSLATED else [])
+        + ([f"{RESULTS}/summary/selected_round.json"] if AUTO_ROUNDS else [])
     )
+
+
+def selection_rounds():
+    """(folder, label-free table) of round 0 and each round of the main runs, in order."""
+    return [(folder, f"{RESULTS}/{folder}/eval/label_free.csv") for name, folder in PLAN.main.folder_of.items()
+            if name.startswith("round")]
 
 
 def reader_options(wildcards):

@@ -66,6 +66,22 @@ rule score_label_free:
         " --device {params.device} --threads {threads} --quiet > {log:q} 2>&1"
 
 
+rule select_round:
+    input:
+        [path for _, path in selection_rounds()],
+    output:
+        f"{RESULTS}/summary/selected_round.json",
+    params:
+        **stage_params("select-round", settings_option("selftrain", ["selection"])),
+        rounds=" ".join(f"--round {shlex.quote(folder)} {shlex.quote(path)}" for folder, path in selection_rounds()),
+    log:
+        f"{RESULTS}/logs/select_round.log",
+    conda:
+        ENV
+    shell:
+        "selfpanoptic select-round {params.settings} {params.rounds} --out {output:q} > {log:q} 2>&1"
+
+
 rule export_semantic:
     input:
         prediction=f"{RESULTS}/{{run}}/semantic/pred_target_{VAL_SPLIT}.h5",
@@ -195,6 +211,7 @@ rule report:
         semantic=expand(f"{RESULTS}/{{run}}/semantic/pred_target_{VAL_SPLIT}.h5", run=RUNS),
         panoptic=[f"{RESULTS}/{run}/panoptic" for run in RUNS] if INSTANCES else [],
         generated=list(co_learning_figures().values()),
+        selected=f"{RESULTS}/summary/selected_round.json" if AUTO_ROUNDS else [],
         **translation_outputs(),
     output:
         page=report(f"{RESULTS}/summary/report.md", caption="../report/report.rst", category="Report"),
@@ -225,6 +242,7 @@ rule report:
         translation=lambda wildcards, input: (
             f"--translation {shlex.quote(input.fidelity)} {shlex.quote(input.grid)}" if TRANSLATED else ""
         ),
+        selected=optional("--selected", "selected"),
         out_dir=lambda wildcards, output: os.path.dirname(output.page),
     log:
         f"{RESULTS}/logs/report.log",
@@ -232,4 +250,5 @@ rule report:
         ENV
     shell:
         "selfpanoptic report {params.settings} --metrics {input.metrics:q} --ablation {input.ablation:q} --data {input.data:q}"
-        " {params.runs} {params.generated} {params.translation} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        " {params.runs} {params.generated} {params.translation} {params.selected} --out-dir {params.out_dir:q}"
+        " > {log:q} 2>&1"

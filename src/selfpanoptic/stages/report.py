@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--translation", nargs=2, metavar=("FIDELITY_CSV", "GRID_PNG"),
                         help="label-to-image translation: the label-fidelity table and the sample grid "
                         "(label-fidelity), shown in a section of their own")
+    parser.add_argument("--selected", metavar="JSON", help="results/summary/selected_round.json (select-round): "
+                        "the round chosen without target labels, named in the headline")
     parser.add_argument("--out-dir", required=True, help="folder for report.md and the figures; it may hold other "
                         "files, but files of these names only when an earlier report wrote them")
 
@@ -40,5 +42,6 @@ def run(args: argparse.Namespace) -> None:
         label, semantic, *panoptic = values
         runs[label] = (semantic, panoptic[0] if panoptic else None)
     build_report(args.metrics, args.out_dir, args.data, runs, settings(args, "report")["overlays"],
-                 dict(args.generated), tuple(args.translation) if args.translation else None, args.ablation)
+                 dict(args.generated), tuple(args.translation) if args.translation else None, args.ablation,
+                 args.selected)
     print(f"report -> {args.out_dir}/report.md")
