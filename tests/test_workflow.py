@@ -192,6 +192,17 @@ def test_metrics_table_has_rows_for_every_round_and_the_oracle(smoke):
                 ("instance", "AP", "all"), ("instance", "AP50", "all"), ("panoptic", "PQ", "all"),
                 ("panoptic", "PQ", "all16")} <= set(zip(rows.task, rows.metric, rows["class"]))
         assert (rows[rows.metric == "IoU"]["class"].nunique()) == 19
+        assert {"confidence", "entropy", "flip_agreement", "class_distance"} <= set(rows[rows.task == "label_free"].metric)
+    agreement = table[table.metric == "round_agreement"].set_index("run")["value"]
+    assert agreement.isna()["round0"] and 0 <= agreement["round1"] <= 100  # round 0 has no previous round
+    assert "## Label-free scores" in (smoke / "results-smoke/summary/report.md").read_text()
+
+
+def test_rounds_auto_over_the_trained_rounds_only_chooses_one(smoke):
+    # as many rounds as trained: nothing retrains; the choice and the report that names it are new
+    selftrain = {**SMOKE["selftrain"], "rounds": "auto", "selection": {"max_rounds": SMOKE["selftrain"]["rounds"]}}
+    rules, _ = planned_jobs(snakemake(smoke, "-n", selftrain=selftrain).stdout)
+    assert rules == {"select_round", "report", "all"}
 
 
 def job_wildcards(output: str) -> list[tuple[str, str]]:
@@ -387,12 +398,12 @@ def test_gta_only_is_semantic_only_and_says_so_once(gta_only, smoke):
     for run in ("round0", "round1"):
         assert (results / run / "semantic/pred_target_val.h5").is_file()
         assert not (results / run / "instance").exists() and not (results / run / "panoptic").exists()
-        assert sorted(p.name for p in (results / run / "eval").iterdir()) == ["semantic.csv"]
+        assert sorted(p.name for p in (results / run / "eval").iterdir()) == ["label_free.csv", "semantic.csv"]
     assert not list(results.rglob("*instance*.h5"))
     assert "stage: semantic_pseudo_labels" in (results / "round1/pseudo/audit.txt").read_text()
 
     table = pd.read_csv(results / "summary/metrics.csv", dtype={"run": str})
-    assert set(table.task) == {"semantic"} and set(table["run"]) == {"round0", "round1"}
+    assert set(table.task) == {"semantic", "label_free"} and set(table["run"]) == {"round0", "round1"}
     assert {("mIoU", "all"), ("mIoU", "all16")} <= set(zip(table.metric, table["class"]))
     assert not table.metric.isin(["PQ", "AP"]).any()
     page = (results / "summary/report.md").read_text()

@@ -135,7 +135,12 @@ def _load_weights(model: nn.Module, state: dict[str, Any], path: str | Path, wha
 
 def model_from_file(path: str | Path, kind: str | None = None) -> nn.Module:
     """Rebuild a trained model (semantic, instance or translator, checked against ``kind``) from its file, in eval mode."""
-    saved = load_model_file(path, kind)
+    return model_from_saved(load_model_file(path, kind), path)
+
+
+def model_from_saved(saved: dict[str, Any], path: str | Path) -> nn.Module:
+    """Rebuild a trained model, in eval mode, from what :func:`load_model_file` read from ``path``
+    (for a caller that also needs the file's other entries: one read of the file)."""
     build = {"semantic": build_semantic_model, "instance": build_instance_model,
              "translator": build_translator}[saved["kind"]]
     try:
@@ -190,5 +195,5 @@ __all__ = [
     "ENCODERS", "HEADS", "LABEL_CHANNELS", "MODEL_KINDS", "TRANSFORMERS",
     "DeepLab", "EmbeddingUNet", "ResNetEncoder", "SPADEGenerator",
     "build_encoder", "build_instance_model", "build_semantic_model", "build_translator",
-    "init_from_checkpoint", "load_model_file", "model_from_file",
+    "init_from_checkpoint", "load_model_file", "model_from_file", "model_from_saved",
 ]

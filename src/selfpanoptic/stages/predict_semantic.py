@@ -30,18 +30,19 @@ def run(args: argparse.Namespace, batch_size: int = 8) -> None:
 
     from ..inference import batches, predict_semantic_batch
     from ..intermediates import DatasetCache, SemanticPrediction
-    from ..models import load_model_file, model_from_file
+    from ..models import load_model_file, model_from_saved
     from ..settings import InferenceSettings
 
     device = torch_setup(args)
     inference = settings(args, "inference")
     passes = InferenceSettings.from_config(inference)
-    model = model_from_file(args.model, "semantic").to(device)
+    saved = load_model_file(args.model, "semantic")
+    model = model_from_saved(saved, args.model).to(device)
     inputs = [args.model, args.data] + ([args.full_resolution] if args.full_resolution else [])
     config = {"model": str(args.model), "inference": inference}
     with DatasetCache.open(args.data) as cache:
         check_inference_scales(args, inference["scales"], (cache.height, cache.width), f"the cache {args.data}",
-                               load_model_file(args.model, "semantic")["spec"], False,
+                               saved["spec"], False,
                                "cache the images at a larger working size (data.height, data.width)")
         size = output_size(args, cache)
         with SemanticPrediction.create(args.out, cache.image_ids, size, config, inputs) as h5:

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> None:
     from ..classes import class_id
     from ..errors import InputError
     from ..intermediates import DatasetCache, SemanticPrediction, StackView
-    from ..models import load_model_file, model_from_file
+    from ..models import load_model_file, model_from_saved
     from ..pseudo.teacher import frozen_copy
     from ..settings import InstanceLossSettings, SelfInstanceSettings
     from ..train.engine import finish, save_model_file, train
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> None:
     if saved.get("group") != args.group:
         raise InputError(f"model is of group {saved.get('group')!r}, not {args.group!r}", args.model)
     classes = [class_id(name) for name in saved["classes"]]
-    student = model_from_file(args.model, "instance")
+    student = model_from_saved(saved, args.model)
     ema = frozen_copy(student).to(device)
     stats: dict[str, int] = {}
     with contextlib.ExitStack() as stack:

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> None:
     from ..distributed import is_main
     from ..errors import InputError
     from ..intermediates import DatasetCache
-    from ..models import load_model_file, model_from_file
+    from ..models import load_model_file, model_from_saved
     from ..pseudo.teacher import frozen_copy
     from ..settings import GuidanceSettings, SelfSemanticSettings
     from ..train.co_learning import CoLearning, co_learning_samples_path, segmenter_of
@@ -41,8 +41,8 @@ def run(args: argparse.Namespace) -> None:
     device = torch_setup(args)
     section = selftrain_settings(args)
     sem = SelfSemanticSettings.from_config(section["semantic"])
-    spec = load_model_file(args.model, "semantic")["spec"]
-    student = model_from_file(args.model, "semantic")
+    saved = load_model_file(args.model, "semantic")
+    spec, student = saved["spec"], model_from_saved(saved, args.model)
     teacher = frozen_copy(student).to(device)
     previous = None
     if sem.self_correction.enabled and sem.self_correction.ancillary == "previous_round":
