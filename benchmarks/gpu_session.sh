@@ -5,9 +5,11 @@
 #   bash benchmarks/gpu_session.sh [OUT_DIR [PART ...]]   # OUT_DIR: default $OUT, else gpu-results/
 #
 # PARTS: bench (bench_training on the toy and real presets, start-up), flags (channels-last and
-# torch.compile on the real preset), workflow (the toy default end to end); default bench and
-# workflow, whose time-outs add up to 580 s so that they fit one 10-minute call of a lent machine;
-# flags in a second call. Not yet run on a GPU: the time-outs are estimates.
+# torch.compile on the real preset), workflow (the toy default end to end), benchmark (one seed of
+# configs/benchmark.yaml, SEED in the environment, default 0: its time against the 8-minute budget
+# and its ablation table); default bench and workflow, whose time-outs add up to 580 s so that they
+# fit one 10-minute call of a lent machine; flags and benchmark each in a call of their own. Not yet
+# run on a GPU: the time-outs are estimates.
 #
 # Where the package is not installed, wheels in .whl/ are installed first (the recipe of the
 # project's device notes). Writes into OUT_DIR: device.txt, bench_toy.{md,json},
@@ -66,6 +68,16 @@ for log in sorted(Path("results").glob("**/train/metrics.csv")):
                      f"| {statistics.median(float(r['data_s']) for r in rows):.4f} |")
 Path(sys.argv[1]).write_text("\n".join(lines) + "\n")
 EOF2
+}
+
+benchmark() {  # one seed of the method benchmark, four GPU jobs at a time (budget: 8 minutes of one H100)
+    local seed="${SEED:-0}" start
+    start=$(date +%s)
+    timeout 560 snakemake --cores all --resources gpu=4 --configfile configs/benchmark.yaml configs/share-gpu.yaml \
+        --config "seeds=[$seed]" > "$out/benchmark_seed$seed.log" 2>&1
+    echo "exit $? after $(( $(date +%s) - start )) s: configs/benchmark.yaml seed $seed, jobs_per_gpu 4, $(nproc) CPUs" \
+        > "$out/benchmark_seed${seed}_time.txt"
+    cp results-benchmark/summary/ablation.csv "$out/benchmark_seed${seed}_ablation.csv" 2>/dev/null
 }
 
 for part in "${parts[@]}"; do "$part"; done

@@ -50,6 +50,14 @@ def test_method_ablation_preset_shares_round0_and_the_oracle(tmp_path):
     assert len(jobs["selftrain_semantic"]) == 2 * 2 * (1 + 4)  # seeds x rounds x (main + 4 experiments)
 
 
+def test_mixing_ablation_preset_trains_only_rounds_for_its_experiments(tmp_path):
+    jobs = planned_runs("--configfile", "configs/mixing-ablation.yaml", results=tmp_path / "results")
+    assert jobs["pretrain_semantic"] == {f"{t}{r}" for t in ("", "seed1/", "seed2/") for r in ("round0", "oracle")}
+    assert len(jobs["selftrain_semantic"]) == 3 * 2 * (1 + 3)  # seeds x rounds x (main + 3 experiments)
+    # every run, round 0 and the oracle included, gets its label-free scores
+    assert len(jobs["score_label_free"]) == 3 * 2 + 3 * 2 * (1 + 3)
+
+
 def test_co_learning_in_the_main_runs_and_off_in_an_experiment(tmp_path):
     """Co-learning figures are outputs of the co-learning rules alone, whichever runs co-learn."""
     config = tmp_path / "co-learning.yaml"
