@@ -103,7 +103,8 @@ def stage_settings(height: int, width: int, steps: int, gt_fraction: float, alig
              "tensorboard": False, "log_images_every": 0}
     config = validate_config({
         "selftrain": {
-            "semantic": {"train": train, "source_batch_size": 0, "alignment": alignment, "rare_class_temperature": 0.0},
+            "semantic": {"train": train, "source_batch_size": 0, "alignment": alignment, "rare_class_temperature": 0.0,
+                         "class_mix": False},
             "instance": {"train": train, "min_size": 4, "min_confidence": 0.0, "objectness": {"enabled": False}},
             "guidance": {"from_round": 2, "gt_instance_fraction": gt_fraction},
         },

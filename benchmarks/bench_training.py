@@ -269,7 +269,7 @@ class Bench:
                 model = build_semantic_model(sem_spec)
                 teacher = frozen_copy(model).to(device)
                 prior = ClassPrior(initial_prior(NUM_CLASSES))
-                use_source = source if sem["source_batch_size"] > 0 else None
+                use_source = source if sem["source_batch_size"] > 0 or sem["class_mix"] else None
                 images = settings["batch_size"] * sem["views"] + (sem["source_batch_size"] if use_source else 0)
                 # alignment (on by default) lifts classes towards their share in the source labels
                 reference = source_shares(sem["alignment"], str(self.source_path))

@@ -119,3 +119,14 @@ def test_instance_selftraining_with_class_mix_logs_the_pasted_share(round0, tmp_
     log = (tmp_path / "r1" / "metrics.csv").read_text().splitlines()
     header = log[0].split(",")
     assert all(float(row.split(",")[header.index("pasted")]) > 0 for row in log[1:])
+
+
+def test_the_semantic_step_refuses_class_mix_without_a_source_cache():
+    from selfpanoptic.settings import SelfSemanticSettings
+    from selfpanoptic.train.self_semantic import SelfSemanticData, self_semantic_step
+
+    section = validate_config({})["selftrain"]["semantic"]
+    assert section["class_mix"] is True  # the default
+    with pytest.raises(ValueError, match="source cache"):
+        self_semantic_step(torch.nn.Identity(), None, SelfSemanticData(target=None), SelfSemanticSettings.from_config(section),
+                           torch.device("cpu"))

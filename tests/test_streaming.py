@@ -267,7 +267,7 @@ def test_semantic_selftraining_gives_the_same_weights_with_streamed_guidance(rou
 
     section = validate_config({"selftrain": {"semantic": {
         "train": {"steps": 2, "batch_size": 2, "crop": [32, 48], "checkpoint_every": 100},
-        "source_batch_size": 0, "alignment": 0.0, "threshold_floor": 0.0,
+        "source_batch_size": 0, "alignment": 0.0, "threshold_floor": 0.0, "class_mix": False,
     }, "guidance": GUIDANCE}})["selftrain"]
     sem, rules = SelfSemanticSettings.from_config(section["semantic"]), GuidanceSettings.from_config(GUIDANCE)
 

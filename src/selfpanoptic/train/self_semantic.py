@@ -134,6 +134,8 @@ class _SelfSemanticStep:
         self.teacher, self.prior, self.data, self.settings = teacher, prior, data, settings
         self.device, self.co_learning, self.previous = device, co_learning, previous
         self.depth = co_learning is not None and co_learning.out_channels == 1
+        if settings.class_mix and data.source is None:
+            raise ValueError("class_mix pastes labelled source crops: SelfSemanticData needs its source cache")
 
     # host side ---------------------------------------------------------------------------------
 
