@@ -43,7 +43,7 @@ RANKS = {"resources": {"train": {"gpu": 2, "processes": 2}}}
 # The GPU rules and the section of the config's `resources` their GPU count comes from.
 GPU_RULES = {"pretrain_semantic": "train", "pretrain_instance": "train", "predict_semantic": "predict",
              "predict_instance": "predict", "selftrain_semantic": "train", "selftrain_instance": "train",
-             "pseudo_label_semantic": "predict", "pseudo_label_instance": "predict"}
+             "pseudo_label_semantic": "predict", "pseudo_label_instance": "predict", "score_label_free": "predict"}
 PARTITION = "local"  # the partition start_local_slurm.sh creates and the profile names
 RUN_TIMEOUT = 900  # s, for each run; a status command that loses its jobs makes Snakemake wait forever
 

@@ -74,6 +74,12 @@ def _explain(error: jsonschema.ValidationError, schema: dict[str, Any]) -> str:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             parts.append(f"unknown config key {full!r}{hint}; known keys here: {', '.join(known)}")
         return "; ".join(parts)
+    if error.validator == "anyOf" and any(e.validator == "type" for e in error.context):
+        # a number or a named choice (`rounds: auto`): explain the number's error, name the choices
+        choices = [repr(e.schema["const"]) for e in error.context if "const" in e.schema]
+        typed = next(e for e in error.context if e.validator == "type")
+        return (f"config key {where!r}: {typed.message}{type_hint(typed)}"
+                + (f" (or {' or '.join(choices)})" if choices else ""))
     return f"config key {where!r}: {error.message}{type_hint(error)}"
 
 
