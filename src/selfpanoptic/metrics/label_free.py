@@ -120,6 +120,18 @@ TARGETS = (("semantic", "mIoU"), ("panoptic", "PQ"))
 """(task, metric) that the label-free scores are correlated with."""
 
 
+def _score_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rounds' overall rows of an ablation table that the label-free analyses read (each
+    label-free score and each of :data:`TARGETS`), with a ``name`` column (the score or the target
+    metric); empty when the table has no label-free rows."""
+    wanted = {("label_free", s): s for s in SCORES} | {target: target[1] for target in TARGETS}
+    rows = table[(table["class"] == "all") & ~table["run"].isin(NAMED_RUNS)]
+    rows = rows[[(t, m) in wanted for t, m in zip(rows["task"], rows["metric"])]]
+    if "label_free" not in set(rows["task"]):
+        return rows.iloc[:0]
+    return rows.assign(name=[wanted[(t, m)] for t, m in zip(rows["task"], rows["metric"])])
+
+
 def score_correlations(table: pd.DataFrame) -> pd.DataFrame:
     """Spearman's rank correlation of each label-free score with val mIoU and PQ over the rounds
     of an ablation table (:func:`~selfpanoptic.metrics.ablation.collect_ablation`): one point per
@@ -130,16 +142,13 @@ def score_correlations(table: pd.DataFrame) -> pd.DataFrame:
     Returns columns ``score``, ``runs`` (points with the score), then ``rho_<metric>`` for each of
     :data:`TARGETS` present; empty when the table has no label-free rows.
     """
-    overall = table[(table["class"] == "all") & ~table["run"].isin(NAMED_RUNS)]
-    wanted = {("label_free", s): s for s in SCORES} | {target: target[1] for target in TARGETS}
-    rows = overall[[(t, m) in wanted for t, m in zip(overall["task"], overall["metric"])]]
-    if rows.empty or "label_free" not in set(rows["task"]):
+    rows = _score_rows(table)
+    if rows.empty:
         return pd.DataFrame(columns=["score", "runs"])
     key = rows["experiment"].astype(str) + "/" + rows["seed"].astype(str) + "/" + rows["run"]
     # round 0 is the same run in every experiment of a seed: keep it once
     key = key.where(rows["run"] != "round0", "*/" + rows["seed"].astype(str) + "/round0")
-    wide = rows.assign(key=key, name=[wanted[(t, m)] for t, m in zip(rows["task"], rows["metric"])]) \
-        .drop_duplicates(["key", "name"]).pivot(index="key", columns="name", values="value")
+    wide = rows.assign(key=key).drop_duplicates(["key", "name"]).pivot(index="key", columns="name", values="value")
     out = []
     for score in SCORES:
         if score not in wide:
@@ -183,13 +192,10 @@ def round_selection(table: pd.DataFrame, patience: int = 1) -> pd.DataFrame:
     Columns: ``score, experiment, seed, chosen, mIoU, PQ, last_mIoU, last_PQ, best_mIoU``
     (PQ columns NaN without panoptic rows); empty without label-free rows.
     """
-    rows = table[(table["class"] == "all") & ~table["run"].isin(NAMED_RUNS)]
-    wanted = {("label_free", s): s for s in SCORES} | {target: target[1] for target in TARGETS}
-    rows = rows[[(t, m) in wanted for t, m in zip(rows["task"], rows["metric"])]]
-    if "label_free" not in set(rows["task"]):
+    rows = _score_rows(table)
+    if rows.empty:
         return pd.DataFrame(columns=["score", "experiment", "seed", "chosen"])
-    rows = rows.assign(name=[wanted[(t, m)] for t, m in zip(rows["task"], rows["metric"])],
-                       r=[int(run.removeprefix("round")) for run in rows["run"]])
+    rows = rows.assign(r=[int(run.removeprefix("round")) for run in rows["run"]])
     out = []
     for (experiment, seed), tree in rows.groupby(["experiment", "seed"], sort=False):
         wide = tree.pivot_table(index="r", columns="name", values="value", aggfunc="first").sort_index()
