@@ -14,12 +14,13 @@ include: "workflow/rules/common.smk"
 
 wildcard_constraints:
     group="|".join(GROUPS),
-    run=folder_pattern(PLAN.folders()),
+    run=folder_pattern(PLAN.folders() + list(GAN_RUNS)),
 
 
 include: "workflow/rules/data.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/translate.smk"
+include: "workflow/rules/semantic_gan.smk"
 include: "workflow/rules/selftrain.smk"
 include: "workflow/rules/evaluate.smk"
 

@@ -21,6 +21,7 @@ from .launch import started_as_rank
 COMMANDS = [
     "synthesize", "index", "mix", "cache", "panoptic-gt",
     "train-translator", "translate-source", "label-fidelity",
+    "train-semantic-gan", "train-gan-encoder", "predict-semantic-gan", "sample-semantic-gan",
     "pretrain-semantic", "pretrain-instance", "predict-semantic", "predict-instance",
     "pseudo-semantic", "selftrain-semantic", "selftrain-instance", "pseudo-instance",
     "score-semantic", "score-instance", "export-semantic", "export-instance", "fuse-panoptic", "score-panoptic", "score-label-free",
@@ -29,7 +30,7 @@ COMMANDS = [
 ]
 """Every command, in workflow order; ``selfpanoptic.stages.<name with _>`` implements it."""
 OUTPUT_OPTIONS = ("out", "out_folder", "out_json", "out_manifest", "colour_out", "grid", "stats",
-                  "stats_md", "synthia_root", "gta_root", "target_root")
+                  "stats_md", "table", "synthia_root", "gta_root", "target_root")
 """Argument names (``dest``) of outputs written whole (a file, or a folder a stage module lists in
 its ``FOLDER_OUTPUTS``); ``report --out-dir`` is not one: it only adds its own files to the folder."""
 

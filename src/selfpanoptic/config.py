@@ -119,6 +119,7 @@ def validate_config(config: dict[str, Any] | None, source: str | Path = "config"
     check_process_batches(config, source)
     _check_protocol(config, source)
     _check_translation(config, source)
+    _check_semantic_gan(config, source)
     _check_experiments(config, source)
     return config
 
@@ -247,6 +248,34 @@ def _check_translation(config: dict[str, Any], source: str | Path) -> None:
         )
 
 
+def _check_semantic_gan(config: dict[str, Any], source: str | Path) -> None:
+    """With SemanticGAN on, its pairs must exist (the round, the translated source) and the working
+    size must suit its generator's levels: checked before any job starts."""
+    section = config.get("semantic_gan", {})
+    if not section.get("enabled"):
+        return
+    rounds = round_count(config) if "selftrain" in config else 0
+    index = int(section["labels_from"].removeprefix("round"))
+    if index > rounds:
+        raise InputError(
+            f"invalid config: semantic_gan.labels_from is {section['labels_from']}, but there is no such round "
+            f"(selftrain.rounds gives rounds 0..{rounds})",
+            source, f"set semantic_gan.labels_from to one of round0..round{rounds}, or raise selftrain.rounds")
+    if section["pairs"] == "pseudo" and section["labels"] == "pseudo" and index == 0:
+        raise InputError("invalid config: semantic_gan.labels is pseudo, but round0 has no pseudo-labels", source,
+                         "set semantic_gan.labels: prediction, or semantic_gan.labels_from: round1 or later")
+    if section["pairs"] == "translated" and not config.get("mixing", {}).get("translated"):
+        raise InputError("invalid config: semantic_gan.pairs is translated, but mixing.translated is 0: there is no "
+                         "translated source", source, "set mixing.translated above 0, or choose another semantic_gan.pairs")
+    levels, data = section["generator"]["levels"], config.get("data", {})
+    height, width = data.get("height", 0), data.get("width", 0)
+    if height % 2 ** levels or width % 2 ** levels:
+        raise InputError(
+            f"invalid config: the working size {height}x{width} (data.height x data.width) is not divisible by "
+            f"2**semantic_gan.generator.levels = {2 ** levels}", source,
+            f"lower semantic_gan.generator.levels, or make data.height and data.width multiples of {2 ** levels}")
+
+
 INSTANCE_OUTPUT_STRIDE = 32
 """Output stride of the instance model's encoder (:class:`~selfpanoptic.models.unet.EmbeddingUNet`)."""
 
@@ -289,7 +318,7 @@ MAX_SEED = 2**31 - 1
 """The largest training seed (``train.seed`` plus an entry of ``seeds``): a signed 32-bit integer,
 which every random generator seeded from it (torch, numpy, Python) accepts."""
 
-SEEDED_SECTIONS: tuple[str, ...] = ("semantic", "instance", "selftrain")
+SEEDED_SECTIONS: tuple[str, ...] = ("semantic", "instance", "selftrain", "semantic_gan")
 """Sections whose ``train.seed`` values are offset by a tree's seed (:func:`seeded`)."""
 
 

@@ -34,6 +34,7 @@ from .overlays import colourise_panoptic  # noqa: E402
 from .translation import FIDELITY_COLUMNS  # noqa: E402
 from .metrics.ablation import read_ablation  # noqa: E402
 from .metrics.table import NAMED_RUNS, read_metrics, round_index, round_title, run_order  # noqa: E402
+from .report_semantic_gan import semantic_gan_lines  # noqa: E402
 from .report_ablation import ablation_section, plot_ablation_by_round, seeds_headline  # noqa: E402
 from .report_label_free import label_free_ablation_lines, label_free_lines, selected_round_lines  # noqa: E402
 
@@ -291,13 +292,15 @@ def build_report(
     metrics_csv: str | Path, out_dir: str | Path, cache_path: str | Path, runs: dict[str, tuple[str, str | None]],
     overlays: int, generated: dict[str, str] | None = None, translation: tuple[str, str] | None = None,
     ablation_csv: str | Path | None = None, selected_json: str | Path | None = None,
+    semantic_gan: tuple[str, str, str | None] | None = None,
 ) -> None:
     """The files of :func:`report_files` in ``out_dir``; ``runs`` maps a run label to (semantic prediction, panoptic
     folder or None for a semantic-only run), ``generated`` a run label to its co-learning figure
     (``co_learning.png``), linked from the page; ``translation``: (label-fidelity CSV, sample
     grid PNG) of label-to-image translation, or None; ``ablation_csv``: the ablation table
     (``selfpanoptic ablation``), or None; ``selected_json``: the round chosen without target labels
-    (``selfpanoptic select-round``), or None.
+    (``selfpanoptic select-round``), or None; ``semantic_gan``: (sample grid, inversion grid,
+    label-fidelity CSV or None) of SemanticGAN, or None.
 
     ``out_dir`` is shared with other outputs (results/summary), so the report adds its files all
     at once or none (:func:`~selfpanoptic.atomic.atomic_files`) and replaces only files an earlier
@@ -307,11 +310,13 @@ def build_report(
     _check_targets(out_dir, list(names.values()), {
         "--metrics": [metrics_csv], "--data": [cache_path], "--ablation": [ablation_csv],
         "--run": [p for pair in runs.values() for p in pair], "--generated": list((generated or {}).values()),
-        "--translation": list(translation or ()), "--selected": [selected_json]})
+        "--translation": list(translation or ()), "--selected": [selected_json],
+        "--semantic-gan": [p for p in semantic_gan or () if p]})
     table = read_metrics(metrics_csv)  # inputs are checked before anything is written
     ablation = read_ablation(ablation_csv) if ablation_csv is not None else None
     translation_lines = _translation_lines(translation, out_dir)
     selected = selected_round_lines(selected_json) if selected_json is not None else []
+    gan_lines = semantic_gan_lines(table, *semantic_gan, out_dir) if semantic_gan else []
     figures = _generated_figures(generated, out_dir)
     with atomic_files(out_dir, list(names.values()), MANIFEST, "--out-dir") as tmp:
         plot_metrics_by_round(table, tmp[names["by_round"]])
@@ -326,5 +331,6 @@ def build_report(
             overlay_figure(Path(cache_path), Path(semantic), panoptic_dir, overlays, tmp[names[f"overlays {run}"]],
                            f"target val, {run}")
         overlay_files = {run: names[f"overlays {run}"] for run in runs}
-        tmp[names["page"]].write_text(write_report(table, out_dir, overlay_files, figures, translation_lines,
+        tmp[names["page"]].write_text(write_report(table, out_dir, overlay_files, figures,
+                                                   [*(translation_lines or []), *gan_lines],
                                                    ablation_lines, [*selected, *(over_seeds or [])]))

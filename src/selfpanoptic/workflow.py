@@ -94,6 +94,10 @@ def setup_workflow(merged: dict[str, Any], layers: list[dict[str, Any]],
     if config["mixing"]["translated"] > 0 and translation["labels_from"] == "ground_truth" and not train_labelled:
         raise InputError("translation.labels_from is ground_truth, but the target train split has no labels", SOURCE,
                          "set translation.labels_from to a round (round0, round1, ...)")
+    gan = config["semantic_gan"]
+    if gan["enabled"] and gan["pairs"] == "target_labels" and not train_labelled:
+        raise InputError("semantic_gan.pairs is target_labels, but the target train split has no labels", SOURCE,
+                         "choose semantic_gan.pairs: pseudo (a round's labels) or source")
     if config["oracle"] and not train_labelled:
         notes.append("selfpanoptic: the target train split has no labels: no oracle run, and the pseudo-label "
                      "audits describe the pseudo-labels without grading them")

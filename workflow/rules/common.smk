@@ -55,6 +55,31 @@ TASKS = ("semantic", "instance", "panoptic") if INSTANCES else ("semantic",)
 # the metric tables of a run: its scores on val, and the label-free scores on target train
 SCORED = TASKS + ("label_free",)
 AUTO_ROUNDS = config["selftrain"]["rounds"] == "auto"  # a round chosen by a label-free score
+GAN = config["semantic_gan"]
+
+
+def _gan_runs():
+    """SemanticGAN's readout runs of each seed's main tree: folder -> its name (gan_encoder: the
+    encoder alone; gan_inversion: with test-time inversion), the folder of the seed's generator and
+    encoder, and the run whose labels taught it (its instance models and settings serve the readout)."""
+    runs = {}
+    for tree in PLAN.trees if GAN["enabled"] else []:
+        if tree.experiment is None:
+            for name in ("gan_encoder", "gan_inversion"):
+                runs[tree.prefix + name] = {"name": name, "gan": tree.prefix + "semantic_gan", "seed": tree.seed,
+                                            "labels": tree.folder_of[GAN["labels_from"]], "prefix": tree.prefix,
+                                            "oracle": tree.folder_of.get("oracle")}
+    return runs
+
+
+GAN_RUNS = _gan_runs()
+GAN_FOLDERS = sorted({run["gan"] for run in GAN_RUNS.values()})
+MAIN_GAN_RUNS = [folder for folder, run in GAN_RUNS.items() if run["seed"] == PLAN.main.seed]  # in metrics.csv
+
+
+def gan_folder_run(gan):
+    """A readout run of the SemanticGAN folder ``gan`` (what its seed's entries share)."""
+    return next(run for run in GAN_RUNS.values() if run["gan"] == gan)
 
 
 def runs_where(select):
@@ -97,9 +122,20 @@ def settings_option(section, parts=None, value=None):
     return f"--{section}-settings {shlex.quote(json.dumps(value, sort_keys=True, separators=(',', ':')))}"
 
 
+def model_run(folder):
+    """The plan's run whose models and settings a run folder uses: itself, or for a SemanticGAN
+    readout the run whose labels taught it."""
+    return PLAN.run(GAN_RUNS[folder]["labels"] if folder in GAN_RUNS else folder)
+
+
+def run_name(wildcards):
+    """The name of the job's run in the metrics tables (round0, ..., oracle, gan_encoder, gan_inversion)."""
+    return GAN_RUNS[wildcards.run]["name"] if wildcards.run in GAN_RUNS else PLAN.run(wildcards.run).name
+
+
 def run_settings(section, parts=None):
     """:func:`settings_option` of the section as the job's run has it (its experiment, its seed)."""
-    return lambda wildcards: settings_option(section, parts, PLAN.run(wildcards.run).config[section])
+    return lambda wildcards: settings_option(section, parts, model_run(wildcards.run).config[section])
 
 
 def stage_params(command, *settings):
@@ -171,9 +207,11 @@ def report_runs(wildcards):
 
 
 def ablation_entries():
-    """(experiment, seed, metrics CSV) of every run of every tree, shared runs included."""
+    """(experiment, seed, metrics CSV) of every run of every tree, shared runs included, and of the
+    SemanticGAN readouts (experiment ``main``)."""
     return [(tree.label, tree.seed, f"{RESULTS}/{folder}/eval/{task}.csv")
-            for tree in PLAN.trees for folder in tree.folder_of.values() for task in SCORED]
+            for tree in PLAN.trees for folder in tree.folder_of.values() for task in SCORED] + [
+        ("main", run["seed"], f"{RESULTS}/{folder}/eval/{task}.csv") for folder, run in GAN_RUNS.items() for task in TASKS]
 
 
 def final_outputs():
@@ -189,6 +227,8 @@ def final_outputs():
         + [f"{RESULTS}/{run.folder}/pseudo/audit.txt" for run in PLAN.self_training_runs()]
         + ([f"{RESULTS}/translation/fidelity.csv"] if TRANSLATED else [])
         + ([f"{RESULTS}/summary/selected_round.json"] if AUTO_ROUNDS else [])
+        + [f"{RESULTS}/{folder}/eval/{task}.csv" for folder in GAN_RUNS for task in TASKS]
+        + [f"{RESULTS}/{folder}/samples.png" for folder in GAN_FOLDERS]
     )
 
 
@@ -230,3 +270,37 @@ def translation_labels(wildcards):
 def translation_outputs():
     """The report's translation inputs (fidelity table, sample grid), when translation is on."""
     return {"fidelity": f"{RESULTS}/translation/fidelity.csv", "grid": f"{RESULTS}/translation/samples.png"} if TRANSLATED else {}
+
+
+def gan_data_inputs(wildcards):
+    """What a SemanticGAN folder's generator and encoder learn from (semantic_gan.pairs)."""
+    run = gan_folder_run(wildcards.gan)
+    inputs = {"target": f"{RESULTS}/data/cache/target_{TRAIN_SPLIT}.h5"}
+    if GAN["pairs"] == "pseudo":
+        kind = "pseudo/semantic" if GAN["labels"] == "pseudo" else "semantic/pred"
+        inputs["labels"] = f"{RESULTS}/{run['labels']}/{kind}_target_{TRAIN_SPLIT}.h5"
+    elif GAN["pairs"] == "source":
+        inputs["source"] = f"{RESULTS}/data/cache/source.h5"
+    elif GAN["pairs"] == "translated":
+        inputs["translated"] = f"{RESULTS}/data/cache/translated_source.h5"
+    return inputs
+
+
+def gan_settings(*parts):
+    """``--semantic_gan-settings`` of a SemanticGAN folder's seed (only ``parts`` of the section)."""
+    def option(wildcards):
+        folder = wildcards.gan if hasattr(wildcards, "gan") else GAN_RUNS[wildcards.run]["gan"]
+        run = gan_folder_run(folder)
+        return settings_option("semantic_gan", list(parts), PLAN.run(run["labels"]).config["semantic_gan"])
+
+    return option
+
+
+def gan_outputs():
+    """The report's SemanticGAN inputs of the first seed (fidelity table, sample and inversion grids)."""
+    if not GAN_RUNS:
+        return {}
+    first = next(iter(GAN_RUNS.values()))
+    outputs = {"gan_samples": f"{RESULTS}/{first['gan']}/samples.png",
+               "gan_inversions": f"{RESULTS}/{first['prefix']}gan_inversion/semantic/readout_{VAL_SPLIT}.png"}
+    return outputs | ({"gan_fidelity": f"{RESULTS}/{first['gan']}/fidelity.csv"} if ORACLE else {})

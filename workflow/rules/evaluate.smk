@@ -11,7 +11,7 @@ rule score_semantic:
         f"{RESULTS}/{{run}}/eval/semantic.csv",
     params:
         **stage_params("score-semantic"),
-        run_name=lambda wildcards: PLAN.run(wildcards.run).name,
+        run_name=run_name,
     log:
         f"{RESULTS}/logs/score_semantic/{{run}}.log",
     conda:
@@ -29,7 +29,7 @@ rule score_instance:
         f"{RESULTS}/{{run}}/eval/instance.csv",
     params:
         **stage_params("score-instance", run_settings("evaluation")),
-        run_name=lambda wildcards: PLAN.run(wildcards.run).name,
+        run_name=run_name,
     log:
         f"{RESULTS}/logs/score_instance/{{run}}.log",
     conda:
@@ -50,7 +50,7 @@ rule score_label_free:
         f"{RESULTS}/{{run}}/eval/label_free.csv",
     params:
         **stage_params("score-label-free"),
-        run_name=lambda wildcards: PLAN.run(wildcards.run).name,
+        run_name=run_name,
         previous=optional("--previous", "previous"),
         device=config["device"],
     log:
@@ -117,7 +117,8 @@ rule export_instance:
 
 rule summarize_metrics:
     input:
-        [f"{RESULTS}/{run}/eval/{task}.csv" for run in RUNS for task in SCORED],
+        [f"{RESULTS}/{run}/eval/{task}.csv" for run in RUNS for task in SCORED]
+        + [f"{RESULTS}/{run}/eval/{task}.csv" for run in MAIN_GAN_RUNS for task in TASKS],
     output:
         report(
             f"{RESULTS}/summary/metrics.csv",
@@ -181,7 +182,7 @@ rule score_panoptic:
         f"{RESULTS}/{{run}}/eval/panoptic.csv",
     params:
         **stage_params("score-panoptic"),
-        run_name=lambda wildcards: PLAN.run(wildcards.run).name,
+        run_name=run_name,
         gt_json=PANOPTIC_GT_JSON,
         gt_folder=PANOPTIC_GT_FOLDER,
     log:
@@ -213,6 +214,7 @@ rule report:
         generated=list(co_learning_figures().values()),
         selected=f"{RESULTS}/summary/selected_round.json" if AUTO_ROUNDS else [],
         **translation_outputs(),
+        **gan_outputs(),
     output:
         page=report(f"{RESULTS}/summary/report.md", caption="../report/report.rst", category="Report"),
         by_round=report(
@@ -243,6 +245,11 @@ rule report:
             f"--translation {shlex.quote(input.fidelity)} {shlex.quote(input.grid)}" if TRANSLATED else ""
         ),
         selected=optional("--selected", "selected"),
+        semantic_gan=lambda wildcards, input: (
+            f"--semantic-gan {shlex.quote(input.gan_samples)} {shlex.quote(input.gan_inversions)}"
+            + (f" --semantic-gan-fidelity {shlex.quote(input.gan_fidelity)}" if "gan_fidelity" in input.keys() else "")
+            if GAN_RUNS else ""
+        ),
         out_dir=lambda wildcards, output: os.path.dirname(output.page),
     log:
         f"{RESULTS}/logs/report.log",
@@ -250,5 +257,6 @@ rule report:
         ENV
     shell:
         "selfpanoptic report {params.settings} --metrics {input.metrics:q} --ablation {input.ablation:q} --data {input.data:q}"
-        " {params.runs} {params.generated} {params.translation} {params.selected} --out-dir {params.out_dir:q}"
+        " {params.runs} {params.generated} {params.translation} {params.selected} {params.semantic_gan}"
+        " --out-dir {params.out_dir:q}"
         " > {log:q} 2>&1"

@@ -96,7 +96,7 @@ rule predict_semantic:
 
 rule predict_instance:
     input:
-        models=lambda wildcards: instance_models(wildcards.run),
+        models=lambda wildcards: instance_models(model_run(wildcards.run).folder),
         semantic=f"{RESULTS}/{{run}}/semantic/pred_target_{{split}}.h5",
         data=f"{RESULTS}/data/cache/target_{{split}}.h5",
     output:

@@ -1,6 +1,6 @@
 """The long metrics table of ``results/summary/metrics.csv``: ``run, task, metric, class, value``.
 
-``run`` names the run the row scores: ``round0``, ``round1``, ..., ``translated`` or ``oracle``.
+``run`` names the run the row scores: ``round0``, ``round1``, ..., ``translated``, ``gan_encoder``, ``gan_inversion`` or ``oracle``.
 
 Values are percent; ``class`` is a class name, ``all`` (19 classes), ``all16`` (the 16 classes of
 the Synthia protocol), ``all13`` (its 13-class mIoU*), or ``things``/``stuff`` groups for panoptic metrics.
@@ -29,9 +29,10 @@ def metric_frame(rows: list[tuple]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-NAMED_RUNS = ("translated", "oracle")
-"""Runs that are not a round, in table order: round 0 trained with the translated source, and
-the upper bound trained on target labels."""
+NAMED_RUNS = ("translated", "gan_encoder", "gan_inversion", "oracle")
+"""Runs that are not a round, in table order: round 0 trained with the translated source,
+SemanticGAN's readouts (the encoder alone, and with test-time inversion), and the upper bound
+trained on target labels."""
 
 
 def round_index(name: str) -> int:
@@ -40,12 +41,12 @@ def round_index(name: str) -> int:
 
 
 def run_order(name: str) -> tuple[int, int]:
-    """Sort key of a run name: ``round0``, ``round1``, ... then ``translated``, then ``oracle``."""
+    """Sort key of a run name: ``round0``, ``round1``, ... then :data:`NAMED_RUNS` in their order."""
     return (1 + NAMED_RUNS.index(name), 0) if name in NAMED_RUNS else (0, round_index(name))
 
 
 def round_title(name: str) -> str:
-    """A run name as tables and plots title it: ``round 0``, ``round 2``, ``translated``, ``oracle``."""
+    """A run name as tables and plots title it: ``round 0``, ``round 2``, ``translated``, ``gan_encoder``, ``oracle``."""
     return name if name in NAMED_RUNS else f"round {name.removeprefix('round')}"
 
 

@@ -17,6 +17,8 @@ from .deeplab import HEADS, DeepLab
 from .encoders import ENCODERS, TRANSFORMERS, build_encoder
 from .pretrained import read_torch_file
 from .spade import SPADEGenerator
+from .style_encoder import StyleEncoder
+from .stylegan import SemanticGenerator
 from .unet import EmbeddingUNet
 
 
@@ -91,7 +93,24 @@ def build_translator(spec: dict[str, Any]) -> SPADEGenerator:
                           style_dim=spec["style_dim"], spectral=spec["spectral_norm"])
 
 
-MODEL_KINDS = ("semantic", "instance", "translator")
+def build_semantic_gan(spec: dict[str, Any]) -> SemanticGenerator:
+    """SemanticGAN's generator from a generator file's spec: the ``semantic_gan.generator``
+    section plus ``num_classes`` and ``size`` ((height, width) it draws at)."""
+    return SemanticGenerator(num_classes=spec["num_classes"], size=tuple(spec["size"]), levels=spec["levels"],
+                             channels=spec["channels"], max_channels=spec["max_channels"],
+                             style_dim=spec["style_dim"], mapping_layers=spec["mapping_layers"])
+
+
+def build_gan_encoder(spec: dict[str, Any]) -> StyleEncoder:
+    """SemanticGAN's encoder from an encoder file's spec: ``stages`` and ``channels`` of
+    ``semantic_gan.encoder`` plus its generator's ``num_styles`` and ``style_dim``."""
+    return StyleEncoder(num_styles=spec["num_styles"], style_dim=spec["style_dim"], stages=spec["stages"],
+                        channels=spec["channels"])
+
+
+MODEL_KINDS = ("semantic", "instance", "translator", "semantic_gan", "gan_encoder")
+_MODEL_FILES = {"translator": "results/translation/translator.pt",
+                "semantic_gan": "results/semantic_gan/generator.pt", "gan_encoder": "results/semantic_gan/encoder.pt"}
 _MODEL_FIX = "give a model file written by selfpanoptic's training (pretrain-* or selftrain-*)"
 
 
@@ -116,12 +135,10 @@ def load_model_file(path: str | Path, kind: str | None = None) -> dict[str, Any]
     if saved["kind"] not in MODEL_KINDS:
         raise InputError(f"unknown model kind {saved['kind']!r}", path, _MODEL_FIX)
     if kind is not None and saved["kind"] != kind:
-        article = {"semantic": "a", "instance": "an", "translator": "a"}
+        article = {"semantic": "a", "instance": "an", "translator": "a", "semantic_gan": "a", "gan_encoder": "a"}
         raise InputError(f"is {article[saved['kind']]} {saved['kind']} model, but this command needs "
                          f"{article[kind]} {kind} model", path,
-                         f"give the {kind} model file " + (
-                             "(results/translation/translator.pt)" if kind == "translator"
-                             else f"(results/<run>/{kind}/...model.pt)"))
+                         f"give the {kind} model file ({_MODEL_FILES.get(kind, f'results/<run>/{kind}/...model.pt')})")
     return saved
 
 
@@ -141,8 +158,8 @@ def model_from_file(path: str | Path, kind: str | None = None) -> nn.Module:
 def model_from_saved(saved: dict[str, Any], path: str | Path) -> nn.Module:
     """Rebuild a trained model, in eval mode, from what :func:`load_model_file` read from ``path``
     (for a caller that also needs the file's other entries: one read of the file)."""
-    build = {"semantic": build_semantic_model, "instance": build_instance_model,
-             "translator": build_translator}[saved["kind"]]
+    build = {"semantic": build_semantic_model, "instance": build_instance_model, "translator": build_translator,
+             "semantic_gan": build_semantic_gan, "gan_encoder": build_gan_encoder}[saved["kind"]]
     try:
         model = build(dict(saved["spec"], init="none"))
     except (KeyError, TypeError, ValueError) as exc:
@@ -193,7 +210,7 @@ def init_from_checkpoint(model: nn.Module, init: str, kind: str) -> None:
 
 __all__ = [
     "ENCODERS", "HEADS", "LABEL_CHANNELS", "MODEL_KINDS", "TRANSFORMERS",
-    "DeepLab", "EmbeddingUNet", "ResNetEncoder", "SPADEGenerator",
-    "build_encoder", "build_instance_model", "build_semantic_model", "build_translator",
+    "DeepLab", "EmbeddingUNet", "ResNetEncoder", "SPADEGenerator", "SemanticGenerator", "StyleEncoder",
+    "build_encoder", "build_gan_encoder", "build_instance_model", "build_semantic_gan", "build_semantic_model", "build_translator",
     "init_from_checkpoint", "load_model_file", "model_from_file", "model_from_saved",
 ]

@@ -169,7 +169,7 @@ def add_evaluation_io(parser: argparse.ArgumentParser, task: str) -> None:
     parser.add_argument("--ground-truth", required=True,
                         help="index manifest CSV of the split (results/data/index/target_<split>.csv): "
                              "its label files are the ground truth, read at their own resolution")
-    parser.add_argument("--run", required=True, help="run name for the table (round0, round1, ..., translated, oracle)")
+    parser.add_argument("--run", required=True, help="run name for the table (round0, round1, ..., translated, gan_encoder, gan_inversion, oracle)")
     parser.add_argument("--out", required=True, help="metrics CSV to write")
 
 

@@ -26,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(label-fidelity), shown in a section of their own")
     parser.add_argument("--selected", metavar="JSON", help="results/summary/selected_round.json (select-round): "
                         "the round chosen without target labels, named in the headline")
+    parser.add_argument("--semantic-gan", nargs=2, metavar=("SAMPLES_PNG", "INVERSIONS_PNG"),
+                        help="SemanticGAN: the grids of samples and of inversions (sample-semantic-gan, "
+                        "predict-semantic-gan --grid), shown in a section of their own")
+    parser.add_argument("--semantic-gan-fidelity", metavar="CSV",
+                        help="with --semantic-gan: the samples' label-fidelity table (sample-semantic-gan --table)")
     parser.add_argument("--out-dir", required=True, help="folder for report.md and the figures; it may hold other "
                         "files, but files of these names only when an earlier report wrote them")
 
@@ -41,7 +46,11 @@ def run(args: argparse.Namespace) -> None:
                              fix="give each run its label, semantic prediction and (with instances) panoptic folder")
         label, semantic, *panoptic = values
         runs[label] = (semantic, panoptic[0] if panoptic else None)
+    if args.semantic_gan_fidelity and not args.semantic_gan:
+        raise InputError("--semantic-gan-fidelity was given without --semantic-gan",
+                         fix="give --semantic-gan SAMPLES_PNG INVERSIONS_PNG too")
+    gan = (*args.semantic_gan, args.semantic_gan_fidelity) if args.semantic_gan else None
     build_report(args.metrics, args.out_dir, args.data, runs, settings(args, "report")["overlays"],
                  dict(args.generated), tuple(args.translation) if args.translation else None, args.ablation,
-                 args.selected)
+                 args.selected, gan)
     print(f"report -> {args.out_dir}/report.md")

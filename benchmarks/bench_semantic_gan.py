@@ -1,0 +1,170 @@
+"""SemanticGAN's measured rows: its readouts against DeepLab, per setting and seed, with stage times.
+
+    python benchmarks/bench_semantic_gan.py --project . --pairs pseudo --seed 0 --out gan-rows
+    python benchmarks/bench_semantic_gan.py --project . --pairs target_labels --target-labels 25 --seed 1 --out gan-rows
+    python benchmarks/bench_semantic_gan.py --summary gan-rows        # mean +- std over the seeds
+
+``--project`` is a folder where the default workflow has run (``snakemake --cores all``, with
+``--config 'seeds=[0,1]'`` for seed 1): its caches, round 0's prediction and model and the oracle's
+model are read from ``results/`` (seed s > first: ``results/seed<s>/``). Each call runs, with the
+stage commands, for one ``semantic_gan.pairs`` setting and one seed:
+
+1. ``train-semantic-gan`` and ``sample-semantic-gan`` (label fidelity of the samples under the
+   oracle: the go/no-go check);
+2. ``train-gan-encoder``; ``predict-semantic-gan`` on target val with 0 steps (the encoder's
+   readout) and with ``semantic_gan.inversion.steps``, each scored by ``score-semantic``;
+3. with ``--pairs target_labels``: DeepLab trained on the same N labelled target images
+   (``pretrain-semantic`` on a cache of the first N of the split's index), scored alike.
+
+It appends rows (setting, seed, run, mIoU, mIoU13, fidelity) to ``<out>/rows.csv`` and stage
+times to ``<out>/times.csv``; ``--summary`` prints both as mean +- std over the seeds, with round 0's
+and the oracle's scores from the project's own tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+SELFPANOPTIC = [sys.executable, "-m", "selfpanoptic"]
+
+
+def _run(args: list[str], cwd: Path, log: Path) -> float:
+    """Run one stage command in ``cwd`` (the project: relative dataset roots), its output to ``log``; seconds."""
+    start = time.perf_counter()
+    with open(log, "a") as handle:
+        handle.write("$ " + " ".join(args) + "\n")
+        handle.flush()
+        done = subprocess.run([*SELFPANOPTIC, *args, "--quiet"] if args[0] != "cache" else [*SELFPANOPTIC, *args],
+                              cwd=cwd, stdout=handle, stderr=subprocess.STDOUT)
+    if done.returncode:
+        raise SystemExit(f"{args[0]} failed (exit {done.returncode}); see {log}")
+    return time.perf_counter() - start
+
+
+def _scores(csv: Path) -> dict[str, float]:
+    table = pd.read_csv(csv)
+    table = table[(table["class"] == "all") & (table["task"] == "semantic")].set_index("metric")["value"]
+    return {"mIoU": float(table["mIoU"]), "mIoU13": float(table["mIoU13"])}
+
+
+def measure(project: Path, pairs: str, target_labels: int, seed: int, first_seed: int, out: Path, threads: int,
+            settings: dict) -> None:
+    results = project / "results"
+    tree = results if seed == first_seed else results / f"seed{seed}"
+    name = pairs if pairs != "target_labels" else f"target_labels_{target_labels}"
+    work = (out / f"{name}_seed{seed}").resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "log.txt"
+    section = {**settings, "pairs": pairs, "target_labels": target_labels,
+               "train": {**settings.get("train", {}), "seed": seed},
+               "encoder": {**settings.get("encoder", {}),
+                           "train": {**settings.get("encoder", {}).get("train", {}), "seed": seed}}}
+    option = ["--semantic_gan-settings", json.dumps(section), "--threads", str(threads)]
+    cache = results / "data" / "cache"
+    data = ["--target", str(cache / "target_train.h5")] + {
+        "pseudo": ["--labels", str(tree / "round0" / "semantic" / "pred_target_train.h5")],
+        "source": ["--source", str(cache / "source.h5")], "target_labels": [],
+        "translated": ["--translated", str(cache / "translated_source.h5")]}[pairs]
+    gen, enc = work / "generator.pt", work / "encoder.pt"
+    times = {"train_semantic_gan": _run(["train-semantic-gan", *option, *data, "--out", str(gen),
+                                         "--work-dir", str(work / "train_generator")], project, log)}
+    times["sample_semantic_gan"] = _run(
+        ["sample-semantic-gan", *option, "--generator", str(gen), "--oracle-model", str(tree / "oracle/semantic/model.pt"),
+         "--model", str(tree / "round0/semantic/model.pt"), "--out", str(work / "samples"), "--grid",
+         str(work / "samples.png"), "--table", str(work / "fidelity.csv")], project, log)
+    fidelity = pd.read_csv(work / "fidelity.csv").set_index("class").loc["mean", "oracle_iou"]
+    times["train_gan_encoder"] = _run(["train-gan-encoder", *option, "--generator", str(gen), *data, "--out", str(enc),
+                                       "--work-dir", str(work / "train_encoder")], project, log)
+    val = [str(cache / "target_val.h5"), "--full-resolution", str(results / "data/index/target_val.csv")]
+    rows = []
+    for run, steps in (("gan_encoder", 0), ("gan_inversion", None)):
+        prediction = work / f"{run}_val.h5"
+        times[f"predict_{run}"] = _run(["predict-semantic-gan", *option, "--generator", str(gen), "--encoder", str(enc),
+                                        "--data", *val, *(["--steps", str(steps)] if steps is not None else []),
+                                        "--out", str(prediction), "--grid", str(work / f"{run}_val.png")], project, log)
+        _run(["score-semantic", "--prediction", str(prediction), "--ground-truth", str(results / "data/index/target_val.csv"),
+              "--run", run, "--out", str(work / f"{run}_semantic.csv")], project, log)
+        rows.append({"run": run, **_scores(work / f"{run}_semantic.csv")})
+    if pairs == "target_labels":
+        rows.append({"run": f"deeplab_{target_labels}", **_few_label_deeplab(project, results, work, target_labels, seed,
+                                                                          threads, log, times)})
+    frame = pd.DataFrame(rows).assign(setting=name, seed=seed, fidelity=fidelity)
+    _append(out / "rows.csv", frame[["setting", "seed", "run", "mIoU", "mIoU13", "fidelity"]])
+    _append(out / "times.csv", pd.DataFrame([{"setting": name, "seed": seed, "stage": k, "seconds": round(v, 1)}
+                                             for k, v in times.items()]))
+    print(frame.to_string(index=False))
+
+
+def _few_label_deeplab(project: Path, results: Path, work: Path, count: int, seed: int, threads: int, log: Path,
+                       times: dict) -> dict[str, float]:
+    """DeepLab trained on the first ``count`` target train images with their labels, scored on val."""
+    index = pd.read_csv(results / "data/index/target_train.csv")
+    manifest = work / f"target_train_first{count}.csv"
+    index.head(count).to_csv(manifest, index=False)
+    subset = work / f"target_train_first{count}.h5"
+    _run(["cache", "--manifest", str(manifest), "--out", str(subset)], project, log)
+    model = work / f"deeplab_{count}.pt"
+    semantic = json.dumps({"train": {"seed": seed}})
+    times["deeplab_train"] = _run(["pretrain-semantic", "--semantic-settings", semantic, "--data", str(subset),
+                                   "--out", str(model), "--work-dir", str(work / "train_deeplab"), "--threads", str(threads)],
+                                  project, log)
+    prediction = work / f"deeplab_{count}_val.h5"
+    _run(["predict-semantic", "--model", str(model), "--data", str(results / "data/cache/target_val.h5"), "--full-resolution",
+          str(results / "data/index/target_val.csv"), "--out", str(prediction), "--threads", str(threads)], project, log)
+    _run(["score-semantic", "--prediction", str(prediction), "--ground-truth", str(results / "data/index/target_val.csv"),
+          "--run", "round0", "--out", str(work / "deeplab_semantic.csv")], project, log)
+    return _scores(work / "deeplab_semantic.csv")
+
+
+def _append(path: Path, frame: pd.DataFrame) -> None:
+    frame.to_csv(path, mode="a", header=not path.exists(), index=False)
+
+
+def summary(out: Path, project: Path | None, first_seed: int) -> None:
+    rows = pd.read_csv(out / "rows.csv")
+    if project is not None:
+        for seed in sorted(rows["seed"].unique()):
+            tree = project / "results" if seed == first_seed else project / "results" / f"seed{seed}"
+            for run in ("round0", "oracle"):
+                csv = tree / run / "eval" / "semantic.csv"
+                if csv.exists():
+                    rows = pd.concat([rows, pd.DataFrame([{"setting": "deeplab", "seed": seed, "run": run, **_scores(csv)}])])
+    grouped = rows.groupby(["setting", "run"], sort=False)
+    table = grouped[["mIoU", "mIoU13", "fidelity"]].agg(["mean", "std"]).round(1)
+    table["n"] = grouped.size()
+    print(table.to_string())
+    times = pd.read_csv(out / "times.csv").groupby(["setting", "stage"], sort=False)["seconds"].agg(["mean", "std", "count"])
+    print(times.round(1).to_string())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--project", type=Path, help="folder of a finished default workflow run")
+    parser.add_argument("--pairs", choices=["pseudo", "source", "target_labels", "translated"], default="pseudo")
+    parser.add_argument("--target-labels", type=int, default=25)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--first-seed", type=int, default=0, help="the first entry of the run's seeds (default 0)")
+    parser.add_argument("--settings", default="{}", help="semantic_gan settings as JSON, laid under the setting")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, required=True, help="folder of rows.csv, times.csv and the runs")
+    parser.add_argument("--summary", action="store_true", help="print mean +- std of --out's rows and stop")
+    args = parser.parse_args(argv)
+    if args.summary:
+        summary(args.out, args.project, args.first_seed)
+        return 0
+    if args.project is None:
+        parser.error("--project is needed to measure")
+    measure(args.project.resolve(), args.pairs, args.target_labels, args.seed, args.first_seed, args.out,
+            args.threads, json.loads(args.settings))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
