@@ -50,7 +50,7 @@ def _run(args: list[str], cwd: Path, log: Path) -> float:
 
 def _scores(csv: Path) -> dict[str, float]:
     table = pd.read_csv(csv)
-    table = table[(table["class"] == "all") & (table["task"] == "semantic")].set_index("metric")["value"]
+    table = table[table["class"].isin(["all", "all13"]) & (table["task"] == "semantic")].set_index("metric")["value"]
     return {"mIoU": float(table["mIoU"]), "mIoU13": float(table["mIoU13"])}
 
 

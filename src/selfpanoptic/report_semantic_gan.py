@@ -17,7 +17,7 @@ _FIDELITY_COLUMNS = ["class", "pixels", "oracle_iou", "model_iou"]
 
 def _readout_rows(table: pd.DataFrame) -> list[str]:
     """One row per run of the metrics table with a semantic mIoU, GAN readouts marked."""
-    scores = table[(table["task"] == "semantic") & (table["class"] == "all")]
+    scores = table[(table["task"] == "semantic") & table["class"].isin(["all", "all13"])]
     lines = ["| run | mIoU | mIoU13 |", "|---|---:|---:|"]
     for run in ("round0", "gan_encoder", "gan_inversion", "oracle"):
         rows = scores[scores["run"] == run].set_index("metric")["value"]
