@@ -222,3 +222,140 @@ def test_a_generator_of_another_label_set_or_size_is_refused(tmp_path):
         load_encoder(tmp_path / "e.pt", saved, tmp_path / "g.pt")
     with pytest.raises(InputError, match="is a semantic_gan model, but this command needs a gan_encoder model"):
         load_encoder(tmp_path / "g.pt", saved, tmp_path / "g.pt")
+
+
+def test_the_config_refuses_pairs_that_do_not_exist_and_sizes_the_generator_cannot_draw():
+    from selfpanoptic.config import validate_config
+
+    validate_config({"semantic_gan": {"enabled": True, "labels_from": "round2"}})
+    with pytest.raises(InputError, match="semantic_gan.labels_from is round3, but there is no such round"):
+        validate_config({"semantic_gan": {"enabled": True, "labels_from": "round3"}})
+    with pytest.raises(InputError, match="round0 has no pseudo-labels"):
+        validate_config({"semantic_gan": {"enabled": True, "labels": "pseudo"}})
+    with pytest.raises(InputError, match="mixing.translated is 0"):
+        validate_config({"semantic_gan": {"enabled": True, "pairs": "translated"}})
+    with pytest.raises(InputError, match=r"working size 48x128 .* not divisible by 2\*\*semantic_gan.generator.levels = 32"):
+        validate_config({"data": {"height": 48, "width": 128}, "semantic_gan": {"enabled": True, "generator": {"levels": 5}}})
+    validate_config({"semantic_gan": {"labels_from": "round9"}})  # off: not checked
+
+
+# -- the stages on tiny caches ---------------------------------------------------------------------
+
+CPU = ["--device", "cpu", "--threads", "1", "--quiet"]
+TINY = {"pairs": "target_labels", "target_labels": 3,
+        "train": {"steps": 4, "batch_size": 2, "checkpoint_every": 2},
+        "generator": {"levels": 2, "channels": 4, "max_channels": 8, "style_dim": 8, "mapping_layers": 1},
+        "discriminator": {"channels": 8, "layers": 2, "scales": 1},
+        "encoder": {"stages": 3, "channels": 4, "train": {"steps": 2, "batch_size": 2}},
+        "inversion": {"steps": 2, "batch_size": 4}, "samples": 3, "grid": 2}
+
+
+def gan_settings(**extra) -> list[str]:
+    import json
+
+    return ["--semantic_gan-settings", json.dumps({**TINY, **extra})]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from selfpanoptic.cli import main
+    from test_training import tiny_cache
+
+    root = tmp_path_factory.mktemp("semantic_gan")
+    target = tiny_cache(root / "target.h5")
+    assert main(["train-semantic-gan", *gan_settings(), "--target", str(target), "--out", str(root / "g.pt"),
+                 "--work-dir", str(root / "gw"), *CPU]) == 0
+    assert main(["train-gan-encoder", *gan_settings(), "--generator", str(root / "g.pt"), "--target", str(target),
+                 "--out", str(root / "e.pt"), "--work-dir", str(root / "ew"), *CPU]) == 0
+    return root, target
+
+
+def test_generator_training_resumes_exactly_after_a_crash(trained, tmp_path, capsys):
+    from selfpanoptic.intermediates import DatasetCache
+    from selfpanoptic.models import build_semantic_gan
+    from selfpanoptic.settings import SemanticGanSettings
+    from selfpanoptic.stages.train_semantic_gan import generator_spec
+    from selfpanoptic.train.engine import train
+    from selfpanoptic.train.semantic_gan import GanCritics, GanData, semantic_gan_step
+
+    from selfpanoptic.config import validate_config
+
+    _, target = trained
+    section = validate_config({"semantic_gan": TINY})["semantic_gan"]
+    settings, cpu = SemanticGanSettings.from_config(section), torch.device("cpu")
+
+    def run(work, crash_at=None):
+        torch.manual_seed(0)
+        generator = build_semantic_gan(generator_spec(section, (32, 64)))
+        critics = GanCritics(generator, settings, cpu)
+        with DatasetCache.open(target) as cache:
+            data = GanData(cache, np.arange(6), cache, np.arange(3), lambda i: cache.read("labels", i))
+            step = semantic_gan_step(data, generator, critics, settings, cpu)
+
+            def crashing(model, rng, index):
+                if index == crash_at:
+                    raise RuntimeError("killed")
+                return step(model, rng, index)
+
+            train(generator, crashing, settings.train, work, "id", cpu, progress=False, extra_state={"critics": critics})
+        return generator, critics
+
+    reference, reference_critics = run(tmp_path / "reference")
+    with pytest.raises(RuntimeError, match="killed"):
+        run(tmp_path / "work", crash_at=3)  # after the checkpoint at step 2
+    capsys.readouterr()
+    resumed, resumed_critics = run(tmp_path / "work")
+    assert "resuming from the checkpoint at step 2" in capsys.readouterr().out
+    for key, value in reference.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+    for part in ("image", "pair", "ema"):
+        for key, value in reference_critics.state_dict()[part].items():
+            assert torch.equal(value, resumed_critics.state_dict()[part][key]), (part, key)
+
+
+def test_readout_writes_a_prediction_and_refuses_a_missing_encoder(trained, tmp_path, capsys):
+    from selfpanoptic.cli import main
+    from selfpanoptic.intermediates import SemanticPrediction
+
+    root, target = trained
+    out = tmp_path / "pred.h5"
+    assert main(["predict-semantic-gan", *gan_settings(), "--generator", str(root / "g.pt"), "--encoder",
+                 str(root / "e.pt"), "--data", str(target), "--out", str(out), "--grid", str(tmp_path / "g.png"), *CPU]) == 0
+    with SemanticPrediction.open(out) as h5:
+        labels = h5["labels"][()]
+    assert labels.shape == (6, 32, 64) and labels.max() < NUM_CLASSES
+    assert main(["predict-semantic-gan", *gan_settings(), "--generator", str(root / "g.pt"), "--data", str(target),
+                 "--out", str(tmp_path / "none.h5"), *CPU]) == 2
+    err = capsys.readouterr().err
+    assert "no --encoder was given" in err and "Traceback" not in err and not (tmp_path / "none.h5").exists()
+
+
+def test_pairs_without_their_file_and_more_labels_than_images_are_refused(trained, tmp_path, capsys):
+    from selfpanoptic.cli import main
+
+    _, target = trained
+    args = ["--target", str(target), "--out", str(tmp_path / "g.pt"), "--work-dir", str(tmp_path / "w"), *CPU]
+    assert main(["train-semantic-gan", *gan_settings(pairs="pseudo"), *args]) == 2
+    assert "semantic_gan.pairs is pseudo, which needs the round0 label maps, and no --labels" in capsys.readouterr().err
+    assert main(["train-semantic-gan", *gan_settings(target_labels=9), *args]) == 2
+    assert "set semantic_gan.target_labels to at most 6" in capsys.readouterr().err
+    assert not (tmp_path / "g.pt").exists()
+
+
+def test_samples_form_a_gta5_dataset_with_label_ids(trained, tmp_path):
+    from selfpanoptic.cli import main
+    from selfpanoptic.classes import label_ids_to_train_ids
+    from PIL import Image
+
+    def read_png(path):
+        return np.asarray(Image.open(path))
+
+    root, _ = trained
+    assert main(["sample-semantic-gan", *gan_settings(), "--generator", str(root / "g.pt"), "--out",
+                 str(tmp_path / "s"), "--grid", str(tmp_path / "s.png"), *CPU]) == 0
+    images = sorted((tmp_path / "s/images").glob("*.png"))
+    labels = sorted((tmp_path / "s/labels").glob("*.png"))
+    assert [p.name for p in images] == [p.name for p in labels] == ["00000.png", "00001.png", "00002.png"]
+    train_ids = label_ids_to_train_ids(read_png(labels[0]))
+    assert train_ids.shape == (32, 64) and train_ids.max() < NUM_CLASSES  # every pixel a class, none void
+    assert read_png(images[0]).shape == (32, 64, 3)

@@ -587,3 +587,51 @@ def test_seeds_and_experiments_fill_the_ablation_table_and_the_report(repeated, 
     assert set(metrics["run"]) == {"round0", "round1", "round2", "oracle"}  # the main table stays the first seed's main rounds
     again = snakemake(smoke, "-n", experiments=EXPERIMENTS, seeds=[0, 1])
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+GAN = {"enabled": True, "train": {"steps": 3, "batch_size": 2, "checkpoint_every": 2},
+       "generator": {"levels": 3, "channels": 4, "max_channels": 8, "style_dim": 8, "mapping_layers": 1},
+       "discriminator": {"channels": 8, "layers": 2, "scales": 1},
+       "encoder": {"stages": 3, "channels": 4, "train": {"steps": 2, "batch_size": 2, "checkpoint_every": 2}},
+       "inversion": {"steps": 2, "batch_size": 4}, "samples": 4, "grid": 2}
+
+
+@pytest.fixture(scope="module")
+def semantic_gan(smoke) -> tuple[str, Path]:
+    plan = snakemake(smoke, "-n", seeds=[0, 1], semantic_gan=GAN).stdout
+    snakemake(smoke, seeds=[0, 1], semantic_gan=GAN)
+    return plan, smoke / "results-smoke"
+
+
+def test_semantic_gan_adds_its_stages_and_two_readout_runs_per_seed(semantic_gan, smoke):
+    plan, results = semantic_gan
+    rules, out = planned_jobs(plan)
+    assert {"train_semantic_gan", "train_gan_encoder", "predict_semantic_gan", "sample_semantic_gan"} <= rules
+    assert not rules & {"pretrain_semantic", "pretrain_instance", "selftrain_semantic", "predict_semantic"}
+    assert "gan=seed1/semantic_gan" in out and "run=seed1/gan_inversion" in out
+    table = pd.read_csv(results / "summary/ablation.csv", dtype={"run": str, "experiment": str})
+    rows = table[(table.task == "semantic") & (table.metric == "mIoU") & (table["class"] == "all")
+                 & table["run"].str.startswith("gan_")]
+    assert sorted(zip(rows.seed, rows["run"])) == [(s, r) for s in (0, 1) for r in ("gan_encoder", "gan_inversion")]
+    assert {"semantic", "instance", "panoptic"} <= set(table.loc[table["run"] == "gan_inversion", "task"])
+    report = (results / "summary/report.md").read_text()
+    assert "## SemanticGAN" in report and "| gan_inversion |" in report
+    for link in ("../semantic_gan/samples.png", "../gan_inversion/semantic/readout_val.png"):
+        assert f"]({link})" in report and (results / "summary" / link).is_file()
+    samples = results / "semantic_gan/samples"
+    assert len(list((samples / "images").glob("*.png"))) == len(list((samples / "labels").glob("*.png"))) == 4
+    fidelity = pd.read_csv(results / "semantic_gan/fidelity.csv")
+    assert fidelity["class"].iloc[-1] == "mean"
+    # the samples are a GTA5 dataset the index stage reads
+    index = subprocess.run([str(BIN / "selfpanoptic"), "index", "--name", "gta", "--format", "gta5", "--root",
+                            str(samples), "--out", str(smoke / "samples_index.csv"), "--quiet"], capture_output=True, text=True)
+    assert index.returncode == 0, index.stderr
+    assert len(pd.read_csv(smoke / "samples_index.csv")) == 4
+
+
+def test_changing_the_inversion_reruns_only_the_inversion_readout(semantic_gan, smoke):
+    changed = {**GAN, "inversion": {"steps": 3, "batch_size": 4}}
+    rules, out = planned_jobs(snakemake(smoke, "-n", seeds=[0, 1], semantic_gan=changed).stdout)
+    assert "predict_semantic_gan" in rules
+    assert not rules & {"train_semantic_gan", "train_gan_encoder", "sample_semantic_gan"}
+    assert "run=gan_inversion" in out and "run=gan_encoder" not in out

@@ -296,6 +296,17 @@ def gan_settings(*parts):
     return option
 
 
+def readout_settings(wildcards):
+    """``--semantic_gan-settings`` of a readout run: the inversion and the grid; gan_encoder takes
+    0 steps and only what 0 steps read, so a change of the optimisation reruns gan_inversion alone."""
+    run = GAN_RUNS[wildcards.run]
+    section = PLAN.run(run["labels"]).config["semantic_gan"]
+    inversion = section["inversion"]
+    if run["name"] == "gan_encoder":
+        inversion = {"steps": 0, "batch_size": inversion["batch_size"], "mse": inversion["mse"]}
+    return settings_option("semantic_gan", value={"inversion": inversion, "grid": section["grid"]})
+
+
 def gan_outputs():
     """The report's SemanticGAN inputs of the first seed (fidelity table, sample and inversion grids)."""
     if not GAN_RUNS:

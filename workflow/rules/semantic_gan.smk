@@ -71,8 +71,7 @@ if GAN_RUNS:
             prediction=f"{RESULTS}/{GAN_RUN}/semantic/pred_target_{{split}}.h5",
             grid=f"{RESULTS}/{GAN_RUN}/semantic/readout_{{split}}.png",
         params:
-            **stage_params("predict-semantic-gan", gan_settings("inversion", "grid")),
-            steps=lambda wildcards: "--steps 0" if GAN_RUNS[wildcards.run]["name"] == "gan_encoder" else "",
+            **stage_params("predict-semantic-gan", readout_settings),
             full_resolution=optional("--full-resolution", "full_resolution"),
             device=config["device"],
         log:
@@ -84,7 +83,7 @@ if GAN_RUNS:
             ENV
         shell:
             "selfpanoptic predict-semantic-gan {params.settings} --generator {input.generator:q} --encoder {input.encoder:q}"
-            " --data {input.data:q} {params.steps} {params.full_resolution} --out {output.prediction:q}"
+            " --data {input.data:q} {params.full_resolution} --out {output.prediction:q}"
             " --grid {output.grid:q} --device {params.device} --threads {threads} > {log:q} 2>&1"
 
     rule sample_semantic_gan:
