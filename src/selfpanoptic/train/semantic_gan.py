@@ -109,8 +109,11 @@ class GanCritics:
             real = real.detach().requires_grad_(True)
             pair_images, pair_labels = (t.detach().requires_grad_(True) for t in (pair_images, pair_labels))
             r1 = r1_penalty(self.image(real), [real])
-            r1 = r1 + r1_penalty(sum(scale[-1].sum() for scale in self.pair(pair_labels, pair_images)),
-                                 [pair_labels, pair_images])
+            # per image, the logit the hinge loss sees: the patches' mean, averaged over scales (a
+            # sum over patches would scale the penalty with the number of patches squared)
+            scales = self.pair(pair_labels, pair_images)
+            per_image = torch.stack([scale[-1].mean(dim=(1, 2, 3)) for scale in scales]).mean(0)
+            r1 = r1 + r1_penalty(per_image, [pair_labels, pair_images])
             loss = loss + s.r1_gamma / 2 * s.r1_every * r1
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
