@@ -66,7 +66,7 @@ def _gan_runs():
     for tree in PLAN.trees if GAN["enabled"] else []:
         if tree.experiment is None:
             for name in ("gan_encoder", "gan_inversion"):
-                runs[tree.prefix + name] = {"name": name, "gan": tree.prefix + "semantic_gan", "seed": tree.seed,
+                runs[f"{tree.prefix}{name}"] = {"name": name, "gan": f"{tree.prefix}semantic_gan", "seed": tree.seed,
                                             "labels": tree.folder_of[GAN["labels_from"]], "prefix": tree.prefix,
                                             "oracle": tree.folder_of.get("oracle")}
     return runs

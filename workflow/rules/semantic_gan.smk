@@ -40,7 +40,7 @@ if GAN_RUNS:
     rule train_gan_encoder:
         input:
             unpack(gan_data_inputs),
-            generator=f"{RESULTS}/{GAN_FOLDER}/generator.pt",
+            generator=f"{RESULTS}/{{gan}}/generator.pt",
         output:
             f"{RESULTS}/{GAN_FOLDER}/encoder.pt",
         params:
@@ -88,7 +88,7 @@ if GAN_RUNS:
 
     rule sample_semantic_gan:
         input:
-            generator=f"{RESULTS}/{GAN_FOLDER}/generator.pt",
+            generator=f"{RESULTS}/{{gan}}/generator.pt",
             oracle=lambda wildcards: f"{RESULTS}/{gan_folder_run(wildcards.gan)['oracle']}/semantic/model.pt" if ORACLE else [],
             model=lambda wildcards: f"{RESULTS}/{gan_folder_run(wildcards.gan)['labels']}/semantic/model.pt",
         output:
