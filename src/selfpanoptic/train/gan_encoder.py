@@ -18,9 +18,8 @@ from ..losses.adversarial import pyramid_l1_loss
 from ..losses.gan_regularisation import soft_dice_loss
 from ..models.stylegan import SemanticGenerator
 from ..settings import GanEncoderSettings
-from .data import sample_crops
 from .engine import TrainingStep
-from .semantic_gan import GanData, signed_images
+from .semantic_gan import GanData
 from .visuals import label_images
 
 __all__ = ["gan_encoder_step"]
@@ -36,12 +35,7 @@ def gan_encoder_step(data: GanData, generator: SemanticGenerator, settings: GanE
     size, batch = generator.size, train.batch_size
 
     def prepare(rng: np.random.Generator, index: int):
-        _, (images,) = sample_crops(rng, data.image_indices, batch, lambda i: [data.images.read("images", i)],
-                                    size, train.hflip)
-        _, (pair_images, labels) = sample_crops(
-            rng, data.pair_indices, batch, lambda i: [data.pairs.read("images", i), data.read_labels(i)], size,
-            train.hflip)
-        return signed_images(images), signed_images(pair_images), torch.from_numpy(labels.astype(np.int64))
+        return data.sample(rng, batch, size, train.hflip)
 
     def reconstruction(encoder, images):
         redrawn, logits = generator.synthesis(encoder(images), zero_noise(generator, images.shape[0], device))
@@ -65,4 +59,4 @@ def gan_encoder_step(data: GanData, generator: SemanticGenerator, settings: GanE
 
         return loss, parts, batch, visualise
 
-    return TrainingStep(prepare, compute, caches=tuple({id(c): c for c in (data.images, data.pairs)}.values()))
+    return TrainingStep(prepare, compute, caches=data.caches)

@@ -59,6 +59,22 @@ class GanData:
     pair_indices: np.ndarray
     read_labels: Callable[[int], np.ndarray]
 
+    def sample(self, rng: np.random.Generator, batch: int, size: tuple[int, int], hflip: bool
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A batch of images and one of pairs, whole (``size``: the caches' (H, W)), each flipped
+        with probability 0.5 when ``hflip``: images (B, 3, H, W) and pair images in [-1, 1], pair
+        labels (B, H, W) int64."""
+        _, (images,) = sample_crops(rng, self.image_indices, batch, lambda i: [self.images.read("images", i)],
+                                    size, hflip)
+        _, (pair_images, labels) = sample_crops(
+            rng, self.pair_indices, batch, lambda i: [self.pairs.read("images", i), self.read_labels(i)], size, hflip)
+        return signed_images(images), signed_images(pair_images), torch.from_numpy(labels.astype(np.int64))
+
+    @property
+    def caches(self) -> tuple[DatasetCache, ...]:
+        """The caches it reads, each once (for the engine's worker processes)."""
+        return tuple({id(c): c for c in (self.images, self.pairs)}.values())
+
 
 def signed_images(images: np.ndarray) -> torch.Tensor:
     """uint8 (B, H, W, 3) -> float32 (B, 3, H, W) in [-1, 1] (the generator's range)."""
@@ -153,15 +169,10 @@ def semantic_gan_step(data: GanData, generator: SemanticGenerator, critics: GanC
     batch = train.batch_size
 
     def prepare(rng: np.random.Generator, index: int):
-        _, (real,) = sample_crops(rng, data.image_indices, batch, lambda i: [data.images.read("images", i)],
-                                  size, train.hflip)
-        _, (pair_images, pair_labels) = sample_crops(
-            rng, data.pair_indices, batch, lambda i: [data.pairs.read("images", i), data.read_labels(i)], size,
-            train.hflip)
+        real, pair_images, pair_labels = data.sample(rng, batch, size, train.hflip)
         codes = rng.standard_normal((2, batch, generator.style_dim)).astype(np.float32)
         cut = int(rng.integers(1, generator.num_styles)) if rng.random() < settings.style_mixing else 0
-        return (signed_images(real), signed_images(pair_images), torch.from_numpy(pair_labels.astype(np.int64)),
-                torch.from_numpy(codes), cut)
+        return real, pair_images, pair_labels, torch.from_numpy(codes), cut
 
     def compute(model: SemanticGenerator, prepared, rng: np.random.Generator, index: int):
         real, pair_images, labels, codes, cut = prepared
@@ -192,4 +203,4 @@ def semantic_gan_step(data: GanData, generator: SemanticGenerator, critics: GanC
 
         return loss, parts, batch, visualise
 
-    return TrainingStep(prepare, compute, caches=tuple({id(c): c for c in (data.images, data.pairs)}.values()))
+    return TrainingStep(prepare, compute, caches=data.caches)
