@@ -17,7 +17,8 @@ stage commands, for one ``semantic_gan.pairs`` setting and one seed:
    (``pretrain-semantic`` on a cache of the first N of the split's index), scored alike.
 
 It appends rows (setting, seed, run, mIoU, mIoU13, fidelity) to ``<out>/rows.csv`` and stage
-times to ``<out>/times.csv``; ``--summary`` prints both as mean +- std over the seeds, with round 0's
+times to ``<out>/times.csv`` (training: the seconds the model file records; the rest: wall time of
+the command). A generator, encoder or fidelity table already in the setting's folder is reused; ``--summary`` prints both as mean +- std over the seeds, with round 0's
 and the oracle's scores from the project's own tables.
 """
 
@@ -49,9 +50,17 @@ def _run(args: list[str], cwd: Path, log: Path) -> float:
 
 
 def _scores(csv: Path) -> dict[str, float]:
+    """mIoU over the 19 classes and over SYNTHIA's 13 of a score-semantic table."""
     table = pd.read_csv(csv)
-    table = table[table["class"].isin(["all", "all13"]) & (table["task"] == "semantic")].set_index("metric")["value"]
-    return {"mIoU": float(table["mIoU"]), "mIoU13": float(table["mIoU13"])}
+    table = table[(table["task"] == "semantic") & (table["metric"] == "mIoU")].set_index("class")["value"]
+    return {"mIoU": float(table["all"]), "mIoU13": float(table["all13"])}
+
+
+def _train_seconds(model: Path) -> float:
+    """The training time a model file records (the engine's, without start-up)."""
+    import torch
+
+    return float(torch.load(model, map_location="cpu", weights_only=True)["train_seconds"])
 
 
 def measure(project: Path, pairs: str, target_labels: int, seed: int, first_seed: int, out: Path, threads: int,
@@ -73,15 +82,22 @@ def measure(project: Path, pairs: str, target_labels: int, seed: int, first_seed
         "source": ["--source", str(cache / "source.h5")], "target_labels": [],
         "translated": ["--translated", str(cache / "translated_source.h5")]}[pairs]
     gen, enc = work / "generator.pt", work / "encoder.pt"
-    times = {"train_semantic_gan": _run(["train-semantic-gan", *option, *data, "--out", str(gen),
-                                         "--work-dir", str(work / "train_generator")], project, log)}
-    times["sample_semantic_gan"] = _run(
-        ["sample-semantic-gan", *option, "--generator", str(gen), "--oracle-model", str(tree / "oracle/semantic/model.pt"),
-         "--model", str(tree / "round0/semantic/model.pt"), "--out", str(work / "samples"), "--grid",
-         str(work / "samples.png"), "--table", str(work / "fidelity.csv")], project, log)
+    # a generator or encoder already in the folder (an earlier call of the same setting) is reused
+    if not gen.exists():
+        _run(["train-semantic-gan", *option, *data, "--out", str(gen), "--work-dir", str(work / "train_generator")],
+             project, log)
+    times = {"train_semantic_gan": _train_seconds(gen)}
+    if not (work / "fidelity.csv").exists():
+        times["sample_semantic_gan"] = _run(
+            ["sample-semantic-gan", *option, "--generator", str(gen), "--oracle-model",
+             str(tree / "oracle/semantic/model.pt"), "--model", str(tree / "round0/semantic/model.pt"), "--out",
+             str(work / "samples"), "--grid", str(work / "samples.png"), "--table", str(work / "fidelity.csv")],
+            project, log)
     fidelity = pd.read_csv(work / "fidelity.csv").set_index("class").loc["mean", "oracle_iou"]
-    times["train_gan_encoder"] = _run(["train-gan-encoder", *option, "--generator", str(gen), *data, "--out", str(enc),
-                                       "--work-dir", str(work / "train_encoder")], project, log)
+    if not enc.exists():
+        _run(["train-gan-encoder", *option, "--generator", str(gen), *data, "--out", str(enc),
+              "--work-dir", str(work / "train_encoder")], project, log)
+    times["train_gan_encoder"] = _train_seconds(enc)
     val = [str(cache / "target_val.h5"), "--full-resolution", str(results / "data/index/target_val.csv")]
     rows = []
     for run, steps in (("gan_encoder", 0), ("gan_inversion", None)):

@@ -359,3 +359,28 @@ def test_samples_form_a_gta5_dataset_with_label_ids(trained, tmp_path):
     train_ids = label_ids_to_train_ids(read_png(labels[0]))
     assert train_ids.shape == (32, 64) and train_ids.max() < NUM_CLASSES  # every pixel a class, none void
     assert read_png(images[0]).shape == (32, 64, 3)
+
+
+def test_report_section_shows_the_readouts_the_fidelity_and_both_grids(tmp_path):
+    import pandas as pd
+
+    from selfpanoptic.report_semantic_gan import semantic_gan_lines
+
+    rows = [(run, "semantic", "mIoU", cls, value) for run, base in (("round0", 15.0), ("gan_inversion", 9.0))
+            for cls, value in (("all", base), ("all16", base + 1), ("all13", base + 2))]
+    table = pd.DataFrame(rows, columns=["run", "task", "metric", "class", "value"])
+    for name in ("samples.png", "inversions.png"):
+        (tmp_path / name).write_bytes(b"png")
+    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.int64)
+    confusion[0, 0], confusion[0, 1], confusion[1, 1] = 3, 1, 4
+    sample_fidelity_table(confusion).to_csv(tmp_path / "fidelity.csv", index=False)
+    out = tmp_path / "summary"
+    lines = semantic_gan_lines(table, str(tmp_path / "samples.png"), str(tmp_path / "inversions.png"),
+                               str(tmp_path / "fidelity.csv"), out)
+    text = "\n".join(lines)
+    assert "| round0 | 15.0 | 17.0 |" in text and "| gan_inversion | 9.0 | 11.0 |" in text
+    assert "| gan_encoder |" not in text  # a run the table lacks gets no row
+    assert "**77.5 mIoU** over the 2 classes the samples draw" in text
+    assert "](../samples.png)" in text and "](../inversions.png)" in text
+    with pytest.raises(InputError, match="SemanticGAN output does not exist"):
+        semantic_gan_lines(table, str(tmp_path / "missing.png"), str(tmp_path / "inversions.png"), None, out)

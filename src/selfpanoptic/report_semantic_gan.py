@@ -16,13 +16,13 @@ _FIDELITY_COLUMNS = ["class", "pixels", "oracle_iou", "model_iou"]
 
 
 def _readout_rows(table: pd.DataFrame) -> list[str]:
-    """One row per run of the metrics table with a semantic mIoU, GAN readouts marked."""
-    scores = table[(table["task"] == "semantic") & table["class"].isin(["all", "all13"])]
+    """One row per run of the metrics table with a semantic mIoU (19 classes, SYNTHIA's 13)."""
+    scores = table[(table["task"] == "semantic") & (table["metric"] == "mIoU")]
     lines = ["| run | mIoU | mIoU13 |", "|---|---:|---:|"]
     for run in ("round0", "gan_encoder", "gan_inversion", "oracle"):
-        rows = scores[scores["run"] == run].set_index("metric")["value"]
+        rows = scores[scores["run"] == run].set_index("class")["value"]
         if not rows.empty:
-            cells = [f"{rows[m]:.1f}" if m in rows else "–" for m in ("mIoU", "mIoU13")]
+            cells = [f"{rows[c]:.1f}" if c in rows else "–" for c in ("all", "all13")]
             lines.append(f"| {run} | " + " | ".join(cells) + " |")
     return lines
 
@@ -52,7 +52,9 @@ def semantic_gan_lines(table: pd.DataFrame, samples: str, inversions: str, fidel
         mean = frame.set_index("class").loc["mean"]
         drawn = frame[(frame["class"] != "mean") & (frame["pixels"] > 0)]
         lines += [f"Label fidelity of the samples: the oracle's segmentation of them scores **{mean.oracle_iou:.1f} "
-                  f"mIoU** against their own label maps (the labelling run's model: {mean.model_iou:.1f}).", "",
+                  f"mIoU** over the {len(drawn)} classes the samples draw, against their own label maps (the "
+                  f"labelling run's model: {mean.model_iou:.1f}). Classes the generator never draws are not in "
+                  "the mean: read it with the class shares below.", "",
                   "<details><summary>Per class</summary>", "",
                   "| class | share of pixels % | oracle's IoU | labelling run's IoU |", "|---|---:|---:|---:|",
                   *(f"| {r['class']} | {r.pixels:.1f} | {r.oracle_iou:.1f} | {r.model_iou:.1f} |"
