@@ -602,6 +602,7 @@ GAN = {"enabled": True, "train": {"steps": 3, "batch_size": 2, "checkpoint_every
 
 @pytest.fixture(scope="module")
 def semantic_gan(smoke) -> tuple[str, Path]:
+    snakemake(smoke, seeds=[0, 1])  # the second seed's runs (made already when the seeds test ran first)
     plan = snakemake(smoke, "-n", seeds=[0, 1], semantic_gan=GAN).stdout
     snakemake(smoke, seeds=[0, 1], semantic_gan=GAN)
     return plan, smoke / "results-smoke"
