@@ -154,7 +154,7 @@ def summary(out: Path, project: Path | None, first_seed: int) -> None:
                     rows = pd.concat([rows, pd.DataFrame([{"setting": "deeplab", "seed": seed, "run": run, **_scores(csv)}])])
     grouped = rows.groupby(["setting", "run"], sort=False)
     table = grouped[["mIoU", "mIoU13", "fidelity"]].agg(["mean", "std"]).round(1)
-    table["n"] = grouped.size()
+    table[("n", "")] = grouped.size()
     print(table.to_string())
     times = pd.read_csv(out / "times.csv").groupby(["setting", "stage"], sort=False)["seconds"].agg(["mean", "std", "count"])
     print(times.round(1).to_string())
