@@ -79,7 +79,7 @@ def _check_rows(frame: pd.DataFrame, path: str | Path, kind: str, fix: str) -> N
     for index, name in frame["run"].items():
         if not (isinstance(name, str) and (RUN_NAME.fullmatch(name) or name in NAMED_RUNS)):
             raise InputError(f"line {index + 2} of the {kind}: run {name!r} is not round<N> (round0, round1, ...), "
-                             f"{' or '.join(NAMED_RUNS)}", path, fix)
+                             f"{', '.join(NAMED_RUNS[:-1])} or {NAMED_RUNS[-1]}", path, fix)
     values = pd.to_numeric(frame["value"], errors="coerce")
     for index in frame.index[values.isna() & frame["value"].notna()]:
         raise InputError(f"line {index + 2} of the {kind}: value {frame['value'][index]!r} is not a number", path, fix)
