@@ -19,7 +19,7 @@ from selfpanoptic.models.style_encoder import StyleEncoder, style_groups
 from selfpanoptic.models.stylegan import ModulatedConv2d, SemanticGenerator, StyleOutput, level_widths
 from selfpanoptic.models.stylegan_discriminator import ResidualDiscriminator, minibatch_stddev
 from selfpanoptic.semantic_gan import load_encoder, load_generator, sample_fidelity_table
-from selfpanoptic.settings import InversionSettings
+from selfpanoptic.gan_settings import InversionSettings
 from selfpanoptic.train.engine import save_model_file
 from selfpanoptic.train.semantic_gan import label_planes
 
@@ -273,7 +273,7 @@ def trained(tmp_path_factory):
 def test_generator_training_resumes_exactly_after_a_crash(trained, tmp_path, capsys):
     from selfpanoptic.intermediates import DatasetCache
     from selfpanoptic.models import build_semantic_gan
-    from selfpanoptic.settings import SemanticGanSettings
+    from selfpanoptic.gan_settings import SemanticGanSettings
     from selfpanoptic.stages.train_semantic_gan import generator_spec
     from selfpanoptic.train.engine import train
     from selfpanoptic.train.semantic_gan import GanCritics, GanData, semantic_gan_step

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from .losses.adversarial import pyramid_l1_loss
 from .losses.gan_regularisation import noise_regularisation
 from .models.stylegan import SemanticGenerator
-from .settings import InversionSettings
+from .gan_settings import InversionSettings
 
 __all__ = ["Inversion", "invert", "inversion_learning_rate", "reconstruction_error", "zero_noise"]
 

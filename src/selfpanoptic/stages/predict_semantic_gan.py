@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> None:
     from ..inversion import invert
     from ..pngio import write_png
     from ..semantic_gan import load_encoder, load_generator, to_uint8_images
-    from ..settings import InversionSettings
+    from ..gan_settings import InversionSettings
     from ..train.semantic_gan import signed_images
     from ..translation import sample_grid
 

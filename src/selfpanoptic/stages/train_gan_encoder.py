@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> None:
 
     from ..models import build_gan_encoder
     from ..semantic_gan import load_generator
-    from ..settings import GanEncoderSettings
+    from ..gan_settings import GanEncoderSettings
     from ..train.engine import finish, save_model_file, train
     from ..train.gan_encoder import gan_encoder_step
 

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> None:
     from ..classes import CLASS_NAMES
     from ..errors import InputError
     from ..models import build_semantic_gan
-    from ..settings import SemanticGanSettings
+    from ..gan_settings import SemanticGanSettings
     from ..train.engine import finish, save_model_file, train
     from ..train.semantic_gan import GanCritics, semantic_gan_step
 

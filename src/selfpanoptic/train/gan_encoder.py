@@ -17,7 +17,7 @@ from ..inversion import zero_noise
 from ..losses.adversarial import pyramid_l1_loss
 from ..losses.gan_regularisation import soft_dice_loss
 from ..models.stylegan import SemanticGenerator
-from ..settings import GanEncoderSettings
+from ..gan_settings import GanEncoderSettings
 from .engine import TrainingStep
 from .semantic_gan import GanData
 from .visuals import label_images

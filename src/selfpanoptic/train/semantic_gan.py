@@ -39,7 +39,7 @@ from ..losses.generation import generator_adversarial_loss
 from ..models.spade import MultiscaleDiscriminator
 from ..models.stylegan import SemanticGenerator
 from ..models.stylegan_discriminator import ResidualDiscriminator
-from ..settings import SemanticGanSettings
+from ..gan_settings import SemanticGanSettings
 from .data import sample_crops
 from .engine import TrainingStep
 from .visuals import label_images
