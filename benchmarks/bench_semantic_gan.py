@@ -14,11 +14,19 @@ stage commands, for one ``semantic_gan.pairs`` setting and one seed:
 2. ``train-gan-encoder``; ``predict-semantic-gan`` on target val with 0 steps (the encoder's
    readout) and with ``semantic_gan.inversion.steps``, each scored by ``score-semantic``;
 3. with ``--pairs target_labels``: DeepLab trained on the same N labelled target images
-   (``pretrain-semantic`` on a cache of the first N of the split's index), scored alike.
+   (``pretrain-semantic`` on a cache of the first N of the split's index), scored alike;
+4. with ``--source-share P``: round 0's DeepLab retrained on the mixed source alone (run ``round0``),
+   and with a share P of
+   its draws taken from the generator's samples (run ``gan_samples``: ``index`` and ``cache`` of
+   the sample folder, ``pretrain-semantic --sampled``), and, for comparison, with a share P taken
+   from the source translated by a SPADE translator taught by the same labels (run
+   ``translated``: ``train-translator``, ``translate-source``, ``cache``, ``pretrain-semantic
+   --translated``; ``--pairs pseudo`` only), each scored alike.
 
 It appends rows (setting, seed, run, mIoU, mIoU13, fidelity) to ``<out>/rows.csv`` and stage
 times to ``<out>/times.csv`` (training: the seconds the model file records; the rest: wall time of
-the command). A generator, encoder or fidelity table already in the setting's folder is reused; ``--summary`` prints both as mean +- std over the seeds, with round 0's
+the command). A generator, encoder, fidelity table, readout score or translator already in the setting's folder is
+reused; ``--summary`` prints both as mean +- std over the seeds, with round 0's
 and the oracle's scores from the project's own tables.
 """
 
@@ -64,7 +72,7 @@ def _train_seconds(model: Path) -> float:
 
 
 def measure(project: Path, pairs: str, target_labels: int, seed: int, first_seed: int, out: Path, threads: int,
-            settings: dict) -> None:
+            settings: dict, source_share: float = 0.0) -> None:
     results = project / "results"
     tree = results if seed == first_seed else results / f"seed{seed}"
     name = pairs if pairs != "target_labels" else f"target_labels_{target_labels}"
@@ -102,6 +110,9 @@ def measure(project: Path, pairs: str, target_labels: int, seed: int, first_seed
     rows = []
     for run, steps in (("gan_encoder", 0), ("gan_inversion", None)):
         prediction = work / f"{run}_val.h5"
+        if (work / f"{run}_semantic.csv").exists():  # scored by an earlier call: the same files give the same scores
+            rows.append({"run": run, **_scores(work / f"{run}_semantic.csv")})
+            continue
         times[f"predict_{run}"] = _run(["predict-semantic-gan", *option, "--generator", str(gen), "--encoder", str(enc),
                                         "--data", *val, *(["--steps", str(steps)] if steps is not None else []),
                                         "--out", str(prediction), "--grid", str(work / f"{run}_val.png")], project, log)
@@ -111,6 +122,8 @@ def measure(project: Path, pairs: str, target_labels: int, seed: int, first_seed
     if pairs == "target_labels":
         rows.append({"run": f"deeplab_{target_labels}", **_few_label_deeplab(project, results, work, target_labels, seed,
                                                                           threads, log, times)})
+    if source_share > 0:
+        rows += _extra_source_rows(project, results, tree, work, pairs, source_share, seed, threads, log, times)
     frame = pd.DataFrame(rows).assign(setting=name, seed=seed, fidelity=fidelity)
     _append(out / "rows.csv", frame[["setting", "seed", "run", "mIoU", "mIoU13", "fidelity"]])
     _append(out / "times.csv", pd.DataFrame([{"setting": name, "seed": seed, "stage": k, "seconds": round(v, 1)}
@@ -137,6 +150,55 @@ def _few_label_deeplab(project: Path, results: Path, work: Path, count: int, see
     _run(["score-semantic", "--prediction", str(prediction), "--ground-truth", str(results / "data/index/target_val.csv"),
           "--run", "round0", "--out", str(work / "deeplab_semantic.csv")], project, log)
     return _scores(work / "deeplab_semantic.csv")
+
+
+def _round0_variant(project: Path, results: Path, work: Path, run: str, extra: list[str], seed: int, threads: int,
+                    log: Path, times: dict) -> dict[str, float]:
+    """Round 0's DeepLab trained on the mixed source plus ``extra`` (pretrain-semantic options), scored on val."""
+    model = work / f"{run}.pt"
+    if not model.exists():
+        _run(["pretrain-semantic", "--semantic-settings", json.dumps({"train": {"seed": seed}}), "--data",
+              str(results / "data/cache/source.h5"), *extra, "--out", str(model), "--work-dir", str(work / f"train_{run}"),
+              "--threads", str(threads)], project, log)
+    times[f"pretrain_{run}"] = _train_seconds(model)
+    prediction, index = work / f"{run}_val.h5", str(results / "data/index/target_val.csv")
+    _run(["predict-semantic", "--model", str(model), "--data", str(results / "data/cache/target_val.h5"),
+          "--full-resolution", index, "--out", str(prediction), "--threads", str(threads)], project, log)
+    _run(["score-semantic", "--prediction", str(prediction), "--ground-truth", index, "--run", run,
+          "--out", str(work / f"{run}_semantic.csv")], project, log)
+    return {"run": run, **_scores(work / f"{run}_semantic.csv")}
+
+
+def _extra_source_rows(project: Path, results: Path, tree: Path, work: Path, pairs: str, share: float, seed: int,
+                       threads: int, log: Path, times: dict) -> list[dict]:
+    """Round 0 with the generator's samples, and with the translated source, as a share of the draws."""
+    manifest, cache = work / "samples_index.csv", work / "samples.h5"
+    if not cache.exists():
+        _run(["index", "--name", "gan_samples", "--format", "gta5", "--root", str(work / "samples"), "--out",
+              str(manifest), "--quiet"], project, log)
+        _run(["cache", "--manifest", str(manifest), "--out", str(cache)], project, log)
+    # round 0 retrained here too: the three rows share the stage defaults and the machine
+    rows = [_round0_variant(project, results, work, run, extra, seed, threads, log, times) for run, extra in (
+        ("round0", []), ("gan_samples", ["--sampled", str(cache), "--sampled-share", str(share)]))]
+    if pairs != "pseudo":
+        return rows
+    translation = json.dumps({"labels_from": "round0", "labels": "prediction", "train": {"seed": seed}})
+    translator, folder = work / "translator.pt", work / "translated"
+    if not translator.exists():
+        _run(["train-translator", "--translation-settings", translation, "--images",
+              str(results / "data/cache/target_train.h5"), "--labels",
+              str(tree / "round0/semantic/pred_target_train.h5"), "--out", str(translator), "--work-dir",
+              str(work / "train_translator"), "--threads", str(threads)], project, log)
+    times["train_translator"] = _train_seconds(translator)
+    if not (work / "translated.h5").exists():
+        times["translate_source"] = _run(
+            ["translate-source", "--translation-settings", translation, "--translator", str(translator), "--source",
+             str(results / "data/cache/source.h5"), "--manifest", str(results / "data/mixed_source.csv"), "--out",
+             str(folder), "--out-manifest", str(work / "translated.csv"), "--threads", str(threads)], project, log)
+        _run(["cache", "--manifest", str(work / "translated.csv"), "--out", str(work / "translated.h5")], project, log)
+    return rows + [_round0_variant(project, results, work, "translated",
+                                   ["--translated", str(work / "translated.h5"), "--translated-share", str(share)],
+                                   seed, threads, log, times)]
 
 
 def _append(path: Path, frame: pd.DataFrame) -> None:
@@ -167,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target-labels", type=int, default=25)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--first-seed", type=int, default=0, help="the first entry of the run's seeds (default 0)")
+    parser.add_argument("--source-share", type=float, default=0.0,
+                        help="also retrain round 0 with this share of draws from the samples (and the translated source)")
     parser.add_argument("--settings", default="{}", help="semantic_gan settings as JSON, laid under the setting")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True, help="folder of rows.csv, times.csv and the runs")
@@ -178,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.project is None:
         parser.error("--project is needed to measure")
     measure(args.project.resolve(), args.pairs, args.target_labels, args.seed, args.first_seed, args.out,
-            args.threads, json.loads(args.settings))
+            args.threads, json.loads(args.settings), args.source_share)
     return 0
 
 

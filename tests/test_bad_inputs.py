@@ -207,7 +207,7 @@ def metrics_cases(f: dict[str, Path], tmp: Path) -> list[tuple[list[str], str, P
     summarize = ["summarize", "--out", str(tmp / "s.csv")]
     return [
         (summarize + [str(f["root"] / "run-name.csv")],
-         "run-name.csv: line 3 of the metrics table: run 'best' is not round<N> (round0, round1, ...), translated, "
+         "run-name.csv: line 3 of the metrics table: run 'best' is not round<N> (round0, round1, ...), translated, gan_samples, "
          "gan_encoder, gan_inversion or oracle",
          tmp / "s.csv"),
         (summarize + [str(f["root"] / "text-value.csv")], "line 2 of the metrics table: value 'forty' is not a number",

@@ -1,6 +1,6 @@
 """The long metrics table of ``results/summary/metrics.csv``: ``run, task, metric, class, value``.
 
-``run`` names the run the row scores: ``round0``, ``round1``, ..., ``translated``, ``gan_encoder``, ``gan_inversion`` or ``oracle``.
+``run`` names the run the row scores: ``round0``, ``round1``, ..., ``translated``, ``gan_samples``, ``gan_encoder``, ``gan_inversion`` or ``oracle``.
 
 Values are percent; ``class`` is a class name, ``all`` (19 classes), ``all16`` (the 16 classes of
 the Synthia protocol), ``all13`` (its 13-class mIoU*), or ``things``/``stuff`` groups for panoptic metrics.
@@ -29,9 +29,9 @@ def metric_frame(rows: list[tuple]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-NAMED_RUNS = ("translated", "gan_encoder", "gan_inversion", "oracle")
-"""Runs that are not a round, in table order: round 0 trained with the translated source,
-SemanticGAN's readouts (the encoder alone, and with test-time inversion), and the upper bound
+NAMED_RUNS = ("translated", "gan_samples", "gan_encoder", "gan_inversion", "oracle")
+"""Runs that are not a round, in table order: round 0 trained with the translated source, round 0's
+semantic model trained with SemanticGAN's sampled pairs, SemanticGAN's readouts (the encoder alone, and with test-time inversion), and the upper bound
 trained on target labels."""
 
 

@@ -169,7 +169,7 @@ def add_evaluation_io(parser: argparse.ArgumentParser, task: str) -> None:
     parser.add_argument("--ground-truth", required=True,
                         help="index manifest CSV of the split (results/data/index/target_<split>.csv): "
                              "its label files are the ground truth, read at their own resolution")
-    parser.add_argument("--run", required=True, help="run name for the table (round0, round1, ..., translated, gan_encoder, gan_inversion, oracle)")
+    parser.add_argument("--run", required=True, help="run name for the table (round0, round1, ..., translated, gan_samples, gan_encoder, gan_inversion, oracle)")
     parser.add_argument("--out", required=True, help="metrics CSV to write")
 
 
@@ -201,6 +201,41 @@ def translated_images(args: argparse.Namespace, cache, stack):
         args.translated, cache.image_ids, cache.path,
         "translate the same source cache (rerun translate_source and cache_dataset for translated_source)"))
     return TranslatedImages(translated, args.translated_share)
+
+
+def add_sampled_pairs(parser: argparse.ArgumentParser) -> None:
+    """``--sampled CACHE`` and ``--sampled-share P``: labelled pairs of a generator, drawn in place of source pairs."""
+    parser.add_argument("--sampled", metavar="CACHE",
+                        help="cache (HDF5) of labelled sampled pairs at the --data working size: a SemanticGAN "
+                        "generator's samples (sample-semantic-gan, index --format gta5, then cache)")
+    parser.add_argument("--sampled-share", type=float, default=0.0, metavar="P",
+                        help="share of draws that take a random sampled pair (semantic_gan.source_share; default 0)")
+
+
+def sampled_pairs(args: argparse.Namespace, cache, stack):
+    """The :class:`~selfpanoptic.train.data.SampledPairs` of ``--sampled``, opened in ``stack``, or None."""
+    from ..errors import InputError
+
+    if not args.sampled:
+        if args.sampled_share > 0:
+            raise InputError(f"--sampled-share is {args.sampled_share} but no --sampled cache was given",
+                             fix="give the sampled pairs' cache with --sampled, or leave the share at 0")
+        return None
+    if not 0 < args.sampled_share <= 1:
+        raise InputError(f"--sampled-share must be in (0, 1] with --sampled, not {args.sampled_share}",
+                         args.sampled, "set semantic_gan.source_share between 0 and 1")
+    from ..intermediates import DatasetCache
+    from ..train.data import SampledPairs
+
+    sampled = stack.enter_context(DatasetCache.open(args.sampled))
+    if (sampled.height, sampled.width) != (cache.height, cache.width):
+        raise InputError(f"the sampled pairs are {sampled.height}x{sampled.width}, the training data "
+                         f"{cache.height}x{cache.width} ({args.data})", args.sampled,
+                         "sample with a generator of the data's working size, or cache both at one data.height/width")
+    if not sampled.labelled:
+        raise InputError("the sampled pairs' cache has no labels", args.sampled,
+                         "cache the sampled dataset with its label maps (sample-semantic-gan writes them)")
+    return SampledPairs(sampled, args.sampled_share)
 
 
 def check_inference_scales(args: argparse.Namespace, scales, size: tuple[int, int], size_from: str,

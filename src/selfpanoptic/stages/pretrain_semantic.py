@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 
 from .common import (
-    COMPUTE, add_training_outputs, add_translated_source, data_workers, progress, settings, settings_parent, torch_setup,
-    translated_images, validation_data,
+    COMPUTE, add_sampled_pairs, add_training_outputs, add_translated_source, data_workers, progress, sampled_pairs,
+    settings, settings_parent, torch_setup, translated_images, validation_data,
 )
 
 HELP = "train the semantic DeepLab on a labelled cache (source, or target for the oracle)"
@@ -19,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", help="target train cache (HDF5) whose images co-learning also generates "
                         "(semantic.co_learning.target_batch_size per step; labels not read)")
     add_translated_source(parser)
+    add_sampled_pairs(parser)
     add_training_outputs(parser, "pretrain semantic")
 
 
@@ -52,14 +53,15 @@ def run(args: argparse.Namespace) -> None:
             co_learning.check_depth(cache, target)
             model = co_learning.wrap(model)
             extra_state["co_learning"] = co_learning
-        translated = translated_images(args, cache, stack)
+        translated, sampled = translated_images(args, cache, stack), sampled_pairs(args, cache, stack)
         step = semantic_step(cache, train_settings, device, co_learning, target, co_settings.target_batch_size,
-                             translated)
+                             translated, sampled)
         val = validation_data(args, train_settings, stack)
         validate = semantic_validation(val, train_settings.validate_images, device) if val is not None else None
         identity = {"settings": section, "data": str(args.data),
                     "target": str(args.target) if co_learning else None,
-                    "translated": [str(args.translated), args.translated_share] if translated else None}
+                    "translated": [str(args.translated), args.translated_share] if translated else None,
+                    **({"sampled": [str(args.sampled), args.sampled_share]} if sampled else {})}
         result = train(model, step, train_settings, args.work_dir, identity, device, args.desc, progress(args),
                        extra_state=extra_state, data_workers=data_workers(args, device), validate=validate)
         if co_learning is not None and is_main():  # rank 0 writes the files

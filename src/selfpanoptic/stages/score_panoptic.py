@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prediction", required=True, help="folder written by fuse-panoptic")
     parser.add_argument("--gt-json-file", required=True, help="panoptic ground-truth JSON")
     parser.add_argument("--gt-folder", required=True, help="folder of the panoptic ground-truth PNGs")
-    parser.add_argument("--run", required=True, help="run name for the table (round0, round1, ..., translated, gan_encoder, gan_inversion, oracle)")
+    parser.add_argument("--run", required=True, help="run name for the table (round0, round1, ..., translated, gan_samples, gan_encoder, gan_inversion, oracle)")
     parser.add_argument("--out", required=True, help="metrics CSV to write")
 
 

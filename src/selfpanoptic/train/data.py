@@ -28,6 +28,16 @@ class TranslatedImages:
     share: float
 
 
+@dataclass(frozen=True)
+class SampledPairs:
+    """Labelled pairs of another dataset at the same working size (a generator's samples: images
+    and label maps, no instances) and the share of draws that take one of them, chosen uniformly,
+    in place of the drawn image, its labels and its instances."""
+
+    cache: DatasetCache
+    share: float
+
+
 class Batch(NamedTuple):
     """A training batch: images (B, 3, h, w) float32 normalised, labels (B, h, w) int64 (255 =
     ignore), instances (B, h, w) int64 (0 = none), inverse_depth (B, h, w) float32 in 1/m with NaN
@@ -126,7 +136,7 @@ def sample_crops(
 def sample_batch(
     cache: DatasetCache, rng: np.random.Generator, indices: np.ndarray, batch_size: int,
     crop: tuple[int, int], hflip: bool = True, jitter: float = 0.0, shuffle: bool = True, depth: bool = False,
-    translated: TranslatedImages | None = None,
+    translated: TranslatedImages | None = None, sampled: SampledPairs | None = None,
 ) -> Batch:
     """A random :class:`Batch` from ``indices`` of ``cache`` (``shuffle=False``: exactly ``indices``, in order).
 
@@ -134,8 +144,15 @@ def sample_batch(
     draws do not depend on ``depth``, so asking for it leaves the rest of the batch unchanged.
     ``translated``: each image is the translated one with probability ``translated.share`` (one
     extra draw per image, made only when given; labels and instances are the cache's).
+    ``sampled``: each image is, with probability ``sampled.share``, a random pair of
+    ``sampled.cache`` instead, with its labels and instances (one or two extra draws per image,
+    made only when given; a sampled image is never also translated).
     """
     def read(i: int) -> list[np.ndarray]:
+        if sampled is not None and rng.random() < sampled.share:
+            j = int(rng.integers(len(sampled.cache)))
+            arrays = [sampled.cache.read(key, j) for key in ("images", "labels", "instances")]
+            return arrays + [sampled.cache.read_inverse_depth(j)] if depth else arrays
         image = cache.read("images", i)
         if translated is not None and rng.random() < translated.share:
             image = translated.cache.read("images", i)

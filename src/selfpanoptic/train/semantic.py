@@ -15,14 +15,15 @@ from ..intermediates import DatasetCache
 from ..losses.cross_entropy import labelled_cross_entropy
 from ..settings import TrainSettings
 from .co_learning import CoLearning
-from .data import Batch, TranslatedImages, sample_batch
+from .data import Batch, SampledPairs, TranslatedImages, sample_batch
 from .engine import TrainingStep
 from .visuals import label_images, normalised_images
 
 
 def semantic_step(cache: DatasetCache, settings: TrainSettings, device: torch.device,
                   co_learning: CoLearning | None = None, target: DatasetCache | None = None,
-                  target_batch_size: int = 0, translated: TranslatedImages | None = None) -> TrainingStep:
+                  target_batch_size: int = 0, translated: TranslatedImages | None = None,
+                  sampled: SampledPairs | None = None) -> TrainingStep:
     """The :class:`~selfpanoptic.train.engine.TrainingStep` of supervised DeepLab training.
 
     ``settings``: semantic training (``batch_size``, ``crop``, ``hflip``, ``jitter``).
@@ -31,7 +32,8 @@ def semantic_step(cache: DatasetCache, settings: TrainSettings, device: torch.de
     the generation loss of those crops and of ``target_batch_size`` crops of ``target`` (unlabelled
     target images; their labels are never read) is mixed in with the schedule's beta.
     ``translated``: source images rendered in the target's look, drawn instead of the originals
-    with its share (:func:`~selfpanoptic.train.data.sample_batch`).
+    with its share; ``sampled``: labelled pairs of another dataset (a generator's samples), drawn
+    in place of a source pair with its share (both: :func:`~selfpanoptic.train.data.sample_batch`).
     """
     indices = np.arange(len(cache))
     depth = co_learning is not None and co_learning.out_channels == 1
@@ -39,7 +41,7 @@ def semantic_step(cache: DatasetCache, settings: TrainSettings, device: torch.de
 
     def prepare(rng: np.random.Generator, index: int) -> tuple[Batch, Batch | None]:
         batch = sample_batch(cache, rng, indices, settings.batch_size, settings.crop, settings.hflip, settings.jitter,
-                             depth=depth, translated=translated)
+                             depth=depth, translated=translated, sampled=sampled)
         extra = None
         if extra_target:
             extra = sample_batch(target, rng, np.arange(len(target)), target_batch_size, settings.crop,
@@ -70,4 +72,5 @@ def semantic_step(cache: DatasetCache, settings: TrainSettings, device: torch.de
         return loss, {**parts, **gen_parts, "beta": beta}, images, visualise
 
     return TrainingStep(prepare, compute, caches=(cache,) + ((target,) if extra_target else ())
-                        + ((translated.cache,) if translated is not None else ()))
+                        + ((translated.cache,) if translated is not None else ())
+                        + ((sampled.cache,) if sampled is not None else ()))
