@@ -597,7 +597,7 @@ GAN = {"enabled": True, "train": {"steps": 3, "batch_size": 2, "checkpoint_every
        "generator": {"levels": 3, "channels": 4, "max_channels": 8, "style_dim": 8, "mapping_layers": 1},
        "discriminator": {"channels": 8, "layers": 2, "scales": 1},
        "encoder": {"stages": 3, "channels": 4, "train": {"steps": 2, "batch_size": 2, "checkpoint_every": 2}},
-       "inversion": {"steps": 2, "batch_size": 4}, "samples": 4, "grid": 2}
+       "inversion": {"steps": 2, "batch_size": 4}, "samples": 4, "grid": 2, "source_share": 0.5}
 
 
 @pytest.fixture(scope="module")
@@ -608,19 +608,31 @@ def semantic_gan(smoke) -> tuple[str, Path]:
     return plan, smoke / "results-smoke"
 
 
-def test_semantic_gan_adds_its_stages_and_two_readout_runs_per_seed(semantic_gan, smoke):
+def test_semantic_gan_adds_its_stages_and_three_runs_per_seed(semantic_gan, smoke):
     plan, results = semantic_gan
     rules, out = planned_jobs(plan)
-    assert {"train_semantic_gan", "train_gan_encoder", "predict_semantic_gan", "sample_semantic_gan"} <= rules
-    assert not rules & {"pretrain_semantic", "pretrain_instance", "selftrain_semantic", "predict_semantic"}
-    assert "gan=seed1/semantic_gan" in out and "run=seed1/gan_inversion" in out
+    assert {"train_semantic_gan", "train_gan_encoder", "predict_semantic_gan", "sample_semantic_gan",
+            "index_gan_samples", "cache_gan_samples"} <= rules
+    assert not rules & {"pretrain_instance", "selftrain_semantic"}
+    # of the existing runs' training and prediction, only the gan_samples run's semantic model is new
+    trained = {(rule, wildcards) for rule, wildcards in job_wildcards(out) if rule in ("pretrain_semantic", "predict_semantic")}
+    assert trained and all("gan_samples" in wildcards for _, wildcards in trained), trained
+    assert "gan=seed1/semantic_gan" in out and "run=seed1/gan_inversion" in out and "run=seed1/gan_samples" in out
     table = pd.read_csv(results / "summary/ablation.csv", dtype={"run": str, "experiment": str})
     rows = table[(table.task == "semantic") & (table.metric == "mIoU") & (table["class"] == "all")
                  & table["run"].str.startswith("gan_")]
-    assert sorted(zip(rows.seed, rows["run"])) == [(s, r) for s in (0, 1) for r in ("gan_encoder", "gan_inversion")]
+    assert sorted(zip(rows.seed, rows["run"])) == [(s, r) for s in (0, 1)
+                                                   for r in ("gan_encoder", "gan_inversion", "gan_samples")]
     assert {"semantic", "instance", "panoptic"} <= set(table.loc[table["run"] == "gan_inversion", "task"])
+    assert {"semantic", "instance", "panoptic"} <= set(table.loc[table["run"] == "gan_samples", "task"])
+    # gan_samples: round 0's semantic training (same seed and settings) with sampled draws; no instance models
+    weights = [torch.load(results / run / "semantic/model.pt", map_location="cpu", weights_only=True)["state_dict"]
+               for run in ("round0", "gan_samples")]
+    assert weights[0].keys() == weights[1].keys()
+    assert not all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+    assert not list(results.glob("gan_samples/instance/*/model.pt"))
     report = (results / "summary/report.md").read_text()
-    assert "## SemanticGAN" in report and "| gan_inversion |" in report
+    assert "## SemanticGAN" in report and "| gan_inversion |" in report and "| gan_samples |" in report
     for link in ("../semantic_gan/samples.png", "../gan_inversion/semantic/readout_val.png"):
         assert f"]({link})" in report and (results / "summary" / link).is_file()
     samples = results / "semantic_gan/samples"

@@ -19,7 +19,7 @@ def _readout_rows(table: pd.DataFrame) -> list[str]:
     """One row per run of the metrics table with a semantic mIoU (19 classes, SYNTHIA's 13)."""
     scores = table[(table["task"] == "semantic") & (table["metric"] == "mIoU")]
     lines = ["| run | mIoU | mIoU13 |", "|---|---:|---:|"]
-    for run in ("round0", "gan_encoder", "gan_inversion", "oracle"):
+    for run in ("round0", "translated", "gan_samples", "gan_encoder", "gan_inversion", "oracle"):
         rows = scores[scores["run"] == run].set_index("class")["value"]
         if not rows.empty:
             cells = [f"{rows[c]:.1f}" if c in rows else "–" for c in ("all", "all13")]
@@ -41,7 +41,8 @@ def semantic_gan_lines(table: pd.DataFrame, samples: str, inversions: str, fidel
         "A generator of images and their label maps (section `semantic_gan`), an encoder into its styles, and "
         "a readout of any image's labels: `gan_encoder` reads them from the encoder's styles alone, "
         "`gan_inversion` after optimising the styles until the generator redraws the image "
-        "(docs/related-work.md, \"SemanticGAN\").", "",
+        "(docs/related-work.md, \"SemanticGAN\"). `gan_samples`, where present, is round 0's semantic model "
+        "trained with a share of its source draws taken from the generator's samples (`semantic_gan.source_share`).", "",
         *_readout_rows(table), "",
     ]
     if fidelity:

@@ -59,22 +59,28 @@ GAN = config["semantic_gan"]
 
 
 def _gan_runs():
-    """SemanticGAN's readout runs of each seed's main tree: folder -> its name (gan_encoder: the
-    encoder alone; gan_inversion: with test-time inversion), the folder of the seed's generator and
-    encoder, and the run whose labels taught it (its instance models and settings serve the readout)."""
+    """SemanticGAN's runs of each seed's main tree: folder -> its name (gan_encoder: the encoder
+    alone; gan_inversion: with test-time inversion; gan_samples: round 0's semantic model trained
+    with sampled pairs), the folder of the seed's generator and encoder, the run whose labels taught
+    it, and the run whose instance models and settings the run uses (``models``: the labelling run
+    for a readout, round 0 for gan_samples)."""
     runs = {}
     for tree in PLAN.trees if GAN["enabled"] else []:
         if tree.experiment is None:
+            shared = {"gan": f"{tree.prefix}semantic_gan", "seed": tree.seed, "prefix": tree.prefix,
+                      "labels": tree.folder_of[GAN["labels_from"]], "oracle": tree.folder_of.get("oracle")}
             for name in ("gan_encoder", "gan_inversion"):
-                runs[f"{tree.prefix}{name}"] = {"name": name, "gan": f"{tree.prefix}semantic_gan", "seed": tree.seed,
-                                            "labels": tree.folder_of[GAN["labels_from"]], "prefix": tree.prefix,
-                                            "oracle": tree.folder_of.get("oracle")}
+                runs[f"{tree.prefix}{name}"] = {"name": name, **shared, "models": shared["labels"]}
+            if GAN["source_share"] > 0:
+                runs[f"{tree.prefix}gan_samples"] = {"name": "gan_samples", **shared, "models": tree.folder_of["round0"]}
     return runs
 
 
 GAN_RUNS = _gan_runs()
 GAN_FOLDERS = sorted({run["gan"] for run in GAN_RUNS.values()})
 MAIN_GAN_RUNS = [folder for folder, run in GAN_RUNS.items() if run["seed"] == PLAN.main.seed]  # in metrics.csv
+READOUT_RUNS = [folder for folder, run in GAN_RUNS.items() if run["name"] != "gan_samples"]
+SAMPLED_RUNS = [folder for folder, run in GAN_RUNS.items() if run["name"] == "gan_samples"]
 
 
 def gan_folder_run(gan):
@@ -82,10 +88,12 @@ def gan_folder_run(gan):
     return next(run for run in GAN_RUNS.values() if run["gan"] == gan)
 
 
-def runs_where(select):
-    """The ``{run}`` wildcard limited to the plan's runs for which ``select(run)`` holds."""
-    pattern = folder_pattern([folder for folder, run in PLAN.runs.items() if select(run)])
-    return f"{{run,{pattern}}}"
+def runs_where(select, sampled=False):
+    """The ``{run}`` wildcard limited to the plan's runs for which ``select(run)`` holds (and with
+    ``sampled``, the gan_samples runs for which it holds of their ``models`` run, round 0)."""
+    folders = [folder for folder, run in PLAN.runs.items() if select(run)]
+    folders += [folder for folder in SAMPLED_RUNS if select(model_run(folder))] if sampled else []
+    return f"{{run,{folder_pattern(folders)}}}"
 
 
 def co_learning(run):
@@ -123,13 +131,13 @@ def settings_option(section, parts=None, value=None):
 
 
 def model_run(folder):
-    """The plan's run whose models and settings a run folder uses: itself, or for a SemanticGAN
-    readout the run whose labels taught it."""
-    return PLAN.run(GAN_RUNS[folder]["labels"] if folder in GAN_RUNS else folder)
+    """The plan's run whose models and settings a run folder uses: itself, or for a SemanticGAN run
+    its ``models`` run (a readout: the run whose labels taught it; gan_samples: round 0)."""
+    return PLAN.run(GAN_RUNS[folder]["models"] if folder in GAN_RUNS else folder)
 
 
 def run_name(wildcards):
-    """The name of the job's run in the metrics tables (round0, ..., oracle, gan_encoder, gan_inversion)."""
+    """The name of the job's run in the metrics tables (round0, ..., oracle, gan_samples, gan_encoder, gan_inversion)."""
     return GAN_RUNS[wildcards.run]["name"] if wildcards.run in GAN_RUNS else PLAN.run(wildcards.run).name
 
 
@@ -175,7 +183,10 @@ def guidance_input(wildcards):
 
 def training_inputs(wildcards):
     """The caches a pretraining run learns from: the mixed source (the oracle: the target train
-    labels), and the translated source for the run `translated`."""
+    labels), the translated source for the run `translated`, the sampled pairs for `gan_samples`."""
+    if wildcards.run in SAMPLED_RUNS:
+        return {"data": f"{RESULTS}/data/cache/source.h5",
+                "sampled": f"{RESULTS}/{GAN_RUNS[wildcards.run]['gan']}/samples.h5"}
     run = PLAN.run(wildcards.run)
     inputs = {"data": f"{RESULTS}/data/cache/{f'target_{TRAIN_SPLIT}' if run.name == 'oracle' else 'source'}.h5"}
     if run.name == "translated":
@@ -185,14 +196,14 @@ def training_inputs(wildcards):
 
 def co_learning_target(wildcards):
     """The target train cache whose images pretraining's co-learning also generates, when it does."""
-    section = PLAN.run(wildcards.run).config["semantic"]["co_learning"]
+    section = model_run(wildcards.run).config["semantic"]["co_learning"]
     return f"{RESULTS}/data/cache/target_{TRAIN_SPLIT}.h5" if section["enabled"] and section["target_batch_size"] else []
 
 
 def validation_cache(*keys):
     """Input function: the target val cache when the run's ``train`` section under ``keys``
     (e.g. ``"selftrain", "semantic"``) validates."""
-    return lambda wildcards: f"{RESULTS}/data/cache/target_{VAL_SPLIT}.h5" if validates(PLAN.run(wildcards.run).config, keys) else []
+    return lambda wildcards: f"{RESULTS}/data/cache/target_{VAL_SPLIT}.h5" if validates(model_run(wildcards.run).config, keys) else []
 
 
 def co_learning_figures():

@@ -1,9 +1,11 @@
 # Round 0: semantic and instance models trained on the mixed source; the oracle: the same
-# models trained on the target train labels; translated: round 0 on the translated mix. Each
+# models trained on the target train labels; translated: round 0 on the translated mix;
+# gan_samples: round 0's semantic model with SemanticGAN's sampled pairs (semantic_gan.source_share). Each
 # pretraining run of the plan (every seed, and experiments that change pretraining) has a folder.
 
 PRETRAINING = runs_where(lambda run: run.pretraining)
-PRETRAINING_CO_LEARNING = runs_where(lambda run: run.pretraining and co_learning(run))
+# semantic pretraining also trains the gan_samples runs (round 0 with SemanticGAN's sampled pairs)
+PRETRAINING_CO_LEARNING = runs_where(lambda run: run.pretraining and co_learning(run), sampled=True)
 
 
 rule pretrain_semantic:
@@ -12,11 +14,12 @@ rule pretrain_semantic:
         target=co_learning_target,
         val=validation_cache("semantic"),
     output:
-        model=f"{RESULTS}/{runs_where(lambda run: run.pretraining and not co_learning(run))}/semantic/model.pt",
+        model=f"{RESULTS}/{runs_where(lambda run: run.pretraining and not co_learning(run), sampled=True)}/semantic/model.pt",
     params:
         **stage_params("pretrain-semantic", run_settings("semantic")),
         target=optional("--target", "target"),
         translated=optional("--translated", "translated", f" --translated-share {config['mixing']['translated']}"),
+        sampled=optional("--sampled", "sampled", f" --sampled-share {config['semantic_gan']['source_share']}"),
         val=optional("--val-data", "val"),
         work_dir=lambda wildcards: f"{RESULTS}/{wildcards.run}/semantic/train",
         device=config["device"],
@@ -28,7 +31,7 @@ rule pretrain_semantic:
     conda:
         ENV
     shell:
-        "selfpanoptic pretrain-semantic {params.settings} --data {input.data:q} {params.translated}"
+        "selfpanoptic pretrain-semantic {params.settings} --data {input.data:q} {params.translated} {params.sampled}"
         " {params.target} {params.val}"
         " --out {output.model:q}"
         " --work-dir {params.work_dir:q}"

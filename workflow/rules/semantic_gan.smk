@@ -3,13 +3,15 @@
 # target images are read out twice: run gan_encoder (the encoder alone) and run gan_inversion
 # (with test-time inversion). Their predictions are ordinary semantic predictions, so the rules of
 # evaluate.smk score, export and fuse them (with the instances of semantic_gan.labels_from's run).
-# Sampled labelled pairs form a GTA5-layout dataset whose label fidelity the oracle scores.
+# Sampled labelled pairs form a GTA5-layout dataset whose label fidelity the oracle scores; with
+# semantic_gan.source_share > 0 it is indexed and cached like a source, and the run gan_samples
+# (pretrain.smk) trains round 0's semantic model with that share of its draws from it.
 
 
 if GAN_RUNS:
 
     GAN_FOLDER = f"{{gan,{folder_pattern(GAN_FOLDERS)}}}"
-    GAN_RUN = f"{{run,{folder_pattern(list(GAN_RUNS))}}}"
+    GAN_RUN = f"{{run,{folder_pattern(READOUT_RUNS)}}}"
     # what the generator is: inversion, sampling and the grids rerun nothing here
     GAN_PARTS = ("pairs", "labels_from", "labels", "target_labels", "generator", "discriminator", "loss", "train")
 
@@ -111,3 +113,38 @@ if GAN_RUNS:
             "selfpanoptic sample-semantic-gan {params.settings} --generator {input.generator:q} {params.oracle}"
             " --model {input.model:q} --out {output.folder:q} --grid {output.grid:q} {params.table}"
             " --device {params.device} --threads {threads} --quiet > {log:q} 2>&1"
+
+    rule index_gan_samples:
+        input:
+            f"{RESULTS}/{{gan}}/samples",
+        output:
+            f"{RESULTS}/{GAN_FOLDER}/samples_index.csv",
+        params:
+            **stage_params("index"),
+        log:
+            f"{RESULTS}/logs/index_gan_samples/{{gan}}.log",
+        threads: job_threads("data")
+        resources:
+            **job_resources("data"),
+        conda:
+            ENV
+        shell:
+            "selfpanoptic index --name gan_samples --format gta5 --root {input:q} --unpaired error"
+            " --size-mismatch error --out {output:q} --threads {threads} > {log:q} 2>&1"
+
+    rule cache_gan_samples:
+        input:
+            f"{RESULTS}/{{gan}}/samples_index.csv",
+        output:
+            f"{RESULTS}/{GAN_FOLDER}/samples.h5",
+        params:
+            **stage_params("cache", settings_option("data")),
+        log:
+            f"{RESULTS}/logs/cache_gan_samples/{{gan}}.log",
+        threads: job_threads("data")
+        resources:
+            **job_resources("data"),
+        conda:
+            ENV
+        shell:
+            "selfpanoptic cache {params.settings} --manifest {input:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
