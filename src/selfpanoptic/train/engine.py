@@ -310,18 +310,9 @@ def _train(model, step: TrainingStep, settings, work_dir: Path, identity, device
     log_path = work_dir / "metrics.csv"
     run_hash = config_hash(identity)
     total = settings.steps
-    prepare_model(model, settings, device)
-    convert_for_data_parallel(model, device)
-    optimizer = build_optimizer(model, settings)
-    amp_dtype = autocast_dtype(settings, device)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    start = resume(checkpoint_path, run_hash, model, optimizer, scaler, extra_state, desc, total)
+    optimizer, scaler, amp_dtype, start = _ready(model, settings, device, checkpoint_path, log_path, run_hash,
+                                                 extra_state, desc)
     main = distributed.is_main()
-    if main and start == 0:
-        log_path.unlink(missing_ok=True)
-    elif main:
-        truncate_log(log_path, start)
-
     model.train()
     began, images_seen, ranks = time.perf_counter(), 0, distributed.world_size()
     bar = tqdm(total=total, initial=start, desc=desc, disable=not (progress and main), unit="step")
@@ -366,6 +357,24 @@ def _train(model, step: TrainingStep, settings, work_dir: Path, identity, device
     _check_finite_weights(model, desc, total)
     seconds = time.perf_counter() - began
     return TrainResult(total, start, seconds, images_seen / max(seconds, 1e-9))
+
+
+def _ready(model: nn.Module, settings, device: torch.device, checkpoint_path: Path, log_path: Path, run_hash: str,
+           extra_state, desc: str):
+    """Put the model on its device, build its optimizer and loss scaler, resume from a checkpoint of
+    the same run, and cut the step log back to the step resumed from; (optimizer, scaler or None,
+    autocast dtype or None, first step)."""
+    prepare_model(model, settings, device)
+    convert_for_data_parallel(model, device)
+    optimizer = build_optimizer(model, settings)
+    amp_dtype = autocast_dtype(settings, device)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    start = resume(checkpoint_path, run_hash, model, optimizer, scaler, extra_state, desc, settings.steps)
+    if distributed.is_main() and start == 0:
+        log_path.unlink(missing_ok=True)
+    elif distributed.is_main():
+        truncate_log(log_path, start)
+    return optimizer, scaler, amp_dtype, start
 
 
 def _check_ranks_agree(model: nn.Module, optimizer: torch.optim.Optimizer, extra_state: dict[str, Any] | None,
