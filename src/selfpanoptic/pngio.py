@@ -281,6 +281,27 @@ def _decode_png16(data: bytes) -> np.ndarray | None:
     a PNG holding only those scanlines, stored (not compressed again): 16-bit grey as it is, other
     files as 8-bit lanes (see :func:`_unfilter_lanes`).
     """
+    chunks = _png16_chunks(data)
+    if chunks is None:
+        return None
+    (width, height, planes, interlace), idat = chunks
+    scanlines = _scanlines(width, height, 2 * planes, bool(interlace))
+    raw = _inflate_exactly(idat, sum(line * rows for line, rows in scanlines))
+    if raw is None:
+        return None
+    filters, offset = np.frombuffer(raw, dtype=np.uint8), 0
+    for line, rows in scanlines:
+        if filters[offset:offset + line * rows:line].max() > 4:  # pypng knows filter types 0 to 4
+            return None
+        offset += line * rows
+    if planes == 1:
+        return _unfilter_grey16(raw, width, height, interlace)
+    return _unfilter_lanes(raw, width, height, planes)
+
+
+def _png16_chunks(data: bytes) -> tuple[tuple[int, int, int, int], list[memoryview]] | None:
+    """((width, height, planes, interlace), IDAT bodies) of a 16-bit PNG whose chunks pypng reads
+    without complaint (CRCs, IHDR first, the lengths pypng checks before IDAT, IEND); else None."""
     view = memoryview(data)
     if view[:8] != _PNG_SIGNATURE:
         return None
@@ -299,8 +320,7 @@ def _decode_png16(data: bytes) -> np.ndarray | None:
         if header is None:
             if kind != b"IHDR" or length != 13:
                 return None
-            header = struct.unpack("!2I5B", body)
-            width, height, depth, colour, compression, filtering, interlace = header
+            width, height, depth, colour, compression, filtering, interlace = struct.unpack("!2I5B", body)
             if depth != 16 or colour not in _PLANES or (compression, filtering) != (0, 0) or interlace not in (0, 1):
                 return None
             colours, alpha = _PLANES[colour]
@@ -310,21 +330,22 @@ def _decode_png16(data: bytes) -> np.ndarray | None:
             pixels = width * height if planes == 1 else width * 2 * planes * (height + 1)  # see _unfilter_lanes
             if Image.MAX_IMAGE_PIXELS is not None and pixels > Image.MAX_IMAGE_PIXELS:
                 return None  # Pillow would warn or refuse; pypng reads it (slowly)
+            header = (width, height, planes, interlace)
             # the length of each chunk pypng parses before IDAT (any other length makes it raise)
             lengths = {b"bKGD": 2 * colours, b"tRNS": None if alpha else 2 * colours, b"gAMA": 4, b"sBIT": planes,
                        b"pHYs": 9, b"PLTE": None, b"IHDR": None}
         elif kind == b"IEND":
-            break
+            return (header, idat) if idat else None
         elif kind == b"IDAT":
             idat.append(body)
         elif not idat and lengths.get(kind, length) != length:  # pypng ignores the chunks after IDAT
             return None
-    if not idat:
-        return None
 
-    scanlines = _scanlines(width, height, 2 * planes, bool(interlace))
-    size = sum(line * rows for line, rows in scanlines)
-    inflate, parts, room = zlib.decompressobj(), [], size + 1  # a byte more than the scanlines: too much data
+
+def _inflate_exactly(idat: list[memoryview], size: int) -> bytes | None:
+    """The ``size`` bytes the zlib stream of the IDAT bodies inflates to; None when it is broken or
+    inflates to more or fewer bytes (decompression stops one byte past ``size``)."""
+    inflate, parts, room = zlib.decompressobj(), [], size + 1
     try:
         for block in idat:
             parts.append(inflate.decompress(block, room))
@@ -335,16 +356,7 @@ def _decode_png16(data: bytes) -> np.ndarray | None:
     except zlib.error:
         return None
     raw = b"".join(parts)
-    if len(raw) != size:
-        return None
-    filters, offset = np.frombuffer(raw, dtype=np.uint8), 0
-    for line, rows in scanlines:
-        if filters[offset:offset + line * rows:line].max() > 4:  # pypng knows filter types 0 to 4
-            return None
-        offset += line * rows
-    if planes == 1:
-        return _unfilter_grey16(raw, width, height, interlace)
-    return _unfilter_lanes(raw, width, height, planes)
+    return raw if len(raw) == size else None
 
 
 def read_png16(path: str | Path, expected: str, fix: str, min_planes: int = 1) -> np.ndarray:
