@@ -182,18 +182,27 @@ def add_translated_source(parser: argparse.ArgumentParser) -> None:
                         help="share of draws that take the translated image (mixing.translated; default 0)")
 
 
-def translated_images(args: argparse.Namespace, cache, stack):
-    """The :class:`~selfpanoptic.train.data.TranslatedImages` of ``--translated``, opened in ``stack``, or None."""
+def _given_with_share(args: argparse.Namespace, option: str, what: str, key: str) -> bool:
+    """Whether the cache of ``--<option>`` is given; refuses ``--<option>-share`` above 0 without it,
+    or outside (0, 1] with it (``what``: the cache in words; ``key``: the config key of the share)."""
     from ..errors import InputError
 
-    if not args.translated:
-        if args.translated_share > 0:
-            raise InputError(f"--translated-share is {args.translated_share} but no --translated cache was given",
-                             fix="give the translated source cache with --translated, or leave the share at 0")
+    path, share = getattr(args, option), getattr(args, f"{option}_share")
+    if not path:
+        if share > 0:
+            raise InputError(f"--{option}-share is {share} but no --{option} cache was given",
+                             fix=f"give {what} with --{option}, or leave the share at 0")
+        return False
+    if not 0 < share <= 1:
+        raise InputError(f"--{option}-share must be in (0, 1] with --{option}, not {share}", path,
+                         f"set {key} between 0 and 1")
+    return True
+
+
+def translated_images(args: argparse.Namespace, cache, stack):
+    """The :class:`~selfpanoptic.train.data.TranslatedImages` of ``--translated``, opened in ``stack``, or None."""
+    if not _given_with_share(args, "translated", "the translated source cache", "mixing.translated"):
         return None
-    if not 0 < args.translated_share <= 1:
-        raise InputError(f"--translated-share must be in (0, 1] with --translated, not {args.translated_share}",
-                         args.translated, "set mixing.translated between 0 and 1")
     from ..intermediates import DatasetCache
     from ..train.data import TranslatedImages
 
@@ -216,14 +225,8 @@ def sampled_pairs(args: argparse.Namespace, cache, stack):
     """The :class:`~selfpanoptic.train.data.SampledPairs` of ``--sampled``, opened in ``stack``, or None."""
     from ..errors import InputError
 
-    if not args.sampled:
-        if args.sampled_share > 0:
-            raise InputError(f"--sampled-share is {args.sampled_share} but no --sampled cache was given",
-                             fix="give the sampled pairs' cache with --sampled, or leave the share at 0")
+    if not _given_with_share(args, "sampled", "the sampled pairs' cache", "semantic_gan.source_share"):
         return None
-    if not 0 < args.sampled_share <= 1:
-        raise InputError(f"--sampled-share must be in (0, 1] with --sampled, not {args.sampled_share}",
-                         args.sampled, "set semantic_gan.source_share between 0 and 1")
     from ..intermediates import DatasetCache
     from ..train.data import SampledPairs
 
