@@ -220,6 +220,22 @@ def summary(out: Path, project: Path | None, first_seed: int) -> None:
     print(table.to_string())
     times = pd.read_csv(out / "times.csv").groupby(["setting", "stage"], sort=False)["seconds"].agg(["mean", "std", "count"])
     print(times.round(1).to_string())
+    print(per_class(out).to_string())
+
+
+def per_class(out: Path) -> pd.DataFrame:
+    """IoU per class on target val, mean over the seeds, of every run scored under ``out``: one
+    column per ``setting/run`` (from the ``<run>_semantic.csv`` tables of ``<setting>_seed<s>/``)."""
+    frames = []
+    for table in sorted(out.glob("*_seed*/*_semantic.csv")):
+        setting = table.parent.name.rsplit("_seed", 1)[0]
+        frame = pd.read_csv(table)
+        frame = frame[(frame["task"] == "semantic") & (frame["metric"] == "IoU")]
+        frames.append(frame.assign(column=f"{setting}/{table.name.removesuffix('_semantic.csv')}"))
+    if not frames:
+        return pd.DataFrame()
+    rows = pd.concat(frames)
+    return rows.pivot_table(index="class", columns="column", values="value", aggfunc="mean", sort=False).round(1)
 
 
 def main(argv: list[str] | None = None) -> int:
